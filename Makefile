@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+# meshtrace: `make` builds build/meshtrace; `make test` runs every test; `make run` starts the agent.
+
+BUILD    ?= build
+CC       ?= cc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+PROTOC_C ?= protoc-c
+ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+SAN      ?=
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-missing-field-initializers \
+	    -D_GNU_SOURCE -I. -I$(BUILD) -I$(BUILD)/proto -fno-omit-frame-pointer
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+LDLIBS   := -lbpf -lelf -lz -lcurl -lprotobuf-c -lpthread -lm
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+	      -Wno-unused-parameter -Wno-missing-field-initializers \
+	      -Wno-gnu-variable-sized-type-not-at-end -I$(BUILD) -I.
+
+# Every .c under agent/ and exporters/ is part of the library the binary and the tests link.
+LIB_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c agent/protocols/*.c exporters/*.c))
+PROTOS    := $(wildcard exporters/proto/*.proto)
+PROTO_C   := $(patsubst exporters/proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H   := $(PROTO_C:.c=.h)
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PROTO_C:.c=.o)
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+.PHONY: all deps run test unit-test integration-test bench clean format check-format
+all: $(BUILD)/meshtrace
+
+deps:
+	@./scripts/deps.sh
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: exporters/proto/%.proto
+	@mkdir -p $(@D)
+	$(PROTOC_C) -Iexporters/proto --c_out=$(BUILD)/proto $<
+
+$(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
+	$(CC) $(filter-out -Wshadow,$(CFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(PROTO_H) $(SKELS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmeshtrace.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/meshtrace: $(BUILD)/obj/agent/main.o $(BUILD)/libmeshtrace.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libmeshtrace.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+unit-test: $(TEST_BINS)
+	@./tests/run_units.sh $(TEST_BINS)
+
+integration-test: $(BUILD)/meshtrace
+	@./tests/run_integration.sh
+
+# The README's test command: installs what is missing, builds, runs units then integration.
+test:
+	@./scripts/deps.sh --check-or-install
+	@$(MAKE) --no-print-directory all $(TEST_BINS)
+	@./tests/run_all.sh
+
+run:
+	@./scripts/deps.sh --check-or-install
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/meshtrace $(ARGS)
+
+bench:
+	@./scripts/deps.sh --check-or-install
+	@$(MAKE) --no-print-directory all
+	@./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

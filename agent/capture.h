@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The capture stage: loads and attaches the kernel programs, drains their
+ * ring buffer, and reads their counters.
+ */
+#ifndef MESHTRACE_CAPTURE_H
+#define MESHTRACE_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/capture.h"
+
+enum capture_mode {
+	CAPTURE_AUTO = 0,     /* sock tracepoints where the kernel has them, else syscalls */
+	CAPTURE_SOCK = 1,     /* sock:sock_{send,recv}_length (Linux >= 6.3) */
+	CAPTURE_SYSCALLS = 2, /* syscalls:sys_{enter,exit}_* (any kernel with BTF) */
+};
+
+struct capture_opts {
+	enum capture_mode mode;
+	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
+	uint64_t wakeup_bytes;  /* wake the consumer early when this much waits */
+};
+
+/* Kernel-side counters, summed over CPUs. */
+struct capture_counters {
+	uint64_t drops[MT_DROP__MAX];
+	uint64_t stats[MT_STAT__MAX];
+};
+
+/* Called for each event in the ring buffer, in order. @data is a mt_*_event. */
+typedef void (*capture_event_fn)(void *ctx, const void *data, size_t size);
+
+struct capture;
+
+/*
+ * Loads and attaches. On failure returns NULL with one line in @err naming
+ * the cause and the fix.
+ */
+struct capture *capture__open(const struct capture_opts *opts, capture_event_fn fn, void *ctx,
+			      char *err, size_t errlen);
+void capture__free(struct capture *c);
+
+/* Detaches every program: no event is produced after this returns. */
+void capture_detach(struct capture *c);
+
+/* An fd that becomes readable when the kernel forces a wake-up. */
+int capture_fd(const struct capture *c);
+
+/* Hands every waiting event to the callback. Returns events consumed or -errno. */
+int capture_drain(struct capture *c);
+
+void capture_read_counters(const struct capture *c, struct capture_counters *out);
+
+/* "sock" or "syscalls": the data path that was attached. */
+const char *capture_mode_name(const struct capture *c);
+
+/* Names of enum mt_drop_reason values, for reports. */
+const char *capture_drop_name(int reason);
+
+#endif /* MESHTRACE_CAPTURE_H */

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+#define NIL UINT32_MAX
+
+struct conn {
+	uint64_t sock;
+	uint64_t last_ns;
+	uint32_t hnext; /* hash chain */
+	uint32_t prev;  /* LRU list, most recent at head */
+	uint32_t next;
+	uint8_t in_use;
+	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
+	uint8_t detect_tries;
+	uint8_t gave_up; /* left at TCP level */
+	struct conn_info info;
+	struct http1_conn http;
+};
+
+struct conn_table {
+	struct conn *conns; /* max entries; untouched ones cost no memory */
+	uint32_t *buckets;
+	uint32_t nbuckets; /* power of two */
+	uint32_t max;
+	uint32_t used;     /* entries ever handed out from the array */
+	uint32_t free_head; /* free list through hnext */
+	uint32_t lru_head;
+	uint32_t lru_tail;
+	uint64_t idle_ns;
+	conn_exchange_fn fn;
+	void *ctx;
+	struct conn_stats stats;
+};
+
+static uint32_t hash_sock(uint64_t sock, uint32_t nbuckets)
+{
+	/* struct sock pointers are cache-line aligned: drop the low bits, then mix. */
+	return (uint32_t)(((sock >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (nbuckets - 1);
+}
+
+struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_exchange_fn fn,
+				   void *ctx)
+{
+	struct conn_table *t;
+
+	if (!max_conns)
+		max_conns = CONN_MAX_DEFAULT;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->max = max_conns;
+	t->nbuckets = 1;
+	while (t->nbuckets < 2 * max_conns)
+		t->nbuckets <<= 1;
+	t->conns = calloc(max_conns, sizeof(*t->conns));
+	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
+	if (!t->conns || !t->buckets) {
+		free(t->conns);
+		free(t->buckets);
+		free(t);
+		return NULL;
+	}
+	memset(t->buckets, 0xff, t->nbuckets * sizeof(*t->buckets));
+	t->free_head = NIL;
+	t->lru_head = t->lru_tail = NIL;
+	t->idle_ns = idle_ns ? idle_ns : CONN_IDLE_NS_DEFAULT;
+	t->fn = fn;
+	t->ctx = ctx;
+	return t;
+}
+
+void conn_table__free(struct conn_table *t)
+{
+	if (!t)
+		return;
+	free(t->conns);
+	free(t->buckets);
+	free(t);
+}
+
+static void lru_unlink(struct conn_table *t, uint32_t i)
+{
+	struct conn *c = &t->conns[i];
+
+	if (c->prev != NIL)
+		t->conns[c->prev].next = c->next;
+	else
+		t->lru_head = c->next;
+	if (c->next != NIL)
+		t->conns[c->next].prev = c->prev;
+	else
+		t->lru_tail = c->prev;
+	c->prev = c->next = NIL;
+}
+
+static void lru_push_head(struct conn_table *t, uint32_t i)
+{
+	struct conn *c = &t->conns[i];
+
+	c->prev = NIL;
+	c->next = t->lru_head;
+	if (t->lru_head != NIL)
+		t->conns[t->lru_head].prev = i;
+	t->lru_head = i;
+	if (t->lru_tail == NIL)
+		t->lru_tail = i;
+}
+
+static uint32_t lookup(const struct conn_table *t, uint64_t sock)
+{
+	uint32_t i = t->buckets[hash_sock(sock, t->nbuckets)];
+
+	while (i != NIL && t->conns[i].sock != sock)
+		i = t->conns[i].hnext;
+	return i;
+}
+
+/* Context handed to the parser's callback: the table and the record. */
+struct emit_ctx {
+	struct conn_table *t;
+	struct conn *c;
+};
+
+static void on_exchange(void *ctx, const struct mt_exchange *x)
+{
+	struct emit_ctx *e = ctx;
+
+	if (e->t->fn)
+		e->t->fn(e->t->ctx, &e->c->info, x);
+}
+
+/* Ends a record: flushes what the parser holds, unhashes it, frees it. */
+static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
+{
+	struct conn *c = &t->conns[i];
+	uint32_t *pp = &t->buckets[hash_sock(c->sock, t->nbuckets)];
+	struct emit_ctx e = { t, c };
+
+	if (c->proto == MT_PROTO_HTTP1)
+		http1_close(&c->http, now_ns, on_exchange, &e, &t->stats.http1);
+	while (*pp != i)
+		pp = &t->conns[*pp].hnext;
+	*pp = c->hnext;
+	lru_unlink(t, i);
+	c->in_use = 0;
+	c->hnext = t->free_head;
+	t->free_head = i;
+	t->stats.active--;
+}
+
+/* Returns a fresh record for @sock, evicting the least recently used one if full. */
+static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
+{
+	uint32_t h = hash_sock(sock, t->nbuckets);
+	struct conn *c;
+	uint32_t i;
+
+	if (t->free_head != NIL) {
+		i = t->free_head;
+		t->free_head = t->conns[i].hnext;
+	} else if (t->used < t->max) {
+		i = t->used++;
+	} else {
+		i = t->lru_tail;
+		end_conn(t, i, now_ns);
+		t->stats.evicted_full++;
+		t->free_head = t->conns[i].hnext;
+	}
+	c = &t->conns[i];
+	memset(c, 0, offsetof(struct conn, http));
+	http1_init(&c->http);
+	c->sock = sock;
+	c->in_use = 1;
+	c->last_ns = now_ns;
+	c->info.sock = sock;
+	c->info.fd = -1;
+	c->hnext = t->buckets[h];
+	t->buckets[h] = i;
+	c->prev = c->next = NIL;
+	lru_push_head(t, i);
+	t->stats.active++;
+	t->stats.opened++;
+	return i;
+}
+
+static void touch(struct conn_table *t, uint32_t i, uint64_t now_ns)
+{
+	t->conns[i].last_ns = now_ns;
+	if (t->lru_head != i) {
+		lru_unlink(t, i);
+		lru_push_head(t, i);
+	}
+}
+
+/*
+ * Decides the role of a connection first seen mid-life from the first HTTP
+ * message start it carries. Returns false when these bytes do not tell.
+ */
+static bool infer_role(struct conn *c, const struct mt_data_event *ev)
+{
+	bool is_request;
+
+	if (!http1_detect(ev->data, ev->captured, &is_request))
+		return false;
+	if (is_request == (ev->dir == MT_DIR_EGRESS))
+		c->info.role = CONN_ROLE_CLIENT;
+	else
+		c->info.role = CONN_ROLE_SERVER;
+	return true;
+}
+
+/*
+ * Finds the protocol from the first bytes the client sends. Parsing starts
+ * only at a message start, so a connection first seen mid-message is picked
+ * up at its next request.
+ */
+static void detect(struct conn_table *t, struct conn *c, const struct mt_data_event *ev,
+		   bool client_to_server)
+{
+	bool is_request;
+
+	if (!client_to_server || ev->captured == 0)
+		return;
+	if (http1_detect(ev->data, ev->captured, &is_request) && is_request) {
+		c->proto = MT_PROTO_HTTP1;
+		return;
+	}
+	if (++c->detect_tries >= CONN_DETECT_TRIES) {
+		c->gave_up = 1;
+		t->stats.not_parsed++;
+	}
+}
+
+void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
+{
+	uint32_t i = lookup(t, ev->head.sock);
+	struct mt_chunk ch;
+	struct emit_ctx e;
+	struct conn *c;
+	bool c2s;
+
+	if (i == NIL) {
+		i = insert(t, ev->head.sock, ev->head.ts_ns);
+		t->conns[i].info.tuple = ev->tuple;
+	} else {
+		touch(t, i, ev->head.ts_ns);
+	}
+	c = &t->conns[i];
+	c->info.pid = ev->pid;
+	c->info.fd = ev->fd;
+	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+	if (c->gave_up)
+		return;
+	if (c->info.role == CONN_ROLE_UNKNOWN && !infer_role(c, ev)) {
+		t->stats.role_unknown_bytes += ev->bytes;
+		return;
+	}
+	c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
+	if (c->proto == MT_PROTO_UNKNOWN) {
+		detect(t, c, ev, c2s);
+		if (c->proto == MT_PROTO_UNKNOWN)
+			return;
+	}
+
+	ch.data = ev->data;
+	ch.captured = ev->captured;
+	ch.len = ev->bytes;
+	ch.ts_ns = ev->head.ts_ns;
+	e.t = t;
+	e.c = c;
+	http1_feed(&c->http, c2s, &ch, on_exchange, &e, &t->stats.http1);
+}
+
+void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
+{
+	uint32_t i = lookup(t, ev->head.sock);
+	struct conn *c;
+
+	switch (ev->op) {
+	case MT_CONN_CONNECT:
+	case MT_CONN_ACCEPTED:
+		/* A new life for this socket: whatever was recorded under it has ended. */
+		if (i != NIL)
+			end_conn(t, i, ev->head.ts_ns);
+		i = insert(t, ev->head.sock, ev->head.ts_ns);
+		c = &t->conns[i];
+		c->info.tuple = ev->tuple;
+		c->info.role = ev->op == MT_CONN_CONNECT ? CONN_ROLE_CLIENT : CONN_ROLE_SERVER;
+		c->info.pid = ev->pid;
+		memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+		break;
+	case MT_CONN_ESTABLISHED:
+		if (i != NIL) {
+			/* The local port is only final once connected. */
+			t->conns[i].info.tuple = ev->tuple;
+			touch(t, i, ev->head.ts_ns);
+		}
+		break;
+	case MT_CONN_FAILED:
+		t->stats.connect_failed++;
+		if (i != NIL)
+			end_conn(t, i, ev->head.ts_ns);
+		break;
+	case MT_CONN_CLOSED:
+		if (i != NIL) {
+			end_conn(t, i, ev->head.ts_ns);
+			t->stats.closed++;
+		}
+		break;
+	case MT_CONN_RETRANSMIT:
+		t->stats.retransmits++;
+		break;
+	default:
+		break;
+	}
+}
+
+void conn_table_expire(struct conn_table *t, uint64_t now_ns)
+{
+	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
+		end_conn(t, t->lru_tail, now_ns);
+		t->stats.evicted_idle++;
+	}
+}
+
+void conn_table_stats(const struct conn_table *t, struct conn_stats *out)
+{
+	*out = t->stats;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The connection stage: one record per live TCP socket seen by the capture
+ * stage, its role (client or server), its protocol, and the parser state.
+ * Bytes go in; exchanges come out, each with the connection's description.
+ *
+ * Bounded: at most max_conns records. When full, the least recently active
+ * record is evicted and counted; records idle for longer than the idle
+ * timeout are evicted by conn_table_expire().
+ */
+#ifndef MESHTRACE_CONN_H
+#define MESHTRACE_CONN_H
+
+#include <stdint.h>
+
+#include "bpf/capture.h"
+#include "l7.h"
+#include "protocols/http1.h"
+
+#define CONN_MAX_DEFAULT 8192
+#define CONN_IDLE_NS_DEFAULT (600ull * 1000000000ull)
+/* Chunks looked at for a protocol before a connection is left at TCP level. */
+#define CONN_DETECT_TRIES 16
+
+enum conn_role {
+	CONN_ROLE_UNKNOWN = 0,
+	CONN_ROLE_CLIENT = 1, /* this socket's process connected */
+	CONN_ROLE_SERVER = 2, /* this socket's process accepted */
+};
+
+/* What later stages learn about the connection an exchange travelled on. */
+struct conn_info {
+	uint64_t sock;
+	uint32_t pid;
+	int32_t fd;
+	uint8_t role; /* enum conn_role */
+	uint8_t _pad[7];
+	char comm[16];
+	struct mt_tuple tuple;
+};
+
+struct conn_stats {
+	uint64_t active;
+	uint64_t opened;         /* records created */
+	uint64_t closed;         /* records ended by a TCP close */
+	uint64_t evicted_full;   /* records evicted because the table was full */
+	uint64_t evicted_idle;   /* records evicted for idleness */
+	uint64_t connect_failed; /* active opens that failed */
+	uint64_t retransmits;
+	uint64_t role_unknown_bytes; /* bytes on connections whose role could not be told */
+	uint64_t not_parsed;     /* connections left at TCP level (no known protocol) */
+	struct http1_stats http1;
+};
+
+typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci, const struct mt_exchange *x);
+
+struct conn_table;
+
+/* NULL on allocation failure. @max_conns 0 means CONN_MAX_DEFAULT. */
+struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_exchange_fn fn,
+				   void *ctx);
+/* Ends every connection (pending requests are emitted) and frees the table. */
+void conn_table__free(struct conn_table *t);
+
+void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev);
+void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev);
+
+/* Evicts records idle since before @now_ns - idle timeout. */
+void conn_table_expire(struct conn_table *t, uint64_t now_ns);
+
+void conn_table_stats(const struct conn_table *t, struct conn_stats *out);
+
+#endif /* MESHTRACE_CONN_H */

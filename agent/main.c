@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * meshtrace: the node agent. One event loop (epoll) over the ring buffer, a
+ * timer, signals and the exporter's transfers; no threads.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "conn.h"
+#include "identity.h"
+#include "log.h"
+#include "spans.h"
+#include "exporters/jsonl.h"
+#include "exporters/otlp.h"
+
+#define TICK_MS 50 /* how often the ring buffer is drained without a wake-up */
+#define SHUTDOWN_FLUSH_MS 5000
+
+struct agent_opts {
+	const char *jsonl_path;
+	struct capture_opts capture;
+	struct span_opts spans;
+	uint32_t max_conns;
+	unsigned stats_interval_s;
+};
+
+struct agent {
+	struct agent_opts opts;
+	struct otlp_config otlp_cfg;
+	struct capture *capture;
+	struct conn_table *conns;
+	struct identity *identity;
+	struct span_builder *spans;
+	struct otlp_exporter *otlp;
+	struct jsonl_exporter *jsonl;
+	uint64_t events;
+	uint64_t bad_events;
+	int epfd;
+	int sigfd;
+	int timerfd;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: meshtrace [OPTION]...\n"
+		"Observe every TCP call on this node with eBPF, turn HTTP/1.x exchanges into\n"
+		"spans, and export them over OTLP/HTTP. Needs root (or CAP_BPF + CAP_PERFMON).\n"
+		"\n"
+		"Options:\n"
+		"  --jsonl PATH            also write each finished span as one JSON line to PATH\n"
+		"                          ('-' for stdout)\n"
+		"  --capture-bytes N       payload bytes copied per send/recv, 0..%u (default %u)\n"
+		"  --capture-mode MODE     auto | sock | syscalls (default auto: sock tracepoints\n"
+		"                          on Linux >= 6.3, syscall tracepoints elsewhere)\n"
+		"  --record-query          keep url.query in spans (off by default: query strings\n"
+		"                          may carry secrets)\n"
+		"  --max-connections N     connections tracked at once (default %u)\n"
+		"  --stats-interval SEC    print a counters line to stderr every SEC seconds\n"
+		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
+		"  -q, --quiet             only errors\n"
+		"  -h, --help              this text\n"
+		"  -V, --version           print the version\n"
+		"\n"
+		"Environment (OpenTelemetry standard):\n"
+		"  OTEL_EXPORTER_OTLP_ENDPOINT         base URL; /v1/traces is appended\n"
+		"  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  traces URL, used as is\n"
+		"  OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS   k=v,k2=v2\n"
+		"  OTEL_EXPORTER_OTLP_COMPRESSION      gzip (default) | none\n"
+		"  OTEL_EXPORTER_OTLP_TIMEOUT          per-request timeout, ms (default 10000)\n"
+		"  OTEL_EXPORTER_OTLP_PROTOCOL         http/protobuf (the only one supported)\n"
+		"  OTEL_RESOURCE_ATTRIBUTES            k=v,... added to every resource\n"
+		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE\n"
+		"No endpoint set: no OTLP export (use --jsonl to look at spans).\n",
+		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT);
+}
+
+/* Parses a whole decimal number in [min, max]. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+enum {
+	OPT_JSONL = 256,
+	OPT_CAPTURE_BYTES,
+	OPT_CAPTURE_MODE,
+	OPT_RECORD_QUERY,
+	OPT_MAX_CONNS,
+	OPT_STATS_INTERVAL,
+};
+
+/* Returns 0, 1 when the program should exit 0 (help, version), or -EINVAL. */
+static int parse_args(int argc, char **argv, struct agent_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "jsonl", required_argument, NULL, OPT_JSONL },
+		{ "capture-bytes", required_argument, NULL, OPT_CAPTURE_BYTES },
+		{ "capture-mode", required_argument, NULL, OPT_CAPTURE_MODE },
+		{ "record-query", no_argument, NULL, OPT_RECORD_QUERY },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
+		{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
+	o->capture.mode = CAPTURE_AUTO;
+	o->max_conns = CONN_MAX_DEFAULT;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSONL:
+			o->jsonl_path = optarg;
+			break;
+		case OPT_CAPTURE_BYTES:
+			if (parse_uint(optarg, 0, MT_CAPTURE_MAX, &v)) {
+				mt_err("--capture-bytes '%s': give a number from 0 to %u", optarg,
+				       MT_CAPTURE_MAX);
+				return -EINVAL;
+			}
+			o->capture.capture_bytes = (uint32_t)v;
+			break;
+		case OPT_CAPTURE_MODE:
+			if (strcmp(optarg, "auto") == 0)
+				o->capture.mode = CAPTURE_AUTO;
+			else if (strcmp(optarg, "sock") == 0)
+				o->capture.mode = CAPTURE_SOCK;
+			else if (strcmp(optarg, "syscalls") == 0)
+				o->capture.mode = CAPTURE_SYSCALLS;
+			else {
+				mt_err("--capture-mode '%s': use auto, sock or syscalls", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_RECORD_QUERY:
+			o->spans.record_query = true;
+			break;
+		case OPT_MAX_CONNS:
+			if (parse_uint(optarg, 16, 1u << 22, &v)) {
+				mt_err("--max-connections '%s': give a number from 16 to %u", optarg,
+				       1u << 22);
+				return -EINVAL;
+			}
+			o->max_conns = (uint32_t)v;
+			break;
+		case OPT_STATS_INTERVAL:
+			if (parse_uint(optarg, 0, 86400, &v)) {
+				mt_err("--stats-interval '%s': give seconds from 0 to 86400", optarg);
+				return -EINVAL;
+			}
+			o->stats_interval_s = (unsigned)v;
+			break;
+		case 'v':
+			mt_log_level = MT_LOG_DEBUG;
+			break;
+		case 'q':
+			mt_log_level = MT_LOG_ERROR;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("meshtrace %s\n", MESHTRACE_VERSION);
+			return 1;
+		case ':':
+			mt_err("option '%s' needs a value; see --help", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			mt_err("unknown option '%s'; see --help", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		mt_err("unexpected argument '%s'; see --help", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* True when this process may load BPF programs: root, or CAP_BPF and CAP_PERFMON. */
+static bool have_bpf_privileges(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	uint64_t eff;
+
+	if (geteuid() == 0)
+		return true;
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return false;
+	eff = (uint64_t)data[1].effective << 32 | data[0].effective;
+	return (eff & (1ull << 39 /* CAP_BPF */)) && (eff & (1ull << 38 /* CAP_PERFMON */));
+}
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, read as tightly as two calls allow. */
+static int64_t clock_offset_ns(void)
+{
+	struct timespec m1, r, m2;
+	int64_t mono;
+
+	clock_gettime(CLOCK_MONOTONIC, &m1);
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m2);
+	mono = ((int64_t)m1.tv_sec * 1000000000 + m1.tv_nsec + (int64_t)m2.tv_sec * 1000000000 +
+		m2.tv_nsec) /
+	       2;
+	return (int64_t)r.tv_sec * 1000000000 + r.tv_nsec - mono;
+}
+
+static void on_span(void *ctx, const struct mt_span *s)
+{
+	struct agent *a = ctx;
+
+	if (a->otlp)
+		otlp_exporter_add_span(a->otlp, s);
+	if (a->jsonl)
+		jsonl_exporter_add_span(a->jsonl, s);
+}
+
+static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_exchange *x)
+{
+	struct agent *a = ctx;
+
+	span_builder_on_exchange(a->spans, ci, x);
+}
+
+static void on_event(void *ctx, const void *data, size_t size)
+{
+	struct agent *a = ctx;
+	const struct mt_event_head *head = data;
+
+	a->events++;
+	if (size < sizeof(*head)) {
+		a->bad_events++;
+		return;
+	}
+	if (head->kind == MT_EV_DATA) {
+		const struct mt_data_event *ev = data;
+
+		if (size < sizeof(*ev) || ev->captured > size - sizeof(*ev) ||
+		    ev->captured > ev->bytes) {
+			a->bad_events++;
+			return;
+		}
+		conn_table_on_data(a->conns, ev);
+	} else if (head->kind == MT_EV_CONN && size >= sizeof(struct mt_conn_event)) {
+		conn_table_on_conn(a->conns, data);
+	} else {
+		a->bad_events++;
+	}
+}
+
+/* Writes the agent's counters as one JSON object. */
+static void format_stats(struct agent *a, char *buf, size_t len)
+{
+	struct capture_counters kc;
+	struct conn_stats cs;
+	struct span_stats ss;
+	struct otlp_stats os = { 0 };
+	size_t off = 0;
+
+	capture_read_counters(a->capture, &kc);
+	conn_table_stats(a->conns, &cs);
+	span_builder_stats(a->spans, &ss);
+	if (a->otlp)
+		otlp_exporter_stats(a->otlp, &os);
+
+#define APPEND(...)                                                                  \
+	do {                                                                         \
+		if (off < len)                                                       \
+			off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); \
+	} while (0)
+
+	APPEND("{\"capture_mode\":\"%s\",\"kernel\":{\"data_events\":%" PRIu64
+	       ",\"conn_events\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"bytes_captured\":%" PRIu64
+	       ",\"drops\":{",
+	       capture_mode_name(a->capture), kc.stats[MT_STAT_DATA_EVENTS],
+	       kc.stats[MT_STAT_CONN_EVENTS], kc.stats[MT_STAT_WAKEUPS],
+	       kc.stats[MT_STAT_BYTES_CAPTURED]);
+	for (int i = 0; i < MT_DROP__MAX; i++)
+		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", capture_drop_name(i), kc.drops[i]);
+	APPEND("}},\"user\":{\"events\":%" PRIu64 ",\"bad_events\":%" PRIu64 ",\"spans\":%" PRIu64
+	       ",\"spans_server\":%" PRIu64 ",\"spans_client\":%" PRIu64
+	       ",\"spans_joined_traceparent\":%" PRIu64 ",\"role_unknown\":%" PRIu64,
+	       a->events, a->bad_events, ss.spans, ss.server, ss.client, ss.joined_traceparent,
+	       ss.role_unknown);
+	APPEND(",\"conns_active\":%" PRIu64 ",\"conns_opened\":%" PRIu64 ",\"conns_closed\":%" PRIu64
+	       ",\"conns_evicted_full\":%" PRIu64 ",\"conns_evicted_idle\":%" PRIu64
+	       ",\"connect_failed\":%" PRIu64 ",\"retransmits\":%" PRIu64
+	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64,
+	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
+	       cs.retransmits, cs.role_unknown_bytes, cs.not_parsed);
+	APPEND(",\"http1\":{\"requests\":%" PRIu64 ",\"responses\":%" PRIu64 ",\"exchanges\":%" PRIu64
+	       ",\"garbage_bytes\":%" PRIu64 ",\"resyncs\":%" PRIu64 ",\"pipeline_drops\":%" PRIu64
+	       ",\"orphan_responses\":%" PRIu64 "}}",
+	       cs.http1.requests, cs.http1.responses, cs.http1.exchanges, cs.http1.garbage_bytes,
+	       cs.http1.resyncs, cs.http1.pipeline_drops, cs.http1.orphan_responses);
+	APPEND(",\"otlp\":{\"enabled\":%s,\"spans_received\":%" PRIu64 ",\"spans_exported\":%" PRIu64
+	       ",\"spans_dropped_queue_full\":%" PRIu64 ",\"spans_dropped_rejected\":%" PRIu64
+	       ",\"spans_dropped_shutdown\":%" PRIu64 ",\"batches_sent\":%" PRIu64
+	       ",\"batches_failed\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
+	       ",\"queue_spans\":%" PRIu64 "}}",
+	       a->otlp ? "true" : "false", os.spans_received, os.spans_exported,
+	       os.spans_dropped_queue_full, os.spans_dropped_rejected, os.spans_dropped_shutdown,
+	       os.batches_sent, os.batches_failed, os.retries, os.bytes_sent,
+	       (uint64_t)os.queue_spans);
+#undef APPEND
+}
+
+static int setup_loop(struct agent *a)
+{
+	struct itimerspec its = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	a->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (a->sigfd < 0 || a->timerfd < 0 || a->epfd < 0)
+		return -errno;
+	if (timerfd_settime(a->timerfd, 0, &its, NULL) != 0)
+		return -errno;
+	ev.data.fd = a->sigfd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sigfd, &ev) != 0)
+		return -errno;
+	ev.data.fd = a->timerfd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->timerfd, &ev) != 0)
+		return -errno;
+	ev.data.fd = capture_fd(a->capture);
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
+		return -errno;
+	if (a->otlp) {
+		ev.data.fd = otlp_exporter_fd(a->otlp);
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Work done every second: clock, idle connections, buffered output, stats line. */
+static void on_second(struct agent *a, uint64_t now, uint64_t *last_stats)
+{
+	span_builder_set_clock(a->spans, clock_offset_ns());
+	conn_table_expire(a->conns, now);
+	if (a->jsonl)
+		jsonl_exporter_flush(a->jsonl);
+	if (a->opts.stats_interval_s &&
+	    now - *last_stats >= (uint64_t)a->opts.stats_interval_s * 1000000000ull) {
+		char buf[4096];
+
+		format_stats(a, buf, sizeof(buf));
+		fprintf(stderr, "meshtrace: stats %s\n", buf);
+		*last_stats = now;
+	}
+}
+
+static int run_loop(struct agent *a)
+{
+	uint64_t last_second = now_mono_ns(), last_stats = last_second;
+
+	for (;;) {
+		struct epoll_event evs[8];
+		int timeout = -1;
+		int n;
+
+		if (a->otlp)
+			timeout = otlp_exporter_timeout_ms(a->otlp);
+		n = epoll_wait(a->epfd, evs, 8, timeout);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == a->sigfd) {
+				struct signalfd_siginfo si;
+
+				if (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					mt_info("signal %u: flushing and exiting", si.ssi_signo);
+					return 0;
+				}
+			} else if (fd == a->timerfd) {
+				uint64_t ticks;
+
+				if (read(a->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					return -errno;
+				capture_drain(a->capture);
+			} else if (fd == capture_fd(a->capture)) {
+				capture_drain(a->capture);
+			}
+		}
+		if (a->otlp)
+			otlp_exporter_poll(a->otlp);
+		if (now_mono_ns() - last_second >= 1000000000ull) {
+			last_second = now_mono_ns();
+			on_second(a, last_second, &last_stats);
+		}
+	}
+}
+
+static void agent_free(struct agent *a)
+{
+	capture__free(a->capture);
+	conn_table__free(a->conns);
+	span_builder__free(a->spans);
+	identity__free(a->identity);
+	otlp_exporter__free(a->otlp);
+	jsonl_exporter__free(a->jsonl);
+	if (a->epfd >= 0)
+		close(a->epfd);
+	if (a->sigfd >= 0)
+		close(a->sigfd);
+	if (a->timerfd >= 0)
+		close(a->timerfd);
+}
+
+int main(int argc, char **argv)
+{
+	struct agent a = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
+	char err[512] = "";
+	char stats[4096];
+	int rc;
+
+	rc = parse_args(argc, argv, &a.opts);
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	if (otlp_config_from_env(&a.otlp_cfg, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	if (!have_bpf_privileges()) {
+		mt_err("needs root, or CAP_BPF and CAP_PERFMON, to load its eBPF programs: "
+		       "run it with sudo");
+		return 2;
+	}
+
+	a.identity = identity__new("/proc");
+	a.spans = a.identity ? span_builder__new(&a.opts.spans, a.identity, on_span, &a) : NULL;
+	a.conns = conn_table__new(a.opts.max_conns, 0, on_exchange, &a);
+	if (!a.identity || !a.spans || !a.conns) {
+		mt_err("out of memory");
+		rc = 1;
+		goto out;
+	}
+	span_builder_set_clock(a.spans, clock_offset_ns());
+	if (a.opts.jsonl_path) {
+		a.jsonl = jsonl_exporter__new(a.opts.jsonl_path);
+		if (!a.jsonl) {
+			mt_err("--jsonl '%s': %s", a.opts.jsonl_path, strerror(errno));
+			rc = 2;
+			goto out;
+		}
+	}
+	if (a.otlp_cfg.traces_url[0]) {
+		a.otlp = otlp_exporter__new(&a.otlp_cfg);
+		if (!a.otlp) {
+			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
+			rc = 1;
+			goto out;
+		}
+	}
+
+	a.capture = capture__open(&a.opts.capture, on_event, &a, err, sizeof(err));
+	if (!a.capture) {
+		mt_err("%s", err);
+		rc = 2;
+		goto out;
+	}
+	rc = setup_loop(&a);
+	if (rc) {
+		mt_err("cannot set up the event loop: %s", strerror(-rc));
+		rc = 1;
+		goto out;
+	}
+	fprintf(stderr, "meshtrace: ready\n");
+	mt_info("capturing with %s tracepoints, %u payload bytes per call; %s%s%s",
+		capture_mode_name(a.capture), a.opts.capture.capture_bytes,
+		a.otlp ? "exporting to " : "no OTLP endpoint set",
+		a.otlp ? a.otlp_cfg.traces_url : "", a.jsonl ? ", writing JSON lines" : "");
+
+	rc = run_loop(&a);
+	if (rc) {
+		mt_err("event loop failed: %s", strerror(-rc));
+		rc = 1;
+	}
+	/* Detach first so nothing new arrives, then flush what was captured. */
+	capture_detach(a.capture);
+	capture_drain(a.capture);
+	if (a.otlp && otlp_exporter_flush(a.otlp, SHUTDOWN_FLUSH_MS) != 0)
+		mt_warn("the collector did not take every span within %d ms", SHUTDOWN_FLUSH_MS);
+	if (a.jsonl)
+		jsonl_exporter_flush(a.jsonl);
+	format_stats(&a, stats, sizeof(stats));
+	fprintf(stderr, "meshtrace: final stats %s\n", stats);
+out:
+	agent_free(&a);
+	return rc;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * HTTP/1.0 and HTTP/1.1 parser: both directions of one connection, pure and
+ * incremental. Spec: RFC 9112 (message syntax), RFC 9110 (semantics).
+ *
+ * Bytes arrive as chunks (struct mt_chunk), one per syscall, of which only a
+ * prefix may have been captured. The parser frames messages by byte count
+ * (Content-Length, chunked, read-until-close), so a body far longer than the
+ * capture is skipped, never misread as a new message. It pairs responses with
+ * requests in order (pipelining), and emits one struct mt_exchange per
+ * completed request/response.
+ *
+ * No I/O, no globals, no allocation: struct http1_conn is embedded by the
+ * caller and sized at compile time.
+ */
+#ifndef MESHTRACE_HTTP1_H
+#define MESHTRACE_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../l7.h"
+
+/* Requests in flight on one connection (pipelining depth kept). */
+#define HTTP1_PIPELINE_MAX 4
+/* Longest header line kept whole; longer lines are truncated, not fatal. */
+#define HTTP1_LINE_MAX 320
+
+typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);
+
+/* Counters a caller aggregates across connections. */
+struct http1_stats {
+	uint64_t requests;       /* request heads parsed */
+	uint64_t responses;      /* final response heads parsed */
+	uint64_t exchanges;      /* exchanges emitted */
+	uint64_t garbage_bytes;  /* bytes skipped while looking for a message start */
+	uint64_t resyncs;        /* times framing was lost and found again */
+	uint64_t pipeline_drops; /* requests dropped: more than HTTP1_PIPELINE_MAX in flight */
+	uint64_t orphan_responses; /* responses with no request to pair with */
+};
+
+/* Bytes kept from the end of a line longer than HTTP1_LINE_MAX (a long request line's version). */
+#define HTTP1_TAIL_MAX 16
+
+/* The parser's state for one direction. Opaque to callers. */
+struct http1_dir {
+	uint8_t state;
+	uint8_t hdr;           /* kind of the last header line, for obs-fold continuations */
+	uint8_t tail_len;
+	uint8_t version_minor;
+	uint16_t status;
+	uint16_t bits;
+	uint32_t flags;        /* MT_X_* gathered for the message being read */
+	uint32_t line_len;     /* bytes of the current, unfinished line (saturating) */
+	uint32_t head_len;     /* bytes of the current head or trailer section */
+	uint32_t _pad;
+	uint64_t remaining;    /* body bytes still to skip (Content-Length or chunk) */
+	uint64_t content_length;
+	uint64_t body_bytes;
+	uint64_t start_ns;     /* ts of the chunk carrying the message's first byte */
+	uint64_t end_ns;       /* ts of the chunk carrying the last byte seen so far */
+	char tail[HTTP1_TAIL_MAX + 1]; /* last bytes of the current line, its CR included */
+	char line[HTTP1_LINE_MAX];     /* first bytes of the current line */
+};
+
+struct http1_conn {
+	struct http1_dir req;  /* client -> server */
+	struct http1_dir resp; /* server -> client */
+	uint8_t head;          /* index of the oldest pending exchange */
+	uint8_t count;         /* pending exchanges */
+	uint8_t req_open;      /* the newest pending exchange is the request being read */
+	uint8_t _pad;
+	/* requests dropped (pipeline full) just before pending[i], and after the newest */
+	uint16_t dropped_before[HTTP1_PIPELINE_MAX];
+	uint16_t dropped_after;
+	uint16_t _pad2;
+	struct mt_exchange pending[HTTP1_PIPELINE_MAX];
+};
+
+/* Resets @c to the state of a connection that has carried no bytes. */
+void http1_init(struct http1_conn *c);
+
+/*
+ * Feeds one chunk. @client_to_server says which way the bytes went. Each
+ * completed exchange is passed to @emit (may be NULL) before this returns.
+ * Never fails: input that is not HTTP/1 is counted in @stats and skipped.
+ */
+void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chunk *ch,
+		mt_exchange_fn emit, void *ctx, struct http1_stats *stats);
+
+/*
+ * The connection ended at @ts_ns: a response framed by connection close ends
+ * here; requests still waiting for a response are emitted with
+ * MT_X_NO_RESPONSE.
+ */
+void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
+		 struct http1_stats *stats);
+
+/*
+ * Classifies the first bytes of a stream: returns true when @buf starts like
+ * an HTTP/1 message, and sets *@is_request (request line vs status line).
+ * Needs no more than the first 16 bytes; fewer than 4 are never enough.
+ */
+bool http1_detect(const uint8_t *buf, size_t n, bool *is_request);
+
+#endif /* MESHTRACE_HTTP1_H */

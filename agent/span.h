@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A finished span: what the span stage hands to every exporter. Self-contained
+ * (no pointers), so exporters may copy it into their batches as is.
+ */
+#ifndef MESHTRACE_SPAN_H
+#define MESHTRACE_SPAN_H
+
+#include <stdint.h>
+
+#include "l7.h"
+
+#define MT_SERVICE_MAX 64
+#define MT_EXE_MAX 32
+#define MT_ADDR_STR_MAX 46 /* INET6_ADDRSTRLEN */
+
+/* Values are OTLP's Span.SpanKind. */
+enum mt_span_kind {
+	MT_SPAN_SERVER = 2,
+	MT_SPAN_CLIENT = 3,
+};
+
+/* Values are OTLP's Status.StatusCode. */
+enum mt_status {
+	MT_STATUS_UNSET = 0,
+	MT_STATUS_OK = 1,
+	MT_STATUS_ERROR = 2,
+};
+
+/* The process that owns the span: becomes the OTLP Resource. */
+struct mt_resource {
+	uint32_t pid;
+	char service_name[MT_SERVICE_MAX];
+	char exe_name[MT_EXE_MAX];
+};
+
+struct mt_span {
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	uint8_t parent_span_id[8]; /* all zero: a root span */
+	uint8_t kind;              /* enum mt_span_kind */
+	uint8_t status;            /* enum mt_status */
+	uint8_t protocol;          /* enum mt_protocol */
+	uint8_t http_minor;        /* network.protocol.version "1.<minor>" */
+	uint16_t http_status;      /* 0 when no response was seen */
+	uint16_t server_port;
+	uint16_t client_port;
+	uint16_t peer_port;
+	uint32_t flags; /* enum mt_exchange_flags of the exchange */
+	uint64_t start_unix_ns;
+	uint64_t end_unix_ns;
+	uint64_t req_body_bytes;
+	uint64_t resp_body_bytes;
+	struct mt_resource resource;
+	char name[MT_METHOD_MAX + 8]; /* "{method}" (or "HTTP" for unknown methods) */
+	char method[MT_METHOD_MAX];
+	char path[MT_TARGET_MAX]; /* url.path; the query too only when the user opts in */
+	char query[MT_TARGET_MAX]; /* url.query, "" unless the user opts in */
+	char scheme[8];            /* url.scheme */
+	char server_address[MT_HOST_MAX];
+	char client_address[MT_ADDR_STR_MAX];
+	char peer_address[MT_ADDR_STR_MAX]; /* network.peer.address */
+	char tracestate[MT_TRACESTATE_MAX];
+};
+
+#endif /* MESHTRACE_SPAN_H */

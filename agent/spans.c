@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spans.h"
+#include "util.h"
+
+struct span_builder {
+	struct span_opts opts;
+	struct identity *id;
+	span_fn fn;
+	void *ctx;
+	int64_t clock_offset_ns;
+	uint64_t rng[4]; /* xoshiro256** */
+	struct span_stats stats;
+	struct mt_span span; /* built here, handed out by pointer */
+};
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(uint64_t s[4])
+{
+	uint64_t result = rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+/* Random, never all-zero ids (W3C: all-zero ids are invalid). */
+static void random_id(uint64_t s[4], uint8_t *out, size_t n)
+{
+	do {
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t r = rng_next(s);
+
+			memcpy(out + i, &r, n - i < 8 ? n - i : 8);
+		}
+	} while (n && out[0] == 0 && !memcmp(out, out + 1, n - 1));
+}
+
+struct span_builder *span_builder__new(const struct span_opts *opts, struct identity *id,
+				       span_fn fn, void *ctx)
+{
+	struct span_builder *b = calloc(1, sizeof(*b));
+	struct timespec ts;
+
+	if (!b)
+		return NULL;
+	b->opts = *opts;
+	b->id = id;
+	b->fn = fn;
+	b->ctx = ctx;
+	if (getrandom(b->rng, sizeof(b->rng), 0) != sizeof(b->rng)) {
+		/* No entropy source: ids need only be unique, not secret. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		b->rng[0] = (uint64_t)ts.tv_nsec ^ 0x9E3779B97F4A7C15ull;
+		b->rng[1] = (uint64_t)ts.tv_sec * 0xBF58476D1CE4E5B9ull;
+		b->rng[2] = (uint64_t)getpid() ^ 0x94D049BB133111EBull;
+		b->rng[3] = 0x2545F4914F6CDD1Dull;
+	}
+	return b;
+}
+
+void span_builder__free(struct span_builder *b)
+{
+	free(b);
+}
+
+void span_builder_set_clock(struct span_builder *b, int64_t offset_ns)
+{
+	b->clock_offset_ns = offset_ns;
+}
+
+void mt_format_addr(const uint8_t addr[16], char *out, size_t outlen)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
+		snprintf(out, outlen, "%u.%u.%u.%u", addr[12], addr[13], addr[14], addr[15]);
+	else if (!inet_ntop(AF_INET6, addr, out, (socklen_t)outlen))
+		snprintf(out, outlen, "?");
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool hex_decode(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+bool mt_traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_id[8])
+{
+	if (strlen(tp) != MT_TRACEPARENT_LEN || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+		return false;
+	return hex_decode(tp + 3, trace_id, 16) && hex_decode(tp + 36, parent_id, 8);
+}
+
+static bool known_method(const char *m)
+{
+	static const char *const methods[] = { "GET",	  "HEAD",    "POST",  "PUT",	"DELETE",
+					       "CONNECT", "OPTIONS", "TRACE", "PATCH" };
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(m, methods[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Splits a request-target into path and query (RFC 9112 3.2: origin or absolute form). */
+static void split_target(const char *target, char *path, size_t pathlen, char *query,
+			 size_t querylen)
+{
+	const char *p = target;
+	const char *q;
+	size_t n;
+
+	if (strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0) {
+		p = strstr(p, "://") + 3;
+		p += strcspn(p, "/?#");
+	}
+	n = strcspn(p, "?#");
+	if (n >= pathlen)
+		n = pathlen - 1;
+	memcpy(path, p, n);
+	path[n] = '\0';
+	if (!path[0] && p[0] != '*')
+		snprintf(path, pathlen, "/");
+	query[0] = '\0';
+	q = strchr(p, '?');
+	if (q) {
+		n = strcspn(q + 1, "#");
+		if (n >= querylen)
+			n = querylen - 1;
+		memcpy(query, q + 1, n);
+		query[n] = '\0';
+	}
+}
+
+/* Host header "name[:port]" or "[v6][:port]" into address and port (0 if absent). */
+static void split_host(const char *host, char *addr, size_t addrlen, uint16_t *port)
+{
+	const char *colon;
+	size_t n;
+
+	*port = 0;
+	if (host[0] == '[') {
+		const char *close = strchr(host, ']');
+
+		n = close ? (size_t)(close - host - 1) : strlen(host + 1);
+		if (n >= addrlen)
+			n = addrlen - 1;
+		memcpy(addr, host + 1, n);
+		addr[n] = '\0';
+		colon = close && close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = strrchr(host, ':');
+		n = colon ? (size_t)(colon - host) : strlen(host);
+		if (n >= addrlen)
+			n = addrlen - 1;
+		memcpy(addr, host, n);
+		addr[n] = '\0';
+	}
+	if (colon) {
+		char *end;
+		long v = strtol(colon + 1, &end, 10);
+
+		if (end != colon + 1 && *end == '\0' && v > 0 && v < 65536)
+			*port = (uint16_t)v;
+	}
+}
+
+void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci,
+			      const struct mt_exchange *x)
+{
+	struct mt_span *s = &b->span;
+	const struct mt_resource *res;
+	uint64_t end_ns;
+	bool server;
+
+	if (ci->role == CONN_ROLE_UNKNOWN) {
+		b->stats.role_unknown++;
+		return;
+	}
+	server = ci->role == CONN_ROLE_SERVER;
+	memset(s, 0, sizeof(*s));
+
+	if (x->traceparent[0] && mt_traceparent_decode(x->traceparent, s->trace_id, s->parent_span_id)) {
+		b->stats.joined_traceparent++;
+		mt_strlcpy(s->tracestate, x->tracestate, sizeof(s->tracestate));
+	} else {
+		random_id(b->rng, s->trace_id, sizeof(s->trace_id));
+	}
+	random_id(b->rng, s->span_id, sizeof(s->span_id));
+
+	s->kind = server ? MT_SPAN_SERVER : MT_SPAN_CLIENT;
+	s->protocol = x->protocol;
+	s->http_minor = x->version_minor;
+	s->http_status = x->status;
+	s->flags = x->flags;
+	end_ns = x->resp_end_ns ? x->resp_end_ns : x->req_end_ns;
+	if (end_ns < x->req_start_ns)
+		end_ns = x->req_start_ns;
+	s->start_unix_ns = (uint64_t)((int64_t)x->req_start_ns + b->clock_offset_ns);
+	s->end_unix_ns = (uint64_t)((int64_t)end_ns + b->clock_offset_ns);
+	s->req_body_bytes = x->req_body_bytes;
+	s->resp_body_bytes = x->resp_body_bytes;
+
+	if (x->status >= 500 || (!server && x->status >= 400) || (x->flags & MT_X_NO_RESPONSE))
+		s->status = MT_STATUS_ERROR;
+
+	mt_strlcpy(s->method, x->method, sizeof(s->method));
+	mt_strlcpy(s->name, known_method(x->method) ? x->method : "HTTP", sizeof(s->name));
+	split_target(x->target, s->path, sizeof(s->path), s->query, sizeof(s->query));
+	if (!b->opts.record_query)
+		s->query[0] = '\0';
+	snprintf(s->scheme, sizeof(s->scheme), "http");
+
+	mt_format_addr(ci->tuple.raddr, s->peer_address, sizeof(s->peer_address));
+	s->peer_port = ci->tuple.rport;
+	if (x->host[0])
+		split_host(x->host, s->server_address, sizeof(s->server_address), &s->server_port);
+	if (server) {
+		mt_strlcpy(s->client_address, s->peer_address, sizeof(s->client_address));
+		s->client_port = ci->tuple.rport;
+		if (!s->server_address[0])
+			mt_format_addr(ci->tuple.laddr, s->server_address, sizeof(s->server_address));
+		if (!s->server_port)
+			s->server_port = ci->tuple.lport;
+	} else {
+		if (!s->server_address[0])
+			mt_strlcpy(s->server_address, s->peer_address, sizeof(s->server_address));
+		if (!s->server_port)
+			s->server_port = ci->tuple.rport;
+	}
+
+	res = identity_lookup(b->id, ci->pid, ci->comm, x->req_start_ns);
+	s->resource = *res;
+
+	b->stats.spans++;
+	if (server)
+		b->stats.server++;
+	else
+		b->stats.client++;
+	if (b->fn)
+		b->fn(b->ctx, s);
+}
+
+void span_builder_stats(const struct span_builder *b, struct span_stats *out)
+{
+	*out = b->stats;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small string helpers shared by every stage. */
+#ifndef MESHTRACE_UTIL_H
+#define MESHTRACE_UTIL_H
+
+#include <stddef.h>
+#include <string.h>
+
+/*
+ * Copies @src into @dst of @size bytes, truncating, always NUL-terminated
+ * when @size > 0. Returns strlen(src), so truncation is ret >= size.
+ */
+static inline size_t mt_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t len = strlen(src);
+
+	if (size) {
+		size_t n = len < size - 1 ? len : size - 1;
+
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* MESHTRACE_UTIL_H */

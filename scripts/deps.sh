@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs every Debian package meshtrace needs to build, test and benchmark.
+#   deps.sh                     install (apt-get) unconditionally
+#   deps.sh --check-or-install  install only when something is missing
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
+	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev
+	# test
+	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest
+	nginx-light curl redis-server iproute2 procps
+	# bench
+	wrk
+)
+
+missing() {
+	local p
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+			echo "$p"
+	done
+}
+
+if [ "${1:-}" = "--check-or-install" ]; then
+	need=$(missing)
+	[ -z "$need" ] && exit 0
+	echo "deps: installing missing packages: $(echo $need | tr '\n' ' ')"
+else
+	need="${PKGS[*]}"
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages ($need); run 'sudo make deps' to install them" >&2
+	exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null
+# The packaged nginx and redis start themselves as services: the tests start their own.
+systemctl disable --now nginx redis-server >/dev/null 2>&1 || true
