@@ -31,12 +31,12 @@ typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);
 
 /* Counters a caller aggregates across connections. */
 struct http1_stats {
-	uint64_t requests;       /* request heads parsed */
-	uint64_t responses;      /* final response heads parsed */
-	uint64_t exchanges;      /* exchanges emitted */
-	uint64_t garbage_bytes;  /* bytes skipped while looking for a message start */
-	uint64_t resyncs;        /* times framing was lost and found again */
-	uint64_t pipeline_drops; /* requests dropped: more than HTTP1_PIPELINE_MAX in flight */
+	uint64_t requests;	   /* request heads parsed */
+	uint64_t responses;	   /* final response heads parsed */
+	uint64_t exchanges;	   /* exchanges emitted */
+	uint64_t garbage_bytes;	   /* bytes skipped while looking for a message start */
+	uint64_t resyncs;	   /* times framing was lost and found again */
+	uint64_t pipeline_drops;   /* requests dropped: more than HTTP1_PIPELINE_MAX in flight */
 	uint64_t orphan_responses; /* responses with no request to pair with */
 };
 
@@ -46,20 +46,20 @@ struct http1_stats {
 /* The parser's state for one direction. Opaque to callers. */
 struct http1_dir {
 	uint8_t state;
-	uint8_t hdr;           /* kind of the last header line, for obs-fold continuations */
+	uint8_t hdr; /* kind of the last header line, for obs-fold continuations */
 	uint8_t tail_len;
 	uint8_t version_minor;
 	uint16_t status;
 	uint16_t bits;
-	uint32_t flags;        /* MT_X_* gathered for the message being read */
-	uint32_t line_len;     /* bytes of the current, unfinished line (saturating) */
-	uint32_t head_len;     /* bytes of the current head or trailer section */
+	uint32_t flags;	   /* MT_X_* gathered for the message being read */
+	uint32_t line_len; /* bytes of the current, unfinished line (saturating) */
+	uint32_t head_len; /* bytes of the current head or trailer section */
 	uint32_t _pad;
-	uint64_t remaining;    /* body bytes still to skip (Content-Length or chunk) */
+	uint64_t remaining; /* body bytes still to skip (Content-Length or chunk) */
 	uint64_t content_length;
 	uint64_t body_bytes;
-	uint64_t start_ns;     /* ts of the chunk carrying the message's first byte */
-	uint64_t end_ns;       /* ts of the chunk carrying the last byte seen so far */
+	uint64_t start_ns;	       /* ts of the chunk carrying the message's first byte */
+	uint64_t end_ns;	       /* ts of the chunk carrying the last byte seen so far */
 	char tail[HTTP1_TAIL_MAX + 1]; /* last bytes of the current line, its CR included */
 	char line[HTTP1_LINE_MAX];     /* first bytes of the current line */
 };
@@ -67,8 +67,8 @@ struct http1_dir {
 struct http1_conn {
 	struct http1_dir req;  /* client -> server */
 	struct http1_dir resp; /* server -> client */
-	uint8_t head;          /* index of the oldest pending exchange */
-	uint8_t count;         /* pending exchanges */
+	uint8_t head;	       /* index of the oldest pending exchange */
+	uint8_t count;	       /* pending exchanges */
 	uint8_t req_open;      /* the newest pending exchange is the request being read */
 	uint8_t _pad;
 	/* requests dropped (pipeline full) just before pending[i], and after the newest */
