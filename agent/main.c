@@ -20,6 +20,7 @@
 
 #include "capture.h"
 #include "conn.h"
+#include "httpd.h"
 #include "identity.h"
 #include "log.h"
 #include "spans.h"
@@ -35,6 +36,7 @@ struct agent_opts {
 	struct span_opts spans;
 	uint32_t max_conns;
 	unsigned stats_interval_s;
+	const char *listen; /* NULL: HTTPD_DEFAULT_LISTEN; "off": no listener */
 };
 
 struct agent {
@@ -46,6 +48,7 @@ struct agent {
 	struct span_builder *spans;
 	struct otlp_exporter *otlp;
 	struct jsonl_exporter *jsonl;
+	struct httpd *httpd;
 	uint64_t events;
 	uint64_t bad_events;
 	int epfd;
@@ -70,6 +73,8 @@ static void usage(FILE *out)
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
 		"  --stats-interval SEC    print a counters line to stderr every SEC seconds\n"
+		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for none):\n"
+		"                          /healthz, /api/stats\n"
 		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
 		"  -q, --quiet             only errors\n"
 		"  -h, --help              this text\n"
@@ -85,7 +90,7 @@ static void usage(FILE *out)
 		"  OTEL_RESOURCE_ATTRIBUTES            k=v,... added to every resource\n"
 		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE\n"
 		"No endpoint set: no OTLP export (use --jsonl to look at spans).\n",
-		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT);
+		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT, HTTPD_DEFAULT_LISTEN);
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -111,6 +116,7 @@ enum {
 	OPT_RECORD_QUERY,
 	OPT_MAX_CONNS,
 	OPT_STATS_INTERVAL,
+	OPT_LISTEN,
 };
 
 /* Returns 0, 1 when the program should exit 0 (help, version), or -EINVAL. */
@@ -123,6 +129,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "record-query", no_argument, NULL, OPT_RECORD_QUERY },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 		{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -179,6 +186,9 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 				return -EINVAL;
 			}
 			o->stats_interval_s = (unsigned)v;
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
 			break;
 		case 'v':
 			mt_log_level = MT_LOG_DEBUG;
@@ -345,6 +355,41 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 #undef APPEND
 }
 
+static int serve_healthz(void *ctx, const char *path, const char *query,
+			 struct httpd_response *resp)
+{
+	(void)ctx;
+	(void)path;
+	(void)query;
+	return mt_buf_puts(&resp->body, "ok\n");
+}
+
+static int serve_stats(void *ctx, const char *path, const char *query,
+		       struct httpd_response *resp)
+{
+	char buf[4096];
+
+	(void)path;
+	(void)query;
+	format_stats(ctx, buf, sizeof(buf));
+	resp->content_type = "application/json";
+	return mt_buf_printf(&resp->body, "%s\n", buf);
+}
+
+static int start_httpd(struct agent *a, char *err, size_t errlen)
+{
+	const char *addr = a->opts.listen ? a->opts.listen : HTTPD_DEFAULT_LISTEN;
+
+	if (strcmp(addr, "off") == 0)
+		return 0;
+	a->httpd = httpd__new(addr, err, errlen);
+	if (!a->httpd)
+		return -EINVAL;
+	httpd_route(a->httpd, "/healthz", serve_healthz, a);
+	httpd_route(a->httpd, "/api/stats", serve_stats, a);
+	return 0;
+}
+
 static int setup_loop(struct agent *a)
 {
 	struct itimerspec its = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
@@ -375,6 +420,11 @@ static int setup_loop(struct agent *a)
 		return -errno;
 	if (a->otlp) {
 		ev.data.fd = otlp_exporter_fd(a->otlp);
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
+			return -errno;
+	}
+	if (a->httpd) {
+		ev.data.fd = httpd_fd(a->httpd);
 		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) != 0)
 			return -errno;
 	}
@@ -430,6 +480,8 @@ static int run_loop(struct agent *a)
 				capture_drain(a->capture);
 			} else if (fd == capture_fd(a->capture)) {
 				capture_drain(a->capture);
+			} else if (a->httpd && fd == httpd_fd(a->httpd)) {
+				httpd_poll(a->httpd);
 			}
 		}
 		if (a->otlp)
@@ -449,6 +501,7 @@ static void agent_free(struct agent *a)
 	identity__free(a->identity);
 	otlp_exporter__free(a->otlp);
 	jsonl_exporter__free(a->jsonl);
+	httpd__free(a->httpd);
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sigfd >= 0)
@@ -503,6 +556,11 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (start_httpd(&a, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		rc = 2;
+		goto out;
+	}
 	a.capture = capture__open(&a.opts.capture, on_event, &a, err, sizeof(err));
 	if (!a.capture) {
 		mt_err("%s", err);
@@ -520,6 +578,8 @@ int main(int argc, char **argv)
 		capture_mode_name(a.capture), a.opts.capture.capture_bytes,
 		a.otlp ? "exporting to " : "no OTLP endpoint set",
 		a.otlp ? a.otlp_cfg.traces_url : "", a.jsonl ? ", writing JSON lines" : "");
+	if (a.httpd)
+		mt_info("listening on http://%s/", a.opts.listen ? a.opts.listen : HTTPD_DEFAULT_LISTEN);
 
 	rc = run_loop(&a);
 	if (rc) {

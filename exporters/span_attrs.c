@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * HTTP span attributes, stable semantic conventions:
+ * https://opentelemetry.io/docs/specs/semconv/http/http-spans/
+ *
+ * Server span: http.request.method(+_original), url.path, url.query, url.scheme,
+ * http.response.status_code, error.type, server.address/port, client.address,
+ * network.peer.address/port, network.protocol.name/version.
+ * Client span: the same, but url.full in place of url.path and url.query, and
+ * no client.address. http.request.body.size / http.response.body.size (opt-in
+ * in the semconv) when nonzero.
+ *
+ * error.type is set when the span stage marked the span ERROR: the status code
+ * ("503"), or "_OTHER" when there was no response.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "span_attrs.h"
+
+/* RFC 9110 section 9 and RFC 5789 (PATCH): the semconv's "known" methods. */
+static const char *const default_methods[] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+};
+
+bool span_attrs_method_known(const char *method, const char (*known)[MT_METHOD_MAX],
+			     unsigned n_known)
+{
+	size_t i;
+
+	if (!n_known) {
+		for (i = 0; i < sizeof(default_methods) / sizeof(default_methods[0]); i++)
+			if (!strcmp(method, default_methods[i]))
+				return true;
+		return false;
+	}
+	for (i = 0; i < n_known; i++)
+		if (!strncmp(method, known[i], MT_METHOD_MAX))
+			return true;
+	return false;
+}
+
+void span_attrs_hex(char *dst, const uint8_t *id, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		dst[2 * i] = digits[id[i] >> 4];
+		dst[2 * i + 1] = digits[id[i] & 0xf];
+	}
+	dst[2 * n] = '\0';
+}
+
+void span_attrs_copy_span(struct mt_span *d, const struct mt_span *s)
+{
+	*d = *s;
+	d->resource.service_name[sizeof(d->resource.service_name) - 1] = '\0';
+	d->resource.exe_name[sizeof(d->resource.exe_name) - 1] = '\0';
+	d->name[sizeof(d->name) - 1] = '\0';
+	d->method[sizeof(d->method) - 1] = '\0';
+	d->path[sizeof(d->path) - 1] = '\0';
+	d->query[sizeof(d->query) - 1] = '\0';
+	d->scheme[sizeof(d->scheme) - 1] = '\0';
+	d->server_address[sizeof(d->server_address) - 1] = '\0';
+	d->client_address[sizeof(d->client_address) - 1] = '\0';
+	d->peer_address[sizeof(d->peer_address) - 1] = '\0';
+	d->tracestate[sizeof(d->tracestate) - 1] = '\0';
+}
+
+static void add_str(struct span_attrs *out, const char *key, const char *val, bool local)
+{
+	struct span_attr *a = &out->attr[out->n++];
+
+	a->key = key;
+	a->type = SPAN_ATTR_STR;
+	a->str = val;
+	a->num = 0;
+	a->local = local;
+}
+
+static void add_int(struct span_attrs *out, const char *key, int64_t val)
+{
+	struct span_attr *a = &out->attr[out->n++];
+
+	a->key = key;
+	a->type = SPAN_ATTR_INT;
+	a->str = NULL;
+	a->num = val;
+	a->local = false;
+}
+
+static bool is_ipv6(const char *addr)
+{
+	return strchr(addr, ':') != NULL;
+}
+
+static void build_url_full(struct span_attrs *out, const struct mt_span *s, const char *scheme)
+{
+	const char *host = s->server_address[0] ? s->server_address : s->peer_address;
+	bool bracket = !s->server_address[0] && is_ipv6(host);
+	unsigned default_port = !strcmp(scheme, "https") ? 443 : 80;
+	char port[8] = "";
+	const char *path = s->path[0] == '/' ? s->path : "";
+
+	if (s->server_port && s->server_port != default_port)
+		snprintf(port, sizeof(port), ":%u", s->server_port);
+	snprintf(out->url_full, sizeof(out->url_full), "%s://%s%s%s%s%s%s%s", scheme,
+		 bracket ? "[" : "", host, bracket ? "]" : "", port, path, s->query[0] ? "?" : "",
+		 s->query);
+}
+
+void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
+		      const char (*known)[MT_METHOD_MAX], unsigned n_known)
+{
+	bool server = s->kind == MT_SPAN_SERVER;
+	const char *scheme = s->scheme[0] ? s->scheme : "http";
+
+	out->n = 0;
+	if (s->method[0] && span_attrs_method_known(s->method, known, n_known)) {
+		add_str(out, "http.request.method", s->method, false);
+	} else {
+		add_str(out, "http.request.method", "_OTHER", false);
+		if (s->method[0])
+			add_str(out, "http.request.method_original", s->method, false);
+	}
+
+	if (server) {
+		add_str(out, "url.path", s->path, false);
+		if (s->query[0])
+			add_str(out, "url.query", s->query, false);
+	} else {
+		build_url_full(out, s, scheme);
+		add_str(out, "url.full", out->url_full, true);
+	}
+	add_str(out, "url.scheme", scheme, false);
+
+	if (s->http_status)
+		add_int(out, "http.response.status_code", s->http_status);
+	if (s->status == MT_STATUS_ERROR) {
+		if (s->http_status)
+			snprintf(out->error_type, sizeof(out->error_type), "%u", s->http_status);
+		else
+			snprintf(out->error_type, sizeof(out->error_type), "_OTHER");
+		add_str(out, "error.type", out->error_type, true);
+	}
+
+	if (s->server_address[0]) {
+		add_str(out, "server.address", s->server_address, false);
+		if (s->server_port)
+			add_int(out, "server.port", s->server_port);
+	} else if (!server && s->server_port) {
+		add_int(out, "server.port", s->server_port);
+	}
+	if (server && s->client_address[0])
+		add_str(out, "client.address", s->client_address, false);
+	if (s->peer_address[0]) {
+		add_str(out, "network.peer.address", s->peer_address, false);
+		if (s->peer_port)
+			add_int(out, "network.peer.port", s->peer_port);
+	}
+
+	if (s->protocol == MT_PROTO_HTTP1) {
+		add_str(out, "network.protocol.name", "http", false);
+		snprintf(out->protocol_version, sizeof(out->protocol_version), "1.%u",
+			 s->http_minor);
+		add_str(out, "network.protocol.version", out->protocol_version, true);
+	}
+	if (s->req_body_bytes)
+		add_int(out, "http.request.body.size", (int64_t)s->req_body_bytes);
+	if (s->resp_body_bytes)
+		add_int(out, "http.response.body.size", (int64_t)s->resp_body_bytes);
+}
