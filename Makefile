@@ -18,7 +18,7 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 LDLIBS   := -lbpf -lelf -lz -lcurl -lprotobuf-c -lpthread -lm
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -Wno-gnu-variable-sized-type-not-at-end -I$(BUILD) -I.
 
@@ -33,7 +33,8 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit-test integration-test bench clean format check-format
+.PHONY: all deps run test units unit-test integration-test bench clean format check-format
+.SECONDARY:
 all: $(BUILD)/meshtrace
 
 deps:
@@ -76,11 +77,15 @@ unit-test: $(TEST_BINS)
 integration-test: $(BUILD)/meshtrace
 	@./tests/run_integration.sh
 
-# The README's test command: installs what is missing, builds, runs units then integration.
+# The README's test command: installs what is missing, builds, runs the unit tests built with
+# ASan/UBSan, then the integration tests against the normal build.
 test:
 	@./scripts/deps.sh --check-or-install
-	@$(MAKE) --no-print-directory all $(TEST_BINS)
-	@./tests/run_all.sh
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 units
+	@UNIT_DIR=$(BUILD)/san/tests ./tests/run_all.sh
+
+units: $(TEST_BINS)
 
 run:
 	@./scripts/deps.sh --check-or-install

@@ -123,7 +123,7 @@ int mt_buf_json_str(struct mt_buf *b, const char *str)
 			rc = mt_buf_puts(b, "\\ufffd");
 			s++;
 		} else if (*s == '"' || *s == '\\') {
-			char esc[2] = { '\\', (char)*s };
+			char esc[2] = {'\\', (char)*s};
 
 			rc = mt_buf_append(b, esc, 2);
 			s++;

@@ -63,7 +63,8 @@ static bool kernel_has_sock_length_tracepoints(void)
 
 	if (!vmlinux)
 		return false;
-	found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) > 0 &&
+	found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) >
+			0 &&
 		btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0;
 	btf__free(vmlinux);
 	return found;
@@ -130,7 +131,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		c->mode = have_sock ? CAPTURE_SOCK : CAPTURE_SYSCALLS;
 	if (c->mode == CAPTURE_SOCK && !have_sock) {
 		snprintf(err, errlen,
-			 "--capture-mode sock needs the sock:sock_send_length tracepoint (Linux >= 6.3); "
+			 "--capture-mode sock needs the sock:sock_send_length tracepoint (Linux >= "
+			 "6.3); "
 			 "use --capture-mode syscalls on this kernel");
 		goto out_free;
 	}
@@ -142,8 +144,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	}
 	c->skel->rodata->agent_tgid = (uint32_t)getpid();
 	c->skel->rodata->capture_bytes = opts->capture_bytes;
-	c->skel->rodata->wakeup_bytes = opts->wakeup_bytes ? opts->wakeup_bytes
-							   : MT_WAKEUP_BYTES_DEFAULT;
+	c->skel->rodata->wakeup_bytes =
+		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
 
 	rc = capture_bpf__load(c->skel);

@@ -20,7 +20,7 @@ enum capture_mode {
 struct capture_opts {
 	enum capture_mode mode;
 	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
-	uint64_t wakeup_bytes;  /* wake the consumer early when this much waits */
+	uint64_t wakeup_bytes;	/* wake the consumer early when this much waits */
 };
 
 /* Kernel-side counters, summed over CPUs. */

@@ -11,7 +11,7 @@ struct conn {
 	uint64_t sock;
 	uint64_t last_ns;
 	uint32_t hnext; /* hash chain */
-	uint32_t prev;  /* LRU list, most recent at head */
+	uint32_t prev;	/* LRU list, most recent at head */
 	uint32_t next;
 	uint8_t in_use;
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
@@ -26,7 +26,7 @@ struct conn_table {
 	uint32_t *buckets;
 	uint32_t nbuckets; /* power of two */
 	uint32_t max;
-	uint32_t used;     /* entries ever handed out from the array */
+	uint32_t used;	    /* entries ever handed out from the array */
 	uint32_t free_head; /* free list through hnext */
 	uint32_t lru_head;
 	uint32_t lru_tail;
@@ -138,7 +138,7 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 {
 	struct conn *c = &t->conns[i];
 	uint32_t *pp = &t->buckets[hash_sock(c->sock, t->nbuckets)];
-	struct emit_ctx e = { t, c };
+	struct emit_ctx e = {t, c};
 
 	if (c->proto == MT_PROTO_HTTP1)
 		http1_close(&c->http, now_ns, on_exchange, &e, &t->stats.http1);

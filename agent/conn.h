@@ -17,7 +17,7 @@
 #include "l7.h"
 #include "protocols/http1.h"
 
-#define CONN_MAX_DEFAULT 8192
+#define CONN_MAX_DEFAULT     8192
 #define CONN_IDLE_NS_DEFAULT (600ull * 1000000000ull)
 /* Chunks looked at for a protocol before a connection is left at TCP level. */
 #define CONN_DETECT_TRIES 16
@@ -41,18 +41,19 @@ struct conn_info {
 
 struct conn_stats {
 	uint64_t active;
-	uint64_t opened;         /* records created */
-	uint64_t closed;         /* records ended by a TCP close */
-	uint64_t evicted_full;   /* records evicted because the table was full */
-	uint64_t evicted_idle;   /* records evicted for idleness */
+	uint64_t opened;	 /* records created */
+	uint64_t closed;	 /* records ended by a TCP close */
+	uint64_t evicted_full;	 /* records evicted because the table was full */
+	uint64_t evicted_idle;	 /* records evicted for idleness */
 	uint64_t connect_failed; /* active opens that failed */
 	uint64_t retransmits;
 	uint64_t role_unknown_bytes; /* bytes on connections whose role could not be told */
-	uint64_t not_parsed;     /* connections left at TCP level (no known protocol) */
+	uint64_t not_parsed;	     /* connections left at TCP level (no known protocol) */
 	struct http1_stats http1;
 };
 
-typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci, const struct mt_exchange *x);
+typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci,
+				 const struct mt_exchange *x);
 
 struct conn_table;
 

@@ -97,7 +97,7 @@ static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t
 
 struct httpd *httpd__new(const char *addr, char *err, size_t errlen)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = {.events = EPOLLIN};
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	struct httpd *h;
@@ -105,7 +105,8 @@ struct httpd *httpd__new(const char *addr, char *err, size_t errlen)
 
 	if (parse_listen(addr, &ss, &sslen)) {
 		snprintf(err, errlen,
-			 "--listen '%s': give an address and port, e.g. 127.0.0.1:9464 or [::1]:9464",
+			 "--listen '%s': give an address and port, e.g. 127.0.0.1:9464 or "
+			 "[::1]:9464",
 			 addr);
 		return NULL;
 	}
@@ -219,7 +220,7 @@ static const char *status_text(int status)
 static void respond(struct httpd *h, struct client *c, int status, const char *type,
 		    const struct mt_buf *body, bool head_only)
 {
-	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
 	size_t body_len = body ? body->len : 0;
 
 	mt_buf_free(&c->out);
@@ -341,7 +342,7 @@ static void on_writable(struct httpd *h, struct client *c)
 static void accept_clients(struct httpd *h)
 {
 	for (;;) {
-		struct epoll_event ev = { .events = EPOLLIN };
+		struct epoll_event ev = {.events = EPOLLIN};
 		struct client *c = NULL;
 		int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 

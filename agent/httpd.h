@@ -14,15 +14,15 @@
 
 #include "buf.h"
 
-#define HTTPD_CLIENTS_MAX 64
-#define HTTPD_HEAD_MAX 8192
-#define HTTPD_IDLE_MS 10000
-#define HTTPD_RESPONSE_MAX (16u << 20)
-#define HTTPD_ROUTES_MAX 16
+#define HTTPD_CLIENTS_MAX    64
+#define HTTPD_HEAD_MAX	     8192
+#define HTTPD_IDLE_MS	     10000
+#define HTTPD_RESPONSE_MAX   (16u << 20)
+#define HTTPD_ROUTES_MAX     16
 #define HTTPD_DEFAULT_LISTEN "127.0.0.1:9464"
 
 struct httpd_response {
-	int status;               /* 200 unless the handler says otherwise */
+	int status;		  /* 200 unless the handler says otherwise */
 	const char *content_type; /* static string */
 	struct mt_buf body;
 };

@@ -71,7 +71,8 @@ static void scan_resource_attributes(struct environ_scan *s, const char *v, size
 
 		while (v < item_end && (*v == ' ' || *v == '\t'))
 			v++;
-		if ((size_t)(item_end - v) > sizeof(key) - 1 && memcmp(v, key, sizeof(key) - 1) == 0) {
+		if ((size_t)(item_end - v) > sizeof(key) - 1 &&
+		    memcmp(v, key, sizeof(key) - 1) == 0) {
 			const char *val = v + sizeof(key) - 1;
 			size_t o = 0;
 
@@ -79,7 +80,8 @@ static void scan_resource_attributes(struct environ_scan *s, const char *v, size
 				int hi, lo;
 
 				if (*val == '%' && item_end - val >= 3 &&
-				    sscanf(val + 1, "%1x%1x", (unsigned *)&hi, (unsigned *)&lo) == 2) {
+				    sscanf(val + 1, "%1x%1x", (unsigned *)&hi, (unsigned *)&lo) ==
+					    2) {
 					s->resource_service_name[o++] = (char)(hi * 16 + lo);
 					val += 3;
 				} else {

@@ -16,14 +16,14 @@
 
 #include "span.h"
 
-#define IDENTITY_MAX 4096
-#define IDENTITY_TTL_NS (30ull * 1000000000ull)
+#define IDENTITY_MAX	     4096
+#define IDENTITY_TTL_NS	     (30ull * 1000000000ull)
 #define IDENTITY_ENVIRON_MAX (1u << 20) /* bytes of /proc/PID/environ read at most */
 
 struct identity_stats {
 	uint64_t lookups;
 	uint64_t resolved; /* /proc reads */
-	uint64_t gone;     /* process had exited: fell back to the kernel's thread name */
+	uint64_t gone;	   /* process had exited: fell back to the kernel's thread name */
 	uint64_t evicted;
 };
 

@@ -27,7 +27,7 @@
 #include "exporters/jsonl.h"
 #include "exporters/otlp.h"
 
-#define TICK_MS 50 /* how often the ring buffer is drained without a wake-up */
+#define TICK_MS		  50 /* how often the ring buffer is drained without a wake-up */
 #define SHUTDOWN_FLUSH_MS 5000
 
 struct agent_opts {
@@ -73,7 +73,8 @@ static void usage(FILE *out)
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
 		"  --stats-interval SEC    print a counters line to stderr every SEC seconds\n"
-		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for none):\n"
+		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
+		"none):\n"
 		"                          /healthz, /api/stats\n"
 		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
 		"  -q, --quiet             only errors\n"
@@ -88,7 +89,8 @@ static void usage(FILE *out)
 		"  OTEL_EXPORTER_OTLP_TIMEOUT          per-request timeout, ms (default 10000)\n"
 		"  OTEL_EXPORTER_OTLP_PROTOCOL         http/protobuf (the only one supported)\n"
 		"  OTEL_RESOURCE_ATTRIBUTES            k=v,... added to every resource\n"
-		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE\n"
+		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "
+		"OTEL_BSP_MAX_QUEUE_SIZE\n"
 		"No endpoint set: no OTLP export (use --jsonl to look at spans).\n",
 		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT, HTTPD_DEFAULT_LISTEN);
 }
@@ -123,18 +125,18 @@ enum {
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "jsonl", required_argument, NULL, OPT_JSONL },
-		{ "capture-bytes", required_argument, NULL, OPT_CAPTURE_BYTES },
-		{ "capture-mode", required_argument, NULL, OPT_CAPTURE_MODE },
-		{ "record-query", no_argument, NULL, OPT_RECORD_QUERY },
-		{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
-		{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		{"jsonl", required_argument, NULL, OPT_JSONL},
+		{"capture-bytes", required_argument, NULL, OPT_CAPTURE_BYTES},
+		{"capture-mode", required_argument, NULL, OPT_CAPTURE_MODE},
+		{"record-query", no_argument, NULL, OPT_RECORD_QUERY},
+		{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	unsigned long v;
 	int c;
@@ -174,15 +176,16 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			break;
 		case OPT_MAX_CONNS:
 			if (parse_uint(optarg, 16, 1u << 22, &v)) {
-				mt_err("--max-connections '%s': give a number from 16 to %u", optarg,
-				       1u << 22);
+				mt_err("--max-connections '%s': give a number from 16 to %u",
+				       optarg, 1u << 22);
 				return -EINVAL;
 			}
 			o->max_conns = (uint32_t)v;
 			break;
 		case OPT_STATS_INTERVAL:
 			if (parse_uint(optarg, 0, 86400, &v)) {
-				mt_err("--stats-interval '%s': give seconds from 0 to 86400", optarg);
+				mt_err("--stats-interval '%s': give seconds from 0 to 86400",
+				       optarg);
 				return -EINVAL;
 			}
 			o->stats_interval_s = (unsigned)v;
@@ -220,7 +223,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 /* True when this process may load BPF programs: root, or CAP_BPF and CAP_PERFMON. */
 static bool have_bpf_privileges(void)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
 	uint64_t eff;
 
@@ -304,7 +307,7 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	struct capture_counters kc;
 	struct conn_stats cs;
 	struct span_stats ss;
-	struct otlp_stats os = { 0 };
+	struct otlp_stats os = {0};
 	size_t off = 0;
 
 	capture_read_counters(a->capture, &kc);
@@ -313,9 +316,9 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	if (a->otlp)
 		otlp_exporter_stats(a->otlp, &os);
 
-#define APPEND(...)                                                                  \
-	do {                                                                         \
-		if (off < len)                                                       \
+#define APPEND(...)                                                                 \
+	do {                                                                        \
+		if (off < len)                                                      \
 			off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); \
 	} while (0)
 
@@ -332,22 +335,23 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       ",\"spans_joined_traceparent\":%" PRIu64 ",\"role_unknown\":%" PRIu64,
 	       a->events, a->bad_events, ss.spans, ss.server, ss.client, ss.joined_traceparent,
 	       ss.role_unknown);
-	APPEND(",\"conns_active\":%" PRIu64 ",\"conns_opened\":%" PRIu64 ",\"conns_closed\":%" PRIu64
-	       ",\"conns_evicted_full\":%" PRIu64 ",\"conns_evicted_idle\":%" PRIu64
-	       ",\"connect_failed\":%" PRIu64 ",\"retransmits\":%" PRIu64
-	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64,
+	APPEND(",\"conns_active\":%" PRIu64 ",\"conns_opened\":%" PRIu64
+	       ",\"conns_closed\":%" PRIu64 ",\"conns_evicted_full\":%" PRIu64
+	       ",\"conns_evicted_idle\":%" PRIu64 ",\"connect_failed\":%" PRIu64
+	       ",\"retransmits\":%" PRIu64 ",\"role_unknown_bytes\":%" PRIu64
+	       ",\"conns_not_parsed\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
 	       cs.retransmits, cs.role_unknown_bytes, cs.not_parsed);
-	APPEND(",\"http1\":{\"requests\":%" PRIu64 ",\"responses\":%" PRIu64 ",\"exchanges\":%" PRIu64
-	       ",\"garbage_bytes\":%" PRIu64 ",\"resyncs\":%" PRIu64 ",\"pipeline_drops\":%" PRIu64
-	       ",\"orphan_responses\":%" PRIu64 "}}",
+	APPEND(",\"http1\":{\"requests\":%" PRIu64 ",\"responses\":%" PRIu64
+	       ",\"exchanges\":%" PRIu64 ",\"garbage_bytes\":%" PRIu64 ",\"resyncs\":%" PRIu64
+	       ",\"pipeline_drops\":%" PRIu64 ",\"orphan_responses\":%" PRIu64 "}}",
 	       cs.http1.requests, cs.http1.responses, cs.http1.exchanges, cs.http1.garbage_bytes,
 	       cs.http1.resyncs, cs.http1.pipeline_drops, cs.http1.orphan_responses);
-	APPEND(",\"otlp\":{\"enabled\":%s,\"spans_received\":%" PRIu64 ",\"spans_exported\":%" PRIu64
-	       ",\"spans_dropped_queue_full\":%" PRIu64 ",\"spans_dropped_rejected\":%" PRIu64
-	       ",\"spans_dropped_shutdown\":%" PRIu64 ",\"batches_sent\":%" PRIu64
-	       ",\"batches_failed\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
-	       ",\"queue_spans\":%" PRIu64 "}}",
+	APPEND(",\"otlp\":{\"enabled\":%s,\"spans_received\":%" PRIu64
+	       ",\"spans_exported\":%" PRIu64 ",\"spans_dropped_queue_full\":%" PRIu64
+	       ",\"spans_dropped_rejected\":%" PRIu64 ",\"spans_dropped_shutdown\":%" PRIu64
+	       ",\"batches_sent\":%" PRIu64 ",\"batches_failed\":%" PRIu64 ",\"retries\":%" PRIu64
+	       ",\"bytes_sent\":%" PRIu64 ",\"queue_spans\":%" PRIu64 "}}",
 	       a->otlp ? "true" : "false", os.spans_received, os.spans_exported,
 	       os.spans_dropped_queue_full, os.spans_dropped_rejected, os.spans_dropped_shutdown,
 	       os.batches_sent, os.batches_failed, os.retries, os.bytes_sent,
@@ -364,8 +368,7 @@ static int serve_healthz(void *ctx, const char *path, const char *query,
 	return mt_buf_puts(&resp->body, "ok\n");
 }
 
-static int serve_stats(void *ctx, const char *path, const char *query,
-		       struct httpd_response *resp)
+static int serve_stats(void *ctx, const char *path, const char *query, struct httpd_response *resp)
 {
 	char buf[4096];
 
@@ -392,8 +395,8 @@ static int start_httpd(struct agent *a, char *err, size_t errlen)
 
 static int setup_loop(struct agent *a)
 {
-	struct itimerspec its = { { 0, TICK_MS * 1000000L }, { 0, TICK_MS * 1000000L } };
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct itimerspec its = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
+	struct epoll_event ev = {.events = EPOLLIN};
 	sigset_t mask;
 
 	sigemptyset(&mask);
@@ -512,7 +515,7 @@ static void agent_free(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .epfd = -1, .sigfd = -1, .timerfd = -1 };
+	struct agent a = {.epfd = -1, .sigfd = -1, .timerfd = -1};
 	char err[512] = "";
 	char stats[4096];
 	int rc;
@@ -579,7 +582,8 @@ int main(int argc, char **argv)
 		a.otlp ? "exporting to " : "no OTLP endpoint set",
 		a.otlp ? a.otlp_cfg.traces_url : "", a.jsonl ? ", writing JSON lines" : "");
 	if (a.httpd)
-		mt_info("listening on http://%s/", a.opts.listen ? a.opts.listen : HTTPD_DEFAULT_LISTEN);
+		mt_info("listening on http://%s/",
+			a.opts.listen ? a.opts.listen : HTTPD_DEFAULT_LISTEN);
 
 	rc = run_loop(&a);
 	if (rc) {

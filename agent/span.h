@@ -10,8 +10,8 @@
 
 #include "l7.h"
 
-#define MT_SERVICE_MAX 64
-#define MT_EXE_MAX 32
+#define MT_SERVICE_MAX	64
+#define MT_EXE_MAX	32
 #define MT_ADDR_STR_MAX 46 /* INET6_ADDRSTRLEN */
 
 /* Values are OTLP's Span.SpanKind. */
@@ -38,11 +38,11 @@ struct mt_span {
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
 	uint8_t parent_span_id[8]; /* all zero: a root span */
-	uint8_t kind;              /* enum mt_span_kind */
-	uint8_t status;            /* enum mt_status */
-	uint8_t protocol;          /* enum mt_protocol */
-	uint8_t http_minor;        /* network.protocol.version "1.<minor>" */
-	uint16_t http_status;      /* 0 when no response was seen */
+	uint8_t kind;		   /* enum mt_span_kind */
+	uint8_t status;		   /* enum mt_status */
+	uint8_t protocol;	   /* enum mt_protocol */
+	uint8_t http_minor;	   /* network.protocol.version "1.<minor>" */
+	uint16_t http_status;	   /* 0 when no response was seen */
 	uint16_t server_port;
 	uint16_t client_port;
 	uint16_t peer_port;
@@ -54,9 +54,9 @@ struct mt_span {
 	struct mt_resource resource;
 	char name[MT_METHOD_MAX + 8]; /* "{method}" (or "HTTP" for unknown methods) */
 	char method[MT_METHOD_MAX];
-	char path[MT_TARGET_MAX]; /* url.path; the query too only when the user opts in */
+	char path[MT_TARGET_MAX];  /* url.path; the query too only when the user opts in */
 	char query[MT_TARGET_MAX]; /* url.query, "" unless the user opts in */
-	char scheme[8];            /* url.scheme */
+	char scheme[8];		   /* url.scheme */
 	char server_address[MT_HOST_MAX];
 	char client_address[MT_ADDR_STR_MAX];
 	char peer_address[MT_ADDR_STR_MAX]; /* network.peer.address */

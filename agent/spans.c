@@ -87,7 +87,7 @@ void span_builder_set_clock(struct span_builder *b, int64_t offset_ns)
 
 void mt_format_addr(const uint8_t addr[16], char *out, size_t outlen)
 {
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
 		snprintf(out, outlen, "%u.%u.%u.%u", addr[12], addr[13], addr[14], addr[15]);
@@ -125,8 +125,8 @@ bool mt_traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_
 
 static bool known_method(const char *m)
 {
-	static const char *const methods[] = { "GET",	  "HEAD",    "POST",  "PUT",	"DELETE",
-					       "CONNECT", "OPTIONS", "TRACE", "PATCH" };
+	static const char *const methods[] = {"GET",	 "HEAD",    "POST",  "PUT",  "DELETE",
+					      "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (strcmp(m, methods[i]) == 0)
@@ -212,7 +212,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	server = ci->role == CONN_ROLE_SERVER;
 	memset(s, 0, sizeof(*s));
 
-	if (x->traceparent[0] && mt_traceparent_decode(x->traceparent, s->trace_id, s->parent_span_id)) {
+	if (x->traceparent[0] &&
+	    mt_traceparent_decode(x->traceparent, s->trace_id, s->parent_span_id)) {
 		b->stats.joined_traceparent++;
 		mt_strlcpy(s->tracestate, x->tracestate, sizeof(s->tracestate));
 	} else {
@@ -251,7 +252,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 		mt_strlcpy(s->client_address, s->peer_address, sizeof(s->client_address));
 		s->client_port = ci->tuple.rport;
 		if (!s->server_address[0])
-			mt_format_addr(ci->tuple.laddr, s->server_address, sizeof(s->server_address));
+			mt_format_addr(ci->tuple.laddr, s->server_address,
+				       sizeof(s->server_address));
 		if (!s->server_port)
 			s->server_port = ci->tuple.lport;
 	} else {

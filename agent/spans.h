@@ -24,7 +24,7 @@ struct span_stats {
 	uint64_t server;
 	uint64_t client;
 	uint64_t joined_traceparent; /* spans that joined an incoming W3C trace */
-	uint64_t role_unknown;       /* exchanges dropped: connection role unknown */
+	uint64_t role_unknown;	     /* exchanges dropped: connection role unknown */
 };
 
 typedef void (*span_fn)(void *ctx, const struct mt_span *s);

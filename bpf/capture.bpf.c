@@ -21,24 +21,26 @@
 
 #include "capture.h"
 
-#define AF_INET 2
-#define AF_INET6 10
+#define AF_INET	    2
+#define AF_INET6    10
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
-#define MSG_PEEK 2
-#define PF_KTHREAD 0x00200000
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
+#define MSG_PEEK    2
+#define PF_KTHREAD  0x00200000
+#define S_IFMT	    00170000
+#define S_IFSOCK    0140000
 
 /* x86_64 syscall numbers of the calls whose buffer we know how to find. */
-#define NR_read 0
-#define NR_write 1
-#define NR_readv 19
-#define NR_writev 20
-#define NR_sendto 44
+#define NR_read	    0
+#define NR_write    1
+#define NR_readv    19
+#define NR_writev   20
+#define NR_sendto   44
 #define NR_recvfrom 45
-#define NR_sendmsg 46
-#define NR_recvmsg 47
+#define NR_sendmsg  46
+#define NR_recvmsg  47
+#define NR_sendfile 40
+#define NR_splice   275
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -89,6 +91,36 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } connecting SEC(".maps");
+
+/*
+ * The agent's own connections. The agent's side is never traced (agent_tgid),
+ * but the far end of its export connection may be a collector on this node,
+ * whose server spans would be exported, observed and exported again without
+ * end. So the endpoints of the agent's connections are remembered, and a
+ * socket whose peer is one of them is not traced either.
+ */
+struct endpoint {
+	__u8 addr[16];
+	__u16 port;
+	__u16 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_AGENT_SOCKS_MAX);
+	__type(key, __u64);		/* struct sock of the agent */
+	__type(value, struct endpoint); /* its local endpoint, once connected */
+} agent_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_AGENT_SOCKS_MAX);
+	__type(key, struct endpoint);
+	__type(value, __u8);
+} agent_endpoints SEC(".maps");
+
+/* Live entries in agent_endpoints: skips the lookup when the agent has none. */
+volatile __u64 agent_endpoint_count = 0;
 
 /* Fallback mode: a data syscall's arguments between enter and exit, by thread. */
 struct syscall_args {
@@ -221,6 +253,16 @@ static __always_inline int copy_msghdr(struct scratch *sc, const struct user_msg
 	return copy_iov(sc, m.msg_iov, m.msg_iovlen, want, flags);
 }
 
+/* True when the far end of this connection is one of the agent's own sockets. */
+static __always_inline bool is_agent_peer(const struct mt_tuple *t)
+{
+	struct endpoint ep = {};
+
+	__builtin_memcpy(ep.addr, t->raddr, sizeof(ep.addr));
+	ep.port = t->rport;
+	return bpf_map_lookup_elem(&agent_endpoints, &ep) != NULL;
+}
+
 /*
  * Builds and submits one data event. @nr/@arg/@cnt describe where the
  * syscall's buffer is; an unknown @nr (sendfile, splice, io_uring) yields a
@@ -288,6 +330,8 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	sc->ev.seq = seq;
 	bpf_get_current_comm(sc->ev.comm, sizeof(sc->ev.comm));
 	read_tuple(sk, &sc->ev.tuple);
+	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple))
+		return;
 
 	size = sizeof(struct mt_data_event) + (__u32)got;
 	if (size > sizeof(*sc))
@@ -418,16 +462,16 @@ static __always_inline int sys_exit(struct trace_event_raw_sys_exit *ctx, __u8 d
 	return 0;
 }
 
-#define SYSCALL_PAIR(name, nr, dir)                                                      \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                        \
-	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx)                        \
-	{                                                                                  \
-		return sys_enter(ctx, nr);                                                 \
-	}                                                                                  \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                         \
-	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                          \
-	{                                                                                  \
-		return sys_exit(ctx, dir);                                                 \
+#define SYSCALL_PAIR(name, nr, dir)                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                 \
+	int sys_enter_##name(struct trace_event_raw_sys_enter *ctx) \
+	{                                                           \
+		return sys_enter(ctx, nr);                          \
+	}                                                           \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                  \
+	int sys_exit_##name(struct trace_event_raw_sys_exit *ctx)   \
+	{                                                           \
+		return sys_exit(ctx, dir);                          \
 	}
 
 SYSCALL_PAIR(read, NR_read, MT_DIR_INGRESS)
@@ -438,6 +482,53 @@ SYSCALL_PAIR(sendto, NR_sendto, MT_DIR_EGRESS)
 SYSCALL_PAIR(recvfrom, NR_recvfrom, MT_DIR_INGRESS)
 SYSCALL_PAIR(sendmsg, NR_sendmsg, MT_DIR_EGRESS)
 SYSCALL_PAIR(recvmsg, NR_recvmsg, MT_DIR_INGRESS)
+/* Count-only: the payload never passes through user memory, but the parsers must skip it. */
+SYSCALL_PAIR(sendfile64, NR_sendfile, MT_DIR_EGRESS)
+
+/* splice(fd_in, off_in, fd_out, off_out, len, flags): either end may be the socket. */
+SEC("tracepoint/syscalls/sys_enter_splice")
+int sys_enter_splice(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct syscall_args a = {};
+
+	if (is_agent(pid_tgid >> 32))
+		return 0;
+	a.fd = (__s32)ctx->args[2]; /* out */
+	a.cnt = ctx->args[0];	    /* in */
+	a.nr = NR_splice;
+	if (bpf_map_update_elem(&inflight, &tid, &a, BPF_ANY) < 0)
+		count(&drops, MT_DROP_INFLIGHT_FULL, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int sys_exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct syscall_args *a = bpf_map_lookup_elem(&inflight, &tid);
+	struct syscall_args args;
+	struct sock *sk;
+
+	if (!a)
+		return 0;
+	args = *a;
+	bpf_map_delete_elem(&inflight, &tid);
+	if (ctx->ret <= 0)
+		return 0;
+	sk = fd_to_tcp_sock(args.fd);
+	if (sk) {
+		emit_data(sk, MT_DIR_EGRESS, (__u32)ctx->ret, NR_splice, args.fd, 0, 0, pid_tgid);
+		return 0;
+	}
+	sk = fd_to_tcp_sock((__s32)args.cnt);
+	if (sk)
+		emit_data(sk, MT_DIR_INGRESS, (__u32)ctx->ret, NR_splice, (__s32)args.cnt, 0, 0,
+			  pid_tgid);
+	return 0;
+}
 
 /* ---- connection lifecycle ---- */
 
@@ -476,6 +567,7 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	__u64 key = (__u64)sk;
 	__u64 now, *t0, dur = 0;
+	struct endpoint *own;
 	int oldstate = ctx->oldstate;
 	int newstate = ctx->newstate;
 	__u64 pid_tgid;
@@ -488,11 +580,33 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 
 	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
 		pid_tgid = bpf_get_current_pid_tgid();
-		if (is_agent(pid_tgid >> 32))
+		if (is_agent(pid_tgid >> 32)) {
+			struct endpoint none = {};
+
+			bpf_map_update_elem(&agent_socks, &key, &none, BPF_ANY);
 			return 0;
+		}
 		if (bpf_map_update_elem(&connecting, &key, &now, BPF_ANY) < 0)
 			count(&drops, MT_DROP_CONNECTING_FULL, 1);
 		emit_conn(sk, MT_CONN_CONNECT, pid_tgid >> 32, 0, 0, now);
+		return 0;
+	}
+	own = bpf_map_lookup_elem(&agent_socks, &key);
+	if (own) {
+		if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED) {
+			struct mt_tuple t;
+			__u8 one = 1;
+
+			read_tuple(sk, &t);
+			__builtin_memcpy(own->addr, t.laddr, sizeof(own->addr));
+			own->port = t.lport;
+			if (bpf_map_update_elem(&agent_endpoints, own, &one, BPF_NOEXIST) == 0)
+				__sync_fetch_and_add(&agent_endpoint_count, 1);
+		} else if (newstate == TCP_CLOSE) {
+			if (own->port && bpf_map_delete_elem(&agent_endpoints, own) == 0)
+				__sync_fetch_and_add(&agent_endpoint_count, -1);
+			bpf_map_delete_elem(&agent_socks, &key);
+		}
 		return 0;
 	}
 	if (oldstate == TCP_SYN_SENT) {

@@ -13,7 +13,7 @@
 
 /* Bytes of payload copied per send/recv: default and hard upper bound. */
 #define MT_CAPTURE_DEFAULT 512
-#define MT_CAPTURE_MAX 4096 /* power of two: the verifier bound is a mask */
+#define MT_CAPTURE_MAX	   4096 /* power of two: the verifier bound is a mask */
 /* iovec entries walked per readv/writev/sendmsg/recvmsg. */
 #define MT_IOV_MAX 8
 /* Ring buffer size (power of two, multiple of the page size). */
@@ -22,6 +22,8 @@
 #define MT_WAKEUP_BYTES_DEFAULT (256u << 10)
 /* Connections being opened (SYN_SENT) tracked for connect latency. */
 #define MT_CONNECTING_MAX 16384
+/* The agent's own outgoing connections (to its collector), whose far end is not traced. */
+#define MT_AGENT_SOCKS_MAX 256
 /* Threads inside a data syscall, fallback (syscall tracepoint) mode only. */
 #define MT_INFLIGHT_MAX 16384
 
@@ -37,25 +39,25 @@ enum mt_dir {
 
 /* mt_data_event.flags */
 enum mt_data_flags {
-	MT_DATA_F_NO_BUF = 1 << 0,    /* no user buffer (sendfile, splice, io_uring): count only */
+	MT_DATA_F_NO_BUF = 1 << 0,     /* no user buffer (sendfile, splice, io_uring): count only */
 	MT_DATA_F_READ_FAULT = 1 << 1, /* the buffer could not be read: count only */
 	MT_DATA_F_IOV_TRUNC = 1 << 2,  /* more iovecs than MT_IOV_MAX: capture is short */
 };
 
 enum mt_conn_op {
-	MT_CONN_CONNECT = 1,     /* CLOSE -> SYN_SENT: an active open began (pid known) */
+	MT_CONN_CONNECT = 1,	 /* CLOSE -> SYN_SENT: an active open began (pid known) */
 	MT_CONN_ESTABLISHED = 2, /* SYN_SENT -> ESTABLISHED: client side up, latency known */
-	MT_CONN_ACCEPTED = 3,    /* SYN_RECV -> ESTABLISHED: server side up (softirq, no pid) */
-	MT_CONN_FAILED = 4,      /* SYN_SENT -> CLOSE: connect failed, err = sk_err */
-	MT_CONN_CLOSED = 5,      /* any established state -> CLOSE */
-	MT_CONN_RETRANSMIT = 6,  /* tcp:tcp_retransmit_skb */
+	MT_CONN_ACCEPTED = 3,	 /* SYN_RECV -> ESTABLISHED: server side up (softirq, no pid) */
+	MT_CONN_FAILED = 4,	 /* SYN_SENT -> CLOSE: connect failed, err = sk_err */
+	MT_CONN_CLOSED = 5,	 /* any established state -> CLOSE */
+	MT_CONN_RETRANSMIT = 6,	 /* tcp:tcp_retransmit_skb */
 };
 
 /* Why an event never reached user space (per-CPU counters, index = reason). */
 enum mt_drop_reason {
-	MT_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed */
-	MT_DROP_READ_FAULT = 1,   /* payload unreadable: sent as count only, not lost */
-	MT_DROP_INFLIGHT_FULL = 2, /* fallback mode: per-thread argument table full */
+	MT_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_output failed */
+	MT_DROP_READ_FAULT = 1,	     /* payload unreadable: sent as count only, not lost */
+	MT_DROP_INFLIGHT_FULL = 2,   /* fallback mode: per-thread argument table full */
 	MT_DROP_CONNECTING_FULL = 3, /* connect-latency table full */
 	MT_DROP__MAX = 4,
 };
@@ -76,8 +78,8 @@ enum mt_stat {
 struct mt_tuple {
 	__u8 laddr[16];
 	__u8 raddr[16];
-	__u16 lport; /* host byte order */
-	__u16 rport; /* host byte order */
+	__u16 lport;  /* host byte order */
+	__u16 rport;  /* host byte order */
 	__u16 family; /* AF_INET or AF_INET6: the socket's own family */
 	__u16 _pad;
 };
@@ -94,14 +96,15 @@ struct mt_data_event {
 	struct mt_event_head head;
 	__u32 pid;
 	__u32 tid;
-	__s32 fd; /* -1 when not known */
+	__s32 fd;    /* -1 when not known */
 	__u32 bytes; /* bytes the call moved; captured <= bytes */
 	__u16 captured;
 	__u8 dir;   /* enum mt_dir */
 	__u8 flags; /* enum mt_data_flags */
 	__u32 _pad;
 	__u64 seq; /* TCP sequence number of the first byte moved */
-	char comm[16]; /* the thread's name: identity when the process is gone by the time we look */
+	char comm
+		[16]; /* the thread's name: identity when the process is gone by the time we look */
 	struct mt_tuple tuple;
 	__u8 data[]; /* `captured` bytes of payload */
 };
@@ -114,7 +117,7 @@ struct mt_conn_event {
 	__s32 err; /* sk_err for MT_CONN_FAILED/CLOSED (e.g. ECONNREFUSED), else 0 */
 	__u32 _pad2;
 	__u64 duration_ns; /* MT_CONN_ESTABLISHED/FAILED: time since SYN_SENT, else 0 */
-	char comm[16]; /* MT_CONN_CONNECT only, else empty */
+	char comm[16];	   /* MT_CONN_CONNECT only, else empty */
 	struct mt_tuple tuple;
 };
 

@@ -46,7 +46,8 @@ static void test_resource_attributes_fallback(void **state)
 
 static void test_no_name(void **state)
 {
-	static const char env[] = "OTEL_SERVICE_NAMEX=nope\0XOTEL_SERVICE_NAME=nope\0OTEL_SERVICE_NAME=";
+	static const char env[] =
+		"OTEL_SERVICE_NAMEX=nope\0XOTEL_SERVICE_NAME=nope\0OTEL_SERVICE_NAME=";
 	struct environ_scan s;
 
 	(void)state;

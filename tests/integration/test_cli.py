@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The command line: bad flags and bad environment exit 2 with one line; --help documents
+every option; without root the agent says so and exits 2. These load no BPF."""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from mt_agent import BINARY, run_cli
+
+OPTIONS = ["--jsonl", "--capture-bytes", "--capture-mode", "--record-query", "--stats-interval",
+           "--max-connections", "--help", "--version", "-v"]
+ENV_VARS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES"]
+
+
+@pytest.fixture(autouse=True)
+def binary():
+    if not os.access(BINARY, os.X_OK):
+        pytest.skip(f"{BINARY} missing: run 'make'")
+
+
+def one_line_exit_2(res, names=()):
+    """Exit 2 and one line on stderr that names at least one of `names` (the flag or value)."""
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert res.returncode == 2, f"exit {res.returncode}, stderr {res.stderr!r}"
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    if names:
+        assert any(n in lines[0] for n in names), f"none of {names} named in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["--no-such-flag"],
+    ["--capture-mode", "bogus"],
+    ["--capture-bytes", "abc"],
+    ["--capture-bytes", "-5"],
+    ["--stats-interval", "soon"],
+    ["--max-connections", "0x"],
+    ["--jsonl"],
+    ["stray-argument"],
+], ids=lambda args: " ".join(args))
+def test_bad_flags(args):
+    one_line_exit_2(run_cli(args), args)
+
+
+@pytest.mark.parametrize("env", [
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://x"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "not a url"},
+    {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://x/v1/traces"},
+    {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"},
+    {"OTEL_EXPORTER_OTLP_TIMEOUT": "ten"},
+], ids=lambda env: " ".join(f"{k}={v}" for k, v in env.items()))
+def test_bad_env(env):
+    one_line_exit_2(run_cli([], env=env), list(env))
+
+
+def test_help_documents_every_option():
+    res = run_cli(["--help"])
+    assert res.returncode == 0, res
+    text = res.stdout + res.stderr
+    missing = [o for o in OPTIONS + ENV_VARS if o not in text]
+    assert not missing, f"--help does not mention {missing}"
+
+
+def test_version():
+    res = run_cli(["--version"])
+    assert res.returncode == 0 and (res.stdout + res.stderr).strip(), res
+
+
+def test_not_root():
+    """As nobody, with no capabilities: one line naming the cause and the fix, exit 2."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to drop to nobody) and setpriv")
+    d = tempfile.mkdtemp(prefix="mt-notroot-")
+    try:
+        os.chmod(d, 0o755)
+        copy = os.path.join(d, "meshtrace")
+        shutil.copy(BINARY, copy)
+        os.chmod(copy, 0o755)
+        res = run_cli(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                       "--bounding-set=-all", copy], binary=shutil.which("setpriv"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    line = one_line_exit_2(res)
+    assert "root" in line or "CAP_" in line, f"does not name the missing privilege: {line!r}"
