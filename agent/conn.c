@@ -16,9 +16,10 @@ struct conn {
 	uint8_t in_use;
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
 	uint8_t detect_tries;
-	uint8_t gave_up; /* left at TCP level */
+	uint8_t gave_up;		/* left at TCP level */
+	const struct l7_parser *parser; /* NULL until detected */
+	void *l7;			/* the parser's state, allocated at detection */
 	struct conn_info info;
-	struct http1_conn http;
 };
 
 struct conn_table {
@@ -77,6 +78,14 @@ void conn_table__free(struct conn_table *t)
 {
 	if (!t)
 		return;
+	for (uint32_t i = 0; i < t->used; i++) {
+		struct conn *c = &t->conns[i];
+
+		if (c->in_use && c->parser && c->parser->release)
+			c->parser->release(c->l7);
+		if (c->in_use)
+			free(c->l7);
+	}
 	free(t->conns);
 	free(t->buckets);
 	free(t);
@@ -140,8 +149,14 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 	uint32_t *pp = &t->buckets[hash_sock(c->sock, t->nbuckets)];
 	struct emit_ctx e = {t, c};
 
-	if (c->proto == MT_PROTO_HTTP1)
-		http1_close(&c->http, now_ns, on_exchange, &e, &t->stats.http1);
+	if (c->parser) {
+		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
+		if (c->parser->release)
+			c->parser->release(c->l7);
+		free(c->l7);
+		c->l7 = NULL;
+		c->parser = NULL;
+	}
 	while (*pp != i)
 		pp = &t->conns[*pp].hnext;
 	*pp = c->hnext;
@@ -171,8 +186,7 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 		t->free_head = t->conns[i].hnext;
 	}
 	c = &t->conns[i];
-	memset(c, 0, offsetof(struct conn, http));
-	http1_init(&c->http);
+	memset(c, 0, sizeof(*c));
 	c->sock = sock;
 	c->in_use = 1;
 	c->last_ns = now_ns;
@@ -196,43 +210,61 @@ static void touch(struct conn_table *t, uint32_t i, uint64_t now_ns)
 	}
 }
 
-/*
- * Decides the role of a connection first seen mid-life from the first HTTP
- * message start it carries. Returns false when these bytes do not tell.
- */
-static bool infer_role(struct conn *c, const struct mt_data_event *ev)
+/* The first parser that recognises these bytes, and which side sends such bytes. */
+static const struct l7_parser *detect_parser(const struct mt_data_event *ev,
+					     enum l7_verdict *verdict)
 {
-	bool is_request;
-
-	if (!http1_detect(ev->data, ev->captured, &is_request))
-		return false;
-	if (is_request == (ev->dir == MT_DIR_EGRESS))
-		c->info.role = CONN_ROLE_CLIENT;
-	else
-		c->info.role = CONN_ROLE_SERVER;
-	return true;
+	for (size_t i = 0; l7_parsers[i]; i++) {
+		*verdict = l7_parsers[i]->detect(ev->data, ev->captured);
+		if (*verdict != L7_NO)
+			return l7_parsers[i];
+	}
+	return NULL;
 }
 
 /*
- * Finds the protocol from the first bytes the client sends. Parsing starts
- * only at a message start, so a connection first seen mid-message is picked
- * up at its next request.
+ * Finds the protocol (and, for a connection first seen mid-life, the role)
+ * from a message start. Parsing begins only at a message start, so a
+ * connection first seen mid-message is picked up at its next message.
+ * Returns true when the parser is ready for this chunk.
  */
-static void detect(struct conn_table *t, struct conn *c, const struct mt_data_event *ev,
-		   bool client_to_server)
+static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_event *ev)
 {
-	bool is_request;
+	const struct l7_parser *p = NULL;
+	enum l7_verdict v = L7_NO;
+	bool sender_is_client;
 
-	if (!client_to_server || ev->captured == 0)
-		return;
-	if (http1_detect(ev->data, ev->captured, &is_request) && is_request) {
-		c->proto = MT_PROTO_HTTP1;
-		return;
+	if (ev->captured)
+		p = detect_parser(ev, &v);
+	if (p && c->info.role == CONN_ROLE_UNKNOWN) {
+		sender_is_client = v == L7_FROM_CLIENT;
+		c->info.role = sender_is_client == (ev->dir == MT_DIR_EGRESS) ? CONN_ROLE_CLIENT
+									      : CONN_ROLE_SERVER;
 	}
-	if (++c->detect_tries >= CONN_DETECT_TRIES) {
+	if (p) {
+		bool c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
+
+		/* Bytes of the wrong side for this role: not a message start we can use. */
+		if (c2s != (v == L7_FROM_CLIENT))
+			p = NULL;
+	}
+	if (!p) {
+		if (ev->captured && ++c->detect_tries >= CONN_DETECT_TRIES) {
+			c->gave_up = 1;
+			t->stats.not_parsed++;
+		}
+		return false;
+	}
+	c->l7 = calloc(1, p->state_size);
+	if (!c->l7) {
+		t->stats.parser_alloc_failed++;
 		c->gave_up = 1;
-		t->stats.not_parsed++;
+		return false;
 	}
+	p->init(c->l7);
+	c->parser = p;
+	c->proto = p->protocol;
+	return true;
 }
 
 void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
@@ -255,16 +287,12 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
 	if (c->gave_up)
 		return;
-	if (c->info.role == CONN_ROLE_UNKNOWN && !infer_role(c, ev)) {
-		t->stats.role_unknown_bytes += ev->bytes;
+	if (!c->parser && !detect(t, c, ev)) {
+		if (c->info.role == CONN_ROLE_UNKNOWN)
+			t->stats.role_unknown_bytes += ev->bytes;
 		return;
 	}
 	c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
-	if (c->proto == MT_PROTO_UNKNOWN) {
-		detect(t, c, ev, c2s);
-		if (c->proto == MT_PROTO_UNKNOWN)
-			return;
-	}
 
 	ch.data = ev->data;
 	ch.captured = ev->captured;
@@ -272,7 +300,7 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	ch.ts_ns = ev->head.ts_ns;
 	e.t = t;
 	e.c = c;
-	http1_feed(&c->http, c2s, &ch, on_exchange, &e, &t->stats.http1);
+	c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
 }
 
 void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)

@@ -15,7 +15,6 @@
 
 #include "bpf/capture.h"
 #include "l7.h"
-#include "protocols/http1.h"
 
 #define CONN_MAX_DEFAULT     8192
 #define CONN_IDLE_NS_DEFAULT (600ull * 1000000000ull)
@@ -47,9 +46,10 @@ struct conn_stats {
 	uint64_t evicted_idle;	 /* records evicted for idleness */
 	uint64_t connect_failed; /* active opens that failed */
 	uint64_t retransmits;
-	uint64_t role_unknown_bytes; /* bytes on connections whose role could not be told */
-	uint64_t not_parsed;	     /* connections left at TCP level (no known protocol) */
-	struct http1_stats http1;
+	uint64_t role_unknown_bytes;	   /* bytes on connections whose role could not be told */
+	uint64_t not_parsed;		   /* connections left at TCP level (no known protocol) */
+	uint64_t parser_alloc_failed;	   /* connections not parsed: no memory for parser state */
+	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 
 typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci,

@@ -342,11 +342,22 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       ",\"conns_not_parsed\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
 	       cs.retransmits, cs.role_unknown_bytes, cs.not_parsed);
-	APPEND(",\"http1\":{\"requests\":%" PRIu64 ",\"responses\":%" PRIu64
-	       ",\"exchanges\":%" PRIu64 ",\"garbage_bytes\":%" PRIu64 ",\"resyncs\":%" PRIu64
-	       ",\"pipeline_drops\":%" PRIu64 ",\"orphan_responses\":%" PRIu64 "}}",
-	       cs.http1.requests, cs.http1.responses, cs.http1.exchanges, cs.http1.garbage_bytes,
-	       cs.http1.resyncs, cs.http1.pipeline_drops, cs.http1.orphan_responses);
+	APPEND(",\"parser_alloc_failed\":%" PRIu64 ",\"l7\":{", cs.parser_alloc_failed);
+	for (int p = 1, first = 1; p < MT_PROTO__MAX; p++) {
+		const struct l7_stats *l = &cs.l7[p];
+
+		if (p != MT_PROTO_HTTP1 && !l->requests && !l->responses && !l->garbage_bytes)
+			continue;
+		APPEND("%s\"%s\":{\"requests\":%" PRIu64 ",\"responses\":%" PRIu64
+		       ",\"exchanges\":%" PRIu64 ",\"garbage_bytes\":%" PRIu64
+		       ",\"resyncs\":%" PRIu64 ",\"pipeline_drops\":%" PRIu64
+		       ",\"orphan_responses\":%" PRIu64 ",\"state_lost\":%" PRIu64 "}",
+		       first ? "" : ",", l7_protocol_name((uint8_t)p), l->requests, l->responses,
+		       l->exchanges, l->garbage_bytes, l->resyncs, l->pipeline_drops,
+		       l->orphan_responses, l->state_lost);
+		first = 0;
+	}
+	APPEND("}}");
 	APPEND(",\"otlp\":{\"enabled\":%s,\"spans_received\":%" PRIu64
 	       ",\"spans_exported\":%" PRIu64 ",\"spans_dropped_queue_full\":%" PRIu64
 	       ",\"spans_dropped_rejected\":%" PRIu64 ",\"spans_dropped_shutdown\":%" PRIu64

@@ -52,7 +52,7 @@ struct mt_span {
 	uint64_t req_body_bytes;
 	uint64_t resp_body_bytes;
 	struct mt_resource resource;
-	char name[MT_METHOD_MAX + 8]; /* "{method}" (or "HTTP" for unknown methods) */
+	char name[MT_OPERATION_MAX]; /* HTTP: "{method}" or "HTTP"; else the operation */
 	char method[MT_METHOD_MAX];
 	char path[MT_TARGET_MAX];  /* url.path; the query too only when the user opts in */
 	char query[MT_TARGET_MAX]; /* url.query, "" unless the user opts in */
@@ -61,6 +61,11 @@ struct mt_span {
 	char client_address[MT_ADDR_STR_MAX];
 	char peer_address[MT_ADDR_STR_MAX]; /* network.peer.address */
 	char tracestate[MT_TRACESTATE_MAX];
+	/* Databases, caches, RPC: copied from struct mt_exchange ("" when unused). */
+	char operation[MT_OPERATION_MAX];
+	char db_namespace[MT_NAMESPACE_MAX];
+	char query_text[MT_QUERY_MAX];
+	char status_text[MT_STATUS_TEXT_MAX];
 };
 
 #endif /* MESHTRACE_SPAN_H */

@@ -234,11 +234,21 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	s->req_body_bytes = x->req_body_bytes;
 	s->resp_body_bytes = x->resp_body_bytes;
 
-	if (x->status >= 500 || (!server && x->status >= 400) || (x->flags & MT_X_NO_RESPONSE))
+	if (x->status >= 500 || (!server && x->status >= 400) ||
+	    (x->flags & (MT_X_NO_RESPONSE | MT_X_ERROR)))
 		s->status = MT_STATUS_ERROR;
 
 	mt_strlcpy(s->method, x->method, sizeof(s->method));
-	mt_strlcpy(s->name, known_method(x->method) ? x->method : "HTTP", sizeof(s->name));
+	mt_strlcpy(s->operation, x->operation, sizeof(s->operation));
+	mt_strlcpy(s->db_namespace, x->db_namespace, sizeof(s->db_namespace));
+	mt_strlcpy(s->query_text, x->query_text, sizeof(s->query_text));
+	mt_strlcpy(s->status_text, x->status_text, sizeof(s->status_text));
+	if (x->protocol == MT_PROTO_HTTP1 || x->protocol == MT_PROTO_HTTP2)
+		mt_strlcpy(s->name, known_method(x->method) ? x->method : "HTTP", sizeof(s->name));
+	else if (x->operation[0])
+		mt_strlcpy(s->name, x->operation, sizeof(s->name));
+	else
+		mt_strlcpy(s->name, l7_protocol_name(x->protocol), sizeof(s->name));
 	split_target(x->target, s->path, sizeof(s->path), s->query, sizeof(s->query));
 	if (!b->opts.record_query)
 		s->query[0] = '\0';

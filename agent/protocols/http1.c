@@ -1193,3 +1193,42 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	}
 	http1_init(c);
 }
+
+/* ---- registry adapter ---- */
+
+static enum l7_verdict http1_verdict(const uint8_t *buf, size_t n)
+{
+	bool is_request;
+
+	if (!http1_detect(buf, n, &is_request))
+		return L7_NO;
+	return is_request ? L7_FROM_CLIENT : L7_FROM_SERVER;
+}
+
+static void http1_init_state(void *state)
+{
+	http1_init(state);
+}
+
+static void http1_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
+			     void *ctx, struct l7_stats *stats)
+{
+	http1_feed(state, c2s, ch, emit, ctx, stats);
+}
+
+static void http1_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
+			      struct l7_stats *stats)
+{
+	http1_close(state, ts_ns, emit, ctx, stats);
+}
+
+const struct l7_parser http1_parser = {
+	.protocol = MT_PROTO_HTTP1,
+	.name = "http",
+	.state_size = sizeof(struct http1_conn),
+	.detect = http1_verdict,
+	.init = http1_init_state,
+	.feed = http1_feed_state,
+	.close = http1_close_state,
+	.release = NULL,
+};

@@ -27,18 +27,8 @@
 /* Longest header line kept whole; longer lines are truncated, not fatal. */
 #define HTTP1_LINE_MAX 320
 
-typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);
-
-/* Counters a caller aggregates across connections. */
-struct http1_stats {
-	uint64_t requests;	   /* request heads parsed */
-	uint64_t responses;	   /* final response heads parsed */
-	uint64_t exchanges;	   /* exchanges emitted */
-	uint64_t garbage_bytes;	   /* bytes skipped while looking for a message start */
-	uint64_t resyncs;	   /* times framing was lost and found again */
-	uint64_t pipeline_drops;   /* requests dropped: more than HTTP1_PIPELINE_MAX in flight */
-	uint64_t orphan_responses; /* responses with no request to pair with */
-};
+/* HTTP/1 uses the common counters. */
+#define http1_stats l7_stats
 
 /* Bytes kept from the end of a line longer than HTTP1_LINE_MAX (a long request line's version). */
 #define HTTP1_TAIL_MAX 16
@@ -103,5 +93,8 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
  * Needs no more than the first 16 bytes; fewer than 4 are never enough.
  */
 bool http1_detect(const uint8_t *buf, size_t n, bool *is_request);
+
+/* The registry's entry for HTTP/1.x. */
+extern const struct l7_parser http1_parser;
 
 #endif /* MESHTRACE_HTTP1_H */

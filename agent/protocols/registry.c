@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The protocol parsers the connection stage tries, cheapest rejection first.
+ * A parser is added here and nowhere else.
+ */
+#include <stddef.h>
+
+#include "../l7.h"
+#include "http1.h"
+
+const struct l7_parser *const l7_parsers[] = {
+	&http1_parser,
+	NULL,
+};
+
+const struct l7_parser *l7_parser_for(uint8_t protocol)
+{
+	for (size_t i = 0; l7_parsers[i]; i++)
+		if (l7_parsers[i]->protocol == protocol)
+			return l7_parsers[i];
+	return NULL;
+}
+
+const char *l7_protocol_name(uint8_t protocol)
+{
+	static const char *const names[MT_PROTO__MAX] = {
+		[MT_PROTO_UNKNOWN] = "tcp", [MT_PROTO_HTTP1] = "http",
+		[MT_PROTO_HTTP2] = "http2", [MT_PROTO_GRPC] = "grpc",
+		[MT_PROTO_REDIS] = "redis", [MT_PROTO_POSTGRES] = "postgresql",
+		[MT_PROTO_MYSQL] = "mysql", [MT_PROTO_MEMCACHED] = "memcached",
+		[MT_PROTO_DNS] = "dns",
+	};
+
+	if (protocol >= MT_PROTO__MAX || !names[protocol])
+		return "tcp";
+	return names[protocol];
+}
