@@ -231,3 +231,8 @@ const char *capture_mode_name(const struct capture *c)
 {
 	return c->mode == CAPTURE_SOCK ? "sock" : "syscalls";
 }
+
+void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])
+{
+	sum_percpu(bpf_map__fd(c->skel->maps.ext_stats), c->ncpus, out, MT_XSTAT__MAX);
+}

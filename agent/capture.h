@@ -59,4 +59,7 @@ const char *capture_mode_name(const struct capture *c);
 /* Names of enum mt_drop_reason values, for reports. */
 const char *capture_drop_name(int reason);
 
+/* Counters of the DNS and process-lifecycle programs (index = enum mt_ext_stat), summed. */
+void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX]);
+
 #endif /* MESHTRACE_CAPTURE_H */

@@ -33,6 +33,7 @@ struct conn_table {
 	uint32_t lru_tail;
 	uint64_t idle_ns;
 	conn_exchange_fn fn;
+	conn_io_fn io_fn;
 	void *ctx;
 	struct conn_stats stats;
 };
@@ -267,6 +268,11 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 	return true;
 }
 
+void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
+{
+	t->io_fn = fn;
+}
+
 void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 {
 	uint32_t i = lookup(t, ev->head.sock);
@@ -283,7 +289,10 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	}
 	c = &t->conns[i];
 	c->info.pid = ev->pid;
+	c->info.tid = ev->tid;
 	c->info.fd = ev->fd;
+	if (t->io_fn)
+		t->io_fn(t->ctx, ev->tid, ev->head.sock);
 	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
 	if (c->gave_up)
 		return;
@@ -297,6 +306,7 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	ch.data = ev->data;
 	ch.captured = ev->captured;
 	ch.len = ev->bytes;
+	ch.seq = (uint32_t)ev->seq;
 	ch.ts_ns = ev->head.ts_ns;
 	e.t = t;
 	e.c = c;

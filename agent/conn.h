@@ -31,9 +31,10 @@ enum conn_role {
 struct conn_info {
 	uint64_t sock;
 	uint32_t pid;
+	uint32_t tid; /* the thread of the I/O that produced the exchange */
 	int32_t fd;
 	uint8_t role; /* enum conn_role */
-	uint8_t _pad[7];
+	uint8_t _pad[3];
 	char comm[16];
 	struct mt_tuple tuple;
 };
@@ -54,6 +55,8 @@ struct conn_stats {
 
 typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci,
 				 const struct mt_exchange *x);
+/* Told of every data event before it is parsed: which thread touched which socket. */
+typedef void (*conn_io_fn)(void *ctx, uint32_t tid, uint64_t sock);
 
 struct conn_table;
 
@@ -62,6 +65,9 @@ struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_ex
 				   void *ctx);
 /* Ends every connection (pending requests are emitted) and frees the table. */
 void conn_table__free(struct conn_table *t);
+
+/* Sets the observer of every data event (NULL for none). */
+void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn);
 
 void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev);
 void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev);

@@ -25,6 +25,7 @@ struct mt_chunk {
 	const uint8_t *data;
 	uint32_t captured;
 	uint32_t len;
+	uint32_t seq;	/* TCP sequence number of the chunk's first byte (0 if unknown) */
 	uint64_t ts_ns; /* when the syscall moved it (CLOCK_MONOTONIC) */
 };
 
@@ -56,9 +57,24 @@ enum mt_exchange_flags {
 	MT_X_ERROR = 1 << 4, /* the protocol says the request failed (-ERR, ErrorResponse, ...) */
 };
 
+/*
+ * When a parser hands out an exchange. Every parser emits MT_STAGE_DONE once
+ * per exchange; parsers that can also emit MT_STAGE_REQUEST once, as soon as
+ * the request head is parsed (before any response), so the span stage can
+ * give the request its trace context while the call is still in flight:
+ * that is how a server's outgoing calls become its children.
+ */
+enum mt_stage {
+	MT_STAGE_DONE = 0,
+	MT_STAGE_REQUEST = 1,
+};
+
 /* A request and its response on one connection, as one side saw them. */
 struct mt_exchange {
-	uint8_t protocol;	/* enum mt_protocol */
+	uint8_t protocol; /* enum mt_protocol */
+	uint8_t stage;	  /* enum mt_stage */
+	uint8_t _pad[2];
+	uint32_t req_seq;	/* TCP sequence number of the request's first byte (0 if unknown) */
 	uint8_t version_minor;	/* HTTP/1.<minor> */
 	uint16_t status;	/* HTTP status, 0 when no response */
 	uint32_t flags;		/* enum mt_exchange_flags */

@@ -18,12 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assets.h"
 #include "capture.h"
 #include "conn.h"
 #include "httpd.h"
 #include "identity.h"
 #include "log.h"
 #include "spans.h"
+#include "tracestore.h"
 #include "exporters/jsonl.h"
 #include "exporters/otlp.h"
 
@@ -49,6 +51,7 @@ struct agent {
 	struct otlp_exporter *otlp;
 	struct jsonl_exporter *jsonl;
 	struct httpd *httpd;
+	struct tracestore *traces; /* recent traces for the page; NULL without a listener */
 	uint64_t events;
 	uint64_t bad_events;
 	int epfd;
@@ -266,6 +269,8 @@ static void on_span(void *ctx, const struct mt_span *s)
 		otlp_exporter_add_span(a->otlp, s);
 	if (a->jsonl)
 		jsonl_exporter_add_span(a->jsonl, s);
+	if (a->traces)
+		tracestore_add(a->traces, s);
 }
 
 static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_exchange *x)
@@ -273,6 +278,13 @@ static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_e
 	struct agent *a = ctx;
 
 	span_builder_on_exchange(a->spans, ci, x);
+}
+
+static void on_io(void *ctx, uint32_t tid, uint64_t sock)
+{
+	struct agent *a = ctx;
+
+	span_builder_on_io(a->spans, tid, sock);
 }
 
 static void on_event(void *ctx, const void *data, size_t size)
@@ -342,6 +354,15 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       ",\"conns_not_parsed\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
 	       cs.retransmits, cs.role_unknown_bytes, cs.not_parsed);
+	APPEND(",\"link\":{\"linked_in_process\":%" PRIu64 ",\"linked_peer\":%" PRIu64
+	       ",\"linked_traceparent\":%" PRIu64 ",\"skipped_instrumented\":%" PRIu64
+	       ",\"unlinked\":{",
+	       ss.link.linked_in_process, ss.link.linked_peer, ss.link.linked_traceparent,
+	       ss.link.skipped_instrumented);
+	for (int i = 0; i < LINK__MAX; i++)
+		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", linker_unlinked_name(i),
+		       ss.link.unlinked[i]);
+	APPEND("}}");
 	APPEND(",\"parser_alloc_failed\":%" PRIu64 ",\"l7\":{", cs.parser_alloc_failed);
 	for (int p = 1, first = 1; p < MT_PROTO__MAX; p++) {
 		const struct l7_stats *l = &cs.l7[p];
@@ -401,6 +422,15 @@ static int start_httpd(struct agent *a, char *err, size_t errlen)
 		return -EINVAL;
 	httpd_route(a->httpd, "/healthz", serve_healthz, a);
 	httpd_route(a->httpd, "/api/stats", serve_stats, a);
+	a->traces = tracestore__new();
+	if (!a->traces) {
+		snprintf(err, errlen, "out of memory for the trace store");
+		return -ENOMEM;
+	}
+	httpd_route(a->httpd, "/api/traces", tracestore_serve_list, a->traces);
+	httpd_route(a->httpd, "/api/traces/", tracestore_serve_trace, a->traces);
+	httpd_route(a->httpd, "/", assets_serve, NULL);
+	httpd_route(a->httpd, "/ui/", assets_serve, NULL);
 	return 0;
 }
 
@@ -450,6 +480,7 @@ static void on_second(struct agent *a, uint64_t now, uint64_t *last_stats)
 {
 	span_builder_set_clock(a->spans, clock_offset_ns());
 	conn_table_expire(a->conns, now);
+	span_builder_expire(a->spans, now);
 	if (a->jsonl)
 		jsonl_exporter_flush(a->jsonl);
 	if (a->opts.stats_interval_s &&
@@ -516,6 +547,7 @@ static void agent_free(struct agent *a)
 	otlp_exporter__free(a->otlp);
 	jsonl_exporter__free(a->jsonl);
 	httpd__free(a->httpd);
+	tracestore__free(a->traces);
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sigfd >= 0)
@@ -553,6 +585,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	span_builder_set_clock(a.spans, clock_offset_ns());
+	conn_table_set_io_fn(a.conns, on_io);
 	if (a.opts.jsonl_path) {
 		a.jsonl = jsonl_exporter__new(a.opts.jsonl_path);
 		if (!a.jsonl) {

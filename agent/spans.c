@@ -16,46 +16,16 @@ struct span_builder {
 	span_fn fn;
 	void *ctx;
 	int64_t clock_offset_ns;
-	uint64_t rng[4]; /* xoshiro256** */
+	struct linker *linker;
 	struct span_stats stats;
 	struct mt_span span; /* built here, handed out by pointer */
 };
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(uint64_t s[4])
-{
-	uint64_t result = rotl(s[1] * 5, 7) * 9;
-	uint64_t t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return result;
-}
-
-/* Random, never all-zero ids (W3C: all-zero ids are invalid). */
-static void random_id(uint64_t s[4], uint8_t *out, size_t n)
-{
-	do {
-		for (size_t i = 0; i < n; i += 8) {
-			uint64_t r = rng_next(s);
-
-			memcpy(out + i, &r, n - i < 8 ? n - i : 8);
-		}
-	} while (n && out[0] == 0 && !memcmp(out, out + 1, n - 1));
-}
 
 struct span_builder *span_builder__new(const struct span_opts *opts, struct identity *id,
 				       span_fn fn, void *ctx)
 {
 	struct span_builder *b = calloc(1, sizeof(*b));
+	uint64_t seed[4];
 	struct timespec ts;
 
 	if (!b)
@@ -64,20 +34,38 @@ struct span_builder *span_builder__new(const struct span_opts *opts, struct iden
 	b->id = id;
 	b->fn = fn;
 	b->ctx = ctx;
-	if (getrandom(b->rng, sizeof(b->rng), 0) != sizeof(b->rng)) {
+	if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
 		/* No entropy source: ids need only be unique, not secret. */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		b->rng[0] = (uint64_t)ts.tv_nsec ^ 0x9E3779B97F4A7C15ull;
-		b->rng[1] = (uint64_t)ts.tv_sec * 0xBF58476D1CE4E5B9ull;
-		b->rng[2] = (uint64_t)getpid() ^ 0x94D049BB133111EBull;
-		b->rng[3] = 0x2545F4914F6CDD1Dull;
+		seed[0] = (uint64_t)ts.tv_nsec ^ 0x9E3779B97F4A7C15ull;
+		seed[1] = (uint64_t)ts.tv_sec * 0xBF58476D1CE4E5B9ull;
+		seed[2] = (uint64_t)getpid() ^ 0x94D049BB133111EBull;
+		seed[3] = 0x2545F4914F6CDD1Dull;
+	}
+	b->linker = linker__new(seed);
+	if (!b->linker) {
+		free(b);
+		return NULL;
 	}
 	return b;
 }
 
 void span_builder__free(struct span_builder *b)
 {
+	if (!b)
+		return;
+	linker__free(b->linker);
 	free(b);
+}
+
+void span_builder_on_io(struct span_builder *b, uint32_t tid, uint64_t sock)
+{
+	linker_on_io(b->linker, tid, sock);
+}
+
+void span_builder_expire(struct span_builder *b, uint64_t now_ns)
+{
+	linker_expire(b->linker, now_ns);
 }
 
 void span_builder_set_clock(struct span_builder *b, int64_t offset_ns)
@@ -202,24 +190,37 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 {
 	struct mt_span *s = &b->span;
 	const struct mt_resource *res;
+	struct link_ids ids;
 	uint64_t end_ns;
 	bool server;
 
 	if (ci->role == CONN_ROLE_UNKNOWN) {
-		b->stats.role_unknown++;
+		if (x->stage == MT_STAGE_DONE)
+			b->stats.role_unknown++;
 		return;
 	}
+	if (x->stage == MT_STAGE_REQUEST) {
+		linker_on_request(b->linker, ci, x);
+		return;
+	}
+	linker_on_done(b->linker, ci, x, &ids);
+	if (!ids.emit)
+		return; /* an instrumented client reports this side itself */
 	server = ci->role == CONN_ROLE_SERVER;
 	memset(s, 0, sizeof(*s));
+	memcpy(s->trace_id, ids.trace_id, sizeof(s->trace_id));
+	memcpy(s->span_id, ids.span_id, sizeof(s->span_id));
+	memcpy(s->parent_span_id, ids.parent_span_id, sizeof(s->parent_span_id));
+	if (x->traceparent[0]) {
+		uint8_t trace_id[16], parent_id[8];
 
-	if (x->traceparent[0] &&
-	    mt_traceparent_decode(x->traceparent, s->trace_id, s->parent_span_id)) {
-		b->stats.joined_traceparent++;
-		mt_strlcpy(s->tracestate, x->tracestate, sizeof(s->tracestate));
-	} else {
-		random_id(b->rng, s->trace_id, sizeof(s->trace_id));
+		/* In the trace the request carried: its tracestate belongs to it too. */
+		if (mt_traceparent_decode(x->traceparent, trace_id, parent_id) &&
+		    memcmp(trace_id, s->trace_id, sizeof(trace_id)) == 0) {
+			b->stats.joined_traceparent++;
+			mt_strlcpy(s->tracestate, x->tracestate, sizeof(s->tracestate));
+		}
 	}
-	random_id(b->rng, s->span_id, sizeof(s->span_id));
 
 	s->kind = server ? MT_SPAN_SERVER : MT_SPAN_CLIENT;
 	s->protocol = x->protocol;
@@ -288,4 +289,5 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 void span_builder_stats(const struct span_builder *b, struct span_stats *out)
 {
 	*out = b->stats;
+	linker_stats(b->linker, &out->link);
 }

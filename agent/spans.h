@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "identity.h"
+#include "linker.h"
 #include "span.h"
 
 struct span_opts {
@@ -25,6 +26,7 @@ struct span_stats {
 	uint64_t client;
 	uint64_t joined_traceparent; /* spans that joined an incoming W3C trace */
 	uint64_t role_unknown;	     /* exchanges dropped: connection role unknown */
+	struct link_stats link;
 };
 
 typedef void (*span_fn)(void *ctx, const struct mt_span *s);
@@ -39,8 +41,15 @@ void span_builder__free(struct span_builder *b);
 /* Kernel timestamps are CLOCK_MONOTONIC: unix time = ts + @offset_ns. */
 void span_builder_set_clock(struct span_builder *b, int64_t offset_ns);
 
+/* Takes exchanges at both stages (enum mt_stage); spans are made at MT_STAGE_DONE. */
 void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci,
 			      const struct mt_exchange *x);
+
+/* Every data event, before parsing: which thread touched which socket (for linking). */
+void span_builder_on_io(struct span_builder *b, uint32_t tid, uint64_t sock);
+
+/* Forgets requests that never completed (call about once a second). */
+void span_builder_expire(struct span_builder *b, uint64_t now_ns);
 
 void span_builder_stats(const struct span_builder *b, struct span_stats *out);
 

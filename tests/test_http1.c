@@ -23,6 +23,8 @@ struct harness {
 	struct http1_conn c;
 	struct http1_stats st;
 	int n;
+	int announced;			 /* MT_STAGE_REQUEST emissions */
+	struct mt_exchange req[REC_MAX]; /* what was announced, in order */
 	struct mt_exchange x[REC_MAX];
 };
 
@@ -30,6 +32,11 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 {
 	struct harness *h = ctx;
 
+	if (x->stage == MT_STAGE_REQUEST) {
+		assert_true(h->announced < REC_MAX);
+		h->req[h->announced++] = *x;
+		return;
+	}
 	assert_true(h->n < REC_MAX);
 	h->x[h->n++] = *x;
 }
@@ -59,7 +66,8 @@ static void feed_gap(struct harness *h, bool c2s, const void *data, size_t cap, 
 	assert_non_null(copy);
 	if (cap)
 		memcpy(copy, data, cap);
-	ch = (struct mt_chunk){copy, (uint32_t)cap, (uint32_t)len, ts};
+	ch = (struct mt_chunk){
+		.data = copy, .captured = (uint32_t)cap, .len = (uint32_t)len, .ts_ns = ts};
 	http1_feed(&h->c, c2s, &ch, on_exchange, h, &h->st);
 	free(copy);
 }
@@ -1155,14 +1163,20 @@ static void test_degenerate_input(void **state)
 
 	(void)state;
 	http1_feed(&h->c, true, NULL, on_exchange, h, &h->st);
-	http1_feed(&h->c, true, &ch, on_exchange, h, &h->st);	 /* no data: all gap */
-	ch = (struct mt_chunk){(const uint8_t *)"GET", 3, 0, 1}; /* captured > len */
+	http1_feed(&h->c, true, &ch, on_exchange, h, &h->st); /* no data: all gap */
+	ch = (struct mt_chunk){.data = (const uint8_t *)"GET",
+			       .captured = 3,
+			       .len = 0,
+			       .ts_ns = 1}; /* captured > len */
 	http1_feed(&h->c, true, &ch, NULL, NULL, NULL);
 	http1_close(&h->c, 2, NULL, NULL, NULL);
 	feed_str(h, C2S, "GET / HTTP/1.1\r\n\r\n", 3);
 	http1_feed(&h->c, false,
-		   &(struct mt_chunk){(const uint8_t *)"HTTP/1.1 204 OK\r\n\r\n", 19, 19, 4}, NULL,
-		   NULL, NULL);
+		   &(struct mt_chunk){.data = (const uint8_t *)"HTTP/1.1 204 OK\r\n\r\n",
+				      .captured = 19,
+				      .len = 19,
+				      .ts_ns = 4},
+		   NULL, NULL, NULL);
 	close_conn(h, 5);
 	assert_int_equal(h->n, 0);
 	test_free(h);
@@ -1298,9 +1312,45 @@ static void test_split_invariance_random(void **state)
 	test_free(h);
 }
 
+/* Requests are announced while in flight, with the stream position of their first byte. */
+static void test_request_stage_and_seq(void **state)
+{
+	static const char two[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\n"
+				  "Content-Length: 3\r\n\r\nabc";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	struct harness *h = harness_new();
+	struct mt_chunk ch = {.data = (const uint8_t *)two,
+			      .captured = sizeof(two) - 1,
+			      .len = sizeof(two) - 1,
+			      .seq = 4000000000u,
+			      .ts_ns = 10};
+
+	(void)state;
+	http1_feed(&h->c, true, &ch, on_exchange, h, &h->st);
+	assert_int_equal(h->announced, 2);
+	assert_int_equal(h->n, 0);
+	assert_string_equal(h->req[0].target, "/a");
+	assert_int_equal(h->req[0].req_seq, 4000000000u);
+	assert_string_equal(h->req[1].target, "/b");
+	/* The second request starts 28 bytes in; sequence numbers wrap. */
+	assert_int_equal(h->req[1].req_seq, (uint32_t)(4000000000u + 28));
+	ch = (struct mt_chunk){.data = (const uint8_t *)resp,
+			       .captured = sizeof(resp) - 1,
+			       .len = sizeof(resp) - 1,
+			       .ts_ns = 20};
+	http1_feed(&h->c, false, &ch, on_exchange, h, &h->st);
+	http1_feed(&h->c, false, &ch, on_exchange, h, &h->st);
+	assert_int_equal(h->n, 2);
+	assert_int_equal(h->x[0].stage, MT_STAGE_DONE);
+	assert_int_equal(h->x[1].req_seq, (uint32_t)(4000000000u + 28));
+	assert_int_equal(h->announced, 2);
+	test_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_stage_and_seq),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_curl_nginx),
 		cmocka_unit_test(test_split_every_point),

@@ -83,6 +83,7 @@ struct feed {
 	struct http1_conn *c;
 	struct http1_dir *d;
 	bool is_req;
+	uint32_t seq; /* of the chunk's first byte */
 	uint64_t ts;
 	mt_exchange_fn emit;
 	void *ctx;
@@ -400,6 +401,7 @@ static void emit_oldest(struct http1_conn *c, mt_exchange_fn emit, void *ctx,
 	c->head = (uint8_t)((c->head + 1) % HTTP1_PIPELINE_MAX);
 	c->count--;
 	stats->exchanges++;
+	x->stage = MT_STAGE_DONE;
 	if (emit)
 		emit(ctx, x);
 }
@@ -498,6 +500,7 @@ static void request_begin(struct feed *f, const struct req_line *rl)
 	memset(x, 0, sizeof(*x));
 	x->protocol = MT_PROTO_HTTP1;
 	x->version_minor = rl->version_minor;
+	x->req_seq = f->d->start_seq;
 	x->req_start_ns = f->d->start_ns;
 	x->req_end_ns = f->d->end_ns;
 	copy_field(x->method, sizeof(x->method), rl->method, rl->method_n);
@@ -763,6 +766,16 @@ static void on_header(struct feed *f, const struct line *l)
 static void request_head_done(struct feed *f)
 {
 	struct http1_dir *d = f->d;
+	struct http1_conn *c = f->c;
+
+	/* Announce the request while it is in flight (see enum mt_stage). */
+	if (c->req_open && c->count > 0 && f->emit) {
+		struct mt_exchange *x = &c->pending[(c->head + c->count - 1) % HTTP1_PIPELINE_MAX];
+
+		x->stage = MT_STAGE_REQUEST;
+		f->emit(f->ctx, x);
+		x->stage = MT_STAGE_DONE;
+	}
 
 	if (d->bits & B_TE) {
 		if (d->bits & B_CHUNKED)
@@ -1029,6 +1042,7 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			if (pos == cap)
 				break;
 			d->start_ns = f->ts;
+			d->start_seq = f->seq + (uint32_t)pos;
 			d->head_len = 0;
 		}
 		nl = memchr(data + pos, '\n', cap - pos);
@@ -1092,9 +1106,14 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){
-		c,    client_to_server ? &c->req : &c->resp, client_to_server, ch->ts_ns, emit, ctx,
-		stats};
+	f = (struct feed){c,
+			  client_to_server ? &c->req : &c->resp,
+			  client_to_server,
+			  ch->seq,
+			  ch->ts_ns,
+			  emit,
+			  ctx,
+			  stats};
 	data = ch->data;
 	len = ch->len;
 	cap = data ? min_size(ch->captured, len) : 0;
@@ -1171,7 +1190,13 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 		stats = &scratch;
 	}
 	r = &c->resp;
-	f = (struct feed){c, r, false, ts_ns, emit, ctx, stats};
+	f = (struct feed){.c = c,
+			  .d = r,
+			  .is_req = false,
+			  .ts = ts_ns,
+			  .emit = emit,
+			  .ctx = ctx,
+			  .stats = stats};
 	req_sync(c);
 	if ((r->bits & B_OPEN) && (r->status >= 200 || r->status == 101)) {
 		if (r->state == ST_UNTIL_CLOSE) {

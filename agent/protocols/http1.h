@@ -48,6 +48,7 @@ struct http1_dir {
 	uint64_t remaining; /* body bytes still to skip (Content-Length or chunk) */
 	uint64_t content_length;
 	uint64_t body_bytes;
+	uint32_t start_seq;	       /* TCP sequence number of the message's first byte */
 	uint64_t start_ns;	       /* ts of the chunk carrying the message's first byte */
 	uint64_t end_ns;	       /* ts of the chunk carrying the last byte seen so far */
 	char tail[HTTP1_TAIL_MAX + 1]; /* last bytes of the current line, its CR included */

@@ -53,6 +53,9 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 	struct run *r = ctx;
 	size_t tp;
 
+	if (x->stage == MT_STAGE_REQUEST)
+		return;
+
 	check_str(x->method, sizeof(x->method));
 	check_str(x->target, sizeof(x->target));
 	check_str(x->host, sizeof(x->host));
@@ -80,7 +83,7 @@ static void feed_one(struct run *r, const struct chunk *ch, uint64_t ts)
 	if (!copy)
 		abort();
 	memcpy(copy, ch->data, ch->cap);
-	mc = (struct mt_chunk){copy, ch->cap, ch->len, ts};
+	mc = (struct mt_chunk){.data = copy, .captured = ch->cap, .len = ch->len, .ts_ns = ts};
 	http1_feed(&r->c, ch->c2s, &mc, on_exchange, r, &r->st);
 	free(copy);
 	if (r->c.count > HTTP1_PIPELINE_MAX)

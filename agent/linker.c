@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <stdlib.h>
+#include <string.h>
+
+#include "linker.h"
+#include "util.h"
+
+#define NIL		    UINT32_MAX
+#define OWNER_PROBE	    8
+#define DONE_CLIENT_KEEP_NS (5ull * 1000000000ull)
+
+/* The flow as its client sees it: what both ends of one TCP connection agree on. */
+struct flow {
+	uint8_t caddr[16];
+	uint8_t saddr[16];
+	uint16_t cport;
+	uint16_t sport;
+};
+
+/* One request in flight, on either side. */
+struct req {
+	uint64_t sock;
+	uint64_t start_ns;
+	uint64_t done_ns; /* client requests stay a while after completion (see on_done) */
+	uint32_t seq;
+	uint32_t tid;
+	uint32_t pid;
+	uint32_t next_sock; /* hash chains */
+	uint32_t next_flow;
+	uint8_t in_use;
+	uint8_t role;
+	uint8_t resolved;
+	uint8_t in_flow; /* hashed by flow (client requests) */
+	struct flow flow;
+	struct link_ids ids;
+	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
+};
+
+/* A thread or a process and the server requests it is handling. */
+struct owner {
+	uint32_t id; /* tid or pid; 0: empty */
+	uint32_t n;
+	uint32_t overflow; /* in flight beyond the list */
+	uint32_t inflight[LINK_THREAD_INFLIGHT];
+	uint64_t prev_sock; /* threads: the socket of the I/O before the current one */
+	uint64_t last_sock;
+	uint64_t used; /* linker clock at last use, for eviction */
+};
+
+struct linker {
+	struct req *reqs;
+	uint32_t *by_sock;
+	uint32_t *by_flow;
+	uint32_t nbuckets;
+	uint32_t free_head; /* through next_sock */
+	uint32_t used;
+	uint32_t cursor; /* eviction clock hand */
+	struct owner *threads;
+	struct owner *procs;
+	uint64_t clock;
+	uint64_t rng[4];
+	struct link_stats stats;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint32_t sock_bucket(const struct linker *l, uint64_t sock, uint32_t seq)
+{
+	return (uint32_t)mix64(sock ^ ((uint64_t)seq << 32 | seq)) & (l->nbuckets - 1);
+}
+
+static uint32_t flow_bucket(const struct linker *l, const struct flow *f, uint32_t seq)
+{
+	uint64_t h = seq;
+
+	for (size_t i = 0; i < sizeof(*f); i += 8) {
+		uint64_t w = 0;
+
+		memcpy(&w, (const uint8_t *)f + i, sizeof(*f) - i < 8 ? sizeof(*f) - i : 8);
+		h = mix64(h ^ w);
+	}
+	return (uint32_t)h & (l->nbuckets - 1);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+void linker_random_id(struct linker *l, uint8_t *out, size_t n)
+{
+	uint64_t *s = l->rng;
+
+	do {
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+			s[2] ^= s[0];
+			s[3] ^= s[1];
+			s[1] ^= s[2];
+			s[0] ^= s[3];
+			s[2] ^= t;
+			s[3] = rotl(s[3], 45);
+			memcpy(out + i, &r, n - i < 8 ? n - i : 8);
+		}
+	} while (n && out[0] == 0 && !memcmp(out, out + 1, n - 1));
+}
+
+struct linker *linker__new(const uint64_t seed[4])
+{
+	struct linker *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->nbuckets = 1;
+	while (l->nbuckets < 2 * LINK_REQS_MAX)
+		l->nbuckets <<= 1;
+	l->reqs = calloc(LINK_REQS_MAX, sizeof(*l->reqs));
+	l->by_sock = malloc(l->nbuckets * sizeof(*l->by_sock));
+	l->by_flow = malloc(l->nbuckets * sizeof(*l->by_flow));
+	l->threads = calloc(LINK_THREADS_MAX, sizeof(*l->threads));
+	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
+	if (!l->reqs || !l->by_sock || !l->by_flow || !l->threads || !l->procs) {
+		linker__free(l);
+		return NULL;
+	}
+	memset(l->by_sock, 0xff, l->nbuckets * sizeof(*l->by_sock));
+	memset(l->by_flow, 0xff, l->nbuckets * sizeof(*l->by_flow));
+	l->free_head = NIL;
+	memcpy(l->rng, seed, sizeof(l->rng));
+	if (!(l->rng[0] | l->rng[1] | l->rng[2] | l->rng[3]))
+		l->rng[0] = 0x9E3779B97F4A7C15ull;
+	return l;
+}
+
+void linker__free(struct linker *l)
+{
+	if (!l)
+		return;
+	free(l->reqs);
+	free(l->by_sock);
+	free(l->by_flow);
+	free(l->threads);
+	free(l->procs);
+	free(l);
+}
+
+const char *linker_unlinked_name(int reason)
+{
+	static const char *const names[LINK__MAX] = {
+		[LINK_NO_SERVER_CONTEXT] = "no_server_context",
+		[LINK_AMBIGUOUS_THREAD] = "ambiguous_thread",
+		[LINK_AMBIGUOUS_PROCESS] = "ambiguous_process",
+		[LINK_PEER_NOT_SEEN] = "peer_not_seen",
+		[LINK_EXTERNAL_CALLER] = "external_caller",
+		[LINK_NO_REQUEST_STAGE] = "no_request_stage",
+		[LINK_TABLE_FULL] = "table_full",
+	};
+
+	return reason >= 0 && reason < LINK__MAX ? names[reason] : "unknown";
+}
+
+void linker_stats(const struct linker *l, struct link_stats *out)
+{
+	*out = l->stats;
+}
+
+/* ---- threads and processes ---- */
+
+/* The entry for @id, created when @create; the least recently used in its window is reused. */
+static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id, bool create)
+{
+	uint32_t h = (uint32_t)mix64(id) & (LINK_THREADS_MAX - 1);
+	struct owner *victim = NULL;
+
+	if (!id)
+		return NULL;
+	for (uint32_t i = 0; i < OWNER_PROBE; i++) {
+		struct owner *o = &tab[(h + i) & (LINK_THREADS_MAX - 1)];
+
+		if (o->id == id) {
+			o->used = ++l->clock;
+			return o;
+		}
+		if (!victim || !o->id || (victim->id && o->used < victim->used))
+			victim = o;
+	}
+	if (!create)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	victim->id = id;
+	victim->used = ++l->clock;
+	return victim;
+}
+
+static void owner_add(struct owner *o, uint32_t r)
+{
+	if (!o)
+		return;
+	if (o->n < LINK_THREAD_INFLIGHT)
+		o->inflight[o->n++] = r;
+	else
+		o->overflow++;
+}
+
+static void owner_remove(struct owner *o, uint32_t r)
+{
+	if (!o)
+		return;
+	for (uint32_t i = 0; i < o->n; i++) {
+		if (o->inflight[i] == r) {
+			memmove(&o->inflight[i], &o->inflight[i + 1],
+				(o->n - i - 1) * sizeof(o->inflight[0]));
+			o->n--;
+			return;
+		}
+	}
+	if (o->overflow)
+		o->overflow--;
+}
+
+void linker_on_io(struct linker *l, uint32_t tid, uint64_t sock)
+{
+	struct owner *t = owner_get(l, l->threads, tid, true);
+
+	if (!t)
+		return;
+	t->prev_sock = t->last_sock;
+	t->last_sock = sock;
+}
+
+/* ---- requests ---- */
+
+static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq)
+{
+	uint32_t i = l->by_sock[sock_bucket(l, sock, seq)];
+
+	while (i != NIL && (l->reqs[i].sock != sock || l->reqs[i].seq != seq))
+		i = l->reqs[i].next_sock;
+	return i == NIL ? NULL : &l->reqs[i];
+}
+
+static struct req *find_client_flow(const struct linker *l, const struct flow *f, uint32_t seq)
+{
+	uint32_t i = l->by_flow[flow_bucket(l, f, seq)];
+
+	while (i != NIL && (l->reqs[i].seq != seq || memcmp(&l->reqs[i].flow, f, sizeof(*f)) != 0))
+		i = l->reqs[i].next_flow;
+	return i == NIL ? NULL : &l->reqs[i];
+}
+
+static void unchain(uint32_t *head, struct req *reqs, uint32_t i, bool flow)
+{
+	while (*head != NIL && *head != i)
+		head = flow ? &reqs[*head].next_flow : &reqs[*head].next_sock;
+	if (*head == i)
+		*head = flow ? reqs[i].next_flow : reqs[i].next_sock;
+}
+
+static void req_free(struct linker *l, uint32_t i)
+{
+	struct req *r = &l->reqs[i];
+
+	unchain(&l->by_sock[sock_bucket(l, r->sock, r->seq)], l->reqs, i, false);
+	if (r->in_flow)
+		unchain(&l->by_flow[flow_bucket(l, &r->flow, r->seq)], l->reqs, i, true);
+	if (r->role == CONN_ROLE_SERVER && !r->done_ns) {
+		owner_remove(owner_get(l, l->threads, r->tid, false), i);
+		owner_remove(owner_get(l, l->procs, r->pid, false), i);
+	}
+	r->in_use = 0;
+	r->next_sock = l->free_head;
+	l->free_head = i;
+}
+
+/* A free request slot; when none is left, one goes, oldest-first by the clock hand. */
+static uint32_t req_alloc(struct linker *l)
+{
+	uint32_t i;
+
+	if (l->free_head == NIL && l->used < LINK_REQS_MAX)
+		return l->used++;
+	if (l->free_head == NIL) {
+		l->stats.unlinked[LINK_TABLE_FULL]++;
+		do
+			l->cursor = (l->cursor + 1) % LINK_REQS_MAX;
+		while (!l->reqs[l->cursor].in_use);
+		req_free(l, l->cursor);
+	}
+	i = l->free_head;
+	l->free_head = l->reqs[i].next_sock;
+	return i;
+}
+
+static bool is_local_peer(const struct mt_tuple *t)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (memcmp(t->raddr, t->laddr, 16) == 0)
+		return true;
+	if (memcmp(t->raddr, v4mapped, 12) == 0 && t->raddr[12] == 127)
+		return true;
+	return memcmp(t->raddr, v6loop, 16) == 0;
+}
+
+static void flow_of(const struct conn_info *ci, struct flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (ci->role == CONN_ROLE_CLIENT) {
+		memcpy(f->caddr, ci->tuple.laddr, 16);
+		memcpy(f->saddr, ci->tuple.raddr, 16);
+		f->cport = ci->tuple.lport;
+		f->sport = ci->tuple.rport;
+	} else {
+		memcpy(f->caddr, ci->tuple.raddr, 16);
+		memcpy(f->saddr, ci->tuple.laddr, 16);
+		f->cport = ci->tuple.rport;
+		f->sport = ci->tuple.lport;
+	}
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool hex_decode(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+/* "00-<trace>-<parent>-<flags>", already validated by the parser. */
+static bool traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_id[8])
+{
+	if (strlen(tp) != MT_TRACEPARENT_LEN || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+		return false;
+	return hex_decode(tp + 3, trace_id, 16) && hex_decode(tp + 36, parent_id, 8);
+}
+
+/*
+ * A server request's context is fixed on first use: when it makes a call, or
+ * when it completes. By then the client's request, which the server could
+ * only read after it was sent, has been seen.
+ */
+static void resolve_server(struct linker *l, struct req *r, const struct mt_tuple *t)
+{
+	struct req *c;
+
+	if (r->resolved)
+		return;
+	r->resolved = 1;
+	r->ids.emit = true;
+	c = find_client_flow(l, &r->flow, r->seq);
+	if (c && c->ids.emit) {
+		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
+		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		l->stats.linked_peer++;
+	} else if (r->traceparent[0] &&
+		   traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id)) {
+		l->stats.linked_traceparent++;
+	} else if (c) {
+		/* An instrumented client: its own span id travelled as its request's parent. */
+		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
+		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		l->stats.linked_peer++;
+	} else {
+		linker_random_id(l, r->ids.trace_id, 16);
+		l->stats.unlinked[t && is_local_peer(t) ? LINK_PEER_NOT_SEEN
+							: LINK_EXTERNAL_CALLER]++;
+	}
+	linker_random_id(l, r->ids.span_id, 8);
+}
+
+/* The server request a client request made by @tid of @pid belongs to, or NULL. */
+static struct req *choose_parent(struct linker *l, uint32_t tid, uint32_t pid, int *reason)
+{
+	struct owner *t = owner_get(l, l->threads, tid, false);
+	struct owner *p;
+
+	if (t && t->n + t->overflow == 1 && t->n == 1)
+		return &l->reqs[t->inflight[0]];
+	if (t && t->n + t->overflow > 1) {
+		/* An event loop: the call was made in the turn that read this request. */
+		struct req *last = t->n ? &l->reqs[t->inflight[t->n - 1]] : NULL;
+
+		if (last && !t->overflow && t->prev_sock == last->sock)
+			return last;
+		*reason = LINK_AMBIGUOUS_THREAD;
+		return NULL;
+	}
+	p = owner_get(l, l->procs, pid, false);
+	if (p && p->n == 1 && !p->overflow)
+		return &l->reqs[p->inflight[0]];
+	*reason = p && p->n + p->overflow > 1 ? LINK_AMBIGUOUS_PROCESS : LINK_NO_SERVER_CONTEXT;
+	return NULL;
+}
+
+static struct req *request_begin(struct linker *l, const struct conn_info *ci,
+				 const struct mt_exchange *x)
+{
+	uint32_t i = req_alloc(l);
+	struct req *r = &l->reqs[i];
+	uint32_t h;
+
+	memset(r, 0, sizeof(*r));
+	r->in_use = 1;
+	r->sock = ci->sock;
+	r->seq = x->req_seq;
+	r->tid = ci->tid;
+	r->pid = ci->pid;
+	r->role = ci->role;
+	r->start_ns = x->req_start_ns;
+	flow_of(ci, &r->flow);
+	h = sock_bucket(l, r->sock, r->seq);
+	r->next_sock = l->by_sock[h];
+	l->by_sock[h] = i;
+	r->next_flow = NIL;
+
+	if (ci->role == CONN_ROLE_SERVER) {
+		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
+		owner_add(owner_get(l, l->threads, ci->tid, true), i);
+		owner_add(owner_get(l, l->procs, ci->pid, true), i);
+		return r;
+	}
+
+	/* A client request: its context is decided now, before the server reads it. */
+	{
+		int reason = LINK_NO_SERVER_CONTEXT;
+		struct req *parent = choose_parent(l, ci->tid, ci->pid, &reason);
+
+		r->resolved = 1;
+		r->ids.emit = true;
+		if (x->traceparent[0] &&
+		    (!parent || strcmp(parent->traceparent, x->traceparent) != 0) &&
+		    traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id)) {
+			/* The client put its own context on the wire: its span is its own. */
+			r->ids.emit = false;
+			l->stats.skipped_instrumented++;
+		} else if (parent) {
+			resolve_server(l, parent, NULL);
+			memcpy(r->ids.trace_id, parent->ids.trace_id, 16);
+			memcpy(r->ids.parent_span_id, parent->ids.span_id, 8);
+			linker_random_id(l, r->ids.span_id, 8);
+			l->stats.linked_in_process++;
+		} else {
+			linker_random_id(l, r->ids.trace_id, 16);
+			linker_random_id(l, r->ids.span_id, 8);
+			l->stats.unlinked[reason]++;
+		}
+		h = flow_bucket(l, &r->flow, r->seq);
+		r->next_flow = l->by_flow[h];
+		l->by_flow[h] = i;
+		r->in_flow = 1;
+	}
+	return r;
+}
+
+void linker_on_request(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x)
+{
+	struct req *old = find_sock(l, ci->sock, x->req_seq);
+
+	if (ci->role == CONN_ROLE_UNKNOWN)
+		return;
+	if (old) /* the same position again: a new life of the socket */
+		req_free(l, (uint32_t)(old - l->reqs));
+	request_begin(l, ci, x);
+}
+
+void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
+		    struct link_ids *out)
+{
+	struct req *r = find_sock(l, ci->sock, x->req_seq);
+
+	if (!r) {
+		l->stats.unlinked[LINK_NO_REQUEST_STAGE]++;
+		r = request_begin(l, ci, x);
+	}
+	if (r->role == CONN_ROLE_SERVER)
+		resolve_server(l, r, &ci->tuple);
+	*out = r->ids;
+	if (r->role == CONN_ROLE_SERVER) {
+		req_free(l, (uint32_t)(r - l->reqs));
+	} else {
+		/*
+		 * Kept a little: the server may finish reading after the client
+		 * has its answer, when the two run on different CPUs.
+		 */
+		r->done_ns = x->resp_end_ns ? x->resp_end_ns : x->req_end_ns;
+		if (!r->done_ns)
+			r->done_ns = 1;
+	}
+}
+
+void linker_expire(struct linker *l, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < l->used; i++) {
+		struct req *r = &l->reqs[i];
+
+		if (!r->in_use)
+			continue;
+		if ((r->done_ns && r->done_ns + DONE_CLIENT_KEEP_NS < now_ns) ||
+		    r->start_ns + LINK_REQ_TTL_NS < now_ns)
+			req_free(l, i);
+	}
+}
