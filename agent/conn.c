@@ -143,6 +143,40 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 		e->t->fn(e->t->ctx, &e->c->info, x);
 }
 
+/*
+ * Events of this connection were lost in the kernel: what the parser holds
+ * cannot be trusted. Its pending requests are dropped (counted as state
+ * lost) and detection starts over at the next message start.
+ */
+static void on_exchange_aborted(void *ctx, const struct mt_exchange *x)
+{
+	struct emit_ctx *e = ctx;
+	struct mt_exchange copy = *x;
+
+	copy.flags |= MT_X_ABORTED;
+	if (e->t->fn)
+		e->t->fn(e->t->ctx, &e->c->info, &copy);
+}
+
+static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns)
+{
+	struct emit_ctx e = {t, c};
+
+	t->stats.lost_restarts++;
+	if (!c->parser)
+		return;
+	t->stats.l7[c->proto].state_lost++;
+	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
+	if (c->parser->release)
+		c->parser->release(c->l7);
+	free(c->l7);
+	c->l7 = NULL;
+	c->parser = NULL;
+	c->proto = MT_PROTO_UNKNOWN;
+	c->detect_tries = 0;
+	c->gave_up = 0;
+}
+
 /* Ends a record: flushes what the parser holds, unhashes it, frees it. */
 static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 {
@@ -292,8 +326,10 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	c->info.tid = ev->tid;
 	c->info.fd = ev->fd;
 	if (t->io_fn)
-		t->io_fn(t->ctx, ev->tid, ev->head.sock);
+		t->io_fn(t->ctx, ev->tid, ev->pid, ev->head.sock, false);
 	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+	if (ev->flags & MT_DATA_F_LOST_BEFORE)
+		restart_parser(t, c, ev->head.ts_ns);
 	if (c->gave_up)
 		return;
 	if (!c->parser && !detect(t, c, ev)) {
@@ -330,6 +366,8 @@ void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
 		c->info.role = ev->op == MT_CONN_CONNECT ? CONN_ROLE_CLIENT : CONN_ROLE_SERVER;
 		c->info.pid = ev->pid;
 		memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+		if (ev->op == MT_CONN_CONNECT && t->io_fn)
+			t->io_fn(t->ctx, ev->tid, ev->pid, ev->head.sock, true);
 		break;
 	case MT_CONN_ESTABLISHED:
 		if (i != NIL) {

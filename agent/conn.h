@@ -47,6 +47,8 @@ struct conn_stats {
 	uint64_t evicted_idle;	 /* records evicted for idleness */
 	uint64_t connect_failed; /* active opens that failed */
 	uint64_t retransmits;
+	uint64_t
+		lost_restarts; /* parsers restarted because the kernel lost events of their socket */
 	uint64_t role_unknown_bytes;	   /* bytes on connections whose role could not be told */
 	uint64_t not_parsed;		   /* connections left at TCP level (no known protocol) */
 	uint64_t parser_alloc_failed;	   /* connections not parsed: no memory for parser state */
@@ -55,8 +57,11 @@ struct conn_stats {
 
 typedef void (*conn_exchange_fn)(void *ctx, const struct conn_info *ci,
 				 const struct mt_exchange *x);
-/* Told of every data event before it is parsed: which thread touched which socket. */
-typedef void (*conn_io_fn)(void *ctx, uint32_t tid, uint64_t sock);
+/*
+ * Told of every data event before it is parsed (which thread touched which
+ * socket, @connect false), and of every connect() (@connect true).
+ */
+typedef void (*conn_io_fn)(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool connect);
 
 struct conn_table;
 

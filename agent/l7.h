@@ -54,7 +54,10 @@ enum mt_exchange_flags {
 	MT_X_REQ_TRUNCATED = 1 << 1,  /* request headers not fully captured */
 	MT_X_RESP_TRUNCATED = 1 << 2, /* response headers not fully captured */
 	MT_X_END_GUESSED = 1 << 3,    /* response end inferred (framing lost in a gap) */
+	MT_X_ABORTED = 1 << 5,	      /* parser state was lost: no span, only bookkeeping */
 	MT_X_ERROR = 1 << 4, /* the protocol says the request failed (-ERR, ErrorResponse, ...) */
+	/* failed as the client sees it, not as the server does (gRPC NOT_FOUND, per the RPC semconv) */
+	MT_X_CLIENT_ERROR = 1 << 6,
 };
 
 /*

@@ -7,7 +7,7 @@
 
 #define NIL		    UINT32_MAX
 #define OWNER_PROBE	    8
-#define DONE_CLIENT_KEEP_NS (5ull * 1000000000ull)
+#define DONE_CLIENT_KEEP_NS (1000ull * 1000000ull)
 
 /* The flow as its client sees it: what both ends of one TCP connection agree on. */
 struct flow {
@@ -31,6 +31,7 @@ struct req {
 	uint8_t role;
 	uint8_t resolved;
 	uint8_t in_flow; /* hashed by flow (client requests) */
+	uint8_t protocol;
 	struct flow flow;
 	struct link_ids ids;
 	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
@@ -47,8 +48,16 @@ struct owner {
 	uint64_t used; /* linker clock at last use, for eviction */
 };
 
+/* A connection opened by a thread right after it read a server request. */
+struct tie {
+	uint64_t client_sock; /* 0: empty */
+	uint64_t server_sock; /* the server request it belongs to */
+	uint32_t server_seq;
+};
+
 struct linker {
 	struct req *reqs;
+	struct tie *ties;
 	uint32_t *by_sock;
 	uint32_t *by_flow;
 	uint32_t nbuckets;
@@ -128,7 +137,8 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->by_flow = malloc(l->nbuckets * sizeof(*l->by_flow));
 	l->threads = calloc(LINK_THREADS_MAX, sizeof(*l->threads));
 	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
-	if (!l->reqs || !l->by_sock || !l->by_flow || !l->threads || !l->procs) {
+	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
+	if (!l->reqs || !l->by_sock || !l->by_flow || !l->threads || !l->procs || !l->ties) {
 		linker__free(l);
 		return NULL;
 	}
@@ -150,6 +160,7 @@ void linker__free(struct linker *l)
 	free(l->by_flow);
 	free(l->threads);
 	free(l->procs);
+	free(l->ties);
 	free(l);
 }
 
@@ -239,6 +250,60 @@ void linker_on_io(struct linker *l, uint32_t tid, uint64_t sock)
 
 /* ---- requests ---- */
 
+static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq);
+static bool one_http1_connection(const struct linker *l, const struct owner *t);
+
+/*
+ * The server request a thread is working on: the newest, except that HTTP/1
+ * requests pipelined on one connection are answered in order, so the oldest.
+ */
+static struct req *current_request(struct linker *l, const struct owner *t)
+{
+	if (!t->n)
+		return NULL;
+	if (one_http1_connection(l, t))
+		return &l->reqs[t->inflight[0]];
+	return &l->reqs[t->inflight[t->n - 1]];
+}
+
+static struct tie *tie_slot(struct linker *l, uint64_t client_sock)
+{
+	return &l->ties[mix64(client_sock) & (LINK_TIES_MAX - 1)];
+}
+
+void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t sock)
+{
+	struct owner *t = owner_get(l, l->threads, tid, false);
+	struct tie *tie = tie_slot(l, sock);
+	struct req *s;
+
+	(void)pid;
+	if (tie->client_sock == sock)
+		tie->client_sock = 0; /* a new life of this socket */
+	if (!t || !t->n)
+		return;
+	s = current_request(l, t);
+	if (t->last_sock != s->sock)
+		return;
+	/* Overwrites an older tie in the slot: a lost tie only means a fallback rule. */
+	tie->client_sock = sock;
+	tie->server_sock = s->sock;
+	tie->server_seq = s->seq;
+}
+
+/* The server request @client_sock was tied to at connect(), consumed; or NULL. */
+static struct req *take_tie(struct linker *l, uint64_t client_sock)
+{
+	struct tie *tie = tie_slot(l, client_sock);
+	struct req *s;
+
+	if (tie->client_sock != client_sock)
+		return NULL;
+	tie->client_sock = 0;
+	s = find_sock(l, tie->server_sock, tie->server_seq);
+	return s && s->role == CONN_ROLE_SERVER && !s->done_ns ? s : NULL;
+}
+
 static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq)
 {
 	uint32_t i = l->by_sock[sock_bucket(l, sock, seq)];
@@ -289,11 +354,19 @@ static uint32_t req_alloc(struct linker *l)
 	if (l->free_head == NIL && l->used < LINK_REQS_MAX)
 		return l->used++;
 	if (l->free_head == NIL) {
-		l->stats.unlinked[LINK_TABLE_FULL]++;
-		do
+		/* Completed client requests go first: they are only kept for late servers. */
+		uint32_t victim = NIL;
+
+		for (uint32_t n = 0; n < 64 && victim == NIL; n++) {
 			l->cursor = (l->cursor + 1) % LINK_REQS_MAX;
-		while (!l->reqs[l->cursor].in_use);
-		req_free(l, l->cursor);
+			if (l->reqs[l->cursor].in_use && l->reqs[l->cursor].done_ns)
+				victim = l->cursor;
+		}
+		if (victim == NIL) {
+			victim = l->cursor;
+			l->stats.unlinked[LINK_TABLE_FULL]++;
+		}
+		req_free(l, victim);
 	}
 	i = l->free_head;
 	l->free_head = l->reqs[i].next_sock;
@@ -391,20 +464,42 @@ static void resolve_server(struct linker *l, struct req *r, const struct mt_tupl
 	linker_random_id(l, r->ids.span_id, 8);
 }
 
-/* The server request a client request made by @tid of @pid belongs to, or NULL. */
-static struct req *choose_parent(struct linker *l, uint32_t tid, uint32_t pid, int *reason)
+/* True when every in-flight request of @t came on one HTTP/1 connection. */
+static bool one_http1_connection(const struct linker *l, const struct owner *t)
+{
+	const struct req *first = &l->reqs[t->inflight[0]];
+
+	if (t->overflow || first->protocol != MT_PROTO_HTTP1)
+		return false;
+	for (uint32_t i = 1; i < t->n; i++)
+		if (l->reqs[t->inflight[i]].sock != first->sock)
+			return false;
+	return true;
+}
+
+/*
+ * The server request a client request on @sock, made by @tid of @pid,
+ * belongs to, or NULL with @reason set. The rules are in linker.h.
+ */
+static struct req *choose_parent(struct linker *l, uint64_t sock, uint32_t tid, uint32_t pid,
+				 int *reason)
 {
 	struct owner *t = owner_get(l, l->threads, tid, false);
+	struct req *tied = take_tie(l, sock);
 	struct owner *p;
 
-	if (t && t->n + t->overflow == 1 && t->n == 1)
+	if (tied)
+		return tied;
+	if (t && t->n == 1 && !t->overflow)
 		return &l->reqs[t->inflight[0]];
 	if (t && t->n + t->overflow > 1) {
-		/* An event loop: the call was made in the turn that read this request. */
-		struct req *last = t->n ? &l->reqs[t->inflight[t->n - 1]] : NULL;
+		struct req *cur = current_request(l, t);
 
-		if (last && !t->overflow && t->prev_sock == last->sock)
-			return last;
+		if (cur && one_http1_connection(l, t))
+			return cur; /* pipelined on one connection: answered in order */
+		/* An event loop: the call was made in the turn that read this request. */
+		if (cur && !t->overflow && t->prev_sock == cur->sock)
+			return cur;
 		*reason = LINK_AMBIGUOUS_THREAD;
 		return NULL;
 	}
@@ -429,6 +524,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	r->tid = ci->tid;
 	r->pid = ci->pid;
 	r->role = ci->role;
+	r->protocol = x->protocol;
 	r->start_ns = x->req_start_ns;
 	flow_of(ci, &r->flow);
 	h = sock_bucket(l, r->sock, r->seq);
@@ -446,7 +542,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	/* A client request: its context is decided now, before the server reads it. */
 	{
 		int reason = LINK_NO_SERVER_CONTEXT;
-		struct req *parent = choose_parent(l, ci->tid, ci->pid, &reason);
+		struct req *parent = choose_parent(l, ci->sock, ci->tid, ci->pid, &reason);
 
 		r->resolved = 1;
 		r->ids.emit = true;

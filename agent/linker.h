@@ -3,13 +3,20 @@
  * Trace linking: gives each request its trace context while it is in flight,
  * so that calls join into whole traces without changes to the applications.
  *
- * - In-process: a CLIENT request started by a thread that is handling one
- *   SERVER request becomes its child. With several server requests in flight
- *   on the thread, the client request is linked only when the thread's
- *   previous I/O completed the head of one of them (the same event-loop
- *   turn); a thread with none in flight is linked when its process has
- *   exactly one (work handed to another thread). Everything else is counted
- *   as ambiguous, never guessed.
+ * - In-process: a CLIENT request becomes the child of the SERVER request its
+ *   thread is handling, decided in this order:
+ *   1. its connection was opened by a connect() made right after the thread
+ *      read that server request (event loops such as nginx, which connect
+ *      upstream in the turn that read the request);
+ *   2. the thread has exactly one server request in flight (thread per
+ *      request);
+ *   3. all of the thread's in-flight server requests arrived on one HTTP/1
+ *      connection (pipelining, served in order): the oldest;
+ *   4. the thread's previous I/O was on the socket of its newest in-flight
+ *      server request (a keep-alive upstream written in the same turn);
+ *   5. the thread has none in flight and its process exactly one (work
+ *      handed to another thread).
+ *   Everything else is counted as ambiguous, never guessed.
  * - Across processes on this node: the CLIENT request on one end of a TCP
  *   connection and the SERVER request on the other are the same call when
  *   they start at the same TCP sequence number of the same flow.
@@ -32,7 +39,8 @@
 
 #define LINK_REQS_MAX	     16384
 #define LINK_THREADS_MAX     8192
-#define LINK_THREAD_INFLIGHT 8			      /* server requests remembered per thread */
+#define LINK_TIES_MAX	     4096 /* connections tied at connect() to a server request */
+#define LINK_THREAD_INFLIGHT 8	  /* server requests remembered per thread */
 #define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
 
 enum link_unlinked {
@@ -70,6 +78,14 @@ void linker__free(struct linker *l);
 
 /* Every data event, before it is parsed: which socket the thread touched last. */
 void linker_on_io(struct linker *l, uint32_t tid, uint64_t sock);
+
+/*
+ * A connect() by @tid: when the thread's last I/O was on the socket of a
+ * server request it is handling, the new connection is tied to that request
+ * (an event loop connects upstream in the turn that read the request, but
+ * may write on the new connection turns later).
+ */
+void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t sock);
 
 /* An exchange at MT_STAGE_REQUEST: decide its context now. */
 void linker_on_request(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x);

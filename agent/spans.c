@@ -58,9 +58,13 @@ void span_builder__free(struct span_builder *b)
 	free(b);
 }
 
-void span_builder_on_io(struct span_builder *b, uint32_t tid, uint64_t sock)
+void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint64_t sock,
+			bool connect)
 {
-	linker_on_io(b->linker, tid, sock);
+	if (connect)
+		linker_on_connect(b->linker, tid, pid, sock);
+	else
+		linker_on_io(b->linker, tid, sock);
 }
 
 void span_builder_expire(struct span_builder *b, uint64_t now_ns)
@@ -204,8 +208,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 		return;
 	}
 	linker_on_done(b->linker, ci, x, &ids);
-	if (!ids.emit)
-		return; /* an instrumented client reports this side itself */
+	if (!ids.emit || (x->flags & MT_X_ABORTED))
+		return; /* an instrumented client reports this side itself; or state was lost */
 	server = ci->role == CONN_ROLE_SERVER;
 	memset(s, 0, sizeof(*s));
 	memcpy(s->trace_id, ids.trace_id, sizeof(s->trace_id));
@@ -257,6 +261,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 
 	mt_format_addr(ci->tuple.raddr, s->peer_address, sizeof(s->peer_address));
 	s->peer_port = ci->tuple.rport;
+	s->sock = ci->sock;
+	s->tuple = ci->tuple;
 	if (x->host[0])
 		split_host(x->host, s->server_address, sizeof(s->server_address), &s->server_port);
 	if (server) {

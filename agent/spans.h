@@ -45,8 +45,9 @@ void span_builder_set_clock(struct span_builder *b, int64_t offset_ns);
 void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci,
 			      const struct mt_exchange *x);
 
-/* Every data event, before parsing: which thread touched which socket (for linking). */
-void span_builder_on_io(struct span_builder *b, uint32_t tid, uint64_t sock);
+/* Every data event before parsing, and every connect(): thread activity for linking. */
+void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint64_t sock,
+			bool connect);
 
 /* Forgets requests that never completed (call about once a second). */
 void span_builder_expire(struct span_builder *b, uint64_t now_ns);

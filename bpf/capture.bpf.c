@@ -119,6 +119,21 @@ struct {
 	__type(value, __u8);
 } agent_endpoints SEC(".maps");
 
+/*
+ * Sockets that lost a data event to a full ring buffer. The next event of
+ * the socket carries MT_DATA_F_LOST_BEFORE, so its parser starts over at a
+ * message boundary instead of misreading the stream.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_LOST_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} lost_socks SEC(".maps");
+
+/* Entries ever put in lost_socks: skips the lookup while nothing was ever lost. */
+volatile __u64 lost_socks_used = 0;
+
 /* Live entries in agent_endpoints: skips the lookup when the agent has none. */
 volatile __u64 agent_endpoint_count = 0;
 
@@ -147,11 +162,15 @@ static __always_inline void count(void *map, __u32 idx, __u64 n)
 
 /*
  * Lazy wake-up: the consumer polls on a timer, and is woken early only when
- * enough data waits. A wake-up per event costs ~2 us and halves throughput.
+ * the waiting data crosses the threshold with this event. A wake-up per
+ * event costs ~2 us and halves throughput; waking on every event above the
+ * threshold (while the consumer is already running) costs nearly as much.
  */
-static __always_inline __u64 wake_flags(void)
+static __always_inline __u64 wake_flags(__u32 size)
 {
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	if (avail < wakeup_bytes && avail + size >= wakeup_bytes) {
 		count(&stats, MT_STAT_WAKEUPS, 1);
 		return BPF_RB_FORCE_WAKEUP;
 	}
@@ -332,13 +351,26 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	read_tuple(sk, &sc->ev.tuple);
 	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple))
 		return;
+	if (lost_socks_used) {
+		__u64 key = (__u64)sk;
+
+		if (bpf_map_lookup_elem(&lost_socks, &key)) {
+			sc->ev.flags |= MT_DATA_F_LOST_BEFORE;
+			bpf_map_delete_elem(&lost_socks, &key);
+		}
+	}
 
 	size = sizeof(struct mt_data_event) + (__u32)got;
 	if (size > sizeof(*sc))
 		return;
 	bound_var(size);
-	if (bpf_ringbuf_output(&events, sc, size, wake_flags()) < 0) {
+	if (bpf_ringbuf_output(&events, sc, size, wake_flags(size)) < 0) {
+		__u64 key = (__u64)sk;
+		__u8 one = 1;
+
 		count(&drops, MT_DROP_RINGBUF_FULL, 1);
+		if (bpf_map_update_elem(&lost_socks, &key, &one, BPF_ANY) == 0)
+			lost_socks_used = 1;
 		return;
 	}
 	count(&stats, MT_STAT_DATA_EVENTS, 1);
@@ -347,6 +379,9 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 
 /* ---- data path "sock": sock:sock_send_length / sock:sock_recv_length ---- */
 
+/* UDP datagrams to or from port 53 (defined at the end of this file). */
+static __always_inline int on_udp_msg(struct trace_event_raw_sock_msg_length *ctx, __u8 dir);
+
 static __always_inline int on_sock_msg(struct trace_event_raw_sock_msg_length *ctx, __u8 dir)
 {
 	struct task_struct *task;
@@ -354,7 +389,9 @@ static __always_inline int on_sock_msg(struct trace_event_raw_sock_msg_length *c
 	__u64 pid_tgid;
 	long nr;
 
-	if (ctx->protocol != IPPROTO_TCP || ctx->ret <= 0)
+	if (ctx->protocol != IPPROTO_TCP)
+		return on_udp_msg(ctx, dir);
+	if (ctx->ret <= 0)
 		return 0;
 	if (ctx->family != AF_INET && ctx->family != AF_INET6)
 		return 0;
@@ -550,14 +587,14 @@ static __always_inline void emit_conn(struct sock *sk, __u8 op, __u32 pid, __s32
 	ev->op = op;
 	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
 	ev->err = err;
-	ev->_pad2 = 0;
+	ev->tid = pid ? (__u32)bpf_get_current_pid_tgid() : 0;
 	ev->duration_ns = duration_ns;
 	if (pid)
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	else
 		__builtin_memset(ev->comm, 0, sizeof(ev->comm));
 	read_tuple(sk, &ev->tuple);
-	bpf_ringbuf_submit(ev, wake_flags());
+	bpf_ringbuf_submit(ev, wake_flags(sizeof(*ev)));
 	count(&stats, MT_STAT_CONN_EVENTS, 1);
 }
 
@@ -651,5 +688,178 @@ int tcp_retransmit_skb(struct retransmit_ctx *ctx)
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	emit_conn(sk, MT_CONN_RETRANSMIT, 0, 0, 0, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* ---- appended for the service graph (issue 3) ---- */
+
+#define IPPROTO_UDP 17
+
+/* Counters of the programs below (index = enum mt_ext_stat). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_XSTAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ext_stats SEC(".maps");
+
+/*
+ * DNS over UDP: a datagram on a socket whose local or remote port is 53 goes
+ * out whole (up to MT_DNS_CAPTURE_MAX bytes) as MT_EV_DNS, in the data
+ * event's layout, so user space learns address -> name from the answers the
+ * node's processes receive. Connected sockets (glibc's resolver connects)
+ * and resolvers on port 53 are seen; an unconnected client socket talking to
+ * a resolver off the node is not (its peer is only in the msghdr).
+ * Sockets of other ports cost two field reads.
+ */
+static __always_inline int on_udp_msg(struct trace_event_raw_sock_msg_length *ctx, __u8 dir)
+{
+	struct sock *sk = (struct sock *)ctx->sk;
+	struct task_struct *task;
+	struct pt_regs *regs;
+	struct scratch *sc;
+	__u32 zero = 0, want, size;
+	__u64 pid_tgid;
+	__u16 lport, rport;
+	__u8 flags = 0;
+	int got = 0;
+	long nr;
+
+	if (ctx->protocol != IPPROTO_UDP || ctx->ret <= 0)
+		return 0;
+	if (ctx->family != AF_INET && ctx->family != AF_INET6)
+		return 0;
+	if (dir == MT_DIR_INGRESS && (ctx->flags & MSG_PEEK))
+		return 0;
+	lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (lport != MT_DNS_PORT && rport != MT_DNS_PORT)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (is_agent(pid_tgid >> 32))
+		return 0;
+	task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD)
+		return 0;
+	sc = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!sc)
+		return 0;
+
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	nr = BPF_CORE_READ(regs, orig_ax);
+	want = (__u32)ctx->ret < MT_DNS_CAPTURE_MAX ? (__u32)ctx->ret : MT_DNS_CAPTURE_MAX;
+	switch (nr) {
+	case NR_read:
+	case NR_write:
+	case NR_sendto:
+	case NR_recvfrom:
+		got = copy_buf(sc, (const void *)BPF_CORE_READ(regs, si), want);
+		break;
+	case NR_readv:
+	case NR_writev:
+		got = copy_iov(sc, (const struct iovec *)BPF_CORE_READ(regs, si),
+			       BPF_CORE_READ(regs, dx), want, &flags);
+		break;
+	case NR_sendmsg:
+	case NR_recvmsg:
+		got = copy_msghdr(sc, (const struct user_msghdr *)BPF_CORE_READ(regs, si), want,
+				  &flags);
+		break;
+	default: /* sendmmsg, recvmmsg, io_uring: nothing a parser can use */
+		flags |= MT_DATA_F_NO_BUF;
+		break;
+	}
+	if (got < 0) {
+		count(&drops, MT_DROP_READ_FAULT, 1);
+		flags |= MT_DATA_F_READ_FAULT;
+		got = 0;
+	}
+	if (got > MT_DNS_CAPTURE_MAX)
+		got = MT_DNS_CAPTURE_MAX;
+
+	sc->ev.head.kind = MT_EV_DNS;
+	sc->ev.head.ts_ns = bpf_ktime_get_ns();
+	sc->ev.head.sock = (__u64)sk;
+	sc->ev.pid = pid_tgid >> 32;
+	sc->ev.tid = (__u32)pid_tgid;
+	sc->ev.fd = (__s32)BPF_CORE_READ(regs, di);
+	sc->ev.bytes = ctx->ret;
+	sc->ev.captured = got;
+	sc->ev.dir = dir;
+	sc->ev.flags = flags;
+	sc->ev._pad = 0;
+	sc->ev.seq = 0;
+	bpf_get_current_comm(sc->ev.comm, sizeof(sc->ev.comm));
+	read_tuple(sk, &sc->ev.tuple);
+
+	size = sizeof(struct mt_data_event) + (__u32)got;
+	if (size > sizeof(*sc))
+		return 0;
+	bound_var(size);
+	if (bpf_ringbuf_output(&events, sc, size, wake_flags(size)) < 0) {
+		count(&drops, MT_DROP_RINGBUF_FULL, 1);
+		return 0;
+	}
+	count(&ext_stats, MT_XSTAT_DNS_EVENTS, 1);
+	return 0;
+}
+
+static __always_inline void emit_proc(__u32 pid, __u8 op)
+{
+	struct mt_proc_event *ev;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(&drops, MT_DROP_RINGBUF_FULL, 1);
+		return;
+	}
+	ev->head.kind = MT_EV_PROC;
+	__builtin_memset(ev->head._pad, 0, sizeof(ev->head._pad));
+	ev->head.ts_ns = bpf_ktime_get_ns();
+	ev->head.sock = 0;
+	ev->pid = pid;
+	ev->op = op;
+	__builtin_memset(ev->_pad, 0, sizeof(ev->_pad));
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, wake_flags(sizeof(*ev)));
+	count(&ext_stats, MT_XSTAT_PROC_EVENTS, 1);
+}
+
+/*
+ * A process is gone when its last thread exits: the agent drops what it
+ * cached about it. group_dead is in the tracepoint since Linux 6.16; before,
+ * the thread-group leader's exit stands in for it.
+ */
+SEC("tracepoint/sched/sched_process_exit")
+int sched_process_exit(struct trace_event_raw_sched_process_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task;
+	bool dead;
+
+	if (is_agent(pid_tgid >> 32))
+		return 0;
+	if (bpf_core_field_exists(ctx->group_dead))
+		dead = BPF_CORE_READ(ctx, group_dead);
+	else
+		dead = (__u32)pid_tgid == (__u32)(pid_tgid >> 32);
+	if (!dead)
+		return 0;
+	task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD)
+		return 0;
+	emit_proc(pid_tgid >> 32, MT_PROC_EXIT);
+	return 0;
+}
+
+/* A new program in a process: its identity (environment, executable) is read again. */
+SEC("tracepoint/sched/sched_process_exec")
+int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (is_agent(pid_tgid >> 32))
+		return 0;
+	emit_proc(pid_tgid >> 32, MT_PROC_EXEC);
 	return 0;
 }

@@ -24,6 +24,8 @@
 #define MT_CONNECTING_MAX 16384
 /* The agent's own outgoing connections (to its collector), whose far end is not traced. */
 #define MT_AGENT_SOCKS_MAX 256
+/* Sockets whose events were lost, until their next event says so. */
+#define MT_LOST_SOCKS_MAX 4096
 /* Threads inside a data syscall, fallback (syscall tracepoint) mode only. */
 #define MT_INFLIGHT_MAX 16384
 
@@ -42,6 +44,7 @@ enum mt_data_flags {
 	MT_DATA_F_NO_BUF = 1 << 0,     /* no user buffer (sendfile, splice, io_uring): count only */
 	MT_DATA_F_READ_FAULT = 1 << 1, /* the buffer could not be read: count only */
 	MT_DATA_F_IOV_TRUNC = 1 << 2,  /* more iovecs than MT_IOV_MAX: capture is short */
+	MT_DATA_F_LOST_BEFORE = 1 << 3, /* events of this socket were lost before this one */
 };
 
 enum mt_conn_op {
@@ -114,11 +117,43 @@ struct mt_conn_event {
 	__u32 pid; /* 0 when the change happened outside process context */
 	__u8 op;   /* enum mt_conn_op */
 	__u8 _pad[3];
-	__s32 err; /* sk_err for MT_CONN_FAILED/CLOSED (e.g. ECONNREFUSED), else 0 */
-	__u32 _pad2;
+	__s32 err;	   /* sk_err for MT_CONN_FAILED/CLOSED (e.g. ECONNREFUSED), else 0 */
+	__u32 tid;	   /* MT_CONN_CONNECT: the connecting thread, else 0 */
 	__u64 duration_ns; /* MT_CONN_ESTABLISHED/FAILED: time since SYN_SENT, else 0 */
 	char comm[16];	   /* MT_CONN_CONNECT only, else empty */
 	struct mt_tuple tuple;
+};
+
+/* ---- appended for the service graph (issue 3): UDP DNS and process lifecycle ---- */
+
+/* Event kinds beyond enum mt_event_kind's first two. */
+enum mt_event_kind_ext {
+	MT_EV_DNS = 3,	/* a UDP datagram to or from port 53: struct mt_data_event layout */
+	MT_EV_PROC = 4, /* a process exited or exec'd: struct mt_proc_event */
+};
+
+/* Bytes of a DNS datagram copied (EDNS answers are commonly up to 1232 bytes). */
+#define MT_DNS_CAPTURE_MAX 1536
+#define MT_DNS_PORT	   53
+
+enum mt_proc_op {
+	MT_PROC_EXIT = 1, /* the last thread of the process exited */
+	MT_PROC_EXEC = 2, /* the process replaced its program (execve) */
+};
+
+struct mt_proc_event {
+	struct mt_event_head head; /* head.sock is 0 */
+	__u32 pid;		   /* the process (thread-group) id */
+	__u8 op;		   /* enum mt_proc_op */
+	__u8 _pad[3];
+	char comm[16]; /* after an exec: the new program's name */
+};
+
+/* Counters of the programs above (per-CPU array "ext_stats", index = value). */
+enum mt_ext_stat {
+	MT_XSTAT_DNS_EVENTS = 0,  /* DNS datagrams emitted */
+	MT_XSTAT_PROC_EVENTS = 1, /* process exit/exec events emitted */
+	MT_XSTAT__MAX = 2,
 };
 
 #endif /* MESHTRACE_BPF_CAPTURE_H */
