@@ -16,7 +16,7 @@ ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
-LDLIBS   := -lbpf -lelf -lz -lcurl -lprotobuf-c -lpthread -lm
+LDLIBS   := -lbpf -lelf -lz -lcurl -lprotobuf-c -lnghttp2 -lpthread -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -60,6 +60,13 @@ $(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
 $(BUILD)/obj/%.o: %.c $(PROTO_H) $(SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The agent's page: every file in dashboards/web/ becomes bytes in the binary (agent/assets.c).
+$(BUILD)/dashboard_assets.h: scripts/embed_assets.sh dashboards/web $(wildcard dashboards/web/*)
+	@mkdir -p $(@D)
+	./scripts/embed_assets.sh dashboards/web > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/agent/assets.o: $(BUILD)/dashboard_assets.h
 
 $(BUILD)/libmeshtrace.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^

@@ -208,7 +208,8 @@ int capture_drain(struct capture *c)
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */
-static void sum_percpu(int map_fd, int ncpus, uint64_t *out, uint32_t n)
+static void sum_percpu(int map_fd, int ncpus, uint64_t *out, uint32_t n,
+		       uint64_t (*per_cpu)[CAPTURE_CPUS_REPORTED])
 {
 	uint64_t vals[ncpus];
 
@@ -216,15 +217,21 @@ static void sum_percpu(int map_fd, int ncpus, uint64_t *out, uint32_t n)
 		out[i] = 0;
 		if (bpf_map_lookup_elem(map_fd, &i, vals) != 0)
 			continue;
-		for (int cpu = 0; cpu < ncpus; cpu++)
+		for (int cpu = 0; cpu < ncpus; cpu++) {
 			out[i] += vals[cpu];
+			if (per_cpu && cpu < CAPTURE_CPUS_REPORTED)
+				per_cpu[i][cpu] = vals[cpu];
+		}
 	}
 }
 
 void capture_read_counters(const struct capture *c, struct capture_counters *out)
 {
-	sum_percpu(bpf_map__fd(c->skel->maps.drops), c->ncpus, out->drops, MT_DROP__MAX);
-	sum_percpu(bpf_map__fd(c->skel->maps.stats), c->ncpus, out->stats, MT_STAT__MAX);
+	memset(out, 0, sizeof(*out));
+	out->ncpus = c->ncpus < CAPTURE_CPUS_REPORTED ? c->ncpus : CAPTURE_CPUS_REPORTED;
+	sum_percpu(bpf_map__fd(c->skel->maps.drops), c->ncpus, out->drops, MT_DROP__MAX,
+		   out->drops_cpu);
+	sum_percpu(bpf_map__fd(c->skel->maps.stats), c->ncpus, out->stats, MT_STAT__MAX, NULL);
 }
 
 const char *capture_mode_name(const struct capture *c)
@@ -234,5 +241,5 @@ const char *capture_mode_name(const struct capture *c)
 
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])
 {
-	sum_percpu(bpf_map__fd(c->skel->maps.ext_stats), c->ncpus, out, MT_XSTAT__MAX);
+	sum_percpu(bpf_map__fd(c->skel->maps.ext_stats), c->ncpus, out, MT_XSTAT__MAX, NULL);
 }

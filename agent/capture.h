@@ -24,9 +24,13 @@ struct capture_opts {
 };
 
 /* Kernel-side counters, summed over CPUs. */
+#define CAPTURE_CPUS_REPORTED 64 /* per-CPU drop counts kept for the first CPUs */
+
 struct capture_counters {
 	uint64_t drops[MT_DROP__MAX];
 	uint64_t stats[MT_STAT__MAX];
+	int ncpus; /* entries of drops_cpu that are meaningful */
+	uint64_t drops_cpu[MT_DROP__MAX][CAPTURE_CPUS_REPORTED];
 };
 
 /* Called for each event in the ring buffer, in order. @data is a mt_*_event. */

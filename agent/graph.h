@@ -49,7 +49,7 @@
 #define GRAPH_EDGES_MAX	     2048
 #define GRAPH_SOCKS_MAX	     16384
 #define GRAPH_NAME_MAX	     256
-#define GRAPH_SERVICE_PIDS   8			     /* pids listed per service */
+#define GRAPH_SERVICE_PIDS   8			    /* pids listed per service */
 #define GRAPH_DECIDE_NS	     (2ull * 1000000000ull) /* a socket's protocol, at the latest */
 #define GRAPH_SOCK_IDLE_NS   (600ull * 1000000000ull)
 #define GRAPH_SLOT_NS	     (10ull * 1000000000ull) /* sliding window: slots of 10 s ... */
@@ -125,17 +125,17 @@ struct graph_edge {
 };
 
 struct graph_stats {
-	uint64_t spans;		 /* spans seen */
-	uint64_t nodes;		 /* nodes in the table */
-	uint64_t edges;		 /* edges in the table */
-	uint64_t sockets;	 /* sockets tracked now */
-	uint64_t nodes_full;	 /* updates dropped: node table full */
-	uint64_t edges_full;	 /* updates dropped: edge table full */
-	uint64_t sockets_full;	 /* sockets not tracked: socket table full */
-	uint64_t role_unknown;	 /* sockets whose side could not be told: not counted */
-	uint64_t unattributed;	 /* TCP events for sockets never seen (retransmits of old ones) */
-	uint64_t sockets_idle;	 /* sockets dropped after GRAPH_SOCK_IDLE_NS without activity */
-	uint64_t update_ns_sum;	 /* time spent in graph_on_span, for the cost figure */
+	uint64_t spans;		/* spans seen */
+	uint64_t nodes;		/* nodes in the table */
+	uint64_t edges;		/* edges in the table */
+	uint64_t sockets;	/* sockets tracked now */
+	uint64_t nodes_full;	/* updates dropped: node table full */
+	uint64_t edges_full;	/* updates dropped: edge table full */
+	uint64_t sockets_full;	/* sockets not tracked: socket table full */
+	uint64_t role_unknown;	/* sockets whose side could not be told: not counted */
+	uint64_t unattributed;	/* TCP events for sockets never seen (retransmits of old ones) */
+	uint64_t sockets_idle;	/* sockets dropped after GRAPH_SOCK_IDLE_NS without activity */
+	uint64_t update_ns_sum; /* time spent in graph_on_span, for the cost figure */
 	uint64_t update_ns_count;
 };
 
@@ -162,6 +162,9 @@ void graph_on_exit(struct graph *g, uint32_t pid);
 
 /* Settles sockets whose protocol is overdue and drops idle ones; about once a second. */
 void graph_tick(struct graph *g, uint64_t now_ns);
+
+/* Settles every socket still waiting for its protocol (before a final export). */
+void graph_flush(struct graph *g, uint64_t now_ns);
 
 /* Read access for the exporters: indexes 0 .. count-1, stable for the graph's life. */
 uint32_t graph_node_count(const struct graph *g);

@@ -327,6 +327,34 @@ static void read_cgroup_service(const struct identity *id, uint32_t pid, char *o
 		cgroup_identity_service(&ci, out, outlen);
 }
 
+/*
+ * The name the program was started as: the executable's name, unless the
+ * kernel's name for the task (the basename of the path exec'd, before
+ * symlinks) differs from it rather than being a cut-down form of it, as for
+ * Debian's redis-server, a symlink to redis-check-rdb.
+ */
+static void program_name(const struct identity *id, uint32_t pid, const char *exe, char *out,
+			 size_t outlen)
+{
+	char path[96], comm[32];
+	ssize_t n;
+	int fd;
+
+	mt_strlcpy(out, exe, outlen);
+	snprintf(path, sizeof(path), "%s/%u/comm", id->proc_root, pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	if (comm[0] && strncmp(exe, comm, strlen(comm)) != 0)
+		mt_strlcpy(out, comm, outlen);
+}
+
 /* Fills @r from /proc. Returns false when the process is gone (@r then uses @comm). */
 static bool resolve(struct identity *id, struct mt_resource *r, uint32_t pid, const char *comm)
 {
@@ -343,7 +371,7 @@ static bool resolve(struct identity *id, struct mt_resource *r, uint32_t pid, co
 	if (!r->service_name[0])
 		read_cgroup_service(id, pid, r->service_name, sizeof(r->service_name));
 	if (!r->service_name[0])
-		mt_strlcpy(r->service_name, r->exe_name, sizeof(r->service_name));
+		program_name(id, pid, r->exe_name, r->service_name, sizeof(r->service_name));
 	return true;
 }
 

@@ -43,7 +43,7 @@ enum mt_protocol {
 	MT_PROTO__MAX = 9,
 };
 
-#define MT_OPERATION_MAX   64
+#define MT_OPERATION_MAX   128
 #define MT_NAMESPACE_MAX   64
 #define MT_QUERY_MAX	   256
 #define MT_STATUS_TEXT_MAX 16

@@ -21,9 +21,12 @@
 #include "assets.h"
 #include "capture.h"
 #include "conn.h"
+#include "graph.h"
 #include "httpd.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
+#include "peers.h"
 #include "spans.h"
 #include "tracestore.h"
 #include "exporters/jsonl.h"
@@ -31,6 +34,11 @@
 
 #define TICK_MS		  50 /* how often the ring buffer is drained without a wake-up */
 #define SHUTDOWN_FLUSH_MS 5000
+/* OTEL_METRIC_EXPORT_INTERVAL: the spec's default and the bounds we accept, ms. */
+#define METRIC_INTERVAL_DEFAULT_MS 60000
+#define METRIC_INTERVAL_MIN_MS	   100
+#define METRIC_INTERVAL_MAX_MS	   86400000
+#define LOCAL_ADDRS_REFRESH_S	   30
 
 struct agent_opts {
 	const char *jsonl_path;
@@ -52,6 +60,14 @@ struct agent {
 	struct jsonl_exporter *jsonl;
 	struct httpd *httpd;
 	struct tracestore *traces; /* recent traces for the page; NULL without a listener */
+	struct peers *peers;	   /* address -> who is there */
+	struct graph *graph;	   /* who calls whom */
+	struct metrics *metrics;   /* http.* series and the encoders */
+	struct metrics_health health;
+	uint64_t metric_interval_ms;
+	uint64_t next_metrics_ms;
+	uint64_t dns_events;
+	uint64_t proc_events;
 	uint64_t events;
 	uint64_t bad_events;
 	int epfd;
@@ -78,15 +94,20 @@ static void usage(FILE *out)
 		"  --stats-interval SEC    print a counters line to stderr every SEC seconds\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
-		"                          /healthz, /api/stats\n"
+		"                          /healthz, /api/stats, /metrics (Prometheus), "
+		"/api/graph\n"
+		"                          /api/traces, and the agent's page at /\n"
 		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
 		"  -q, --quiet             only errors\n"
 		"  -h, --help              this text\n"
 		"  -V, --version           print the version\n"
 		"\n"
 		"Environment (OpenTelemetry standard):\n"
-		"  OTEL_EXPORTER_OTLP_ENDPOINT         base URL; /v1/traces is appended\n"
+		"  OTEL_EXPORTER_OTLP_ENDPOINT         base URL; /v1/traces, /v1/metrics are "
+		"appended\n"
 		"  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  traces URL, used as is\n"
+		"  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT metrics URL, used as is\n"
+		"  OTEL_METRIC_EXPORT_INTERVAL         metrics export period, ms (default 60000)\n"
 		"  OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS   k=v,k2=v2\n"
 		"  OTEL_EXPORTER_OTLP_COMPRESSION      gzip (default) | none\n"
 		"  OTEL_EXPORTER_OTLP_TIMEOUT          per-request timeout, ms (default 10000)\n"
@@ -271,6 +292,8 @@ static void on_span(void *ctx, const struct mt_span *s)
 		jsonl_exporter_add_span(a->jsonl, s);
 	if (a->traces)
 		tracestore_add(a->traces, s);
+	graph_on_span(a->graph, s);
+	metrics_on_span(a->metrics, s);
 }
 
 static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_exchange *x)
@@ -280,11 +303,11 @@ static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_e
 	span_builder_on_exchange(a->spans, ci, x);
 }
 
-static void on_io(void *ctx, uint32_t tid, uint64_t sock)
+static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool connect)
 {
 	struct agent *a = ctx;
 
-	span_builder_on_io(a->spans, tid, sock);
+	span_builder_on_io(a->spans, tid, pid, sock, connect);
 }
 
 static void on_event(void *ctx, const void *data, size_t size)
@@ -305,12 +328,78 @@ static void on_event(void *ctx, const void *data, size_t size)
 			a->bad_events++;
 			return;
 		}
+		graph_on_data(a->graph, ev);
 		conn_table_on_data(a->conns, ev);
 	} else if (head->kind == MT_EV_CONN && size >= sizeof(struct mt_conn_event)) {
 		conn_table_on_conn(a->conns, data);
+		graph_on_conn(a->graph, data);
+	} else if (head->kind == MT_EV_DNS && size >= sizeof(struct mt_data_event)) {
+		const struct mt_data_event *ev = data;
+
+		a->dns_events++;
+		if (ev->captured > size - sizeof(*ev)) {
+			a->bad_events++;
+			return;
+		}
+		if (ev->captured) /* sendmmsg, recvmmsg: counted in the kernel, nothing to read */
+			peers_on_dns(a->peers, ev->data, ev->captured, head->ts_ns);
+	} else if (head->kind == MT_EV_PROC && size >= sizeof(struct mt_proc_event)) {
+		const struct mt_proc_event *ev = data;
+
+		a->proc_events++;
+		if (ev->op == MT_PROC_EXEC) {
+			identity_on_exec(a->identity, ev->pid);
+		} else if (ev->op == MT_PROC_EXIT) {
+			identity_on_exit(a->identity, ev->pid, head->ts_ns);
+			graph_on_exit(a->graph, ev->pid);
+			peers_forget_pid(a->peers, ev->pid);
+		}
 	} else {
 		a->bad_events++;
 	}
+}
+
+/* The graph stage's counters, appended to the stats object (which it closes). */
+static void append_graph_stats(struct agent *a, char *buf, size_t len, size_t *off)
+{
+	struct graph_stats gs;
+	struct peers_stats ps;
+	struct metrics_stats ms;
+	struct identity_stats is;
+	uint64_t ext[MT_XSTAT__MAX];
+	struct otlp_stats os = {0};
+
+	if (*off >= len)
+		return;
+	if (a->otlp)
+		otlp_exporter_stats(a->otlp, &os);
+	graph_stats(a->graph, &gs);
+	peers_stats(a->peers, &ps);
+	metrics_stats(a->metrics, &ms);
+	identity_stats(a->identity, &is);
+	capture_read_ext_counters(a->capture, ext);
+	*off += (size_t)snprintf(
+		buf + *off, len - *off,
+		",\"graph\":{\"spans\":%" PRIu64 ",\"nodes\":%" PRIu64 ",\"edges\":%" PRIu64
+		",\"sockets\":%" PRIu64 ",\"nodes_full\":%" PRIu64 ",\"edges_full\":%" PRIu64
+		",\"sockets_full\":%" PRIu64 ",\"role_unknown\":%" PRIu64
+		",\"unattributed\":%" PRIu64 ",\"span_cost_ns\":%" PRIu64
+		"},\"peers\":{\"dns_kernel_events\":%" PRIu64 ",\"dns_events\":%" PRIu64
+		",\"dns_malformed\":%" PRIu64 ",\"dns_names\":%" PRIu64 ",\"dns_evicted\":%" PRIu64
+		",\"listeners\":%" PRIu64 ",\"local_addrs\":%" PRIu64
+		"},\"identity\":{\"proc_kernel_events\":%" PRIu64 ",\"proc_events\":%" PRIu64
+		",\"entries\":%" PRIu64 ",\"exits\":%" PRIu64 ",\"execs\":%" PRIu64
+		",\"resolved\":%" PRIu64 "},\"metrics\":{\"series\":%" PRIu64
+		",\"series_full\":%" PRIu64 ",\"otlp_exports\":%" PRIu64 ",\"scrapes\":%" PRIu64
+		",\"metrics_requests_sent\":%" PRIu64 ",\"metrics_requests_dropped\":%" PRIu64 "}}",
+		gs.spans, gs.nodes, gs.edges, gs.sockets, gs.nodes_full, gs.edges_full,
+		gs.sockets_full, gs.role_unknown, gs.unattributed,
+		gs.update_ns_count ? gs.update_ns_sum / gs.update_ns_count : 0,
+		ext[MT_XSTAT_DNS_EVENTS], a->dns_events, ps.dns_malformed, ps.dns_names,
+		ps.dns_evicted, ps.listeners, ps.local_addrs, ext[MT_XSTAT_PROC_EVENTS],
+		a->proc_events, is.entries, is.exits, is.execs, is.resolved, ms.series,
+		ms.series_full, ms.otlp_exports, ms.scrapes, os.metrics_requests_sent,
+		os.metrics_requests_dropped);
 }
 
 /* Writes the agent's counters as one JSON object. */
@@ -342,6 +431,17 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       kc.stats[MT_STAT_BYTES_CAPTURED]);
 	for (int i = 0; i < MT_DROP__MAX; i++)
 		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", capture_drop_name(i), kc.drops[i]);
+	/* Per CPU too, for the reasons that happened at all. */
+	APPEND("},\"drops_per_cpu\":{");
+	for (int i = 0, first = 1; i < MT_DROP__MAX; i++) {
+		if (!kc.drops[i])
+			continue;
+		APPEND("%s\"%s\":[", first ? "" : ",", capture_drop_name(i));
+		for (int cpu = 0; cpu < kc.ncpus; cpu++)
+			APPEND("%s%" PRIu64, cpu ? "," : "", kc.drops_cpu[i][cpu]);
+		APPEND("]");
+		first = 0;
+	}
 	APPEND("}},\"user\":{\"events\":%" PRIu64 ",\"bad_events\":%" PRIu64 ",\"spans\":%" PRIu64
 	       ",\"spans_server\":%" PRIu64 ",\"spans_client\":%" PRIu64
 	       ",\"spans_joined_traceparent\":%" PRIu64 ",\"role_unknown\":%" PRIu64,
@@ -350,10 +450,10 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	APPEND(",\"conns_active\":%" PRIu64 ",\"conns_opened\":%" PRIu64
 	       ",\"conns_closed\":%" PRIu64 ",\"conns_evicted_full\":%" PRIu64
 	       ",\"conns_evicted_idle\":%" PRIu64 ",\"connect_failed\":%" PRIu64
-	       ",\"retransmits\":%" PRIu64 ",\"role_unknown_bytes\":%" PRIu64
-	       ",\"conns_not_parsed\":%" PRIu64,
+	       ",\"retransmits\":%" PRIu64 ",\"lost_restarts\":%" PRIu64
+	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
-	       cs.retransmits, cs.role_unknown_bytes, cs.not_parsed);
+	       cs.retransmits, cs.lost_restarts, cs.role_unknown_bytes, cs.not_parsed);
 	APPEND(",\"link\":{\"linked_in_process\":%" PRIu64 ",\"linked_peer\":%" PRIu64
 	       ",\"linked_traceparent\":%" PRIu64 ",\"skipped_instrumented\":%" PRIu64
 	       ",\"unlinked\":{",
@@ -388,7 +488,132 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       os.spans_dropped_queue_full, os.spans_dropped_rejected, os.spans_dropped_shutdown,
 	       os.batches_sent, os.batches_failed, os.retries, os.bytes_sent,
 	       (uint64_t)os.queue_spans);
+	off = off && off <= len ? off - 1 : off; /* reopen the object for the graph's part */
+	append_graph_stats(a, buf, len, &off);
 #undef APPEND
+}
+
+/* Gathers the agent's health into a->health for the metrics encoders. */
+static void collect_health(struct agent *a)
+{
+	struct metrics_health *h = &a->health;
+	struct capture_counters kc;
+	struct conn_stats cs;
+	struct span_stats ss;
+	struct otlp_stats os = {0};
+	struct graph_stats gs;
+	struct peers_stats ps;
+	struct metrics_stats ms;
+	struct identity_stats is;
+	uint64_t ext[MT_XSTAT__MAX];
+
+	capture_read_counters(a->capture, &kc);
+	capture_read_ext_counters(a->capture, ext);
+	conn_table_stats(a->conns, &cs);
+	span_builder_stats(a->spans, &ss);
+	if (a->otlp)
+		otlp_exporter_stats(a->otlp, &os);
+	graph_stats(a->graph, &gs);
+	peers_stats(a->peers, &ps);
+	metrics_stats(a->metrics, &ms);
+	identity_stats(a->identity, &is);
+
+	metrics_health_reset(h);
+	metrics_health_add(h, MH_KERNEL_EVENTS, "kind", "data", kc.stats[MT_STAT_DATA_EVENTS]);
+	metrics_health_add(h, MH_KERNEL_EVENTS, "kind", "conn", kc.stats[MT_STAT_CONN_EVENTS]);
+	metrics_health_add(h, MH_KERNEL_EVENTS, "kind", "dns", ext[MT_XSTAT_DNS_EVENTS]);
+	metrics_health_add(h, MH_KERNEL_EVENTS, "kind", "proc", ext[MT_XSTAT_PROC_EVENTS]);
+	for (int i = 0; i < MT_DROP__MAX; i++)
+		metrics_health_add(h, MH_KERNEL_DROPS, "reason", capture_drop_name(i), kc.drops[i]);
+	metrics_health_add(h, MH_KERNEL_WAKEUPS, NULL, NULL, kc.stats[MT_STAT_WAKEUPS]);
+	metrics_health_add(h, MH_KERNEL_CAPTURED, NULL, NULL, kc.stats[MT_STAT_BYTES_CAPTURED]);
+	metrics_health_add(h, MH_EVENTS, NULL, NULL, a->events);
+	metrics_health_add(h, MH_DROPS, "stage", "event_malformed", a->bad_events);
+	metrics_health_add(h, MH_DROPS, "stage", "conn_evicted_full", cs.evicted_full);
+	metrics_health_add(h, MH_DROPS, "stage", "span_role_unknown", ss.role_unknown);
+	metrics_health_add(h, MH_DROPS, "stage", "parser_alloc_failed", cs.parser_alloc_failed);
+	metrics_health_add(h, MH_DROPS, "stage", "otlp_queue_full", os.spans_dropped_queue_full);
+	metrics_health_add(h, MH_DROPS, "stage", "otlp_rejected", os.spans_dropped_rejected);
+	metrics_health_add(h, MH_DROPS, "stage", "otlp_shutdown", os.spans_dropped_shutdown);
+	metrics_health_add(h, MH_DROPS, "stage", "otlp_encode", os.spans_dropped_error);
+	metrics_health_add(h, MH_DROPS, "stage", "metrics_requests", os.metrics_requests_dropped);
+	metrics_health_add(h, MH_DROPS, "stage", "graph_nodes_full", gs.nodes_full);
+	metrics_health_add(h, MH_DROPS, "stage", "graph_edges_full", gs.edges_full);
+	metrics_health_add(h, MH_DROPS, "stage", "graph_sockets_full", gs.sockets_full);
+	metrics_health_add(h, MH_DROPS, "stage", "graph_role_unknown", gs.role_unknown);
+	metrics_health_add(h, MH_DROPS, "stage", "metric_series_full", ms.series_full);
+	metrics_health_add(h, MH_DROPS, "stage", "dns_malformed", ps.dns_malformed);
+	metrics_health_add(h, MH_DROPS, "stage", "dns_names_evicted", ps.dns_evicted);
+	metrics_health_add(h, MH_DROPS, "stage", "listeners_evicted", ps.listeners_evicted);
+	metrics_health_add(h, MH_DROPS, "stage", "identity_evicted", is.evicted);
+	metrics_health_add(h, MH_SPANS, "kind", "server", ss.server);
+	metrics_health_add(h, MH_SPANS, "kind", "client", ss.client);
+	metrics_health_add(h, MH_SPANS_EXPORTED, NULL, NULL, os.spans_exported);
+	metrics_health_add(h, MH_EXPORT_FAILURES, "signal", "traces", os.batches_failed);
+	metrics_health_add(h, MH_EXPORT_FAILURES, "signal", "metrics", os.metrics_requests_dropped);
+	metrics_health_add(h, MH_EXPORT_RETRIES, NULL, NULL, os.retries);
+	metrics_health_add(h, MH_QUEUE_DEPTH, "queue", "otlp_spans", os.queue_spans);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "connections", cs.active);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "connections", a->opts.max_conns);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "graph_nodes", gs.nodes);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "graph_nodes", GRAPH_NODES_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "graph_edges", gs.edges);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "graph_edges", GRAPH_EDGES_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "graph_sockets", gs.sockets);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "graph_sockets", GRAPH_SOCKS_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "dns_names", ps.dns_entries);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "dns_names", PEERS_DNS_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "listeners", ps.listeners);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "listeners", PEERS_LISTENERS_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "identities", is.entries);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "identities", IDENTITY_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "metric_series", ms.series);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "metric_series", METRICS_SERIES_MAX);
+	metrics_health_add(h, MH_SPAN_UPDATE_NS, NULL, NULL,
+			   gs.update_ns_count ? (double)gs.update_ns_sum / gs.update_ns_count : 0);
+}
+
+/* Encodes every metric and queues it for the collector. */
+static void export_metrics(struct agent *a)
+{
+	struct timespec ts;
+	uint8_t *pb;
+	size_t len;
+
+	if (!a->otlp || !a->otlp_cfg.metrics_url[0])
+		return;
+	collect_health(a);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (metrics_encode_otlp(a->metrics, a->graph, &a->health,
+				(uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, &pb,
+				&len) != 0) {
+		mt_warn("could not encode the metrics (out of memory)");
+		return;
+	}
+	otlp_exporter_send_metrics(a->otlp, pb, len);
+	free(pb);
+}
+
+static int serve_metrics(void *ctx, const char *path, const char *query,
+			 struct httpd_response *resp)
+{
+	struct agent *a = ctx;
+
+	(void)path;
+	(void)query;
+	collect_health(a);
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return metrics_write_prometheus(a->metrics, a->graph, &a->health, &resp->body);
+}
+
+static int serve_graph(void *ctx, const char *path, const char *query, struct httpd_response *resp)
+{
+	struct agent *a = ctx;
+
+	(void)path;
+	(void)query;
+	resp->content_type = "application/json";
+	return graph_write_json(a->graph, &resp->body, now_mono_ns());
 }
 
 static int serve_healthz(void *ctx, const char *path, const char *query,
@@ -402,7 +627,7 @@ static int serve_healthz(void *ctx, const char *path, const char *query,
 
 static int serve_stats(void *ctx, const char *path, const char *query, struct httpd_response *resp)
 {
-	char buf[4096];
+	char buf[8192];
 
 	(void)path;
 	(void)query;
@@ -422,6 +647,8 @@ static int start_httpd(struct agent *a, char *err, size_t errlen)
 		return -EINVAL;
 	httpd_route(a->httpd, "/healthz", serve_healthz, a);
 	httpd_route(a->httpd, "/api/stats", serve_stats, a);
+	httpd_route(a->httpd, "/metrics", serve_metrics, a);
+	httpd_route(a->httpd, "/api/graph", serve_graph, a);
 	a->traces = tracestore__new();
 	if (!a->traces) {
 		snprintf(err, errlen, "out of memory for the trace store");
@@ -481,11 +708,23 @@ static void on_second(struct agent *a, uint64_t now, uint64_t *last_stats)
 	span_builder_set_clock(a->spans, clock_offset_ns());
 	conn_table_expire(a->conns, now);
 	span_builder_expire(a->spans, now);
+	graph_set_clock(a->graph, clock_offset_ns());
+	graph_tick(a->graph, now);
+	peers_expire(a->peers, now);
+	identity_expire(a->identity, now);
+	if (now / 1000000000ull % LOCAL_ADDRS_REFRESH_S == 0)
+		peers_refresh_local_addrs(a->peers);
+	if (a->httpd) { /* the agent's own listener names itself (it never traces itself) */
+		static const uint8_t any[16];
+
+		peers_learn_listener(a->peers, any, httpd_port(a->httpd), (uint32_t)getpid(),
+				     "meshtrace", now);
+	}
 	if (a->jsonl)
 		jsonl_exporter_flush(a->jsonl);
 	if (a->opts.stats_interval_s &&
 	    now - *last_stats >= (uint64_t)a->opts.stats_interval_s * 1000000000ull) {
-		char buf[4096];
+		char buf[8192];
 
 		format_stats(a, buf, sizeof(buf));
 		fprintf(stderr, "meshtrace: stats %s\n", buf);
@@ -535,6 +774,10 @@ static int run_loop(struct agent *a)
 			last_second = now_mono_ns();
 			on_second(a, last_second, &last_stats);
 		}
+		if (a->otlp && now_mono_ns() / 1000000 >= a->next_metrics_ms) {
+			export_metrics(a);
+			a->next_metrics_ms = now_mono_ns() / 1000000 + a->metric_interval_ms;
+		}
 	}
 }
 
@@ -548,6 +791,9 @@ static void agent_free(struct agent *a)
 	jsonl_exporter__free(a->jsonl);
 	httpd__free(a->httpd);
 	tracestore__free(a->traces);
+	metrics__free(a->metrics);
+	graph__free(a->graph);
+	peers__free(a->peers);
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sigfd >= 0)
@@ -556,11 +802,29 @@ static void agent_free(struct agent *a)
 		close(a->timerfd);
 }
 
+/* OTEL_METRIC_EXPORT_INTERVAL (ms): the metrics export period. Returns 0 or 2 (bad value). */
+static int metric_interval_from_env(uint64_t *out)
+{
+	const char *v = getenv("OTEL_METRIC_EXPORT_INTERVAL");
+	unsigned long ms;
+
+	*out = METRIC_INTERVAL_DEFAULT_MS;
+	if (!v || !*v)
+		return 0;
+	if (parse_uint(v, METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS, &ms)) {
+		mt_err("OTEL_METRIC_EXPORT_INTERVAL='%s': give milliseconds from %d to %d", v,
+		       METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS);
+		return 2;
+	}
+	*out = ms;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = {.epfd = -1, .sigfd = -1, .timerfd = -1};
 	char err[512] = "";
-	char stats[4096];
+	char stats[8192];
 	int rc;
 
 	rc = parse_args(argc, argv, &a.opts);
@@ -594,7 +858,21 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (a.otlp_cfg.traces_url[0]) {
+	rc = metric_interval_from_env(&a.metric_interval_ms);
+	if (rc)
+		goto out;
+	a.peers = peers__new();
+	a.graph = a.peers ? graph__new(a.identity, a.peers) : NULL;
+	a.metrics = metrics__new(&a.otlp_cfg);
+	if (!a.graph || !a.metrics) {
+		mt_err("out of memory");
+		rc = 1;
+		goto out;
+	}
+	peers_refresh_local_addrs(a.peers);
+	graph_set_clock(a.graph, clock_offset_ns());
+	a.next_metrics_ms = now_mono_ns() / 1000000 + a.metric_interval_ms;
+	if (a.otlp_cfg.traces_url[0] || a.otlp_cfg.metrics_url[0]) {
 		a.otlp = otlp_exporter__new(&a.otlp_cfg);
 		if (!a.otlp) {
 			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
@@ -637,6 +915,8 @@ int main(int argc, char **argv)
 	/* Detach first so nothing new arrives, then flush what was captured. */
 	capture_detach(a.capture);
 	capture_drain(a.capture);
+	graph_flush(a.graph, now_mono_ns());
+	export_metrics(&a); /* the final values, so a short run's metrics are not lost */
 	if (a.otlp && otlp_exporter_flush(a.otlp, SHUTDOWN_FLUSH_MS) != 0)
 		mt_warn("the collector did not take every span within %d ms", SHUTDOWN_FLUSH_MS);
 	if (a.jsonl)

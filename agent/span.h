@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "bpf/capture.h"
 #include "l7.h"
 
 #define MT_SERVICE_MAX	64
@@ -66,6 +67,9 @@ struct mt_span {
 	char db_namespace[MT_NAMESPACE_MAX];
 	char query_text[MT_QUERY_MAX];
 	char status_text[MT_STATUS_TEXT_MAX];
+	/* The socket the exchange travelled on, as its own process saw it (the graph stage's key). */
+	uint64_t sock;	       /* struct sock address */
+	struct mt_tuple tuple; /* addresses v4-mapped, ports in host order */
 };
 
 #endif /* MESHTRACE_SPAN_H */

@@ -240,7 +240,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	s->resp_body_bytes = x->resp_body_bytes;
 
 	if (x->status >= 500 || (!server && x->status >= 400) ||
-	    (x->flags & (MT_X_NO_RESPONSE | MT_X_ERROR)))
+	    (x->flags & (MT_X_NO_RESPONSE | MT_X_ERROR)) ||
+	    (!server && (x->flags & MT_X_CLIENT_ERROR)))
 		s->status = MT_STATUS_ERROR;
 
 	mt_strlcpy(s->method, x->method, sizeof(s->method));
@@ -250,6 +251,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	mt_strlcpy(s->status_text, x->status_text, sizeof(s->status_text));
 	if (x->protocol == MT_PROTO_HTTP1 || x->protocol == MT_PROTO_HTTP2)
 		mt_strlcpy(s->name, known_method(x->method) ? x->method : "HTTP", sizeof(s->name));
+	else if (x->protocol == MT_PROTO_GRPC && strcmp(x->status_text, "12") == 0)
+		mt_strlcpy(s->name, "grpc", sizeof(s->name)); /* UNIMPLEMENTED: rpc.method _OTHER */
 	else if (x->operation[0])
 		mt_strlcpy(s->name, x->operation, sizeof(s->name));
 	else

@@ -15,7 +15,7 @@
 #define MT_CAPTURE_DEFAULT 512
 #define MT_CAPTURE_MAX	   4096 /* power of two: the verifier bound is a mask */
 /* iovec entries walked per readv/writev/sendmsg/recvmsg. */
-#define MT_IOV_MAX 8
+#define MT_IOV_MAX 32
 /* Ring buffer size (power of two, multiple of the page size). */
 #define MT_RINGBUF_BYTES (16u << 20)
 /* Default: wake the consumer when this much data is waiting. */

@@ -11,9 +11,23 @@
  * in the semconv) when nonzero.
  *
  * error.type is set when the span stage marked the span ERROR: the status code
- * ("503"), or "_OTHER" when there was no response.
+ * ("503"), or "_OTHER" when there was no response. HTTP/2 spans are the same,
+ * with network.protocol.version "2".
+ *
+ * gRPC spans follow the RPC conventions instead (semantic-conventions main,
+ * after v1.44: https://opentelemetry.io/docs/specs/semconv/rpc/grpc/):
+ * rpc.system.name "grpc"; rpc.method "package.Service/Method", or "_OTHER"
+ * with rpc.method_original when the server answered UNIMPLEMENTED (the one
+ * sign on the wire that a method is not recognised); rpc.status_code the
+ * status name ("NOT_FOUND"); error.type that name, or "_OTHER" when the call
+ * ended with no status; server.address/port (from :authority), network.peer.*.
+ * Which statuses are errors (every non-OK one for a client, UNKNOWN,
+ * DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS for a
+ * server) is decided by the parser and the span stage (MT_X_ERROR,
+ * MT_X_CLIENT_ERROR), and shows here as the span's status.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "span_attrs.h"
@@ -110,6 +124,124 @@ static void build_url_full(struct span_attrs *out, const struct mt_span *s, cons
 		 s->query);
 }
 
+/* gRPC status names by code (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+static const char *const grpc_status_names[] = {
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+	"DATA_LOSS",
+	"UNAUTHENTICATED",
+};
+
+/* The name of the gRPC status in @text (its number), NULL when there is none; "_OTHER" if unknown. */
+static const char *grpc_status_name(const char *text)
+{
+	char *end;
+	long code;
+
+	if (!text[0])
+		return NULL;
+	code = strtol(text, &end, 10);
+	if (*end || code < 0 || code >= (long)(sizeof(grpc_status_names) / sizeof(char *)))
+		return "_OTHER";
+	return grpc_status_names[code];
+}
+
+static void add_peer(struct span_attrs *out, const struct mt_span *s)
+{
+	if (s->peer_address[0]) {
+		add_str(out, "network.peer.address", s->peer_address, false);
+		if (s->peer_port)
+			add_int(out, "network.peer.port", s->peer_port);
+	}
+}
+
+static void build_grpc(struct span_attrs *out, const struct mt_span *s)
+{
+	const char *status = grpc_status_name(s->status_text);
+	bool unimplemented = status && !strcmp(status, "UNIMPLEMENTED");
+
+	add_str(out, "rpc.system.name", "grpc", false);
+	if (s->operation[0] && !unimplemented) {
+		add_str(out, "rpc.method", s->operation, false);
+	} else {
+		add_str(out, "rpc.method", "_OTHER", false);
+		if (s->operation[0])
+			add_str(out, "rpc.method_original", s->operation, false);
+	}
+	if (status)
+		add_str(out, "rpc.status_code", status, false);
+	if (s->status == MT_STATUS_ERROR)
+		add_str(out, "error.type", status ? status : "_OTHER", false);
+	if (s->server_address[0]) {
+		add_str(out, "server.address", s->server_address, false);
+		if (s->server_port)
+			add_int(out, "server.port", s->server_port);
+	}
+	add_peer(out, s);
+}
+
+/*
+ * Database spans (https://opentelemetry.io/docs/specs/semconv/database/database-spans/,
+ * .../database/redis/, .../database/postgresql/, .../database/mysql/): db.system.name;
+ * db.operation.name (the command, or the SQL's first keyword); db.namespace (the
+ * database, or Redis's index after SELECT); db.query.text, already sanitised by the
+ * parser (none for Redis and memcached: their arguments are values);
+ * db.response.status_code (SQLSTATE, MySQL error number, Redis error prefix,
+ * memcached error word) and error.type, the same code or "_OTHER"; server.*,
+ * client.address on SERVER spans, network.peer.*. NULL for other protocols.
+ */
+static const char *db_system(uint8_t protocol)
+{
+	switch (protocol) {
+	case MT_PROTO_REDIS:
+		return "redis";
+	case MT_PROTO_POSTGRES:
+		return "postgresql";
+	case MT_PROTO_MYSQL:
+		return "mysql";
+	case MT_PROTO_MEMCACHED:
+		return "memcached";
+	default:
+		return NULL;
+	}
+}
+
+static void build_db(struct span_attrs *out, const struct mt_span *s, const char *system)
+{
+	add_str(out, "db.system.name", system, false);
+	if (s->operation[0])
+		add_str(out, "db.operation.name", s->operation, false);
+	if (s->db_namespace[0])
+		add_str(out, "db.namespace", s->db_namespace, false);
+	if (s->query_text[0])
+		add_str(out, "db.query.text", s->query_text, false);
+	if (s->status_text[0])
+		add_str(out, "db.response.status_code", s->status_text, false);
+	if (s->status == MT_STATUS_ERROR)
+		add_str(out, "error.type", s->status_text[0] ? s->status_text : "_OTHER", false);
+	if (s->server_address[0]) {
+		add_str(out, "server.address", s->server_address, false);
+		if (s->server_port)
+			add_int(out, "server.port", s->server_port);
+	}
+	if (s->kind == MT_SPAN_SERVER && s->client_address[0])
+		add_str(out, "client.address", s->client_address, false);
+	add_peer(out, s);
+}
+
 void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 		      const char (*known)[MT_METHOD_MAX], unsigned n_known)
 {
@@ -117,6 +249,14 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 	const char *scheme = s->scheme[0] ? s->scheme : "http";
 
 	out->n = 0;
+	if (s->protocol == MT_PROTO_GRPC) {
+		build_grpc(out, s);
+		return;
+	}
+	if (db_system(s->protocol)) {
+		build_db(out, s, db_system(s->protocol));
+		return;
+	}
 	if (s->method[0] && span_attrs_method_known(s->method, known, n_known)) {
 		add_str(out, "http.request.method", s->method, false);
 	} else {
@@ -154,17 +294,16 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 	}
 	if (server && s->client_address[0])
 		add_str(out, "client.address", s->client_address, false);
-	if (s->peer_address[0]) {
-		add_str(out, "network.peer.address", s->peer_address, false);
-		if (s->peer_port)
-			add_int(out, "network.peer.port", s->peer_port);
-	}
+	add_peer(out, s);
 
 	if (s->protocol == MT_PROTO_HTTP1) {
 		add_str(out, "network.protocol.name", "http", false);
 		snprintf(out->protocol_version, sizeof(out->protocol_version), "1.%u",
 			 s->http_minor);
 		add_str(out, "network.protocol.version", out->protocol_version, true);
+	} else if (s->protocol == MT_PROTO_HTTP2) {
+		add_str(out, "network.protocol.name", "http", false);
+		add_str(out, "network.protocol.version", "2", false);
 	}
 	if (s->req_body_bytes)
 		add_int(out, "http.request.body.size", (int64_t)s->req_body_bytes);

@@ -8,12 +8,16 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev
+	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev libnghttp2-dev
+	xxd # embeds dashboards/web/ in the binary
 	# test
-	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest
-	nginx-light curl redis-server iproute2 procps
+	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest python3-yaml
+	nginx-light curl redis-server iproute2 procps prometheus nftables
+	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools
+	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
+	chromium # the page's test (Node.js and npm, for playwright-core, are on every machine)
 	# bench
-	wrk
+	wrk linux-perf
 )
 
 missing() {
@@ -41,4 +45,5 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $need >/dev/null
 # The packaged nginx and redis start themselves as services: the tests start their own.
-systemctl disable --now nginx redis-server >/dev/null 2>&1 || true
+systemctl disable --now nginx redis-server prometheus prometheus-node-exporter \
+	postgresql mariadb memcached >/dev/null 2>&1 || true

@@ -126,8 +126,8 @@ int dns_parse(const uint8_t *p, size_t len, struct dns_msg *m)
 	}
 
 	for (unsigned i = 0; i < m->ancount; i++) {
-		struct dns_answer *a = m->n_answers < DNS_ANSWERS_MAX ? &m->answers[m->n_answers]
-								      : NULL;
+		struct dns_answer *a =
+			m->n_answers < DNS_ANSWERS_MAX ? &m->answers[m->n_answers] : NULL;
 		char scratch[DNS_NAME_MAX];
 		uint16_t type, rdlen;
 		size_t rdata;
@@ -222,9 +222,9 @@ const char *dns_type_name(uint16_t type, char *buf, size_t len)
 		uint16_t type;
 		const char *name;
 	} names[] = {
-		{DNS_TYPE_A, "A"},     {DNS_TYPE_NS, "NS"},	{DNS_TYPE_CNAME, "CNAME"},
-		{DNS_TYPE_SOA, "SOA"}, {DNS_TYPE_PTR, "PTR"},	{DNS_TYPE_MX, "MX"},
-		{DNS_TYPE_TXT, "TXT"}, {DNS_TYPE_AAAA, "AAAA"}, {DNS_TYPE_SRV, "SRV"},
+		{DNS_TYPE_A, "A"},     {DNS_TYPE_NS, "NS"},	  {DNS_TYPE_CNAME, "CNAME"},
+		{DNS_TYPE_SOA, "SOA"}, {DNS_TYPE_PTR, "PTR"},	  {DNS_TYPE_MX, "MX"},
+		{DNS_TYPE_TXT, "TXT"}, {DNS_TYPE_AAAA, "AAAA"},	  {DNS_TYPE_SRV, "SRV"},
 		{DNS_TYPE_OPT, "OPT"}, {DNS_TYPE_HTTPS, "HTTPS"}, {255, "ANY"},
 	};
 
@@ -237,8 +237,8 @@ const char *dns_type_name(uint16_t type, char *buf, size_t len)
 
 const char *dns_rcode_name(uint8_t rcode, char *buf, size_t len)
 {
-	static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL",
-					    "NXDOMAIN", "NOTIMP", "REFUSED"};
+	static const char *const names[] = {"NOERROR",	"FORMERR", "SERVFAIL",
+					    "NXDOMAIN", "NOTIMP",  "REFUSED"};
 
 	if (rcode < sizeof(names) / sizeof(names[0]))
 		return names[rcode];

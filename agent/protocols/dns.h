@@ -45,10 +45,10 @@ enum dns_rcode {
 };
 
 struct dns_answer {
-	uint16_t type;	/* enum dns_type */
-	uint16_t klass; /* 1 = IN */
-	uint32_t ttl;	/* seconds */
-	uint8_t addr[16]; /* A (stored v4-mapped, ::ffff:a.b.c.d) or AAAA; else zero */
+	uint16_t type;		   /* enum dns_type */
+	uint16_t klass;		   /* 1 = IN */
+	uint32_t ttl;		   /* seconds */
+	uint8_t addr[16];	   /* A (stored v4-mapped, ::ffff:a.b.c.d) or AAAA; else zero */
 	char name[DNS_NAME_MAX];   /* the record's owner name */
 	char target[DNS_NAME_MAX]; /* CNAME: the canonical name; else "" */
 };
