@@ -101,8 +101,8 @@ def agent(tmp_path):
 def make_backend(tmp_path):
     made = []
 
-    def make(port=None, service_name="backend"):
-        b = Backend(str(tmp_path), port, service_name)
+    def make(port=None, service_name="backend", redis_port=None):
+        b = Backend(str(tmp_path), port, service_name, redis_port)
         made.append(b)
         return b.start()
 

@@ -14,6 +14,7 @@ from mt_otlp import free_port
 HERE = os.path.dirname(os.path.abspath(__file__))
 NGINX = os.environ.get("MESHTRACE_NGINX", "/usr/sbin/nginx")
 CURL = "/usr/bin/curl"
+REDIS_SERVER = os.environ.get("MESHTRACE_REDIS", "/usr/bin/redis-server")
 
 # $remote_port and $upstream_status beyond the brief's fields: they let each log line be matched
 # to one span (client port + request number on the connection).
@@ -176,8 +177,9 @@ http {{
 class Backend:
     """peer_backend.py in its own process, with OTEL_SERVICE_NAME=backend."""
 
-    def __init__(self, workdir, port=None, service_name="backend"):
+    def __init__(self, workdir, port=None, service_name="backend", redis_port=None):
         self.port = port or free_port()
+        self.redis_port = redis_port
         self.log = os.path.join(workdir, "backend.log")
         self.service_name = service_name
         self.proc = None
@@ -185,8 +187,10 @@ class Backend:
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env["OTEL_SERVICE_NAME"] = self.service_name
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "peer_backend.py"),
-                                      str(self.port), self.log], env=env,
+        args = [sys.executable, os.path.join(HERE, "peer_backend.py"), str(self.port), self.log]
+        if self.redis_port:
+            args.append(str(self.redis_port))
+        self.proc = subprocess.Popen(args, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # bounded: the script prints or dies at once
@@ -251,3 +255,31 @@ class CurlRun:
                                  "local_port": int(port)})
         assert len(self.results) == len(self.urls), out
         return self
+
+
+class Redis:
+    """redis-server on 127.0.0.1:<free port>, in the foreground, no persistence."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = os.path.join(workdir, "redis")
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = subprocess.Popen([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.dir,
+                                      "--daemonize", "no"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
