@@ -7,9 +7,19 @@
 
 #include "../l7.h"
 #include "http1.h"
+#include "http2.h"
+#include "memcached.h"
+#include "mysql.h"
+#include "postgres.h"
+#include "redis.h"
 
 const struct l7_parser *const l7_parsers[] = {
 	&http1_parser,
+	&http2_parser,
+	&postgres_parser,
+	&mysql_parser,
+	&redis_parser,
+	&memcached_parser,
 	NULL,
 };
 

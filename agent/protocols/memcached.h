@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Memcached text-protocol parser (classic and meta commands): both directions
+ * of one connection, pure and incremental.
+ * Spec: https://github.com/memcached/memcached/blob/master/doc/protocol.txt
+ *
+ * Every command line gets one response (or none: noreply, quit), in order, so
+ * commands and responses pair like a pipeline. Data blocks (set/add/replace/
+ * append/prepend/cas/ms, VALUE and VA) are skipped by their byte count, so
+ * values longer than the capture never break the framing. A multi-key get is
+ * one exchange, ending at END.
+ *
+ * An exchange carries the command word as its operation ("get", "set", ...;
+ * "unknown" for words memcached does not know), and ERROR / CLIENT_ERROR /
+ * SERVER_ERROR as status_text with MT_X_ERROR. Keys and values are never kept.
+ *
+ * No I/O, no globals, no allocation: struct memcached_conn is embedded by the
+ * caller and sized at compile time.
+ */
+#ifndef MESHTRACE_MEMCACHED_H
+#define MESHTRACE_MEMCACHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../l7.h"
+
+/* Commands in flight on one connection; more are dropped and counted. */
+#define MEMCACHED_PIPELINE_MAX 64
+/* Bytes kept of a line: a storage line with a 250-byte key and every number fits. */
+#define MEMCACHED_LINE_MAX 320
+#define MEMCACHED_OP_MAX   12
+
+/* One direction's reader. Opaque to callers. */
+struct memcached_dir {
+	uint8_t state;
+	uint8_t bits;
+	uint16_t line_keep; /* bytes in line[] */
+	uint32_t line_len;  /* bytes of the current line (saturating) */
+	uint64_t data_left; /* data block bytes (CRLF included) still to skip */
+	uint64_t start_ns;
+	uint64_t end_ns;
+	uint64_t lost_seq; /* client chunks seen when the framing was lost */
+	char status[MT_STATUS_TEXT_MAX];
+	char line[MEMCACHED_LINE_MAX];
+};
+
+/* A command waiting for its response. */
+struct memcached_req {
+	uint64_t start_ns;
+	uint64_t end_ns;
+	uint64_t seq;	      /* client chunk that ended it */
+	uint16_t skip_before; /* dropped commands just before this one */
+	uint8_t flags;	      /* MT_X_* of the request */
+	uint8_t quiet;	      /* meta command in quiet mode: its response may not come */
+	char op[MEMCACHED_OP_MAX];
+};
+
+struct memcached_conn {
+	struct memcached_dir req;  /* client -> server */
+	struct memcached_dir resp; /* server -> client */
+	uint64_t client_seq;	   /* client chunks seen */
+	uint16_t head;
+	uint16_t count;
+	uint16_t skip_tail; /* dropped commands after the newest pending one */
+	uint16_t _pad;
+	struct memcached_req pending[MEMCACHED_PIPELINE_MAX];
+};
+
+/* Resets @c to the state of a connection that has carried no bytes. */
+void memcached_init(struct memcached_conn *c);
+
+/*
+ * Feeds one chunk. @client_to_server says which way the bytes went. Each
+ * completed exchange is passed to @emit (may be NULL) before this returns.
+ * Never fails: input that is not memcached is counted in @stats and skipped.
+ */
+void memcached_feed(struct memcached_conn *c, bool client_to_server, const struct mt_chunk *ch,
+		    mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
+
+/* The connection ended at @ts_ns: commands still waiting get MT_X_NO_RESPONSE. */
+void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
+		     struct l7_stats *stats);
+
+/* Whether the first bytes of a stream are a memcached text command ("get k", "set k 0 0 5"). */
+bool memcached_detect(const uint8_t *buf, size_t n);
+
+extern const struct l7_parser memcached_parser;
+
+#endif /* MESHTRACE_MEMCACHED_H */
