@@ -282,6 +282,38 @@ static int64_t clock_offset_ns(void)
 	return (int64_t)r.tv_sec * 1000000000 + r.tv_nsec - mono;
 }
 
+/* The agent's own CPU time and resident memory, from /proc/self. */
+static void add_process_health(struct metrics_health *h)
+{
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned long utime = 0, stime = 0;
+	long rss_pages = 0;
+	char buf[1024];
+	const char *p;
+	FILE *f;
+
+	f = fopen("/proc/self/stat", "r");
+	if (f) {
+		/* Fields after the ")" that ends comm: state is field 3, utime 14, stime 15. */
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) != NULL &&
+		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+			   &stime) != 2)
+			utime = stime = 0;
+		fclose(f);
+	}
+	f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%*d %ld", &rss_pages) != 1)
+			rss_pages = 0;
+		fclose(f);
+	}
+	if (ticks > 0) {
+		metrics_health_add(h, MH_PROCESS_CPU, "cpu.mode", "user", (double)utime / ticks);
+		metrics_health_add(h, MH_PROCESS_CPU, "cpu.mode", "system", (double)stime / ticks);
+	}
+	metrics_health_add(h, MH_PROCESS_MEMORY, NULL, NULL, (double)rss_pages * page);
+}
+
 static void on_span(void *ctx, const struct mt_span *s)
 {
 	struct agent *a = ctx;
@@ -546,6 +578,15 @@ static void collect_health(struct agent *a)
 	metrics_health_add(h, MH_DROPS, "stage", "dns_names_evicted", ps.dns_evicted);
 	metrics_health_add(h, MH_DROPS, "stage", "listeners_evicted", ps.listeners_evicted);
 	metrics_health_add(h, MH_DROPS, "stage", "identity_evicted", is.evicted);
+	add_process_health(h);
+	metrics_health_add(h, MH_LINKS, "result", "in_process", ss.link.linked_in_process);
+	metrics_health_add(h, MH_LINKS, "result", "peer", ss.link.linked_peer);
+	metrics_health_add(h, MH_LINKS, "result", "traceparent", ss.link.linked_traceparent);
+	metrics_health_add(h, MH_LINKS, "result", "skipped_instrumented",
+			   ss.link.skipped_instrumented);
+	for (int i = 0; i < LINK__MAX; i++)
+		metrics_health_add(h, MH_LINKS, "result", linker_unlinked_name(i),
+				   ss.link.unlinked[i]);
 	metrics_health_add(h, MH_SPANS, "kind", "server", ss.server);
 	metrics_health_add(h, MH_SPANS, "kind", "client", ss.client);
 	metrics_health_add(h, MH_SPANS_EXPORTED, NULL, NULL, os.spans_exported);

@@ -115,6 +115,13 @@ static const struct family families[F__MAX] = {
 					   "Size of a bounded table", T_GAUGE},
 	[F_HEALTH0 + MH_SPAN_UPDATE_NS] = {"meshtrace.graph.span.cost", "ns",
 					   "Mean time the graph stage spends on one span", T_GAUGE},
+	[F_HEALTH0 + MH_PROCESS_CPU] = {"process.cpu.time", "s", "CPU time the agent used, by mode",
+					T_SUM},
+	[F_HEALTH0 + MH_PROCESS_MEMORY] = {"process.memory.usage", "By",
+					   "Resident memory of the agent", T_GAUGE},
+	[F_HEALTH0 + MH_LINKS] = {"meshtrace.trace.links", "{span}",
+				  "Trace linking outcomes: how spans got (or did not get) a parent",
+				  T_SUM},
 };
 
 struct http_series {

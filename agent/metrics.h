@@ -52,6 +52,9 @@ enum metrics_health_family {
 	MH_TABLE_USAGE,	      /* gauge {entry}, attribute table */
 	MH_TABLE_CAPACITY,    /* gauge {entry}, attribute table */
 	MH_SPAN_UPDATE_NS,    /* gauge ns: mean cost of one span in the graph stage */
+	MH_PROCESS_CPU,	      /* counter s, attribute cpu.mode: the agent's own CPU time */
+	MH_PROCESS_MEMORY,    /* gauge By: the agent's resident memory */
+	MH_LINKS,	      /* counter {span}, attribute result: trace linking outcomes */
 	MH__MAX,
 };
 

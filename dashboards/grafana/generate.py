@@ -303,7 +303,7 @@ def agent_health():
     b.add(stat("Export failures (range)", [target(
         f"sum(increase(meshtrace_export_failures_total{inst}[$__range]))", instant=True)],
         thresholds=red, color_mode="background"), w=4, h=4)
-    b.add(stat("Resident memory", [target(f"sum(process_resident_memory_bytes{inst})")],
+    b.add(stat("Resident memory", [target(f"sum(process_memory_usage_bytes{inst})")],
                "bytes"), w=4, h=4)
     b.row("Events")
     b.add(timeseries("Kernel events/s by kind", [target(
@@ -347,10 +347,10 @@ def agent_health():
                        "showUnfilled": True, "reduceOptions": {"calcs": ["lastNotNull"],
                                                                "fields": "", "values": False}}},
           w=8)
-    b.add(timeseries("CPU", [target(f"sum by (instance) ({r('process_cpu_seconds_total')})",
+    b.add(timeseries("CPU", [target(f"sum by (instance) ({r('process_cpu_time_seconds_total')})",
                                     "{{instance}}")], "percentunit",
                      "CPU time the agent used per second (1 = one core)."), w=8)
-    b.add(timeseries("Memory", [target(f"sum by (instance) (process_resident_memory_bytes{inst})",
+    b.add(timeseries("Memory", [target(f"sum by (instance) (process_memory_usage_bytes{inst})",
                                        "{{instance}}")], "bytes"), w=8)
     return b
 
