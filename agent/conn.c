@@ -169,6 +169,7 @@ static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns
 	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
 	if (c->parser->release)
 		c->parser->release(c->l7);
+	t->stats.parser_bytes -= c->parser->state_size;
 	free(c->l7);
 	c->l7 = NULL;
 	c->parser = NULL;
@@ -188,6 +189,7 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
 		if (c->parser->release)
 			c->parser->release(c->l7);
+		t->stats.parser_bytes -= c->parser->state_size;
 		free(c->l7);
 		c->l7 = NULL;
 		c->parser = NULL;
@@ -290,6 +292,11 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 		}
 		return false;
 	}
+	if (t->stats.parser_bytes + p->state_size > CONN_PARSER_MEMORY_MAX) {
+		t->stats.parser_budget_full++;
+		c->gave_up = 1;
+		return false;
+	}
 	c->l7 = calloc(1, p->state_size);
 	if (!c->l7) {
 		t->stats.parser_alloc_failed++;
@@ -297,6 +304,7 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 		return false;
 	}
 	p->init(c->l7);
+	t->stats.parser_bytes += p->state_size;
 	c->parser = p;
 	c->proto = p->protocol;
 	return true;

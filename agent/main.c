@@ -495,7 +495,9 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", linker_unlinked_name(i),
 		       ss.link.unlinked[i]);
 	APPEND("}}");
-	APPEND(",\"parser_alloc_failed\":%" PRIu64 ",\"l7\":{", cs.parser_alloc_failed);
+	APPEND(",\"parser_alloc_failed\":%" PRIu64 ",\"parser_budget_full\":%" PRIu64
+	       ",\"parser_bytes\":%" PRIu64 ",\"l7\":{",
+	       cs.parser_alloc_failed, cs.parser_budget_full, cs.parser_bytes);
 	for (int p = 1, first = 1; p < MT_PROTO__MAX; p++) {
 		const struct l7_stats *l = &cs.l7[p];
 
@@ -564,6 +566,9 @@ static void collect_health(struct agent *a)
 	metrics_health_add(h, MH_DROPS, "stage", "conn_evicted_full", cs.evicted_full);
 	metrics_health_add(h, MH_DROPS, "stage", "span_role_unknown", ss.role_unknown);
 	metrics_health_add(h, MH_DROPS, "stage", "parser_alloc_failed", cs.parser_alloc_failed);
+	metrics_health_add(h, MH_DROPS, "stage", "parser_budget_full", cs.parser_budget_full);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "parser_bytes", cs.parser_bytes);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "parser_bytes", CONN_PARSER_MEMORY_MAX);
 	metrics_health_add(h, MH_DROPS, "stage", "otlp_queue_full", os.spans_dropped_queue_full);
 	metrics_health_add(h, MH_DROPS, "stage", "otlp_rejected", os.spans_dropped_rejected);
 	metrics_health_add(h, MH_DROPS, "stage", "otlp_shutdown", os.spans_dropped_shutdown);
