@@ -39,13 +39,13 @@ enum {
 
 enum cmd_kind {
 	K_UNKNOWN = 0,
-	K_LINE,	   /* one line, one response (noreply: none) */
-	K_GET,	   /* one line, a VALUE... END response */
-	K_STORE,   /* <cmd> <key> <flags> <exptime> <bytes> [noreply] + data */
-	K_CAS,	   /* cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] + data */
-	K_META,	   /* mg md ma me mn: flags, q for quiet */
+	K_LINE,	    /* one line, one response (noreply: none) */
+	K_GET,	    /* one line, a VALUE... END response */
+	K_STORE,    /* <cmd> <key> <flags> <exptime> <bytes> [noreply] + data */
+	K_CAS,	    /* cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] + data */
+	K_META,	    /* mg md ma me mn: flags, q for quiet */
 	K_META_SET, /* ms <key> <datalen> <flags>* + data */
-	K_QUIT,	   /* no response */
+	K_QUIT,	    /* no response */
 };
 
 static const struct {
@@ -87,17 +87,19 @@ static const struct {
 
 /* Words that begin a response line. */
 static const char *const responses[] = {
-	"VALUE",     "END",	  "STORED",	  "NOT_STORED", "EXISTS", "NOT_FOUND",
-	"DELETED",   "TOUCHED",	  "ERROR",	  "CLIENT_ERROR", "SERVER_ERROR", "STAT",
-	"ITEM",	     "VERSION",	  "OK",		  "RESET",	"BUSY",	  "BADCLASS",
-	"NOSPARE",   "NOTFULL",	  "UNSAFE",	  "SAME",	"VA",	  "HD",
-	"EN",	     "NF",	  "NS",		  "EX",		"MN",	  "ME",
+	"VALUE",   "END",     "STORED", "NOT_STORED",	"EXISTS",	"NOT_FOUND",
+	"DELETED", "TOUCHED", "ERROR",	"CLIENT_ERROR", "SERVER_ERROR", "STAT",
+	"ITEM",	   "VERSION", "OK",	"RESET",	"BUSY",		"BADCLASS",
+	"NOSPARE", "NOTFULL", "UNSAFE", "SAME",		"VA",		"HD",
+	"EN",	   "NF",      "NS",	"EX",		"MN",		"ME",
 };
 
-#define TOKENS_MAX  8
-#define DATA_MAX    (1ull << 31) /* larger data blocks are not taken as real (item_size_max is 1 MB .. 1 GB) */
-#define LINE_LIMIT  (64u * 1024)  /* longer lines are not memcached (its own limit is 2048 for most) */
-#define DIGITS_MAX  19
+#define TOKENS_MAX 8
+#define DATA_MAX \
+	(1ull << 31) /* larger data blocks are not taken as real (item_size_max is 1 MB .. 1 GB) */
+#define LINE_LIMIT \
+	(64u * 1024) /* longer lines are not memcached (its own limit is 2048 for most) */
+#define DIGITS_MAX 19
 
 struct feed {
 	struct memcached_conn *c;
@@ -108,7 +110,10 @@ struct feed {
 	void *ctx;
 	struct l7_stats *stats;
 	size_t len;
+	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
+
+#define PROTO MT_PROTO_MEMCACHED
 
 struct tokens {
 	const char *p[TOKENS_MAX];
@@ -187,6 +192,47 @@ static bool response_word(const char *p, size_t n)
 	return false;
 }
 
+static void copy_op(char *dst, const char *op)
+{
+	size_t n = strnlen(op, MEMCACHED_OP_MAX);
+
+	memcpy(dst, op, n);
+	dst[n] = '\0';
+}
+
+/*
+ * Announces a request while it is in flight (enum mt_stage): the span stage
+ * gives it its trace context before any response.
+ */
+static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
+		     const char *op)
+{
+	struct mt_exchange x;
+
+	if (!f->emit)
+		return;
+	memset(&x, 0, sizeof(x));
+	x.protocol = PROTO;
+	x.stage = MT_STAGE_REQUEST;
+	x.req_seq = req_seq;
+	x.req_start_ns = start_ns;
+	x.req_end_ns = end_ns;
+	copy_op(x.operation, op);
+	f->emit(f->ctx, &x);
+}
+
+/*
+ * The TCP sequence number of a request starting @pos bytes into the chunk:
+ * what the two ends of a connection agree on. A per-connection count when the
+ * capture did not know it.
+ */
+static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
+{
+	if (f->seq)
+		return f->seq + (uint32_t)pos;
+	return ++*counter ? *counter : ++*counter;
+}
+
 static void dir_reset(struct memcached_dir *d)
 {
 	d->state = ST_LINE;
@@ -213,6 +259,7 @@ static void emit_req(struct feed *f, const struct memcached_req *r, uint64_t res
 
 	memset(&x, 0, sizeof(x));
 	x.protocol = MT_PROTO_MEMCACHED;
+	x.req_seq = r->req_seq;
 	x.flags = r->flags | flags;
 	x.req_start_ns = r->start_ns;
 	x.req_end_ns = r->end_ns;
@@ -250,6 +297,7 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 	r.start_ns = d->start_ns;
 	r.end_ns = d->end_ns;
 	r.seq = c->client_seq;
+	r.req_seq = d->start_seq;
 	r.flags = (uint8_t)flags;
 	r.quiet = quiet;
 	if (op_n) {
@@ -257,14 +305,15 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 	} else {
 		memcpy(r.op, "unknown", sizeof("unknown"));
 	}
-	if (!expects) {
-		emit_req(f, &r, 0, 0, 0, NULL);
-		return;
-	}
-	if (c->count >= MEMCACHED_PIPELINE_MAX) {
+	if (expects && c->count >= MEMCACHED_PIPELINE_MAX) {
 		f->stats->pipeline_drops++;
 		if (c->skip_tail < UINT16_MAX)
 			c->skip_tail++;
+		return;
+	}
+	announce(f, r.req_seq, r.start_ns, r.end_ns, r.op);
+	if (!expects) {
+		emit_req(f, &r, 0, 0, 0, NULL);
 		return;
 	}
 	r.skip_before = c->skip_tail;
@@ -278,8 +327,8 @@ static void resp_done(struct feed *f, bool mn)
 {
 	struct memcached_conn *c = f->c;
 	struct memcached_dir *d = f->d;
-	uint32_t flags = ((d->bits & B_ERROR) ? MT_X_ERROR : 0) |
-			 ((d->bits & B_CUT) ? MT_X_END_GUESSED : 0);
+	uint32_t flags =
+		((d->bits & B_ERROR) ? MT_X_ERROR : 0) | ((d->bits & B_CUT) ? MT_X_END_GUESSED : 0);
 
 	f->stats->responses++;
 	/* Quiet meta commands before a no-op got no response: that was their success. */
@@ -323,7 +372,8 @@ static void on_request_line(struct feed *f, const char *p, size_t n, bool cut)
 	case K_STORE:
 	case K_CAS:
 		/* A line memcached rejects has no data block: it answers CLIENT_ERROR at once. */
-		has_data = t.count >= (kind == K_CAS ? 6u : 5u) && parse_u64(t.p[4], t.n[4], &bytes);
+		has_data =
+			t.count >= (kind == K_CAS ? 6u : 5u) && parse_u64(t.p[4], t.n[4], &bytes);
 		break;
 	case K_META_SET:
 		has_data = t.count >= 3 && parse_u64(t.p[2], t.n[2], &bytes);
@@ -443,6 +493,8 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			}
 			d->bits |= B_OPEN;
 			d->start_ns = f->ts;
+			if (f->is_req)
+				d->start_seq = request_seq(f, pos, &f->c->req_counter);
 		}
 		nl = memchr(data + pos, '\n', cap - pos);
 		seg = nl ? (size_t)(nl - data) - pos : cap - pos;
@@ -516,8 +568,7 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 		return false;
 	if (i == n)
 		return true; /* the word runs into the gap: take it */
-	return is_req ? command_index((const char *)p, i) >= 0
-		      : response_word((const char *)p, i);
+	return is_req ? command_index((const char *)p, i) >= 0 : response_word((const char *)p, i);
 }
 
 static void flush_lost(struct feed *f)
@@ -592,8 +643,14 @@ void memcached_feed(struct memcached_conn *c, bool client_to_server, const struc
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c,	client_to_server ? &c->req : &c->resp, client_to_server, ch->ts_ns,
-			  emit, ctx, stats, ch->len};
+	f = (struct feed){c,
+			  client_to_server ? &c->req : &c->resp,
+			  client_to_server,
+			  ch->ts_ns,
+			  emit,
+			  ctx,
+			  stats,
+			  ch->len};
 	data = ch->data;
 	len = ch->len;
 	cap = data ? min_size(ch->captured, len) : 0;
@@ -644,7 +701,9 @@ void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn em
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0};
+	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
+	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
+		stats->state_lost++; /* the framing was never found again */
 	if (c->resp.state == ST_LOST)
 		flush_lost(&f);
 	while (c->count) {
@@ -694,7 +753,8 @@ bool memcached_detect(const uint8_t *buf, size_t n)
 		if (t.count < (kind == K_CAS ? 6u : 5u))
 			return false;
 		for (size_t j = 2; j < (kind == K_CAS ? 6u : 5u); j++)
-			if (!parse_u64(t.p[j], t.n[j], &v) && !(j == 3 && t.n[j] && t.p[j][0] == '-'))
+			if (!parse_u64(t.p[j], t.n[j], &v) &&
+			    !(j == 3 && t.n[j] && t.p[j][0] == '-'))
 				return false;
 	}
 	return k == n || buf[k] == ' ' || buf[k] == '\r' || buf[k] == '\n';

@@ -38,6 +38,8 @@ struct memcached_dir {
 	uint8_t bits;
 	uint16_t line_keep; /* bytes in line[] */
 	uint32_t line_len;  /* bytes of the current line (saturating) */
+	uint32_t start_seq; /* TCP sequence number of the message's first byte */
+	uint32_t _pad;
 	uint64_t data_left; /* data block bytes (CRLF included) still to skip */
 	uint64_t start_ns;
 	uint64_t end_ns;
@@ -54,6 +56,7 @@ struct memcached_req {
 	uint16_t skip_before; /* dropped commands just before this one */
 	uint8_t flags;	      /* MT_X_* of the request */
 	uint8_t quiet;	      /* meta command in quiet mode: its response may not come */
+	uint32_t req_seq;     /* TCP sequence number of its first byte */
 	char op[MEMCACHED_OP_MAX];
 };
 
@@ -65,6 +68,8 @@ struct memcached_conn {
 	uint16_t count;
 	uint16_t skip_tail; /* dropped commands after the newest pending one */
 	uint16_t _pad;
+	uint32_t req_counter; /* requests, when the capture gives no TCP sequence numbers */
+	uint32_t _pad2;
 	struct memcached_req pending[MEMCACHED_PIPELINE_MAX];
 };
 

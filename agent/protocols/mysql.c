@@ -47,15 +47,15 @@ enum mysql_phase {
 
 /* Where the server is in the response to the oldest command. */
 enum mysql_rs {
-	RS_FIRST = 0,	     /* its first packet */
-	RS_COLS,	     /* column definitions: cols_left */
-	RS_COLS_EOF,	     /* the EOF after them */
-	RS_ROWS,	     /* rows up to a terminator */
-	RS_PREP_PARAMS,	     /* COM_STMT_PREPARE: parameter definitions */
+	RS_FIRST = 0,	/* its first packet */
+	RS_COLS,	/* column definitions: cols_left */
+	RS_COLS_EOF,	/* the EOF after them */
+	RS_ROWS,	/* rows up to a terminator */
+	RS_PREP_PARAMS, /* COM_STMT_PREPARE: parameter definitions */
 	RS_PREP_PARAMS_EOF,
 	RS_PREP_COLS,
 	RS_PREP_COLS_EOF,
-	RS_UNTIL_OK,	     /* LOCAL INFILE, COM_CHANGE_USER: until OK or ERR */
+	RS_UNTIL_OK, /* LOCAL INFILE, COM_CHANGE_USER: until OK or ERR */
 };
 
 /* mysql_dir.bits */
@@ -81,20 +81,22 @@ enum {
 	COM_STMT_BULK_EXECUTE = 0xfa, /* MariaDB */
 };
 
-#define CLIENT_CONNECT_WITH_DB	     (1ull << 3)
-#define CLIENT_PROTOCOL_41	     (1ull << 9)
-#define CLIENT_SSL		     (1ull << 11)
-#define CLIENT_SECURE_CONNECTION     (1ull << 15)
-#define CLIENT_PLUGIN_AUTH_LENENC    (1ull << 21)
-#define CLIENT_DEPRECATE_EOF	     (1ull << 24)
-#define CLIENT_MYSQL		     (1ull << 0) /* a MariaDB server leaves it clear */
-#define MARIADB_CACHE_METADATA	     (1ull << (32 + 4))
-#define SERVER_MORE_RESULTS_EXISTS   0x0008
-#define PACKET_MAX		     0xffffffu
-#define SERVER_KEEP		     160 /* a greeting, an OK/ERR/EOF, a prepare OK */
-#define DE_UNKNOWN		     0
-#define DE_NO			     1
-#define DE_YES			     2
+#define CLIENT_CONNECT_WITH_DB	   (1ull << 3)
+#define CLIENT_COMPRESS		   (1ull << 5)
+#define CLIENT_PROTOCOL_41	   (1ull << 9)
+#define CLIENT_SSL		   (1ull << 11)
+#define CLIENT_SECURE_CONNECTION   (1ull << 15)
+#define CLIENT_PLUGIN_AUTH_LENENC  (1ull << 21)
+#define CLIENT_DEPRECATE_EOF	   (1ull << 24)
+#define CLIENT_QUERY_ATTRIBUTES	   (1ull << 27) /* MySQL 8: a COM_QUERY carries parameters first */
+#define CLIENT_MYSQL		   (1ull << 0)	/* a MariaDB server leaves it clear */
+#define MARIADB_CACHE_METADATA	   (1ull << (32 + 4))
+#define SERVER_MORE_RESULTS_EXISTS 0x0008
+#define PACKET_MAX		   0xffffffu
+#define SERVER_KEEP		   160 /* a greeting, an OK/ERR/EOF, a prepare OK */
+#define DE_UNKNOWN		   0
+#define DE_NO			   1
+#define DE_YES			   2
 
 /* Commands other than queries: their names, and whether a response comes. */
 static const struct {
@@ -130,7 +132,11 @@ struct feed {
 	void *ctx;
 	struct l7_stats *stats;
 	size_t len;
+	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
+
+#define PROTO  MT_PROTO_MYSQL
+#define OP_MAX MYSQL_OP_MAX
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -186,6 +192,39 @@ static uint64_t lenenc(const uint8_t *p, size_t n, size_t *size)
 	return v;
 }
 
+/*
+ * Announces a request while it is in flight (enum mt_stage): the span stage
+ * gives it its trace context before any response.
+ */
+static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
+		     const char *op)
+{
+	struct mt_exchange x;
+
+	if (!f->emit)
+		return;
+	memset(&x, 0, sizeof(x));
+	x.protocol = PROTO;
+	x.stage = MT_STAGE_REQUEST;
+	x.req_seq = req_seq;
+	x.req_start_ns = start_ns;
+	x.req_end_ns = end_ns;
+	copy_str(x.operation, sizeof(x.operation), op, strnlen(op, OP_MAX));
+	f->emit(f->ctx, &x);
+}
+
+/*
+ * The TCP sequence number of a message starting @pos bytes into the chunk:
+ * what the two ends of a connection agree on. A per-connection count when the
+ * capture did not know it.
+ */
+static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
+{
+	if (f->seq)
+		return f->seq + (uint32_t)pos;
+	return ++*counter ? *counter : ++*counter;
+}
+
 static void dir_reset(struct mysql_dir *d)
 {
 	d->state = ST_HEADER;
@@ -225,6 +264,7 @@ static void emit_req(struct feed *f, const struct mysql_req *r, uint64_t resp_en
 
 	memset(&x, 0, sizeof(x));
 	x.protocol = MT_PROTO_MYSQL;
+	x.req_seq = r->req_seq;
 	x.flags = flags;
 	x.req_start_ns = r->start_ns;
 	x.req_end_ns = r->end_ns;
@@ -312,6 +352,7 @@ static void handshake_response(struct mysql_conn *c, const struct mysql_dir *d)
 		caps |= (uint64_t)le32(p + 28) << 32; /* MariaDB's extended capabilities */
 	c->client_caps = caps;
 	c->deprecate_eof = (caps & c->server_caps & CLIENT_DEPRECATE_EOF) ? DE_YES : DE_NO;
+	c->compressed = (caps & c->server_caps & CLIENT_COMPRESS) != 0;
 	c->cache_metadata = (caps & c->server_caps & MARIADB_CACHE_METADATA) != 0;
 	/* user name */
 	nul = memchr(p + off, 0, n - off);
@@ -364,6 +405,30 @@ static void use_target(const char *q, size_t n, char *out, size_t cap)
 	while (i < n && q[i] != ' ' && q[i] != ';' && q[i] != '\t' && q[i] != '\n' && q[i] != '\r')
 		i++;
 	copy_str(out, cap, q + s, i - s);
+}
+
+/*
+ * MySQL 8 with CLIENT_QUERY_ATTRIBUTES: a COM_QUERY starts with its parameter
+ * count and set count. With no parameters (the common case) they are skipped;
+ * with some, where the text starts is not worked out: none is kept. On a
+ * connection whose handshake was not seen, "\0\1" before a letter is taken
+ * for them.
+ */
+static void query_attributes(const struct mysql_conn *c, const char **text, size_t *n)
+{
+	const uint8_t *p = (const uint8_t *)*text;
+	bool known = c->client_caps & c->server_caps & CLIENT_QUERY_ATTRIBUTES;
+	bool guess = c->phase == PH_COMMAND && !c->client_caps && *n > 2 && p[0] == 0 &&
+		     p[1] == 1 && ((p[2] | 0x20) >= 'a' && (p[2] | 0x20) <= 'z');
+
+	if (!known && !guess)
+		return;
+	if (*n >= 2 && p[0] == 0 && p[1] == 1) {
+		*text += 2;
+		*n -= 2;
+	} else {
+		*n = 0;
+	}
 }
 
 static void command(struct feed *f)
@@ -420,11 +485,13 @@ static void command(struct feed *f)
 	r->start_ns = d->start_ns;
 	r->end_ns = d->end_ns;
 	r->seq = c->client_seq;
+	r->req_seq = d->start_seq;
 	r->cmd = cmd;
 	r->skip_before = c->skip_tail;
 	c->skip_tail = 0;
 	switch (cmd) {
 	case COM_QUERY:
+		query_attributes(c, &text, &tn);
 		sql_operation(text, tn, SQL_MYSQL, r->op, sizeof(r->op));
 		sql_sanitize(text, tn, SQL_MYSQL, r->query, sizeof(r->query));
 		if (strcmp(r->op, "USE") == 0) {
@@ -469,6 +536,7 @@ static void command(struct feed *f)
 		copy_str(r->op, sizeof(r->op), name, strlen(name));
 		break;
 	}
+	announce(f, r->req_seq, r->start_ns, r->end_ns, r->op);
 }
 
 static void client_packet(struct feed *f)
@@ -480,7 +548,8 @@ static void client_packet(struct feed *f)
 		return;
 	switch (c->phase) {
 	case PH_GREETED:
-		if (d->len == 32 && d->keep_n >= 4 && (le32((const uint8_t *)d->keep) & CLIENT_SSL)) {
+		if (d->len == 32 && d->keep_n >= 4 &&
+		    (le32((const uint8_t *)d->keep) & CLIENT_SSL)) {
 			/* An SSL request: TLS from here on. */
 			c->req.state = c->resp.state = ST_OFF;
 			return;
@@ -494,7 +563,7 @@ static void client_packet(struct feed *f)
 		if (d->seq != 0)
 			return;
 		c->phase = PH_COMMAND; /* first seen after its handshake */
-		/* fall through */
+				       /* fall through */
 	case PH_COMMAND:
 	default:
 		if (d->seq == 0)
@@ -581,6 +650,9 @@ static void server_packet(struct feed *f)
 		if (b0 == 0x00 || b0 == 0xff) {
 			c->phase = PH_COMMAND;
 			c->resp_seq = 1;
+			/* compressed packets from here on: not parsed */
+			if (c->compressed && b0 == 0x00)
+				c->req.state = c->resp.state = ST_OFF;
 		}
 		return;
 	}
@@ -758,8 +830,8 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 			if (commands[i].cmd == p[4])
 				return true;
-		return p[4] == COM_QUERY || p[4] == COM_STMT_PREPARE ||
-		       p[4] == COM_STMT_EXECUTE || p[4] == COM_STMT_BULK_EXECUTE;
+		return p[4] == COM_QUERY || p[4] == COM_STMT_PREPARE || p[4] == COM_STMT_EXECUTE ||
+		       p[4] == COM_STMT_BULK_EXECUTE;
 	}
 	return true;
 }
@@ -825,8 +897,11 @@ static void frame(struct feed *f, const uint8_t *data, size_t cap, size_t len)
 				lost(f, SIZE_MAX); /* a header in uncaptured bytes */
 				return;
 			}
-			if (d->hdr_n == 0)
+			if (d->hdr_n == 0) {
 				d->start_ns = f->ts;
+				if (f->is_req)
+					d->start_seq = request_seq(f, pos, &f->c->req_counter);
+			}
 			while (d->hdr_n < 4 && pos < cap)
 				d->hdr[d->hdr_n++] = data[pos++];
 			d->end_ns = f->ts;
@@ -886,8 +961,14 @@ void mysql_feed(struct mysql_conn *c, bool client_to_server, const struct mt_chu
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c,	client_to_server ? &c->req : &c->resp, client_to_server, ch->ts_ns,
-			  emit, ctx, stats, ch->len};
+	f = (struct feed){c,
+			  client_to_server ? &c->req : &c->resp,
+			  client_to_server,
+			  ch->ts_ns,
+			  emit,
+			  ctx,
+			  stats,
+			  ch->len};
 	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
 	if (client_to_server)
 		c->client_seq++;
@@ -915,7 +996,9 @@ void mysql_close(struct mysql_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0};
+	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
+	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
+		stats->state_lost++; /* the framing was never found again */
 	if (c->resp.state == ST_LOST)
 		flush_lost(&f);
 	while (c->count) {
@@ -950,14 +1033,15 @@ enum l7_verdict mysql_detect(const uint8_t *buf, size_t n)
 		return L7_FROM_SERVER;
 	}
 	if (buf[4] == COM_QUERY && len >= 2 && len <= (1u << 24)) {
-		/* COM_QUERY: SQL text, printable as far as it goes */
-		uint8_t c0 = buf[5];
-		size_t end = min_size(n, min_size((size_t)len + 4, 5 + 32));
+		/* COM_QUERY: SQL text, printable as far as it goes (MySQL 8 may put "\0\1" first) */
+		size_t start = n > 7 && buf[5] == 0 && buf[6] == 1 ? 7 : 5;
+		uint8_t c0 = buf[start];
+		size_t end = min_size(n, min_size((size_t)len + 4, start + 32));
 
 		if (!((c0 >= 'A' && c0 <= 'Z') || (c0 >= 'a' && c0 <= 'z') || c0 == '(' ||
 		      c0 == '/' || c0 == ' '))
 			return L7_NO;
-		for (size_t i = 5; i < end; i++)
+		for (size_t i = start; i < end; i++)
 			if ((buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t' && buf[i] != '\r') ||
 			    buf[i] == 0x7f)
 				return L7_NO;

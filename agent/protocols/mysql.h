@@ -19,7 +19,8 @@
  * OK, ERR, and result sets of any number of packets (several, with
  * SERVER_MORE_RESULTS_EXISTS) end a response; ERR sets MT_X_ERROR and its
  * error number as status_text. COM_INIT_DB and "USE db" change db_namespace
- * when they succeed. A client that asks for TLS is no longer parsed.
+ * when they succeed. A connection that turns to TLS or to the compressed
+ * protocol is no longer parsed.
  *
  * Packets are framed by their length, so long rows and long queries are
  * skipped by count across uncaptured bytes.
@@ -54,7 +55,9 @@ struct mysql_dir {
 	uint32_t left; /* payload bytes still to read */
 	uint16_t keep_n;
 	uint16_t _pad;
-	uint32_t lost_seq; /* client chunks seen when the framing was lost */
+	uint32_t lost_seq;  /* client chunks seen when the framing was lost */
+	uint32_t start_seq; /* TCP sequence number of the packet's first byte */
+	uint32_t _pad2;
 	uint64_t start_ns;
 	uint64_t end_ns;
 	char keep[MYSQL_KEEP_MAX];
@@ -65,7 +68,8 @@ struct mysql_req {
 	uint64_t start_ns;
 	uint64_t end_ns;
 	uint64_t resp_start_ns;
-	uint32_t seq; /* client chunk that sent it */
+	uint32_t seq;	  /* client chunk that sent it */
+	uint32_t req_seq; /* TCP sequence number of its first byte */
 	uint16_t skip_before;
 	uint8_t cmd;
 	uint8_t sets_ns; /* success changes db_namespace to mysql_conn.next_ns */
@@ -92,13 +96,16 @@ struct mysql_conn {
 	uint8_t phase;
 	uint8_t deprecate_eof; /* 0 unknown, 1 no, 2 yes */
 	uint8_t cache_metadata;
-	uint8_t rs;	  /* where in the head command's response the server is */
-	uint8_t resp_seq; /* sequence id of the server's next packet */
+	uint8_t compressed; /* CLIENT_COMPRESS: not parsed after the handshake */
+	uint8_t rs;	    /* where in the head command's response the server is */
+	uint8_t resp_seq;   /* sequence id of the server's next packet */
 	uint8_t head;
 	uint8_t count;
-	uint8_t _pad[3];
+	uint8_t _pad[2];
 	uint16_t skip_tail;
 	uint16_t _pad2;
+	uint32_t req_counter; /* requests, when the capture gives no TCP sequence numbers */
+	uint32_t _pad3;
 	uint32_t cols_left;
 	uint32_t params_left;
 	uint32_t prep_cols;

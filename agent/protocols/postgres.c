@@ -76,7 +76,11 @@ struct feed {
 	void *ctx;
 	struct l7_stats *stats;
 	size_t len;
+	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
+
+#define PROTO  MT_PROTO_POSTGRES
+#define OP_MAX PG_OP_MAX
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -105,6 +109,39 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t n)
 	dst[n] = '\0';
 }
 
+/*
+ * Announces a request while it is in flight (enum mt_stage): the span stage
+ * gives it its trace context before any response.
+ */
+static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
+		     const char *op)
+{
+	struct mt_exchange x;
+
+	if (!f->emit)
+		return;
+	memset(&x, 0, sizeof(x));
+	x.protocol = PROTO;
+	x.stage = MT_STAGE_REQUEST;
+	x.req_seq = req_seq;
+	x.req_start_ns = start_ns;
+	x.req_end_ns = end_ns;
+	copy_str(x.operation, sizeof(x.operation), op, strnlen(op, OP_MAX));
+	f->emit(f->ctx, &x);
+}
+
+/*
+ * The TCP sequence number of a message starting @pos bytes into the chunk:
+ * what the two ends of a connection agree on. A per-connection count when the
+ * capture did not know it.
+ */
+static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
+{
+	if (f->seq)
+		return f->seq + (uint32_t)pos;
+	return ++*counter ? *counter : ++*counter;
+}
+
 static void dir_reset(struct pg_dir *d)
 {
 	d->state = ST_HEADER;
@@ -131,6 +168,7 @@ static void emit_slot(struct feed *f, uint8_t i, uint64_t resp_end, uint32_t fla
 
 	memset(&x, 0, sizeof(x));
 	x.protocol = MT_PROTO_POSTGRES;
+	x.req_seq = s->req_seq;
 	x.flags = s->flags | flags;
 	x.req_start_ns = s->start_ns;
 	x.req_end_ns = s->end_ns;
@@ -147,7 +185,8 @@ static void emit_slot(struct feed *f, uint8_t i, uint64_t resp_end, uint32_t fla
 }
 
 /* A free slot for an exchange, filled from @op/@query, or NO_SLOT (counted). */
-static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint64_t start)
+static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint64_t start,
+			uint32_t req_seq)
 {
 	struct pg_conn *c = f->c;
 	struct pg_slot *s;
@@ -165,8 +204,10 @@ static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint6
 	memset(s, 0, offsetof(struct pg_slot, op));
 	s->start_ns = start;
 	s->end_ns = f->d->end_ns;
+	s->req_seq = req_seq;
 	copy_str(s->op, sizeof(s->op), op, strnlen(op, PG_OP_MAX));
 	copy_str(s->query, sizeof(s->query), query, strnlen(query, MT_QUERY_MAX));
+	announce(f, req_seq, start, s->end_ns, s->op);
 	return i;
 }
 
@@ -311,14 +352,16 @@ static void frontend_msg(struct feed *f)
 		qn = kept_text(d, 0);
 		sql_operation(d->keep, qn, SQL_POSTGRES, op, sizeof(op));
 		sql_sanitize(d->keep, qn, SQL_POSTGRES, query, sizeof(query));
-		slot = slot_new(f, op, query, d->start_ns);
+		slot = slot_new(f, op, query, d->start_ns, d->start_seq);
 		expect_push(f, slot == NO_SLOT ? X_SYNC : X_QUERY, slot);
 		c->group_parse = c->group_exec = 0;
 		c->group_start_ns = 0;
 		return;
 	case 'P':
-		if (!c->group_start_ns)
+		if (!c->group_start_ns) {
 			c->group_start_ns = d->start_ns;
+			c->group_start_seq = d->start_seq;
+		}
 		c->group_parse = 1;
 		n = kept_str(d, 0);
 		if (n < 0) {
@@ -327,7 +370,8 @@ static void frontend_msg(struct feed *f)
 		}
 		qn = kept_text(d, (size_t)n + 1);
 		sql_operation(d->keep + n + 1, qn, SQL_POSTGRES, c->last_op, sizeof(c->last_op));
-		sql_sanitize(d->keep + n + 1, qn, SQL_POSTGRES, c->last_query, sizeof(c->last_query));
+		sql_sanitize(d->keep + n + 1, qn, SQL_POSTGRES, c->last_query,
+			     sizeof(c->last_query));
 		if (n > PG_NAME_MAX)
 			return;
 		s = stmt_slot(c, d->keep, (size_t)n);
@@ -339,8 +383,10 @@ static void frontend_msg(struct feed *f)
 		memcpy(s->query, c->last_query, sizeof(s->query));
 		return;
 	case 'B':
-		if (!c->group_start_ns)
+		if (!c->group_start_ns) {
 			c->group_start_ns = d->start_ns;
+			c->group_start_seq = d->start_seq;
+		}
 		n = kept_str(d, 0); /* the portal */
 		s = NULL;
 		if (n >= 0) {
@@ -356,7 +402,8 @@ static void frontend_msg(struct feed *f)
 	case 'E':
 		f->stats->requests++;
 		slot = slot_new(f, c->bound_op, c->bound_query,
-				c->group_start_ns ? c->group_start_ns : d->start_ns);
+				c->group_start_ns ? c->group_start_ns : d->start_ns,
+				c->group_start_ns ? c->group_start_seq : d->start_seq);
 		expect_push(f, slot == NO_SLOT ? X_EXEC_DROPPED : X_EXEC, slot);
 		c->group_exec = 1;
 		c->group_start_ns = 0;
@@ -366,7 +413,8 @@ static void frontend_msg(struct feed *f)
 		if (c->group_parse && !c->group_exec) {
 			f->stats->requests++;
 			slot = slot_new(f, "PREPARE", c->last_query,
-					c->group_start_ns ? c->group_start_ns : d->start_ns);
+					c->group_start_ns ? c->group_start_ns : d->start_ns,
+					c->group_start_ns ? c->group_start_seq : d->start_seq);
 		}
 		expect_push(f, slot == NO_SLOT ? X_SYNC : X_PREP, slot);
 		c->group_parse = c->group_exec = 0;
@@ -415,8 +463,7 @@ static void backend_msg(struct feed *f)
 			c->phase = PH_READY;
 		return;
 	}
-	if (e && e->slot != NO_SLOT && !in_set(d->type, "ANS") &&
-	    !c->slots[e->slot].resp_start_ns)
+	if (e && e->slot != NO_SLOT && !in_set(d->type, "ANS") && !c->slots[e->slot].resp_start_ns)
 		c->slots[e->slot].resp_start_ns = d->start_ns;
 
 	switch (d->type) {
@@ -588,8 +635,8 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 	struct pg_conn *c = f->c;
 
 	if (!f->is_req &&
-	    (!c->e_count || c->expect[(c->e_head + c->e_count - 1) % PG_EXPECT_MAX].seq <=
-				    f->d->lost_seq))
+	    (!c->e_count ||
+	     c->expect[(c->e_head + c->e_count - 1) % PG_EXPECT_MAX].seq <= f->d->lost_seq))
 		return false;
 	if (!looks_like_start(f->is_req, data, cap))
 		return false;
@@ -620,6 +667,8 @@ static void frame(struct feed *f, const uint8_t *data, size_t pos, size_t cap, s
 			}
 			if (d->hdr_n == 0) {
 				d->start_ns = f->ts;
+				if (f->is_req)
+					d->start_seq = request_seq(f, pos, &c->req_counter);
 				if (!f->is_req && c->ssl_wait) {
 					/* The answer to an SSLRequest: one byte. */
 					c->ssl_wait = 0;
@@ -682,8 +731,14 @@ void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c,	client_to_server ? &c->req : &c->resp, client_to_server, ch->ts_ns,
-			  emit, ctx, stats, ch->len};
+	f = (struct feed){c,
+			  client_to_server ? &c->req : &c->resp,
+			  client_to_server,
+			  ch->ts_ns,
+			  emit,
+			  ctx,
+			  stats,
+			  ch->len};
 	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
 	if (client_to_server)
 		c->client_seq++;
@@ -712,7 +767,9 @@ void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0};
+	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
+	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
+		stats->state_lost++; /* the framing was never found again */
 	if (c->resp.state == ST_LOST)
 		flush_lost(&f);
 	while ((e = expect_head(c))) {

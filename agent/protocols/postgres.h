@@ -62,8 +62,8 @@ struct pg_dir {
 	uint32_t len;  /* body bytes in all */
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint32_t lost_seq; /* client chunks seen when the framing was lost */
-	uint32_t _pad2;
+	uint32_t lost_seq;  /* client chunks seen when the framing was lost */
+	uint32_t start_seq; /* TCP sequence number of the message's first byte */
 	char keep[PG_KEEP_MAX];
 };
 
@@ -84,8 +84,9 @@ struct pg_slot {
 	uint64_t end_ns;
 	uint64_t resp_start_ns;
 	uint32_t flags;
-	char status[6]; /* SQLSTATE */
-	uint8_t _pad[2];
+	uint32_t req_seq; /* TCP sequence number of the request's first byte */
+	char status[6];	  /* SQLSTATE */
+	uint8_t _pad[6];
 	char op[PG_OP_MAX];
 	char query[MT_QUERY_MAX];
 };
@@ -102,20 +103,23 @@ struct pg_conn {
 	struct pg_dir req;  /* frontend -> backend */
 	struct pg_dir resp; /* backend -> frontend */
 	uint32_t client_seq;
-	uint32_t parses;      /* Parse messages seen: the statements' clock */
-	uint8_t phase;	      /* startup, authenticating, ready, encrypted */
-	uint8_t ssl_wait;     /* the backend's next byte answers an SSL/GSSENC request */
-	uint8_t aborted;      /* an ErrorResponse: the rest of the Sync group is skipped */
-	uint8_t group_parse;  /* the Sync group so far has a Parse ... */
-	uint8_t group_exec;   /* ... and an Execute */
+	uint32_t parses;     /* Parse messages seen: the statements' clock */
+	uint8_t phase;	     /* startup, authenticating, ready, encrypted */
+	uint8_t ssl_wait;    /* the backend's next byte answers an SSL/GSSENC request */
+	uint8_t aborted;     /* an ErrorResponse: the rest of the Sync group is skipped */
+	uint8_t group_parse; /* the Sync group so far has a Parse ... */
+	uint8_t group_exec;  /* ... and an Execute */
 	uint8_t e_head;
 	uint8_t e_count;
 	uint8_t _pad;
 	uint16_t slots_used; /* bit i: slots[i] is waiting */
-	uint16_t _pad2[3];
-	uint64_t group_start_ns; /* first message of the Execute being assembled */
+	uint16_t _pad2;
+	uint32_t group_start_seq; /* ... and its TCP sequence number */
+	uint64_t group_start_ns;  /* first message of the Execute being assembled */
+	uint32_t req_counter;	  /* messages, when the capture gives no TCP sequence numbers */
+	uint32_t _pad3;
 	char db_namespace[MT_NAMESPACE_MAX];
-	char last_op[PG_OP_MAX];	 /* the last Parse, for a lone-Parse exchange */
+	char last_op[PG_OP_MAX]; /* the last Parse, for a lone-Parse exchange */
 	char last_query[MT_QUERY_MAX];
 	char bound_op[PG_OP_MAX]; /* the statement of the last Bind */
 	char bound_query[MT_QUERY_MAX];

@@ -32,9 +32,9 @@ enum redis_state {
 
 /* redis_dir.bits */
 enum {
-	B_OPEN = 1 << 0,  /* a message is being read */
-	B_ERROR = 1 << 1, /* the reply is an error */
-	B_CUT = 1 << 2,	  /* the message's end was guessed */
+	B_OPEN = 1 << 0,     /* a message is being read */
+	B_ERROR = 1 << 1,    /* the reply is an error */
+	B_CUT = 1 << 2,	     /* the message's end was guessed */
 	B_WAS_OPEN = 1 << 3, /* ST_LOST: the framing was lost inside a message */
 };
 
@@ -50,8 +50,8 @@ enum ps_kind {
 	PS_MESSAGE, /* message, pmessage, smessage: pushes only */
 };
 
-#define BULK_MAX  (1ull << 32) /* longest bulk taken as real (proto-max-bulk-len is 512 MB) */
-#define COUNT_MAX (1ll << 31)  /* most elements in one aggregate */
+#define BULK_MAX   (1ull << 32) /* longest bulk taken as real (proto-max-bulk-len is 512 MB) */
+#define COUNT_MAX  (1ll << 31)	/* most elements in one aggregate */
 #define NUM_DIGITS 19
 #define LINE_LIMIT (64u * 1024) /* longer lines are not RESP (inline commands stop there too) */
 
@@ -63,8 +63,11 @@ struct feed {
 	mt_exchange_fn emit;
 	void *ctx;
 	struct l7_stats *stats;
-	size_t len; /* bytes in the chunk */
+	size_t len;   /* bytes in the chunk */
+	uint32_t seq; /* TCP sequence number of its first byte, 0 if unknown */
 };
+
+#define PROTO MT_PROTO_REDIS
 
 static size_t min_size(size_t a, size_t b)
 {
@@ -122,10 +125,10 @@ static enum ps_kind ps_kind_of(const char *s, size_t n)
 		const char *name;
 		uint8_t kind;
 	} kinds[] = {
-		{"subscribe", PS_SUBSCRIBE},	 {"psubscribe", PS_PSUBSCRIBE},
-		{"ssubscribe", PS_SSUBSCRIBE},	 {"unsubscribe", PS_UNSUBSCRIBE},
+		{"subscribe", PS_SUBSCRIBE},	   {"psubscribe", PS_PSUBSCRIBE},
+		{"ssubscribe", PS_SSUBSCRIBE},	   {"unsubscribe", PS_UNSUBSCRIBE},
 		{"punsubscribe", PS_PUNSUBSCRIBE}, {"sunsubscribe", PS_SUNSUBSCRIBE},
-		{"message", PS_MESSAGE},	 {"pmessage", PS_MESSAGE},
+		{"message", PS_MESSAGE},	   {"pmessage", PS_MESSAGE},
 		{"smessage", PS_MESSAGE},
 	};
 
@@ -138,6 +141,47 @@ static enum ps_kind ps_kind_of(const char *s, size_t n)
 static bool is_unsub(uint8_t kind)
 {
 	return kind == PS_UNSUBSCRIBE || kind == PS_PUNSUBSCRIBE || kind == PS_SUNSUBSCRIBE;
+}
+
+static void copy_op(char *dst, const char *op)
+{
+	size_t n = strnlen(op, REDIS_NAME_MAX);
+
+	memcpy(dst, op, n);
+	dst[n] = '\0';
+}
+
+/*
+ * Announces a request while it is in flight (enum mt_stage): the span stage
+ * gives it its trace context before any response.
+ */
+static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
+		     const char *op)
+{
+	struct mt_exchange x;
+
+	if (!f->emit)
+		return;
+	memset(&x, 0, sizeof(x));
+	x.protocol = PROTO;
+	x.stage = MT_STAGE_REQUEST;
+	x.req_seq = req_seq;
+	x.req_start_ns = start_ns;
+	x.req_end_ns = end_ns;
+	copy_op(x.operation, op);
+	f->emit(f->ctx, &x);
+}
+
+/*
+ * The TCP sequence number of a request starting @pos bytes into the chunk:
+ * what the two ends of a connection agree on. A per-connection count when the
+ * capture did not know it.
+ */
+static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
+{
+	if (f->seq)
+		return f->seq + (uint32_t)pos;
+	return ++*counter ? *counter : ++*counter;
 }
 
 static void dir_reset(struct redis_dir *d)
@@ -169,6 +213,7 @@ static void emit_req(struct feed *f, const struct redis_req *r, uint64_t resp_st
 
 	memset(&x, 0, sizeof(x));
 	x.protocol = MT_PROTO_REDIS;
+	x.req_seq = r->req_seq;
 	x.flags = r->flags | flags;
 	x.req_start_ns = r->start_ns;
 	x.req_end_ns = r->end_ns;
@@ -214,6 +259,7 @@ static void push_req(struct feed *f, uint32_t flags)
 	r->start_ns = d->start_ns;
 	r->end_ns = d->end_ns;
 	r->seq = c->client_seq;
+	r->req_seq = d->start_seq;
 	r->skip_before = c->skip_tail;
 	c->skip_tail = 0;
 	r->flags = (uint8_t)flags;
@@ -233,6 +279,7 @@ static void push_req(struct feed *f, uint32_t flags)
 		if (parse_int(d->arg, d->arg_len, &db) && db >= 0 && db <= INT16_MAX)
 			r->select_db = (int16_t)db;
 	}
+	announce(f, r->req_seq, r->start_ns, r->end_ns, r->op);
 }
 
 /* Length of the error prefix in @s: up to the first space. */
@@ -474,6 +521,8 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 				d->bits |= B_OPEN;
 				d->start_ns = f->ts;
 				d->top = t;
+				if (f->is_req)
+					d->start_seq = request_seq(f, pos, &f->c->req_counter);
 			} else if (d->top == 0) {
 				if (!is_type(t)) {
 					lost(f, SIZE_MAX);
@@ -488,7 +537,8 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			d->line_len = 0;
 			d->line_keep = 0;
 			if (f->is_req && d->depth == 0 && t != '*') {
-				d->state = ST_INLINE; /* the type byte is the command's first letter */
+				d->state =
+					ST_INLINE; /* the type byte is the command's first letter */
 				continue;
 			}
 			d->type = t;
@@ -659,8 +709,8 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 
 	if (!f->is_req) {
 		/* Only a command sent after the loss can have a reply that starts here. */
-		if (!c->count || c->pending[(c->head + c->count - 1) % REDIS_PIPELINE_MAX].seq <=
-					 d->lost_seq)
+		if (!c->count ||
+		    c->pending[(c->head + c->count - 1) % REDIS_PIPELINE_MAX].seq <= d->lost_seq)
 			return false;
 	}
 	if (!looks_like_start(f->is_req, data, cap))
@@ -686,8 +736,14 @@ void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chu
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c,	client_to_server ? &c->req : &c->resp, client_to_server, ch->ts_ns,
-			  emit, ctx, stats, ch->len};
+	f = (struct feed){c,
+			  client_to_server ? &c->req : &c->resp,
+			  client_to_server,
+			  ch->ts_ns,
+			  emit,
+			  ctx,
+			  stats,
+			  ch->len};
 	data = ch->data;
 	len = ch->len;
 	cap = data ? min_size(ch->captured, len) : 0;
@@ -741,7 +797,9 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 		memset(&scratch, 0, sizeof(scratch));
 		stats = &scratch;
 	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0};
+	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
+	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
+		stats->state_lost++; /* the framing was never found again */
 	if (c->resp.state == ST_LOST)
 		flush_lost(&f);
 	while (c->count) {
@@ -758,7 +816,8 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 
 bool redis_detect(const uint8_t *buf, size_t n)
 {
-	static const char *const inline_cmds[] = {"PING", "ECHO", "INFO", "HELLO", "AUTH", "SELECT"};
+	static const char *const inline_cmds[] = {"PING",  "ECHO", "INFO",
+						  "HELLO", "AUTH", "SELECT"};
 	size_t i = 1, j;
 	int64_t count = 0, blen = 0;
 

@@ -43,19 +43,20 @@ struct redis_dir {
 	uint8_t depth; /* open aggregates */
 	uint8_t top;   /* type byte of the message's top-level element */
 	uint8_t bits;
-	uint8_t name_len;  /* bytes in name[] */
-	uint8_t arg_len;   /* bytes in arg[] */
-	uint8_t line_keep; /* bytes in line[] */
-	uint32_t line_len; /* bytes of the current line (saturating) */
-	uint32_t elem;	   /* index of the next element at depth 1 */
-	int64_t last_int;  /* last integer seen at depth 1 */
+	uint8_t name_len;   /* bytes in name[] */
+	uint8_t arg_len;    /* bytes in arg[] */
+	uint8_t line_keep;  /* bytes in line[] */
+	uint32_t line_len;  /* bytes of the current line (saturating) */
+	uint32_t elem;	    /* index of the next element at depth 1 */
+	int64_t last_int;   /* last integer seen at depth 1 */
 	uint64_t bulk_left; /* bulk bytes (CRLF included) still to skip */
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint64_t lost_seq; /* client chunks seen when the framing was lost */
+	uint64_t lost_seq;	       /* client chunks seen when the framing was lost */
 	int64_t left[REDIS_DEPTH_MAX]; /* elements still to read, per open aggregate */
 	uint16_t attr;		       /* bit d: the aggregate at depth d is an attribute */
-	uint16_t _pad[3];
+	uint16_t _pad;
+	uint32_t start_seq;	   /* TCP sequence number of the message's first byte */
 	char name[REDIS_NAME_MAX]; /* first string at depth 1 (or of an inline line) */
 	char arg[REDIS_NAME_MAX];  /* second string at depth 1 */
 	char line[REDIS_LINE_MAX];
@@ -70,8 +71,9 @@ struct redis_req {
 	int16_t select_db;    /* SELECT's index, -1 otherwise */
 	uint8_t kind;	      /* pub/sub confirmation expected, or none */
 	uint8_t flags;	      /* MT_X_* of the request */
+	uint32_t req_seq;     /* TCP sequence number of its first byte */
 	char op[REDIS_NAME_MAX];
-	uint8_t _pad[2];
+	uint8_t _pad[4];
 };
 
 struct redis_conn {
@@ -83,7 +85,8 @@ struct redis_conn {
 	uint16_t skip_tail;    /* dropped commands after the newest pending one */
 	int16_t db;	       /* database index after a SELECT, -1 unknown */
 	uint8_t subscribed;    /* a RESP2 connection in subscribed mode */
-	uint8_t _pad[7];
+	uint8_t _pad[3];
+	uint32_t req_counter; /* requests, when the capture gives no TCP sequence numbers */
 	struct redis_req pending[REDIS_PIPELINE_MAX];
 };
 

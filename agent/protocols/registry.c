@@ -16,10 +16,10 @@
 const struct l7_parser *const l7_parsers[] = {
 	&http1_parser,
 	&http2_parser,
-	&postgres_parser,
-	&mysql_parser,
-	&redis_parser,
-	&memcached_parser,
+	&postgres_parser,  /* binary: a startup code or a typed message, from the first 8 bytes */
+	&mysql_parser,	   /* binary: a greeting (server first) or a COM_QUERY */
+	&redis_parser,	   /* '*' or an upper-case inline command */
+	&memcached_parser, /* a lower-case command word and its line */
 	NULL,
 };
 

@@ -20,9 +20,10 @@ enum {
 };
 
 static const unsigned char kind[256] = {
-	[' '] = K_SPACE,       ['\t'] = K_SPACE,       ['\n'] = K_SPACE,	 ['\r'] = K_SPACE,
-	['\f'] = K_SPACE,      ['\v'] = K_SPACE,       ['0' ... '9'] = K_DIGIT, ['A' ... 'Z'] = K_ALPHA,
-	['a' ... 'z'] = K_ALPHA, ['_'] = K_ALPHA,	 [0x80 ... 0xff] = K_ALPHA,
+	[' '] = K_SPACE,	 ['\t'] = K_SPACE,	    ['\n'] = K_SPACE,
+	['\r'] = K_SPACE,	 ['\f'] = K_SPACE,	    ['\v'] = K_SPACE,
+	['0' ... '9'] = K_DIGIT, ['A' ... 'Z'] = K_ALPHA,   ['a' ... 'z'] = K_ALPHA,
+	['_'] = K_ALPHA,	 [0x80 ... 0xff] = K_ALPHA,
 };
 
 struct out {
@@ -102,7 +103,8 @@ static size_t skip_comment(const char *s, size_t n, size_t i, enum sql_dialect d
 				i++;
 				if (--depth == 0)
 					return i + 1;
-			} else if (d == SQL_POSTGRES && s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+			} else if (d == SQL_POSTGRES && s[i] == '/' && i + 1 < n &&
+				   s[i + 1] == '*') {
 				i++;
 				depth++;
 			}
@@ -118,7 +120,8 @@ static size_t skip_dollar_quoted(const char *s, size_t n, size_t i)
 	size_t j = i + 1, tag;
 	const char *close;
 
-	while (j < n && (kind[(unsigned char)s[j]] == K_ALPHA || kind[(unsigned char)s[j]] == K_DIGIT))
+	while (j < n &&
+	       (kind[(unsigned char)s[j]] == K_ALPHA || kind[(unsigned char)s[j]] == K_DIGIT))
 		j++;
 	if (j >= n || s[j] != '$' || (j > i + 1 && kind[(unsigned char)s[i + 1]] == K_DIGIT))
 		return i;
@@ -295,7 +298,8 @@ size_t sql_operation(const char *sql, size_t n, enum sql_dialect d, char *op, si
 	if (i < n && kind[(unsigned char)sql[i]] == K_ALPHA && (unsigned char)sql[i] < 0x80) {
 		j = i;
 		while (j < n && j - i < cap - 1 && (unsigned char)sql[j] < 0x80 &&
-		       (kind[(unsigned char)sql[j]] == K_ALPHA || kind[(unsigned char)sql[j]] == K_DIGIT))
+		       (kind[(unsigned char)sql[j]] == K_ALPHA ||
+			kind[(unsigned char)sql[j]] == K_DIGIT))
 			j++;
 		if (j < n && sql[j] == '\'' && literal_prefix(sql + i, j - i))
 			j = i; /* a literal, not a keyword */
