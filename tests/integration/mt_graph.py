@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
+import urllib.error
 import urllib.request
 
 import mt_peers
@@ -234,6 +235,16 @@ scrape_configs:
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.port, timeout=20)
+        # The port opens before the TSDB is ready: /-/ready answers 503 until then.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if http_get(f"http://127.0.0.1:{self.port}/-/ready", timeout=2)[0] == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, "prometheus did not become ready in 30 s"
+            time.sleep(0.2)
         return self
 
     def query(self, expr):
