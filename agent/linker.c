@@ -7,7 +7,7 @@
 
 #define NIL		    UINT32_MAX
 #define OWNER_PROBE	    8
-#define DONE_CLIENT_KEEP_NS (1000ull * 1000000ull)
+#define DONE_CLIENT_KEEP_NS (100ull * 1000000ull)
 
 /* The flow as its client sees it: what both ends of one TCP connection agree on. */
 struct flow {

@@ -81,10 +81,26 @@ void mt_format_addr(const uint8_t addr[16], char *out, size_t outlen)
 {
 	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0)
-		snprintf(out, outlen, "%u.%u.%u.%u", addr[12], addr[13], addr[14], addr[15]);
-	else if (!inet_ntop(AF_INET6, addr, out, (socklen_t)outlen))
+	if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0 && outlen >= 16) {
+		/* Per span, twice: no printf machinery for four small numbers. */
+		char *p = out;
+
+		for (int i = 12; i < 16; i++) {
+			unsigned v = addr[i];
+
+			if (v >= 100)
+				*p++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*p++ = (char)('0' + v / 10 % 10);
+			*p++ = (char)('0' + v % 10);
+			*p++ = i < 15 ? '.' : '\0';
+		}
+	} else if (memcmp(addr, v4mapped, sizeof(v4mapped)) == 0) {
+		if (outlen)
+			out[0] = '\0'; /* no room: callers pass MT_ADDR_STR_MAX */
+	} else if (!inet_ntop(AF_INET6, addr, out, (socklen_t)outlen)) {
 		snprintf(out, outlen, "?");
+	}
 }
 
 static int hexval(char c)
