@@ -4,6 +4,7 @@
  * input is replaced per "U+FFFD Substitution of Maximal Subparts" (same
  * section), the practice of the WHATWG encoding standard.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -49,9 +50,17 @@ bool utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, bad;
+	uint64_t w;
 
 	while (i < n) {
-		/* ASCII fast path: most of what we see is. */
+		/* ASCII fast path, 8 bytes at a time: most of what we see is ASCII. */
+		if (n - i >= sizeof(w)) {
+			memcpy(&w, p + i, sizeof(w));
+			if (!(w & 0x8080808080808080ull)) {
+				i += sizeof(w);
+				continue;
+			}
+		}
 		if (p[i] < 0x80) {
 			i++;
 			continue;
@@ -89,5 +98,24 @@ size_t utf8_sanitize(char *dst, size_t cap, const char *s, size_t n)
 		i += len;
 	}
 	dst[out] = '\0';
+	return out;
+}
+
+size_t utf8_repaired_len(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, out = 0, bad;
+
+	while (i < n) {
+		size_t len = utf8_seq_len(p + i, n - i, &bad);
+
+		if (len) {
+			out += len;
+			i += len;
+		} else {
+			out += sizeof(UTF8_REPLACEMENT) - 1;
+			i += bad;
+		}
+	}
 	return out;
 }

@@ -30,4 +30,7 @@ bool utf8_valid(const char *s, size_t n);
  */
 size_t utf8_sanitize(char *dst, size_t cap, const char *s, size_t n);
 
+/* The length utf8_sanitize() writes for the @n bytes at @s when @dst has room for all of it. */
+size_t utf8_repaired_len(const char *s, size_t n);
+
 #endif /* MESHTRACE_UTF8_H */

@@ -2,7 +2,8 @@
 /*
  * Tests for exporters/otlp*.c: configuration from the environment, the
  * encoding (decoded with the OFFICIAL OTLP schema by protoc, as an independent
- * check), and the transport against a small HTTP server in a thread on
+ * check, and compared byte for byte with a protobuf-c encoder kept here as the
+ * reference), and the transport against a small HTTP server in a thread on
  * 127.0.0.1, driven through the exporter's epoll fd as the agent's loop does.
  *
  * The official .proto files live beside the repository:
@@ -34,6 +35,7 @@
 
 #include "exporters/otlp.h"
 #include "exporters/otlp_internal.h"
+#include "exporters/span_attrs.h"
 #include "exporters/utf8.h"
 #include "otlp.pb-c.h"
 
@@ -230,8 +232,14 @@ static char *protoc_decode(const uint8_t *pb, size_t len, const char *type, cons
 	assert_non_null(f);
 	text = malloc(cap);
 	assert_non_null(text);
-	while ((r = fread(text + n, 1, cap - 1 - n, f)) > 0)
+	while ((r = fread(text + n, 1, cap - 1 - n, f)) > 0) {
 		n += r;
+		if (n == cap - 1) {
+			cap *= 2;
+			text = realloc(text, cap);
+			assert_non_null(text);
+		}
+	}
 	text[n] = '\0';
 	rc = pclose(f);
 	unlink(path);
@@ -993,6 +1001,275 @@ static void test_config_known_methods(void **state)
 	expect_einval("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", ",", "no method");
 }
 
+/* ------------------------------------------- the protobuf-c reference encoder */
+
+/*
+ * The span encoder as it was before exporters/otlp_encode.c wrote the wire
+ * format itself: a protobuf-c message tree, packed. Kept here, test-only, as
+ * the reference the new encoder's output is compared with (golden tests
+ * below). It allocates per call; speed is not its business.
+ */
+
+#define REF_OWN_ATTRS  3
+#define REF_COMMON_MAX (4 + OTLP_RESOURCE_ATTRS_MAX)
+
+struct ref_enc {
+	const struct otlp_config *cfg;
+	const char *env_service_name;
+	Meshtrace__Otlp__KeyValue common_kv[REF_COMMON_MAX];
+	Meshtrace__Otlp__AnyValue common_av[REF_COMMON_MAX];
+	size_t n_common;
+	char *arena;
+	size_t arena_len;
+	size_t arena_cap;
+};
+
+static char *ref_unconst(const char *s)
+{
+	return (char *)(uintptr_t)s;
+}
+
+/* @s itself when valid UTF-8 and not to be copied, else a (repaired) copy in the arena. */
+static char *ref_wire_str(struct ref_enc *e, const char *s, bool copy)
+{
+	size_t len = strlen(s);
+	char *dst;
+
+	if (!copy && utf8_valid(s, len))
+		return ref_unconst(s);
+	assert_true(e->arena_cap - e->arena_len >= 3 * len + 1);
+	dst = e->arena + e->arena_len;
+	e->arena_len += utf8_sanitize(dst, 3 * len + 1, s, len) + 1;
+	return dst;
+}
+
+static void ref_set_str(Meshtrace__Otlp__KeyValue *kv, Meshtrace__Otlp__AnyValue *av,
+			const char *key, char *val)
+{
+	meshtrace__otlp__key_value__init(kv);
+	meshtrace__otlp__any_value__init(av);
+	kv->key = ref_unconst(key);
+	kv->value = av;
+	av->value_case = MESHTRACE__OTLP__ANY_VALUE__VALUE_STRING_VALUE;
+	av->string_value = val;
+}
+
+static void ref_set_int(Meshtrace__Otlp__KeyValue *kv, Meshtrace__Otlp__AnyValue *av,
+			const char *key, int64_t val)
+{
+	meshtrace__otlp__key_value__init(kv);
+	meshtrace__otlp__any_value__init(av);
+	kv->key = ref_unconst(key);
+	kv->value = av;
+	av->value_case = MESHTRACE__OTLP__ANY_VALUE__VALUE_INT_VALUE;
+	av->int_value = val;
+}
+
+static bool ref_is_agent_key(const char *key)
+{
+	return !strcmp(key, "service.name") || !strcmp(key, "process.pid") ||
+	       !strcmp(key, "process.executable.name") || !strcmp(key, "host.name") ||
+	       !strncmp(key, "telemetry.sdk.", strlen("telemetry.sdk."));
+}
+
+static void ref_build_common(struct ref_enc *e)
+{
+	const struct otlp_config *cfg = e->cfg;
+	size_t n = 0, i;
+
+	if (cfg->host_name[0]) {
+		ref_set_str(&e->common_kv[n], &e->common_av[n], "host.name",
+			    ref_unconst(cfg->host_name));
+		n++;
+	}
+	ref_set_str(&e->common_kv[n], &e->common_av[n], "telemetry.sdk.name", "meshtrace");
+	n++;
+	ref_set_str(&e->common_kv[n], &e->common_av[n], "telemetry.sdk.language", "c");
+	n++;
+	ref_set_str(&e->common_kv[n], &e->common_av[n], "telemetry.sdk.version", MESHTRACE_VERSION);
+	n++;
+	for (i = 0; i < cfg->n_resource_attrs && i < OTLP_RESOURCE_ATTRS_MAX; i++) {
+		const struct otlp_kv *a = &cfg->resource_attrs[i];
+
+		if (!strcmp(a->key, "service.name"))
+			e->env_service_name = a->value;
+		if (ref_is_agent_key(a->key))
+			continue;
+		ref_set_str(&e->common_kv[n], &e->common_av[n], a->key, ref_unconst(a->value));
+		n++;
+	}
+	e->n_common = n;
+}
+
+/* Encodes like the old otlp_encode_spans(); *@out is malloc()ed. */
+static void ref_encode(const struct mt_span *spans, size_t n, const struct otlp_config *cfg,
+		       uint8_t **out, size_t *outlen)
+{
+	Meshtrace__Otlp__ExportTraceServiceRequest req =
+		MESHTRACE__OTLP__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+	Meshtrace__Otlp__InstrumentationScope scope = MESHTRACE__OTLP__INSTRUMENTATION_SCOPE__INIT;
+	size_t cap = n ? n : 1, i, r, n_res = 0, per_res = REF_OWN_ATTRS + REF_COMMON_MAX;
+	Meshtrace__Otlp__ResourceSpans *rs = calloc(cap, sizeof(*rs));
+	Meshtrace__Otlp__ResourceSpans **rs_ptrs = calloc(cap, sizeof(*rs_ptrs));
+	Meshtrace__Otlp__ScopeSpans *ss = calloc(cap, sizeof(*ss));
+	Meshtrace__Otlp__ScopeSpans **ss_ptrs = calloc(cap, sizeof(*ss_ptrs));
+	Meshtrace__Otlp__Resource *res = calloc(cap, sizeof(*res));
+	Meshtrace__Otlp__KeyValue *res_kv = calloc(cap * REF_OWN_ATTRS, sizeof(*res_kv));
+	Meshtrace__Otlp__AnyValue *res_av = calloc(cap * REF_OWN_ATTRS, sizeof(*res_av));
+	Meshtrace__Otlp__KeyValue **res_kv_ptrs = calloc(cap * per_res, sizeof(*res_kv_ptrs));
+	Meshtrace__Otlp__Span *sp = calloc(cap, sizeof(*sp));
+	Meshtrace__Otlp__Span **sp_ptrs = calloc(cap, sizeof(*sp_ptrs));
+	Meshtrace__Otlp__Status *status = calloc(cap, sizeof(*status));
+	Meshtrace__Otlp__KeyValue *kv = calloc(cap * SPAN_ATTRS_MAX, sizeof(*kv));
+	Meshtrace__Otlp__AnyValue *av = calloc(cap * SPAN_ATTRS_MAX, sizeof(*av));
+	Meshtrace__Otlp__KeyValue **kv_ptrs = calloc(cap * SPAN_ATTRS_MAX, sizeof(*kv_ptrs));
+	uint32_t *res_pid = calloc(cap, sizeof(*res_pid));
+	uint32_t *span_res = calloc(cap, sizeof(*span_res));
+	size_t *res_count = calloc(cap, sizeof(*res_count));
+	size_t *res_next = calloc(cap, sizeof(*res_next));
+	struct ref_enc e = {.cfg = cfg};
+	static const uint8_t zero[8];
+	size_t slot, off;
+
+	assert_true(rs && rs_ptrs && ss && ss_ptrs && res && res_kv && res_av && res_kv_ptrs &&
+		    sp && sp_ptrs && status && kv && av && kv_ptrs && res_pid && span_res &&
+		    res_count && res_next);
+	e.arena_cap = cap * 3 * (sizeof(struct mt_span) + sizeof(struct span_attrs) + 64);
+	e.arena = malloc(e.arena_cap);
+	assert_non_null(e.arena);
+	ref_build_common(&e);
+	scope.name = "meshtrace";
+	scope.version = MESHTRACE_VERSION;
+
+	/* Processes in order of first appearance, spans in batch order within each. */
+	for (i = 0; i < n; i++) {
+		for (r = 0; r < n_res && res_pid[r] != spans[i].resource.pid; r++)
+			;
+		if (r == n_res)
+			res_pid[n_res++] = spans[i].resource.pid;
+		res_count[r]++;
+		span_res[i] = (uint32_t)r;
+	}
+	for (r = 0, off = 0; r < n_res; r++) {
+		const struct mt_resource *p = NULL;
+		Meshtrace__Otlp__KeyValue **ptrs = &res_kv_ptrs[r * per_res];
+		char exe[MT_EXE_MAX], svc[MT_SERVICE_MAX + sizeof("unknown_service:")];
+		size_t k = 0, j;
+
+		for (i = 0; i < n && !p; i++)
+			if (span_res[i] == r)
+				p = &spans[i].resource;
+		/* What snprintf() into exe[] keeps of an unterminated exe_name: 31 bytes. */
+		snprintf(exe, sizeof(exe), "%.*s", (int)sizeof(exe) - 1, p->exe_name);
+		if (p->service_name[0])
+			snprintf(svc, sizeof(svc), "%.*s", (int)sizeof(p->service_name),
+				 p->service_name);
+		else if (e.env_service_name)
+			snprintf(svc, sizeof(svc), "%s", e.env_service_name);
+		else if (exe[0])
+			snprintf(svc, sizeof(svc), "unknown_service:%s", exe);
+		else
+			snprintf(svc, sizeof(svc), "unknown_service");
+		ref_set_str(&res_kv[r * REF_OWN_ATTRS], &res_av[r * REF_OWN_ATTRS], "service.name",
+			    ref_wire_str(&e, svc, true));
+		ptrs[k++] = &res_kv[r * REF_OWN_ATTRS];
+		ref_set_int(&res_kv[r * REF_OWN_ATTRS + 1], &res_av[r * REF_OWN_ATTRS + 1],
+			    "process.pid", p->pid);
+		ptrs[k++] = &res_kv[r * REF_OWN_ATTRS + 1];
+		if (exe[0]) {
+			ref_set_str(&res_kv[r * REF_OWN_ATTRS + 2], &res_av[r * REF_OWN_ATTRS + 2],
+				    "process.executable.name", ref_wire_str(&e, exe, true));
+			ptrs[k++] = &res_kv[r * REF_OWN_ATTRS + 2];
+		}
+		for (j = 0; j < e.n_common; j++)
+			ptrs[k++] = &e.common_kv[j];
+		meshtrace__otlp__resource_spans__init(&rs[r]);
+		meshtrace__otlp__scope_spans__init(&ss[r]);
+		meshtrace__otlp__resource__init(&res[r]);
+		res[r].n_attributes = k;
+		res[r].attributes = ptrs;
+		ss[r].scope = &scope;
+		ss[r].n_spans = res_count[r];
+		ss[r].spans = &sp_ptrs[off];
+		ss_ptrs[r] = &ss[r];
+		rs[r].resource = &res[r];
+		rs[r].n_scope_spans = 1;
+		rs[r].scope_spans = &ss_ptrs[r];
+		rs_ptrs[r] = &rs[r];
+		res_next[r] = off;
+		off += res_count[r];
+	}
+	for (i = 0; i < n; i++) {
+		const struct mt_span *s = &spans[i];
+		Meshtrace__Otlp__Span *o;
+		struct span_attrs attrs;
+		unsigned a;
+
+		slot = res_next[span_res[i]]++;
+		o = &sp[slot];
+		sp_ptrs[slot] = o;
+		meshtrace__otlp__span__init(o);
+		o->trace_id.len = sizeof(s->trace_id);
+		o->trace_id.data = (uint8_t *)(uintptr_t)s->trace_id;
+		o->span_id.len = sizeof(s->span_id);
+		o->span_id.data = (uint8_t *)(uintptr_t)s->span_id;
+		if (memcmp(s->parent_span_id, zero, sizeof(zero))) {
+			o->parent_span_id.len = sizeof(s->parent_span_id);
+			o->parent_span_id.data = (uint8_t *)(uintptr_t)s->parent_span_id;
+		}
+		o->trace_state = ref_wire_str(&e, s->tracestate, false);
+		o->name = ref_wire_str(&e, s->name, false);
+		o->kind = (Meshtrace__Otlp__Span__SpanKind)s->kind;
+		o->start_time_unix_nano = s->start_unix_ns;
+		o->end_time_unix_nano = s->end_unix_ns;
+		if (s->status != MT_STATUS_UNSET) {
+			meshtrace__otlp__status__init(&status[slot]);
+			status[slot].code = (Meshtrace__Otlp__Status__StatusCode)s->status;
+			o->status = &status[slot];
+		}
+		span_attrs_build(&attrs, s, cfg->known_methods, cfg->n_known_methods);
+		for (a = 0; a < attrs.n; a++) {
+			const struct span_attr *at = &attrs.attr[a];
+			size_t k = slot * SPAN_ATTRS_MAX + a;
+
+			if (at->type == SPAN_ATTR_INT)
+				ref_set_int(&kv[k], &av[k], at->key, at->num);
+			else
+				ref_set_str(&kv[k], &av[k], at->key,
+					    ref_wire_str(&e, at->str, at->local));
+			kv_ptrs[k] = &kv[k];
+		}
+		o->n_attributes = attrs.n;
+		o->attributes = &kv_ptrs[slot * SPAN_ATTRS_MAX];
+	}
+	req.n_resource_spans = n_res;
+	req.resource_spans = rs_ptrs;
+	*outlen = protobuf_c_message_get_packed_size(&req.base);
+	*out = malloc(*outlen ? *outlen : 1);
+	assert_non_null(*out);
+	assert_int_equal(protobuf_c_message_pack(&req.base, *out), *outlen);
+
+	free(rs);
+	free(rs_ptrs);
+	free(ss);
+	free(ss_ptrs);
+	free(res);
+	free(res_kv);
+	free(res_av);
+	free(res_kv_ptrs);
+	free(sp);
+	free(sp_ptrs);
+	free(status);
+	free(kv);
+	free(av);
+	free(kv_ptrs);
+	free(res_pid);
+	free(span_res);
+	free(res_count);
+	free(res_next);
+	free(e.arena);
+}
+
 /* ---------------------------------------------------------- encoding tests */
 
 /* 3 server spans of nginx (pid 100), 2 client spans of curl (pid 200), interleaved. */
@@ -1300,6 +1577,353 @@ static void test_encode_edges(void **state)
 	/* A config string that is not UTF-8 is refused. */
 	cfg.host_name[0] = (char)0xff;
 	assert_int_equal(otlp_encode_spans(&s, 1, &cfg, &pb, &len), -EINVAL);
+}
+
+/* ------------------------------------------------ golden: new vs reference */
+
+static uint64_t golden_rng_state;
+
+static uint32_t golden_rng(void)
+{
+	golden_rng_state ^= golden_rng_state << 13;
+	golden_rng_state ^= golden_rng_state >> 7;
+	golden_rng_state ^= golden_rng_state << 17;
+	return (uint32_t)(golden_rng_state >> 16);
+}
+
+/* Strings that test an encoder: empty, ASCII, multi-byte, ill-formed UTF-8. */
+static const char *const golden_strs[] = {
+	"",
+	"GET",
+	"/api/v1/products/42",
+	"caf\xc3\xa9",				/* é */
+	"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", /* 日本語 */
+	"emoji \xf0\x9f\x98\x80!",		/* U+1F600 */
+	"bad \xff byte",			/* never valid */
+	"cut \xe2\x82",				/* truncated sequence */
+	"\xed\xa0\x80 surrogate",		/* U+D800 */
+	"over\xc0\xaflong",			/* overlong '/' */
+	"beyond \xf4\x90\x80\x80",		/* above U+10FFFF */
+	"\x80\x80 lone continuations",
+	"fd00::1",
+	"10.0.0.7",
+	"https",
+	"vendor=abc,other=1",
+	"13",	 /* a gRPC status number */
+	"99",	 /* an unknown one */
+	"42P01", /* an SQLSTATE */
+};
+
+/* Fills the array @dst (@cap bytes) with a string: one of golden_strs, or as long as it can be. */
+static void golden_str(char *dst, size_t cap)
+{
+	static const char *const fill[] = {"x", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+					   "a\xff"};
+	uint32_t pick = golden_rng() % 24;
+	size_t n = 0;
+
+	if (pick < sizeof(golden_strs) / sizeof(golden_strs[0])) {
+		snprintf(dst, cap, "%s", golden_strs[pick]);
+		return;
+	}
+	/* Maximum length (cap - 1), multi-byte fills cut mid-character at the end. */
+	pick = golden_rng() % (sizeof(fill) / sizeof(fill[0]));
+	while (n < cap - 1) {
+		size_t k = strlen(fill[pick]);
+
+		if (k > cap - 1 - n)
+			k = cap - 1 - n;
+		memcpy(dst + n, fill[pick], k);
+		n += k;
+	}
+	dst[n] = '\0';
+}
+
+/* The resource of process @pid: empty, ordinary, invalid, or full unterminated arrays. */
+static void golden_resource(struct mt_resource *r, uint32_t pid)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	switch (pid % 5) {
+	case 0:
+		break; /* no names: unknown_service */
+	case 1:
+		snprintf(r->service_name, sizeof(r->service_name), "svc-%u", pid);
+		snprintf(r->exe_name, sizeof(r->exe_name), "exe-%u", pid);
+		break;
+	case 2:
+		snprintf(r->exe_name, sizeof(r->exe_name), "only-exe\xc3");
+		break;
+	case 3:
+		memset(r->service_name, 'S', sizeof(r->service_name)); /* no NUL */
+		memset(r->exe_name, 'E', sizeof(r->exe_name));
+		break;
+	default:
+		snprintf(r->service_name, sizeof(r->service_name), "sv\xe2\x82\xac-\xff");
+		break;
+	}
+}
+
+/* @n spans over @n_pids processes, everything varied that the encoder looks at. */
+static void golden_batch(struct mt_span *s, size_t n, uint32_t n_pids, uint64_t seed)
+{
+	static const uint8_t protocols[] = {
+		MT_PROTO_HTTP1,	    MT_PROTO_HTTP1,   MT_PROTO_HTTP1,	 MT_PROTO_HTTP2,
+		MT_PROTO_GRPC,	    MT_PROTO_REDIS,   MT_PROTO_POSTGRES, MT_PROTO_MYSQL,
+		MT_PROTO_MEMCACHED, MT_PROTO_UNKNOWN,
+	};
+	static const uint16_t statuses[] = {0, 200, 204, 404, 503, 65535};
+	static const uint16_t ports[] = {0, 80, 443, 8080, 65535};
+	static const uint64_t sizes[] = {0, 1, 127, 128, 16384, UINT64_MAX};
+	size_t i, k;
+
+	golden_rng_state = seed;
+	for (i = 0; i < n; i++) {
+		struct mt_span *p = &s[i];
+
+		memset(p, 0, sizeof(*p));
+		for (k = 0; k < sizeof(p->trace_id); k++)
+			p->trace_id[k] = (uint8_t)golden_rng();
+		for (k = 0; k < sizeof(p->span_id); k++)
+			p->span_id[k] = (uint8_t)golden_rng();
+		if (golden_rng() % 2) /* else a root: no parent_span_id */
+			for (k = 0; k < sizeof(p->parent_span_id); k++)
+				p->parent_span_id[k] = (uint8_t)golden_rng();
+		p->kind = (uint8_t)(golden_rng() % 6);
+		if (p->kind < 2 && golden_rng() % 2)
+			p->kind = MT_SPAN_SERVER;
+		p->status = (uint8_t)(golden_rng() % 3);
+		p->protocol = protocols[golden_rng() % sizeof(protocols)];
+		p->http_minor = (uint8_t)golden_rng();
+		p->http_status = statuses[golden_rng() % 6];
+		p->server_port = ports[golden_rng() % 5];
+		p->client_port = ports[golden_rng() % 5];
+		p->peer_port = ports[golden_rng() % 5];
+		if (golden_rng() % 8) {
+			p->start_unix_ns = 1700000000000000000ull + golden_rng();
+			p->end_unix_ns = p->start_unix_ns + golden_rng() % 5000000;
+		}
+		p->req_body_bytes = sizes[golden_rng() % 6];
+		p->resp_body_bytes = sizes[golden_rng() % 6];
+		golden_resource(&p->resource, 1000 + golden_rng() % n_pids);
+		golden_str(p->name, sizeof(p->name));
+		if (golden_rng() % 3)
+			snprintf(p->method, sizeof(p->method), "%s",
+				 golden_rng() % 2 ? "GET" : "POST");
+		else
+			golden_str(p->method, sizeof(p->method));
+		golden_str(p->path, sizeof(p->path));
+		if (golden_rng() % 2)
+			golden_str(p->query, sizeof(p->query));
+		golden_str(p->scheme, sizeof(p->scheme));
+		golden_str(p->server_address, sizeof(p->server_address));
+		golden_str(p->client_address, sizeof(p->client_address));
+		golden_str(p->peer_address, sizeof(p->peer_address));
+		if (golden_rng() % 2)
+			golden_str(p->tracestate, sizeof(p->tracestate));
+		golden_str(p->operation, sizeof(p->operation));
+		golden_str(p->db_namespace, sizeof(p->db_namespace));
+		golden_str(p->query_text, sizeof(p->query_text));
+		golden_str(p->status_text, sizeof(p->status_text));
+	}
+}
+
+/* A configuration at its limits: 32 resource attributes, long and multi-byte values. */
+static void golden_config_max(struct otlp_config *cfg)
+{
+	unsigned i;
+
+	test_config(cfg, "http://c/v1/traces", "");
+	memset(cfg->host_name, 'h', sizeof(cfg->host_name) - 1);
+	cfg->host_name[sizeof(cfg->host_name) - 1] = '\0';
+	cfg->n_resource_attrs = OTLP_RESOURCE_ATTRS_MAX;
+	for (i = 0; i < OTLP_RESOURCE_ATTRS_MAX; i++) {
+		struct otlp_kv *a = &cfg->resource_attrs[i];
+
+		char prefix[16];
+		int m = snprintf(prefix, sizeof(prefix), "attr.%u.", i);
+
+		/* Keys as long as they can be, distinct by their prefix. */
+		memset(a->key, 'k', sizeof(a->key) - 1);
+		a->key[sizeof(a->key) - 1] = '\0';
+		memcpy(a->key, prefix, (size_t)m);
+		snprintf(a->value, sizeof(a->value), "v%u-\xe2\x82\xac", i);
+	}
+	/* A value as long as it can be, in 3-byte characters: 85 of them. */
+	for (i = 0; i + 3 < sizeof(cfg->resource_attrs[1].value); i += 3)
+		memcpy(cfg->resource_attrs[1].value + i, "\xe2\x82\xac", 3);
+	cfg->resource_attrs[1].value[i] = '\0';
+	/* proto3 leaves an empty key out; an empty string value is still sent. */
+	cfg->resource_attrs[2].key[0] = '\0';
+	cfg->resource_attrs[3].value[0] = '\0';
+	/* service.name for processes with none, cut to 80 bytes mid-character (then repaired). */
+	snprintf(cfg->resource_attrs[4].key, sizeof(cfg->resource_attrs[4].key), "service.name");
+	for (i = 0; i + 3 < sizeof(cfg->resource_attrs[4].value); i += 3)
+		memcpy(cfg->resource_attrs[4].value + i, "\xe2\x82\xac", 3);
+	cfg->resource_attrs[4].value[i] = '\0';
+	cfg->n_known_methods = 2;
+	snprintf(cfg->known_methods[0], MT_METHOD_MAX, "GET");
+	snprintf(cfg->known_methods[1], MT_METHOD_MAX, "PURGE");
+}
+
+/* Asserts that @pb is @ref byte for byte, naming the first difference. */
+static void assert_same_bytes(const uint8_t *pb, size_t len, const uint8_t *ref, size_t ref_len,
+			      const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < len && i < ref_len && pb[i] == ref[i]; i++)
+		;
+	if (len != ref_len || i < len)
+		fail_msg("%s: %zu bytes, reference %zu; first difference at byte %zu", what, len,
+			 ref_len, i);
+}
+
+/*
+ * Encodes @n spans with otlp_encode_spans() and with the reference, and
+ * compares the bytes; with @decode, also protoc's decoding of both with the
+ * official schema (which also proves every string valid UTF-8).
+ */
+static void golden_check(const struct mt_span *s, size_t n, const struct otlp_config *cfg,
+			 bool decode, const char *what)
+{
+	uint8_t *pb, *ref;
+	size_t len, ref_len;
+	char *text, *ref_text;
+
+	assert_int_equal(otlp_encode_spans(s, n, cfg, &pb, &len), 0);
+	ref_encode(s, n, cfg, &ref, &ref_len);
+	assert_same_bytes(pb, len, ref, ref_len, what);
+	if (decode) {
+		text = decode_traces(pb, len);
+		ref_text = decode_traces(ref, ref_len);
+		assert_string_equal(text, ref_text);
+		free(text);
+		free(ref_text);
+	}
+	free(pb);
+	free(ref);
+}
+
+static void test_encode_golden(void **state)
+{
+	enum { N = 512 };
+	struct mt_span *s = calloc(N, sizeof(*s));
+	struct otlp_config cfg, cfg_max;
+	uint64_t seed;
+
+	(void)state;
+	assert_non_null(s);
+	test_config(&cfg, "http://c/v1/traces", "");
+	golden_config_max(&cfg_max);
+
+	golden_check(s, 0, &cfg, false, "no spans");
+	golden_batch(s, 1, 1, 1);
+	golden_check(s, 1, &cfg, false, "1 span");
+	/* Many seeds, small batches: every mix of fields, cheap to compare. */
+	for (seed = 1; seed <= 200; seed++) {
+		golden_batch(s, 1 + seed % 7, 1 + seed % 4, seed);
+		golden_check(s, 1 + seed % 7, seed % 2 ? &cfg : &cfg_max, false, "small batch");
+	}
+	golden_batch(s, N, 8, 42);
+	golden_check(s, N, &cfg, false, "512 spans, 8 processes");
+	golden_batch(s, N, 300, 43);
+	golden_check(s, N, &cfg_max, false, "512 spans, ~300 processes, config at its limits");
+	golden_batch(s, N, 1, 44);
+	golden_check(s, N, &cfg, false, "512 spans, 1 process");
+	/* Every span its own process. */
+	golden_batch(s, N, 1u << 30, 45);
+	golden_check(s, N, &cfg_max, false, "512 spans, 512 processes");
+
+	/* The same, decoded by protoc (slower: a few batches only). */
+	golden_batch(s, 1, 1, 1);
+	golden_check(s, 1, &cfg, true, "1 span, decoded");
+	golden_batch(s, 5, 3, 7);
+	golden_check(s, 5, &cfg_max, true, "5 spans, decoded");
+	golden_batch(s, N, 300, 43);
+	golden_check(s, N, &cfg_max, true, "512 spans, decoded");
+	free(s);
+}
+
+/*
+ * The exporter's way: one encoder for batch after batch. Sizes swing so the
+ * length slots reserved from the last batch's average are too short, then too
+ * long, and the output buffer grows mid-batch.
+ */
+static void test_encode_golden_reused(void **state)
+{
+	enum { N = 512 };
+	static const struct {
+		size_t n;
+		uint32_t pids;
+		bool tiny; /* spans with almost nothing in them */
+	} batches[] = {
+		{N, 1, true},  {N, 1, false}, {N, 2, false},   {3, 1, true},
+		{N, 1, true},  {1, 1, false}, {N, 300, false}, {N, 4, true},
+		{N, 1, false}, {0, 1, false}, {200, 2, false},
+	};
+	struct mt_span *s = calloc(N, sizeof(*s));
+	struct otlp_encoder *enc;
+	struct otlp_config cfg;
+	const uint8_t *pb;
+	uint8_t *ref;
+	size_t len, ref_len, b, i;
+
+	(void)state;
+	assert_non_null(s);
+	golden_config_max(&cfg);
+	enc = otlp_encoder__new(&cfg, N);
+	assert_non_null(enc);
+	for (b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
+		golden_batch(s, batches[b].n, batches[b].pids, 100 + b);
+		for (i = 0; batches[b].tiny && i < batches[b].n; i++) {
+			struct mt_span *p = &s[i];
+
+			p->protocol = MT_PROTO_REDIS;
+			p->name[0] = p->operation[0] = p->db_namespace[0] = p->query_text[0] = '\0';
+			p->status_text[0] = p->server_address[0] = p->client_address[0] = '\0';
+			p->peer_address[0] = p->tracestate[0] = '\0';
+			p->status = MT_STATUS_UNSET;
+		}
+		assert_int_equal(otlp_encoder_encode(enc, s, batches[b].n, &pb, &len), 0);
+		ref_encode(s, batches[b].n, &cfg, &ref, &ref_len);
+		assert_same_bytes(pb, len, ref, ref_len, "reused encoder");
+		free(ref);
+	}
+	assert_int_equal(otlp_encoder_encode(enc, s, N + 1, &pb, &len), -E2BIG);
+	otlp_encoder__free(enc);
+	free(s);
+}
+
+/*
+ * The encoder's UTF-8 helpers: utf8_valid() skips ASCII 8 bytes at a time, and
+ * utf8_repaired_len() must say what utf8_sanitize() writes, wherever the
+ * ill-formed byte sits relative to those 8-byte steps.
+ */
+static void test_utf8_word_steps(void **state)
+{
+	static const char *const bad[] = {"\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\x80"};
+	static const char *const good[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+	char s[64], out[3 * sizeof(s) + 1];
+	size_t k, b, len;
+
+	(void)state;
+	for (k = 0; k < 40; k++) {
+		memset(s, 'a', k);
+		for (b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+			len = k + (size_t)snprintf(s + k, sizeof(s) - k, "%s tail", bad[b]);
+			assert_false(utf8_valid(s, len));
+			assert_int_equal(utf8_repaired_len(s, len),
+					 utf8_sanitize(out, sizeof(out), s, len));
+			assert_true(utf8_valid(out, strlen(out)));
+		}
+		for (b = 0; b < sizeof(good) / sizeof(good[0]); b++) {
+			len = k + (size_t)snprintf(s + k, sizeof(s) - k, "%s tail", good[b]);
+			assert_true(utf8_valid(s, len));
+			assert_int_equal(utf8_repaired_len(s, len), len);
+		}
+		assert_true(utf8_valid(s, k)); /* ASCII only */
+	}
 }
 
 /*
@@ -1916,6 +2540,9 @@ int main(void)
 		cmocka_unit_test(test_encode_known_methods),
 		cmocka_unit_test(test_encode_invalid_utf8),
 		cmocka_unit_test(test_encode_edges),
+		cmocka_unit_test(test_encode_golden),
+		cmocka_unit_test(test_encode_golden_reused),
+		cmocka_unit_test(test_utf8_word_steps),
 		cmocka_unit_test(test_measure_size_and_speed),
 		cmocka_unit_test(test_retry_after_then_ok),
 		cmocka_unit_test(test_429_retry_after_date),
