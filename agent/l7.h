@@ -103,6 +103,14 @@ struct mt_exchange {
 	char db_namespace[MT_NAMESPACE_MAX];
 	char query_text[MT_QUERY_MAX];
 	char status_text[MT_STATUS_TEXT_MAX];
+	/*
+	 * DNS (agent/dnsspans.c): the question name travels in @query_text and
+	 * the response code's name ("NXDOMAIN") in @status_text.
+	 */
+	uint16_t dns_qtype;   /* enum dns_type of the question */
+	uint16_t dns_answers; /* ANCOUNT of the response */
+	uint8_t dns_rcode;    /* enum dns_rcode, valid when a response was seen */
+	uint8_t _pad_dns[3];
 };
 
 /* Counters one protocol's parsers add to, aggregated across connections. */

@@ -21,6 +21,7 @@
 #include "assets.h"
 #include "capture.h"
 #include "conn.h"
+#include "dnsspans.h"
 #include "graph.h"
 #include "httpd.h"
 #include "identity.h"
@@ -59,10 +60,11 @@ struct agent {
 	struct otlp_exporter *otlp;
 	struct jsonl_exporter *jsonl;
 	struct httpd *httpd;
-	struct tracestore *traces; /* recent traces for the page; NULL without a listener */
-	struct peers *peers;	   /* address -> who is there */
-	struct graph *graph;	   /* who calls whom */
-	struct metrics *metrics;   /* http.* series and the encoders */
+	struct tracestore *traces;  /* recent traces for the page; NULL without a listener */
+	struct peers *peers;	    /* address -> who is there */
+	struct dnsspans *dns_spans; /* DNS lookups -> client spans */
+	struct graph *graph;	    /* who calls whom */
+	struct metrics *metrics;    /* http.* series and the encoders */
 	struct metrics_health health;
 	uint64_t metric_interval_ms;
 	uint64_t next_metrics_ms;
@@ -375,6 +377,7 @@ static void on_event(void *ctx, const void *data, size_t size)
 		}
 		if (ev->captured) /* sendmmsg, recvmmsg: counted in the kernel, nothing to read */
 			peers_on_dns(a->peers, ev->data, ev->captured, head->ts_ns);
+		dnsspans_on_event(a->dns_spans, ev);
 	} else if (head->kind == MT_EV_PROC && size >= sizeof(struct mt_proc_event)) {
 		const struct mt_proc_event *ev = data;
 
@@ -398,11 +401,13 @@ static void append_graph_stats(struct agent *a, char *buf, size_t len, size_t *o
 	struct peers_stats ps;
 	struct metrics_stats ms;
 	struct identity_stats is;
+	struct dnsspans_stats ds;
 	uint64_t ext[MT_XSTAT__MAX];
 	struct otlp_stats os = {0};
 
 	if (*off >= len)
 		return;
+	dnsspans_stats(a->dns_spans, &ds);
 	if (a->otlp)
 		otlp_exporter_stats(a->otlp, &os);
 	graph_stats(a->graph, &gs);
@@ -419,6 +424,11 @@ static void append_graph_stats(struct agent *a, char *buf, size_t len, size_t *o
 		"},\"peers\":{\"dns_kernel_events\":%" PRIu64 ",\"dns_events\":%" PRIu64
 		",\"dns_malformed\":%" PRIu64 ",\"dns_names\":%" PRIu64 ",\"dns_evicted\":%" PRIu64
 		",\"listeners\":%" PRIu64 ",\"local_addrs\":%" PRIu64
+		"},\"dns_spans\":{\"queries\":%" PRIu64 ",\"responses\":%" PRIu64
+		",\"spans\":%" PRIu64 ",\"paired_by_socket\":%" PRIu64 ",\"unanswered\":%" PRIu64
+		",\"evicted\":%" PRIu64 ",\"retransmits\":%" PRIu64 ",\"id_reused\":%" PRIu64
+		",\"orphan_responses\":%" PRIu64 ",\"malformed\":%" PRIu64
+		",\"no_payload\":%" PRIu64 ",\"server_side\":%" PRIu64 ",\"pending\":%" PRIu64
 		"},\"identity\":{\"proc_kernel_events\":%" PRIu64 ",\"proc_events\":%" PRIu64
 		",\"entries\":%" PRIu64 ",\"exits\":%" PRIu64 ",\"execs\":%" PRIu64
 		",\"resolved\":%" PRIu64 "},\"metrics\":{\"series\":%" PRIu64
@@ -428,10 +438,12 @@ static void append_graph_stats(struct agent *a, char *buf, size_t len, size_t *o
 		gs.sockets_full, gs.role_unknown, gs.unattributed,
 		gs.update_ns_count ? gs.update_ns_sum / gs.update_ns_count : 0,
 		ext[MT_XSTAT_DNS_EVENTS], a->dns_events, ps.dns_malformed, ps.dns_names,
-		ps.dns_evicted, ps.listeners, ps.local_addrs, ext[MT_XSTAT_PROC_EVENTS],
-		a->proc_events, is.entries, is.exits, is.execs, is.resolved, ms.series,
-		ms.series_full, ms.otlp_exports, ms.scrapes, os.metrics_requests_sent,
-		os.metrics_requests_dropped);
+		ps.dns_evicted, ps.listeners, ps.local_addrs, ds.queries, ds.responses, ds.spans,
+		ds.paired_by_socket, ds.unanswered, ds.evicted, ds.retransmits, ds.id_reused,
+		ds.orphan_responses, ds.malformed, ds.no_payload, ds.server_side, ds.pending,
+		ext[MT_XSTAT_PROC_EVENTS], a->proc_events, is.entries, is.exits, is.execs,
+		is.resolved, ms.series, ms.series_full, ms.otlp_exports, ms.scrapes,
+		os.metrics_requests_sent, os.metrics_requests_dropped);
 }
 
 /* Writes the agent's counters as one JSON object. */
@@ -539,6 +551,7 @@ static void collect_health(struct agent *a)
 	struct peers_stats ps;
 	struct metrics_stats ms;
 	struct identity_stats is;
+	struct dnsspans_stats ds;
 	uint64_t ext[MT_XSTAT__MAX];
 
 	capture_read_counters(a->capture, &kc);
@@ -551,6 +564,7 @@ static void collect_health(struct agent *a)
 	peers_stats(a->peers, &ps);
 	metrics_stats(a->metrics, &ms);
 	identity_stats(a->identity, &is);
+	dnsspans_stats(a->dns_spans, &ds);
 
 	metrics_health_reset(h);
 	metrics_health_add(h, MH_KERNEL_EVENTS, "kind", "data", kc.stats[MT_STAT_DATA_EVENTS]);
@@ -581,6 +595,8 @@ static void collect_health(struct agent *a)
 	metrics_health_add(h, MH_DROPS, "stage", "metric_series_full", ms.series_full);
 	metrics_health_add(h, MH_DROPS, "stage", "dns_malformed", ps.dns_malformed);
 	metrics_health_add(h, MH_DROPS, "stage", "dns_names_evicted", ps.dns_evicted);
+	metrics_health_add(h, MH_DROPS, "stage", "dns_lookups_evicted", ds.evicted);
+	metrics_health_add(h, MH_DROPS, "stage", "dns_orphan_responses", ds.orphan_responses);
 	metrics_health_add(h, MH_DROPS, "stage", "listeners_evicted", ps.listeners_evicted);
 	metrics_health_add(h, MH_DROPS, "stage", "identity_evicted", is.evicted);
 	add_process_health(h);
@@ -609,6 +625,8 @@ static void collect_health(struct agent *a)
 	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "graph_sockets", GRAPH_SOCKS_MAX);
 	metrics_health_add(h, MH_TABLE_USAGE, "table", "dns_names", ps.dns_entries);
 	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "dns_names", PEERS_DNS_MAX);
+	metrics_health_add(h, MH_TABLE_USAGE, "table", "dns_lookups", ds.pending);
+	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "dns_lookups", DNSSPANS_PENDING_MAX);
 	metrics_health_add(h, MH_TABLE_USAGE, "table", "listeners", ps.listeners);
 	metrics_health_add(h, MH_TABLE_CAPACITY, "table", "listeners", PEERS_LISTENERS_MAX);
 	metrics_health_add(h, MH_TABLE_USAGE, "table", "identities", is.entries);
@@ -757,6 +775,7 @@ static void on_second(struct agent *a, uint64_t now, uint64_t *last_stats)
 	graph_set_clock(a->graph, clock_offset_ns());
 	graph_tick(a->graph, now);
 	peers_expire(a->peers, now);
+	dnsspans_expire(a->dns_spans, now);
 	identity_expire(a->identity, now);
 	if (now / 1000000000ull % LOCAL_ADDRS_REFRESH_S == 0)
 		peers_refresh_local_addrs(a->peers);
@@ -840,6 +859,7 @@ static void agent_free(struct agent *a)
 	metrics__free(a->metrics);
 	graph__free(a->graph);
 	peers__free(a->peers);
+	dnsspans__free(a->dns_spans);
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sigfd >= 0)
@@ -889,7 +909,8 @@ int main(int argc, char **argv)
 	a.identity = identity__new("/proc");
 	a.spans = a.identity ? span_builder__new(&a.opts.spans, a.identity, on_span, &a) : NULL;
 	a.conns = conn_table__new(a.opts.max_conns, 0, on_exchange, &a);
-	if (!a.identity || !a.spans || !a.conns) {
+	a.dns_spans = dnsspans__new(on_exchange, &a);
+	if (!a.identity || !a.spans || !a.conns || !a.dns_spans) {
 		mt_err("out of memory");
 		rc = 1;
 		goto out;

@@ -70,6 +70,11 @@ struct mt_span {
 	/* The socket the exchange travelled on, as its own process saw it (the graph stage's key). */
 	uint64_t sock;	       /* struct sock address */
 	struct mt_tuple tuple; /* addresses v4-mapped, ports in host order */
+	/* DNS: copied from struct mt_exchange (name in query_text, rcode name in status_text). */
+	uint16_t dns_qtype;
+	uint16_t dns_answers;
+	uint8_t dns_rcode;
+	uint8_t _pad_dns[3];
 };
 
 #endif /* MESHTRACE_SPAN_H */

@@ -265,6 +265,9 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	mt_strlcpy(s->db_namespace, x->db_namespace, sizeof(s->db_namespace));
 	mt_strlcpy(s->query_text, x->query_text, sizeof(s->query_text));
 	mt_strlcpy(s->status_text, x->status_text, sizeof(s->status_text));
+	s->dns_qtype = x->dns_qtype;
+	s->dns_answers = x->dns_answers;
+	s->dns_rcode = x->dns_rcode;
 	if (x->protocol == MT_PROTO_HTTP1 || x->protocol == MT_PROTO_HTTP2)
 		mt_strlcpy(s->name, known_method(x->method) ? x->method : "HTTP", sizeof(s->name));
 	else if (x->protocol == MT_PROTO_GRPC && strcmp(x->status_text, "12") == 0)

@@ -448,7 +448,8 @@ static int put_attributes(struct mt_buf *b, const struct mt_span *s)
 	bool first = true;
 	int rc = mt_buf_puts(b, "{");
 
-	if (s->protocol == MT_PROTO_HTTP1 || s->protocol == MT_PROTO_UNKNOWN) {
+	if (s->protocol == MT_PROTO_HTTP1 || s->protocol == MT_PROTO_UNKNOWN ||
+	    s->protocol == MT_PROTO_DNS) {
 		struct span_attrs attrs;
 
 		span_attrs_build(&attrs, s, NULL, 0);

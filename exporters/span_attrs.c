@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "span_attrs.h"
+#include "agent/protocols/dns.h"
 
 /* RFC 9110 section 9 and RFC 5789 (PATCH): the semconv's "known" methods. */
 static const char *const default_methods[] = {
@@ -242,6 +243,46 @@ static void build_db(struct span_attrs *out, const struct mt_span *s, const char
 	add_peer(out, s);
 }
 
+/*
+ * DNS client spans (agent/dnsspans.c). The semantic conventions define only
+ * dns.question.name (https://opentelemetry.io/docs/specs/semconv/dns/) and
+ * error.type with getaddrinfo's codes; the query type and the response code
+ * use the Elastic Common Schema's names, the answer count is ours:
+ * dns.question.name, dns.question.type ("AAAA"), dns.response_code
+ * ("NXDOMAIN"), dns.answer_count (ANCOUNT), error.type when the span failed
+ * ("timeout" with no response, SERVFAIL "try_again", any other code
+ * "no_recovery"; NXDOMAIN is not a failure, see dnsspans.c), server.address
+ * and server.port (the resolver), network.transport "udp", network.peer.*.
+ */
+static void build_dns(struct span_attrs *out, const struct mt_span *s)
+{
+	const char *qtype = dns_type_name(s->dns_qtype, out->dns_type, sizeof(out->dns_type));
+	bool answered = s->status_text[0] != '\0';
+
+	add_str(out, "dns.question.name", s->query_text, false);
+	add_str(out, "dns.question.type", qtype, qtype == out->dns_type);
+	if (answered) {
+		add_str(out, "dns.response_code", s->status_text, false);
+		add_int(out, "dns.answer_count", s->dns_answers);
+	}
+	if (s->status == MT_STATUS_ERROR) {
+		const char *type = "no_recovery";
+
+		if (!answered)
+			type = "timeout";
+		else if (s->dns_rcode == DNS_RCODE_SERVFAIL)
+			type = "try_again";
+		add_str(out, "error.type", type, false);
+	}
+	if (s->server_address[0]) {
+		add_str(out, "server.address", s->server_address, false);
+		if (s->server_port)
+			add_int(out, "server.port", s->server_port);
+	}
+	add_str(out, "network.transport", "udp", false);
+	add_peer(out, s);
+}
+
 void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 		      const char (*known)[MT_METHOD_MAX], unsigned n_known)
 {
@@ -251,6 +292,10 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 	out->n = 0;
 	if (s->protocol == MT_PROTO_GRPC) {
 		build_grpc(out, s);
+		return;
+	}
+	if (s->protocol == MT_PROTO_DNS) {
+		build_dns(out, s);
 		return;
 	}
 	if (db_system(s->protocol)) {

@@ -32,6 +32,7 @@ struct span_attrs {
 	struct span_attr attr[SPAN_ATTRS_MAX];
 	char error_type[8];
 	char protocol_version[8];
+	char dns_type[16]; /* dns.question.type of a DNS span: "AAAA", "TYPE65" */
 	/* url.full of a client span: scheme "://" host ":" port path "?" query */
 	char url_full[sizeof(((struct mt_span *)0)->scheme) + 3 + 2 + MT_HOST_MAX + 6 +
 		      2 * MT_TARGET_MAX + 1];
