@@ -192,6 +192,16 @@ void capture__free(struct capture *c)
 	free(c);
 }
 
+int capture_mute(struct capture *c, uint64_t sock)
+{
+	uint8_t one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, &one, BPF_ANY))
+		return -errno;
+	c->skel->bss->muted_used = 1;
+	return 0;
+}
+
 void capture_detach(struct capture *c)
 {
 	capture_bpf__detach(c->skel);

@@ -46,6 +46,13 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 			      char *err, size_t errlen);
 void capture__free(struct capture *c);
 
+/*
+ * Stops copying the payload of @sock (no parser wants it): its calls arrive
+ * as count-only events from now on. Returns 0 or -errno (table full is not
+ * an error for the kernel: the LRU map forgets the oldest).
+ */
+int capture_mute(struct capture *c, uint64_t sock);
+
 /* Detaches every program: no event is produced after this returns. */
 void capture_detach(struct capture *c);
 

@@ -34,6 +34,7 @@ struct conn_table {
 	uint64_t idle_ns;
 	conn_exchange_fn fn;
 	conn_io_fn io_fn;
+	conn_mute_fn mute_fn;
 	void *ctx;
 	struct conn_stats stats;
 };
@@ -289,6 +290,11 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 		if (ev->captured && ++c->detect_tries >= CONN_DETECT_TRIES) {
 			c->gave_up = 1;
 			t->stats.not_parsed++;
+			/* A known role and no protocol: stop copying its bytes in the kernel. */
+			if (t->mute_fn && c->info.role != CONN_ROLE_UNKNOWN) {
+				t->mute_fn(t->ctx, c->sock);
+				t->stats.muted++;
+			}
 		}
 		return false;
 	}
@@ -308,6 +314,11 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 	c->parser = p;
 	c->proto = p->protocol;
 	return true;
+}
+
+void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn)
+{
+	t->mute_fn = fn;
 }
 
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)

@@ -54,8 +54,9 @@ struct conn_stats {
 	uint64_t role_unknown_bytes;  /* bytes on connections whose role could not be told */
 	uint64_t not_parsed;	      /* connections left at TCP level (no known protocol) */
 	uint64_t parser_alloc_failed; /* connections not parsed: no memory for parser state */
-	uint64_t parser_budget_full;  /* connections not parsed: CONN_PARSER_MEMORY_MAX reached */
-	uint64_t parser_bytes;	      /* parser state in use now */
+	uint64_t muted; /* connections whose payload the kernel was told to stop copying */
+	uint64_t parser_budget_full; /* connections not parsed: CONN_PARSER_MEMORY_MAX reached */
+	uint64_t parser_bytes;	     /* parser state in use now */
 	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 
@@ -74,6 +75,10 @@ struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_ex
 				   void *ctx);
 /* Ends every connection (pending requests are emitted) and frees the table. */
 void conn_table__free(struct conn_table *t);
+
+/* Told when a connection is left at TCP level, so its payload need not be copied. */
+typedef void (*conn_mute_fn)(void *ctx, uint64_t sock);
+void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn);
 
 /* Sets the observer of every data event (NULL for none). */
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn);

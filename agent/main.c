@@ -72,6 +72,7 @@ struct agent {
 	uint64_t proc_events;
 	uint64_t events;
 	uint64_t bad_events;
+	uint64_t mute_failed;
 	int epfd;
 	int sigfd;
 	int timerfd;
@@ -344,6 +345,14 @@ static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool con
 	span_builder_on_io(a->spans, tid, pid, sock, connect);
 }
 
+static void on_mute(void *ctx, uint64_t sock)
+{
+	struct agent *a = ctx;
+
+	if (a->capture && capture_mute(a->capture, sock) != 0)
+		a->mute_failed++;
+}
+
 static void on_event(void *ctx, const void *data, size_t size)
 {
 	struct agent *a = ctx;
@@ -495,9 +504,10 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       ",\"conns_closed\":%" PRIu64 ",\"conns_evicted_full\":%" PRIu64
 	       ",\"conns_evicted_idle\":%" PRIu64 ",\"connect_failed\":%" PRIu64
 	       ",\"retransmits\":%" PRIu64 ",\"lost_restarts\":%" PRIu64
-	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64,
+	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64
+	       ",\"conns_muted\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
-	       cs.retransmits, cs.lost_restarts, cs.role_unknown_bytes, cs.not_parsed);
+	       cs.retransmits, cs.lost_restarts, cs.role_unknown_bytes, cs.not_parsed, cs.muted);
 	APPEND(",\"link\":{\"linked_in_process\":%" PRIu64 ",\"linked_peer\":%" PRIu64
 	       ",\"linked_traceparent\":%" PRIu64 ",\"skipped_instrumented\":%" PRIu64
 	       ",\"unlinked\":{",
@@ -917,6 +927,7 @@ int main(int argc, char **argv)
 	}
 	span_builder_set_clock(a.spans, clock_offset_ns());
 	conn_table_set_io_fn(a.conns, on_io);
+	conn_table_set_mute_fn(a.conns, on_mute);
 	if (a.opts.jsonl_path) {
 		a.jsonl = jsonl_exporter__new(a.opts.jsonl_path);
 		if (!a.jsonl) {

@@ -131,6 +131,21 @@ struct {
 	__type(value, __u8);
 } lost_socks SEC(".maps");
 
+/*
+ * Sockets user space gave up parsing (no known protocol): their payload is
+ * not copied any more, each call becomes a count-only event. Written by user
+ * space, removed here when the socket closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_MUTED_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} muted_socks SEC(".maps");
+
+/* Set by user space when it first mutes a socket: skips the lookup until then. */
+volatile __u64 muted_used = 0;
+
 /* Entries ever put in lost_socks: skips the lookup while nothing was ever lost. */
 volatile __u64 lost_socks_used = 0;
 
@@ -333,6 +348,14 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 
 	if (!sc)
 		return;
+	if (muted_used) {
+		__u64 key = (__u64)sk;
+
+		if (bpf_map_lookup_elem(&muted_socks, &key)) {
+			want = 0;
+			flags |= MT_DATA_F_MUTED;
+		}
+	}
 
 	switch (nr) {
 	case NR_read:
@@ -735,8 +758,11 @@ int inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	}
 	if (newstate == TCP_CLOSE && oldstate != TCP_LISTEN && oldstate != TCP_SYN_RECV &&
-	    oldstate != TCP_NEW_SYN_RECV)
+	    oldstate != TCP_NEW_SYN_RECV) {
+		if (muted_used)
+			bpf_map_delete_elem(&muted_socks, &key);
 		emit_conn(sk, MT_CONN_CLOSED, 0, BPF_CORE_READ(sk, sk_err), 0, now);
+	}
 	return 0;
 }
 

@@ -26,6 +26,8 @@
 #define MT_AGENT_SOCKS_MAX 256
 /* Sockets whose events were lost, until their next event says so. */
 #define MT_LOST_SOCKS_MAX 4096
+/* Sockets no parser wants: their payload is no longer copied, only counted. */
+#define MT_MUTED_SOCKS_MAX 16384
 /* Threads inside a data syscall, fallback (syscall tracepoint) mode only. */
 #define MT_INFLIGHT_MAX 16384
 
@@ -45,6 +47,7 @@ enum mt_data_flags {
 	MT_DATA_F_READ_FAULT = 1 << 1, /* the buffer could not be read: count only */
 	MT_DATA_F_IOV_TRUNC = 1 << 2,  /* more iovecs than MT_IOV_MAX: capture is short */
 	MT_DATA_F_LOST_BEFORE = 1 << 3, /* events of this socket were lost before this one */
+	MT_DATA_F_MUTED = 1 << 4,	/* no parser wants this socket: count only, by request */
 };
 
 enum mt_conn_op {

@@ -122,3 +122,23 @@ def test_traceparent_joins_trace(request, receiver, agent, make_nginx):
     # emit a second CLIENT span for it (issue 4: never two spans for one side of a call).
     assert not client, f"agent duplicated the instrumented client's span: {dump(client)}"
     assert stats["user"]["link"]["skipped_instrumented"] >= 1, stats["user"]["link"]
+
+
+def test_unparsed_connection_is_muted_in_the_kernel(request, agent):
+    """Issue 5: a connection no parser recognises stops being copied in the kernel; its calls
+    are still counted (count-only events), so byte counts stay right."""
+    ag = agent(args=["--listen", "off"])
+    sends = 10000
+    subprocess.run([sys.executable, os.path.join(HERE, "peer_blob.py"), str(sends)], check=True,
+                   timeout=60, stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    stats = ag.stop()
+    kernel, user = stats["kernel"], stats["user"]
+    events, captured = kernel["data_events"], kernel["bytes_captured"]
+    figure(request, f"unparsed 40 MiB stream: {events} data events, {captured} payload bytes "
+                    f"copied ({captured / max(events, 1):.0f} B/event; unmuted would be up to 512), "
+                    f"connections muted {user['conns_muted']}")
+    assert user["conns_muted"] >= 2, (user, busy_note(stats))  # both ends of the connection
+    assert events >= sends, kernel  # every call still counted
+    assert captured <= 0.25 * events * 512, \
+        f"{captured} bytes copied for {events} events: muting did not stop the copies"
