@@ -1,0 +1,613 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench/run.sh (`make bench`): what the agent costs, agent on vs off (issue 7).
+# Method, figures and latest table: docs/performance.md.
+#
+# Layout on the 2-core VM: nginx (1 worker) on CPU0; the load generators
+# (wrk, bench/loadgen, bench/writeloop) on CPU1; the agent unpinned, as it
+# would run on a node; the OTLP sink (bench/sink) unpinned too, so that it
+# takes what idle time there is (it only copies bodies while measuring).
+# Only 127.0.0.1.
+# Results: build/bench/*.json (raw per round in build/bench/raw/), a table
+# on stdout. Every process started here is stopped on exit, sysctls restored.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=5           alternated off/on rounds, saturated and fixed rate (>= 3)
+#   BENCH_SAT_S=6            seconds per saturated wrk run
+#   BENCH_FIXED_S=6          seconds per fixed-rate run
+#   BENCH_RATE_FRACTION=0.5  fixed rate as a fraction of the saturated rps without agent
+#   BENCH_RATE=N             fixed rate in requests/s (overrides the fraction)
+#   BENCH_LOW_FRACTION=0.25  a second, lower fixed rate (3 rounds), where the machine has room for
+#                            the agent: added latency without overload; 0 to skip it
+#   BENCH_QUICK=1            3 rounds of 3 s: a smoke test, not figures to publish
+#   BENCH_PROFILE=1          also perf-record the agent and CPU0 during a fixed-rate run
+#   BENCH_QUIET_WAIT=60      seconds to wait at the start for other agents to finish
+#   BENCH_NOISE_PCT=10       a round in which other processes used more than this % of the
+#                            machine's CPU is repeated (up to 2x BENCH_ROUNDS, within the budget)
+#   BENCH_BUDGET_S=300       no more repeats once the run has taken this long
+#   MESHTRACE=build/meshtrace  the agent binary; MESHTRACE_ARGS: extra flags for it
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+BIN=$OUT/bin
+RAW=$OUT/raw
+MESHTRACE=${MESHTRACE:-$ROOT/build/meshtrace}
+MESHTRACE_ARGS=${MESHTRACE_ARGS:-}
+ROUNDS=${BENCH_ROUNDS:-5}
+SAT_S=${BENCH_SAT_S:-6}
+FIXED_S=${BENCH_FIXED_S:-6}
+RATE_FRACTION=${BENCH_RATE_FRACTION:-0.5}
+LOW_FRACTION=${BENCH_LOW_FRACTION:-0.25}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
+NOISE_PCT=${BENCH_NOISE_PCT:-10}
+BUDGET_S=${BENCH_BUDGET_S:-300}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	ROUNDS=3 SAT_S=3 FIXED_S=3
+fi
+CONNS=32           # wrk -c and loadgen -c
+IDLE_CONNS=1000    # figure 6
+DISTINCT_PATHS=10000
+CPU_SERVER=0
+CPU_LOAD=1
+
+log() { echo "bench: $*" >&2; }
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+# ---- preconditions -------------------------------------------------------
+
+[ "$(id -u)" -eq 0 ] || die "needs root (BPF, sysctl): run 'sudo make bench'"
+for c in nginx wrk taskset pgrep bpftool curl python3 cc make; do
+	command -v "$c" >/dev/null || die "'$c' is missing: run 'make deps' (scripts/deps.sh installs it)"
+done
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (nginx on CPU0, load on CPU1); this machine has $(nproc)"
+[ -x "$MESHTRACE" ] || die "$MESHTRACE not built: run 'make' first"
+case "$ROUNDS" in '' | *[!0-9]*) die "BENCH_ROUNDS='$ROUNDS': give a whole number >= 3" ;; esac
+[ "$ROUNDS" -ge 3 ] || die "BENCH_ROUNDS=$ROUNDS: give at least 3 (figures are medians of alternated rounds)"
+[ -r /proc/sys/kernel/bpf_stats_enabled ] || die "kernel.bpf_stats_enabled is missing: this kernel cannot give per-program costs"
+
+# ---- cleanup: every process we start, the sysctl, the temp dir -----------
+
+START=$SECONDS
+BG_PIDS=()
+TMP=$(mktemp -d /tmp/meshtrace-bench.XXXXXX)
+chmod 711 "$TMP" # nginx's worker runs as nobody and serves from here
+BPF_STATS_ORIG=$(cat /proc/sys/kernel/bpf_stats_enabled)
+
+stop_pid() { # pid [seconds]: TERM, wait up to seconds, then KILL; returns the exit status when known
+	local pid=$1 secs=${2:-5} i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < secs * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "pid $pid did not stop within ${secs}s: killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null
+}
+
+cleanup() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	for ((i = ${#BG_PIDS[@]} - 1; i >= 0; i--)); do
+		stop_pid "${BG_PIDS[$i]}" 3 || true
+	done
+	echo "$BPF_STATS_ORIG" >/proc/sys/kernel/bpf_stats_enabled 2>/dev/null || true
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+bg() { # command...: starts it in the background, remembered for cleanup; pid in BG_PID
+	"$@" &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+forget() { # pid: no longer ours to stop
+	local keep=() p
+	for p in "${BG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	BG_PIDS=("${keep[@]}")
+}
+
+# The agent binary is copied first: the whole run measures one build, even if the
+# tree is rebuilt meanwhile.
+cp "$MESHTRACE" "$TMP/meshtrace" || die "cannot copy $MESHTRACE"
+AGENT_BIN=$TMP/meshtrace
+AGENT_SHA=$(sha256sum "$AGENT_BIN" | cut -c1-12)
+GIT_AT_START=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+
+# ---- build the bench programs ---------------------------------------------
+
+mkdir -p "$BIN" "$RAW"
+rm -f "$RAW"/* "$OUT"/*.json
+BCFLAGS=(-O2 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -D_GNU_SOURCE -I"$ROOT" -I"$ROOT/build"
+	-I"$ROOT/build/proto" -I"$ROOT/bench")
+cc "${BCFLAGS[@]}" -o "$BIN/loadgen" bench/loadgen.c || die "cannot build bench/loadgen.c"
+cc "${BCFLAGS[@]}" -o "$BIN/writeloop" bench/writeloop.c || die "cannot build bench/writeloop.c"
+cc "${BCFLAGS[@]}" -o "$BIN/sink" bench/sink.c -lz || die "cannot build bench/sink.c (needs zlib1g-dev)"
+ENCODE_OK=1
+# The libraries the agent links, as the Makefile says today.
+LIBS=$(make -pn 2>/dev/null | sed -n 's/^LDLIBS *:= *//p' | head -1)
+[ -n "$LIBS" ] || LIBS="-lbpf -lelf -lz -lcurl -lprotobuf-c -lpthread -lm"
+# shellcheck disable=SC2086 # LIBS is a list of flags
+if make --no-print-directory -s build/libmeshtrace.a >/dev/null 2>&1 &&
+	cc "${BCFLAGS[@]}" -o "$BIN/encode" bench/encode.c build/libmeshtrace.a $LIBS 2>"$TMP/encode-build.log"; then
+	:
+else
+	ENCODE_OK=0
+	log "bench/encode.c does not build against build/libmeshtrace.a (figure 7 encode rate skipped):"
+	head -5 "$TMP/encode-build.log" >&2 || true
+fi
+
+# ---- helpers ---------------------------------------------------------------
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+cpu_ticks() { # pid -> utime+stime in clock ticks
+	local stat rest
+	read -r stat </proc/"$1"/stat || { echo 0; return; }
+	rest=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $rest
+	echo $((${12} + ${13}))
+}
+
+status_kib() { # pid field -> value in kB from /proc/pid/status
+	local k v _
+	while read -r k v _; do
+		[ "$k" = "$2:" ] && { echo "$v"; return; }
+	done </proc/"$1"/status
+	echo 0
+}
+
+NGX_PORT=
+nginx_requests() {
+	curl -s --max-time 3 "http://127.0.0.1:$NGX_PORT/stub" | awk 'NR == 3 { print $3 }'
+}
+
+# Background load (CPU busy %, both CPUs) over one second, and what else attaches BPF.
+machine_state() { # -> JSON fields
+	local a b busy_a busy_b tot_a tot_b others progs
+	read -r _ a </proc/stat
+	sleep 1
+	read -r _ b </proc/stat
+	# shellcheck disable=SC2086
+	set -- $a
+	tot_a=$(($1 + $2 + $3 + $4 + $5 + $6 + $7 + $8))
+	busy_a=$((tot_a - $4 - $5))
+	# shellcheck disable=SC2086
+	set -- $b
+	tot_b=$(($1 + $2 + $3 + $4 + $5 + $6 + $7 + $8))
+	busy_b=$((tot_b - $4 - $5))
+	others=$(pgrep -x meshtrace | grep -cvx "${AGENT_PID:-none}" || true)
+	progs=$(bpftool prog show 2>/dev/null | grep -cE '^[0-9]+: (tracepoint|raw_tracepoint|kprobe|tracing|perf_event)' || true)
+	echo "\"busy_pct\":$(((busy_b - busy_a) * 100 / (tot_b - tot_a + 1))),\"other_agents\":$others,\"tracing_progs_before\":$progs"
+}
+
+wait_quiet() {
+	local deadline=$((SECONDS + QUIET_WAIT)) st busy
+	while :; do
+		st=$(machine_state)
+		busy=${st#*\"busy_pct\":}
+		busy=${busy%%,*}
+		if [[ $st == *'"other_agents":0'* ]] && [ "$busy" -lt 15 ]; then
+			break
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			log "the machine is not quiet ($st): other work will add noise to the figures"
+			break
+		fi
+		sleep 2
+	done
+	echo "{$st}" >"$RAW/machine-start.json"
+}
+
+# Runs a load generator on CPU_LOAD, killed if it runs past LIMIT seconds.
+# LOAD_PID: its pid (taskset execs it), for the report to find its spans.
+run_load() { # limit out_file command...
+	local limit=$1 out=$2 watchdog rc=0
+	shift 2
+	taskset -c "$CPU_LOAD" "$@" >"$out" &
+	LOAD_PID=$!
+	BG_PIDS+=("$LOAD_PID")
+	(sleep "$limit" && kill -KILL "$LOAD_PID" 2>/dev/null && echo "bench: $1 ran past ${limit}s: killed" >&2) &
+	watchdog=$!
+	BG_PIDS+=("$watchdog")
+	wait "$LOAD_PID" || rc=$?
+	forget "$LOAD_PID"
+	kill "$watchdog" 2>/dev/null || true
+	wait "$watchdog" 2>/dev/null || true
+	forget "$watchdog"
+	return $rc
+}
+
+# A measured run is bracketed by snapshots of every process's CPU time, so the
+# report can say how much of the machine other work took meanwhile.
+measure_begin() { python3 "$ROOT/bench/report.py" --snapshot "$RAW/$1.snap0"; }
+measure_end() {
+	python3 "$ROOT/bench/report.py" --snapshot "$RAW/$1.snap1"
+	python3 "$ROOT/bench/report.py" --foreign "$RAW/$1.snap0" "$RAW/$1.snap1" $$ >"$RAW/$1.foreign"
+}
+
+# Round loop: ROUNDS rounds other work left alone; a disturbed round is marked
+# (PHASE-rN.noisy, left out of the medians) and another one is run, within
+# 2 x ROUNDS rounds and the time budget.
+ROUND=0 CLEAN=0 WANT=0
+rounds_init() { ROUND=0 CLEAN=0 WANT=${1:-$ROUNDS}; }
+rounds_more() {
+	[ "$CLEAN" -lt "$WANT" ] || return 1
+	[ "$ROUND" -lt "$WANT" ] && return 0
+	[ "$ROUND" -lt $((2 * WANT)) ] && [ $((SECONDS - START)) -lt "$BUDGET_S" ]
+}
+round_done() { # phase tags...: marks the round noisy if any of its runs was disturbed
+	local phase=$1 t f worst=0
+	shift
+	for t in "$@"; do
+		f=$(cat "$RAW/$t.foreign" 2>/dev/null || echo 0)
+		[ "$f" -gt "$worst" ] && worst=$f
+	done
+	if [ "$worst" -gt "$NOISE_PCT" ]; then
+		touch "$RAW/$phase-r$ROUND.noisy"
+		log "  round $ROUND: other processes used $worst% of the CPUs: round left out, running another"
+	else
+		CLEAN=$((CLEAN + 1))
+	fi
+}
+round_order() { # off/on alternated: off first in odd rounds
+	if [ $((ROUND % 2)) -eq 1 ]; then echo "off on"; else echo "on off"; fi
+}
+
+# ---- nginx -----------------------------------------------------------------
+
+start_nginx() {
+	local d=$TMP/nginx i
+	mkdir -p "$d/www/u" "$d/logs" "$d/tmp"
+	# ~600 B static file.
+	head -c 600 /dev/zero | tr '\0' 'x' >"$d/www/index.html"
+	NGX_PORT=$(free_port)
+	cat >"$d/nginx.conf" <<EOF
+# meshtrace bench: 1 worker on CPU$CPU_SERVER, keep-alive, no access log (counts from stub_status).
+worker_processes 1;
+worker_cpu_affinity $([ $CPU_SERVER = 0 ] && echo 01 || echo 10);
+worker_rlimit_nofile 16384;
+daemon off;
+master_process on;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 10000000;
+	keepalive_timeout 300s;
+	default_type text/html;
+	client_body_temp_path $d/tmp;
+	proxy_temp_path $d/tmp;
+	fastcgi_temp_path $d/tmp;
+	uwsgi_temp_path $d/tmp;
+	scgi_temp_path $d/tmp;
+	server {
+		listen 127.0.0.1:$NGX_PORT;
+		root $d/www;
+		location = /stub { stub_status; }
+		location /u/ { try_files /index.html =404; }
+	}
+}
+EOF
+	chmod -R a+rX "$d"
+	nginx -t -q -c "$d/nginx.conf" -p "$d" || die "nginx rejected the bench config ($d/nginx.conf)"
+	bg taskset -c "$CPU_SERVER" nginx -c "$d/nginx.conf" -p "$d"
+	NGX_PID=$BG_PID
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(nginx_requests)" ] && break
+		kill -0 "$NGX_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ -z "$(nginx_requests)" ]; then
+		cat "$d/logs/error.log" >&2 2>/dev/null || true
+		die "nginx did not start on 127.0.0.1:$NGX_PORT"
+	fi
+	i=$(curl -s --max-time 3 -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$NGX_PORT/index.html")
+	[ "$i" = "200 600" ] || die "nginx answers '$i' for /index.html, not '200 600' (see $d/logs/error.log)"
+	NGX_WORKER=$(pgrep -P "$NGX_PID" | head -1)
+	[ -n "$NGX_WORKER" ] || die "no nginx worker process under $NGX_PID"
+}
+
+# ---- the agent, its sink and its RSS sampler -------------------------------
+
+AGENT_PID='' SINK_PID='' SAMPLER_PID='' AGENT_TAG=''
+
+mem_kib() { # pid -> "Rss Pss Pss_Anon" in kB (smaps_rollup)
+	local k v _ rss=0 pss=0 anon=0
+	while read -r k v _; do
+		case $k in
+		Rss:) rss=$v ;;
+		Pss:) pss=$v ;;
+		Pss_Anon:) anon=$v ;;
+		esac
+	done </proc/"$1"/smaps_rollup 2>/dev/null
+	echo "$rss $pss $anon"
+}
+
+rss_sampler() { # pid file: "time rss pss pss_anon" every 0.5 s while the agent lives (bounded: 20 min)
+	local i
+	for ((i = 0; i < 2400; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		echo "$(date +%s.%N) $(mem_kib "$1")" >>"$2"
+		sleep 0.5
+	done
+}
+
+# kB of the agent's address space that maps BPF maps (the ring buffer's data pages are
+# mapped twice, so they count twice in RSS, once in PSS).
+bpf_mapped_kib() {
+	local range rest total=0 lo hi
+	while read -r range rest; do
+		[[ $rest == *anon_inode:bpf-map* ]] || continue
+		lo=$((16#${range%-*}))
+		hi=$((16#${range#*-}))
+		total=$((total + (hi - lo) / 1024))
+	done </proc/"$1"/maps
+	echo "$total"
+}
+
+agent_start() { # tag [extra agent args]
+	local tag=$1 extra=${2:-} i port
+	AGENT_TAG=$tag
+	rm -f "$TMP/sink.port"
+	bg "$BIN/sink" -P "$TMP/sink.port" -o "$RAW/$tag.sink.json"
+	SINK_PID=$BG_PID
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$TMP/sink.port" ] && break
+		sleep 0.02
+	done
+	port=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
+	# shellcheck disable=SC2086
+	bg env OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" "$AGENT_BIN" --listen off -q \
+		$MESHTRACE_ARGS $extra 2>"$RAW/$tag.agent.log" >/dev/null
+	AGENT_PID=$BG_PID
+	for ((i = 0; i < 400; i++)); do
+		grep -q 'meshtrace: ready' "$RAW/$tag.agent.log" 2>/dev/null && break
+		if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+			cat "$RAW/$tag.agent.log" >&2
+			die "the agent exited before it was ready (command: $MESHTRACE --listen off -q $MESHTRACE_ARGS $extra)"
+		fi
+		sleep 0.05
+	done
+	grep -q 'meshtrace: ready' "$RAW/$tag.agent.log" || die "the agent was not ready within 20 s"
+	bg rss_sampler "$AGENT_PID" "$RAW/$tag.rss"
+	SAMPLER_PID=$BG_PID
+	status_kib "$AGENT_PID" VmRSS >"$RAW/$tag.rss_ready"
+	bpf_mapped_kib "$AGENT_PID" >"$RAW/$tag.bpf_mapped"
+}
+
+agent_stop() {
+	local tag=$AGENT_TAG rc=0
+	status_kib "$AGENT_PID" VmHWM >"$RAW/$tag.hwm"
+	stop_pid "$SAMPLER_PID" 2 || true
+	forget "$SAMPLER_PID"
+	stop_pid "$AGENT_PID" 20 || rc=$?
+	forget "$AGENT_PID"
+	[ "$rc" -eq 0 ] || log "$tag: the agent exited with status $rc"
+	sed -n 's/^meshtrace: final stats //p' "$RAW/$tag.agent.log" | tail -1 >"$RAW/$tag.agent.json"
+	[ -s "$RAW/$tag.agent.json" ] || log "$tag: no final stats from the agent (see $RAW/$tag.agent.log)"
+	# The sink decodes what it kept once told to stop: give it time.
+	stop_pid "$SINK_PID" 120 || true
+	forget "$SINK_PID"
+	AGENT_PID='' SINK_PID='' SAMPLER_PID=''
+}
+
+# Ids of the BPF programs the agent holds (bpftool here cannot name a program's owner).
+agent_prog_ids() {
+	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -un
+}
+
+# ---- figure 5: write() loop --------------------------------------------------
+
+# Also with --capture-mode syscalls (the fallback for kernels without the sock
+# tracepoints), where every write() passes the agent's syscall tracepoints.
+phase_writeloop() {
+	local mode tag order
+	log "figure 5: write() loop to a file, agent off/on (and on with --capture-mode syscalls), $ROUNDS rounds"
+	rounds_init
+	while rounds_more; do
+		ROUND=$((ROUND + 1))
+		order="off on sys"
+		[ $((ROUND % 2)) -eq 1 ] || order="sys on off"
+		for mode in $order; do
+			tag=write-r$ROUND-$mode
+			case $mode in
+			on) agent_start "$tag" ;;
+			sys) agent_start "$tag" "--capture-mode syscalls" ;;
+			esac
+			measure_begin "$tag"
+			run_load 60 "$RAW/$tag.json" "$BIN/writeloop" -f "$TMP/writeloop.dat" \
+				-n 300000 -r 5 || die "writeloop failed"
+			measure_end "$tag"
+			if [ "$mode" != off ]; then agent_stop; fi
+		done
+		round_done write "write-r$ROUND-off" "write-r$ROUND-on" "write-r$ROUND-sys"
+	done
+	rm -f "$TMP/writeloop.dat"
+}
+
+# ---- figure 1: saturated HTTP ------------------------------------------------
+
+phase_saturated() {
+	local mode tag b a c0 c1
+	log "figure 1: saturated HTTP (wrk -t1 -c$CONNS, ${SAT_S}s), agent off/on, $ROUNDS rounds"
+	rounds_init
+	while rounds_more; do
+		ROUND=$((ROUND + 1))
+		for mode in $(round_order); do
+			tag=sat-r$ROUND-$mode
+			c0=0 c1=0
+			if [ "$mode" = on ]; then agent_start "$tag"; fi
+			b=$(nginx_requests)
+			measure_begin "$tag"
+			if [ "$mode" = on ]; then c0=$(cpu_ticks "$AGENT_PID"); fi
+			run_load $((SAT_S + 30)) "$RAW/$tag.wrk.txt" wrk -t1 -c"$CONNS" -d"${SAT_S}s" \
+				"http://127.0.0.1:$NGX_PORT/index.html" || die "wrk failed: $(cat "$RAW/$tag.wrk.txt")"
+			if [ "$mode" = on ]; then
+				sleep 0.3 # what the agent still has to drain belongs to this run
+				c1=$(cpu_ticks "$AGENT_PID")
+			fi
+			measure_end "$tag"
+			a=$(nginx_requests)
+			echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
+			if [ "$mode" = on ]; then agent_stop; fi
+		done
+		round_done sat "sat-r$ROUND-off" "sat-r$ROUND-on"
+	done
+}
+
+# ---- figures 2, 3: fixed rate -------------------------------------------------
+
+fixed_run() { # tag rate seconds [loadgen args...]
+	local tag=$1 rate=$2 secs=$3 b a c0=0 c1=0
+	shift 3
+	b=$(nginx_requests)
+	measure_begin "$tag"
+	if [ -n "$AGENT_PID" ]; then c0=$(cpu_ticks "$AGENT_PID"); fi
+	run_load $((secs + 60)) /dev/null "$BIN/loadgen" -p "$NGX_PORT" -r "$rate" -d "$secs" \
+		-c "$CONNS" -w 1 -o "$RAW/$tag.loadgen.json" "$@" || die "loadgen failed ($tag)"
+	if [ -n "$AGENT_PID" ]; then
+		sleep 0.3 # what the agent still has to drain belongs to this run
+		c1=$(cpu_ticks "$AGENT_PID")
+	fi
+	measure_end "$tag"
+	a=$(nginx_requests)
+	echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"rate\":$rate,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
+}
+
+phase_fixed() { # phase rate rounds
+	local phase=$1 rate=$2 mode tag
+	log "figures 2-4: fixed rate $rate req/s (loadgen, $CONNS conns, ${FIXED_S}s), agent off/on, $3 rounds"
+	rounds_init "$3"
+	while rounds_more; do
+		ROUND=$((ROUND + 1))
+		for mode in $(round_order); do
+			tag=$phase-r$ROUND-$mode
+			if [ "$mode" = on ]; then agent_start "$tag"; fi
+			fixed_run "$tag" "$rate" "$FIXED_S"
+			if [ "$mode" = on ]; then agent_stop; fi
+		done
+		round_done "$phase" "$phase-r$ROUND-off" "$phase-r$ROUND-on"
+	done
+}
+
+# ---- figure 8: per-program kernel cost -----------------------------------------
+
+phase_bpf_stats() {
+	local id
+	log "figure 8: per-program kernel cost (kernel.bpf_stats_enabled=1), fixed rate $RATE req/s"
+	echo 1 >/proc/sys/kernel/bpf_stats_enabled
+	agent_start bpfstats
+	fixed_run bpfstats "$RATE" "$FIXED_S"
+	: >"$RAW/bpfstats.progs.json"
+	for id in $(agent_prog_ids "$AGENT_PID"); do
+		bpftool prog show id "$id" -j >>"$RAW/bpfstats.progs.json" 2>/dev/null || true
+		echo >>"$RAW/bpfstats.progs.json"
+	done
+	agent_stop
+	echo "$BPF_STATS_ORIG" >/proc/sys/kernel/bpf_stats_enabled
+}
+
+# ---- figure 6: 1,000 idle connections and 10,000 distinct paths -------------------
+
+phase_memory() {
+	log "figure 6: agent memory with $IDLE_CONNS idle keep-alive connections and $DISTINCT_PATHS distinct paths"
+	agent_start mem-on
+	fixed_run mem-on 5000 "$FIXED_S" -i "$IDLE_CONNS" -n "$DISTINCT_PATHS"
+	agent_stop
+}
+
+# ---- figure 7: encode + gzip ------------------------------------------------------
+
+phase_encode() {
+	[ "$ENCODE_OK" = 1 ] || return 0
+	log "figure 7: OTLP encode + gzip, CPU time per span (bench/encode.c)"
+	run_load 60 "$RAW/encode.json" "$BIN/encode" -t 1 2>"$RAW/encode.log" ||
+		log "bench/encode failed (see $RAW/encode.log)"
+}
+
+# ---- optional: where the agent's time goes ------------------------------------------
+
+phase_profile() {
+	command -v perf >/dev/null || { log "BENCH_PROFILE=1 but perf is missing: skipped"; return 0; }
+	log "profile: perf record of the agent and of CPU$CPU_SERVER during a fixed-rate run"
+	agent_start profile
+	rm -f "$OUT"/perf-*.data "$OUT"/perf-*.data.old
+	bg perf record -q -e cpu-clock -F 1999 -g -p "$AGENT_PID" -o "$OUT/perf-agent.data" -- sleep "$FIXED_S"
+	local p1=$BG_PID
+	bg perf record -q -e cpu-clock -F 1999 -g -C "$CPU_SERVER" -o "$OUT/perf-cpu$CPU_SERVER.data" -- sleep "$FIXED_S"
+	local p2=$BG_PID
+	fixed_run profile "$RATE" "$FIXED_S"
+	wait "$p1" "$p2" 2>/dev/null || true
+	forget "$p1"
+	forget "$p2"
+	agent_stop
+	# Where the agent's own CPU goes (flat), and what CPU0 (nginx) spends where: nginx
+	# itself, the kernel, the agent's BPF programs (bpf_prog_* symbols), the agent.
+	perf report -i "$OUT/perf-agent.data" --stdio --no-children --sort dso,sym -g none \
+		--percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-agent.txt" || true
+	{
+		perf report -i "$OUT/perf-cpu$CPU_SERVER.data" --stdio --no-children --sort comm,dso -g none \
+			--percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+		echo "BPF programs on CPU$CPU_SERVER:"
+		perf report -i "$OUT/perf-cpu$CPU_SERVER.data" --stdio --no-children --sort sym -g none \
+			2>/dev/null | grep 'bpf_prog_' | head -20
+	} >"$OUT/perf-cpu$CPU_SERVER.txt" || true
+	log "profiles: $OUT/perf-agent.txt, $OUT/perf-cpu$CPU_SERVER.txt"
+}
+
+# ---- run ------------------------------------------------------------------------------
+
+ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+wait_quiet
+start_nginx
+log "nginx on 127.0.0.1:$NGX_PORT (CPU$CPU_SERVER), load generators on CPU$CPU_LOAD, results in $OUT"
+
+phase_writeloop
+phase_saturated
+if [ -n "${BENCH_RATE:-}" ]; then
+	RATE=$BENCH_RATE
+else
+	RATE=$(python3 "$ROOT/bench/report.py" --rate "$RAW" "$RATE_FRACTION") ||
+		die "no saturated rate measured without the agent"
+fi
+phase_fixed fixed "$RATE" "$ROUNDS"
+LOW_RATE=0
+if [ "$LOW_FRACTION" != 0 ]; then
+	LOW_RATE=$(python3 "$ROOT/bench/report.py" --rate "$RAW" "$LOW_FRACTION")
+	phase_fixed fixedlow "$LOW_RATE" 3
+fi
+phase_bpf_stats
+phase_memory
+phase_encode
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then phase_profile; fi
+
+cat >"$RAW/run.json" <<EOF
+{"rounds":$ROUNDS,"sat_s":$SAT_S,"fixed_s":$FIXED_S,"rate":$RATE,"rate_fraction":$RATE_FRACTION,
+ "low_rate":$LOW_RATE,"low_fraction":$LOW_FRACTION,
+ "conns":$CONNS,"idle_conns":$IDLE_CONNS,"distinct_paths":$DISTINCT_PATHS,
+ "cpu_server":$CPU_SERVER,"cpu_load":$CPU_LOAD,"quick":${BENCH_QUICK:-0},
+ "kernel":"$(uname -r)","cpus":$(nproc),"git":"$GIT_AT_START","agent_sha256":"$AGENT_SHA",
+ "agent_args":"--listen off -q $MESHTRACE_ARGS","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+ "elapsed_s":$((SECONDS - START)),"machine_end":{$(machine_state)}}
+EOF
+python3 "$ROOT/bench/report.py" "$RAW" "$OUT"
