@@ -16,7 +16,7 @@ ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
-LDLIBS   := -lbpf -lelf -lz -lcurl -lprotobuf-c -lnghttp2 -lpthread -lm
+LDLIBS   := -lbpf -lelf -lz -ldeflate -lcurl -lprotobuf-c -lnghttp2 -lpthread -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	      -Wno-unused-parameter -Wno-missing-field-initializers \

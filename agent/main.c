@@ -33,7 +33,7 @@
 #include "exporters/jsonl.h"
 #include "exporters/otlp.h"
 
-#define TICK_MS		  50 /* how often the ring buffer is drained without a wake-up */
+#define TICK_MS		  10 /* how often the ring buffer is drained without a wake-up */
 #define SHUTDOWN_FLUSH_MS 5000
 /* OTEL_METRIC_EXPORT_INTERVAL: the spec's default and the bounds we accept, ms. */
 #define METRIC_INTERVAL_DEFAULT_MS 60000

@@ -17,7 +17,7 @@
 /* iovec entries walked per readv/writev/sendmsg/recvmsg. */
 #define MT_IOV_MAX 32
 /* Ring buffer size (power of two, multiple of the page size). */
-#define MT_RINGBUF_BYTES (8u << 20)
+#define MT_RINGBUF_BYTES (4u << 20)
 /* Default: wake the consumer when this much data is waiting. */
 #define MT_WAKEUP_BYTES_DEFAULT (256u << 10)
 /* Connections being opened (SYN_SENT) tracked for connect latency. */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "otlp.h"
 
@@ -114,8 +114,7 @@ struct otlp_exporter {
 	struct mt_span *pending; /* batch_max spans not yet encoded */
 	unsigned npending;
 	uint64_t pending_since_ms;
-	z_stream z;
-	bool z_ready;
+	struct libdeflate_compressor *gz; /* reused for every batch */
 	uint64_t rng;
 	struct otlp_stats stats;
 };

@@ -8,7 +8,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
-	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev libnghttp2-dev
+	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev libdeflate-dev libnghttp2-dev
 	xxd # embeds dashboards/web/ in the binary
 	# test
 	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest python3-yaml

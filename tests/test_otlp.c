@@ -138,6 +138,7 @@ static void test_config(struct otlp_config *cfg, const char *traces_url, const c
 	snprintf(cfg->metrics_url, sizeof(cfg->metrics_url), "%s", metrics_url);
 	snprintf(cfg->host_name, sizeof(cfg->host_name), "node-1");
 	cfg->schedule_delay_ms = 20;
+	cfg->queue_max_spans = 2048; /* the tests' queues fill quickly */
 	cfg->retry_base_ms = 100;
 	cfg->retry_max_ms = 400;
 	cfg->traces.timeout_ms = 2000;
@@ -720,7 +721,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(cfg.schedule_delay_ms, 5000);
 	assert_int_equal(cfg.export_timeout_ms, 30000);
 	assert_int_equal(cfg.batch_max, 512);
-	assert_int_equal(cfg.queue_max_spans, 2048);
+	assert_int_equal(cfg.queue_max_spans, OTLP_DEFAULT_QUEUE_MAX);
 	assert_int_equal(cfg.traces.n_headers, 0);
 	assert_int_equal(cfg.n_resource_attrs, 0);
 	assert_int_equal(cfg.n_known_methods, 0);
@@ -983,7 +984,19 @@ static void test_config_bsp(void **state)
 	expect_einval("OTEL_BSP_MAX_QUEUE_SIZE", "0", "out of range");
 	expect_einval("OTEL_BSP_MAX_QUEUE_SIZE", "1e6", "not a number");
 	expect_einval("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000", "out of range");
-	expect_einval("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4000", "OTEL_BSP_MAX_QUEUE_SIZE");
+	/* A batch larger than the queue. */
+	{
+		struct otlp_config qcfg;
+		char qerr[512] = "";
+
+		clear_env();
+		setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
+		setenv("OTEL_BSP_MAX_QUEUE_SIZE", "2048", 1);
+		setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4000", 1);
+		assert_int_equal(otlp_config_from_env(&qcfg, qerr, sizeof(qerr)), -EINVAL);
+		assert_non_null(strstr(qerr, "OTEL_BSP_MAX_QUEUE_SIZE"));
+		clear_env();
+	}
 }
 
 static void test_config_known_methods(void **state)
