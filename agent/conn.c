@@ -414,8 +414,30 @@ void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
 	}
 }
 
+/* Frees the parser state of a connection between messages; detection runs again later. */
+static void release_idle_parser(struct conn_table *t, struct conn *c)
+{
+	if (c->parser->release)
+		c->parser->release(c->l7);
+	t->stats.parser_bytes -= c->parser->state_size;
+	free(c->l7);
+	c->l7 = NULL;
+	c->parser = NULL;
+	c->proto = MT_PROTO_UNKNOWN;
+	c->detect_tries = 0;
+	t->stats.parser_released++;
+}
+
 void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 {
+	/* Quiet connections, oldest first: give back parser state they do not need. */
+	for (uint32_t i = t->lru_tail;
+	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns; i = t->conns[i].prev) {
+		struct conn *c = &t->conns[i];
+
+		if (c->parser && c->parser->idle && c->parser->idle(c->l7))
+			release_idle_parser(t, c);
+	}
 	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
 		end_conn(t, t->lru_tail, now_ns);
 		t->stats.evicted_idle++;

@@ -18,6 +18,8 @@
 
 #define CONN_MAX_DEFAULT     8192
 #define CONN_IDLE_NS_DEFAULT (600ull * 1000000000ull)
+/* A connection quiet this long gives back its parser state when the parser is between messages. */
+#define CONN_PARSER_IDLE_NS (2ull * 1000000000ull)
 /* Memory for parser state across all connections; beyond it connections stay at TCP level. */
 #define CONN_PARSER_MEMORY_MAX (48u << 20)
 /* Chunks looked at for a protocol before a connection is left at TCP level. */
@@ -54,6 +56,7 @@ struct conn_stats {
 	uint64_t role_unknown_bytes;  /* bytes on connections whose role could not be told */
 	uint64_t not_parsed;	      /* connections left at TCP level (no known protocol) */
 	uint64_t parser_alloc_failed; /* connections not parsed: no memory for parser state */
+	uint64_t parser_released;     /* idle connections that gave back their parser state */
 	uint64_t muted; /* connections whose payload the kernel was told to stop copying */
 	uint64_t parser_budget_full; /* connections not parsed: CONN_PARSER_MEMORY_MAX reached */
 	uint64_t parser_bytes;	     /* parser state in use now */

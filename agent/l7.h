@@ -152,6 +152,12 @@ struct l7_parser {
 	void (*close)(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		      struct l7_stats *stats);
 	void (*release)(void *state);
+	/*
+	 * Optional: true when @state holds nothing a later chunk needs (between
+	 * messages, nothing pending), so an idle connection's state may be freed
+	 * and the protocol detected again at its next message.
+	 */
+	bool (*idle)(const void *state);
 };
 
 /* Every registered parser, in detection order; NULL-terminated. */

@@ -1247,6 +1247,14 @@ static void http1_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, 
 	http1_close(state, ts_ns, emit, ctx, stats);
 }
 
+static bool http1_idle(const void *state)
+{
+	const struct http1_conn *c = state;
+
+	return c->count == 0 && c->dropped_after == 0 && c->req.state == ST_START &&
+	       c->req.line_len == 0 && c->resp.state == ST_START && c->resp.line_len == 0;
+}
+
 const struct l7_parser http1_parser = {
 	.protocol = MT_PROTO_HTTP1,
 	.name = "http",
@@ -1256,4 +1264,5 @@ const struct l7_parser http1_parser = {
 	.feed = http1_feed_state,
 	.close = http1_close_state,
 	.release = NULL,
+	.idle = http1_idle,
 };
