@@ -58,6 +58,7 @@ enum mt_exchange_flags {
 	MT_X_ERROR = 1 << 4, /* the protocol says the request failed (-ERR, ErrorResponse, ...) */
 	/* failed as the client sees it, not as the server does (gRPC NOT_FOUND, per the RPC semconv) */
 	MT_X_CLIENT_ERROR = 1 << 6,
+	MT_X_TCP = 1 << 7, /* DNS carried over TCP (network.transport) */
 };
 
 /*

@@ -279,7 +279,7 @@ static void build_dns(struct span_attrs *out, const struct mt_span *s)
 		if (s->server_port)
 			add_int(out, "server.port", s->server_port);
 	}
-	add_str(out, "network.transport", "udp", false);
+	add_str(out, "network.transport", (s->flags & MT_X_TCP) ? "tcp" : "udp", false);
 	add_peer(out, s);
 }
 

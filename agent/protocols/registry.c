@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "../l7.h"
+#include "dnstcp.h"
 #include "http1.h"
 #include "http2.h"
 #include "memcached.h"
@@ -20,6 +21,7 @@ const struct l7_parser *const l7_parsers[] = {
 	&mysql_parser,	   /* binary: a greeting (server first) or a COM_QUERY */
 	&redis_parser,	   /* '*' or an upper-case inline command */
 	&memcached_parser, /* a lower-case command word and its line */
+	&dnstcp_parser,	   /* a length, then a standard query header: 14 bytes checked */
 	NULL,
 };
 

@@ -2,7 +2,11 @@
 """A tiny DNS resolver for the tests (UDP, RFC 1035 messages built by hand).
   peer_dns.py ADDR PORT NAME IPV4 TTL [LOG]
 Answers NAME A with IPV4 (TTL seconds) and NAME AAAA with no record; any other name NXDOMAIN.
-Prints 'ready' once bound. With LOG, appends "qname qtype rcode ancount" per answer sent."""
+Prints 'ready' once bound. With LOG, appends "qname qtype rcode ancount" per answer sent.
+With DNS_TCP=1 in the environment it serves DNS over TCP instead (RFC 1035 4.2.2: a two-byte
+length before each message), one connection at a time, queries answered in order."""
+
+import os
 
 import socket
 import struct
@@ -36,10 +40,43 @@ def answer(msg, name, ipv4, ttl):
         (qname, qtype, 0, 1)
 
 
+def read_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        part = conn.recv(n - len(data))
+        if not part:
+            return None
+        data += part
+    return data
+
+
+def serve_tcp(addr, port, name, ipv4, ttl, log):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(8)
+    print("ready", flush=True)
+    while True:
+        conn, _ = s.accept()
+        with conn:
+            while True:
+                head = read_exact(conn, 2)
+                msg = head and read_exact(conn, struct.unpack("!H", head)[0])
+                if not msg:
+                    break
+                reply, what = answer(msg, name, ipv4, ttl)
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+                if log:
+                    log.write("%s %d %d %d\n" % what)
+
+
 def main():
     addr, port, name, ipv4, ttl = sys.argv[1], int(sys.argv[2]), sys.argv[3].lower(), \
         sys.argv[4], int(sys.argv[5])
     log = open(sys.argv[6], "a", buffering=1) if len(sys.argv) > 6 else None
+    if os.environ.get("DNS_TCP") == "1":
+        serve_tcp(addr, port, name, ipv4, ttl, log)
+        return
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, port))
     print("ready", flush=True)

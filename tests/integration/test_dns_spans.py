@@ -13,10 +13,12 @@ exactly the answers the resolver logged, attribute for attribute, in JSONL and o
 import collections
 import os
 import shutil
+import subprocess
 import sys
 
 from mt_agent import busy_note, read_jsonl, stat
 from mt_graph import tag
+from mt_otlp import free_port
 from mt_report import figure
 from test_dns_naming import Netns, env_with, sh
 
@@ -107,3 +109,60 @@ def test_dns_client_spans(request, agent, receiver, tmp_path):
         assert set(otlp) == {s["span_id"] for s in spans}, (len(otlp), len(spans))
         for s in spans:
             assert otlp[s["span_id"]]["attributes"] == s["attributes"], (otlp[s["span_id"]], s)
+
+
+TCP_CLIENT = r"""
+import socket, struct, sys
+def q(qid, name, qtype):
+    body = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    body += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    body += struct.pack("!HH", qtype, 1)
+    return struct.pack("!H", len(body)) + body
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+# Two queries pipelined in one write, then a third: RFC 7766 keeps the connection open.
+s.sendall(q(1, sys.argv[2], 1) + q(2, sys.argv[2], 28))
+s.sendall(q(3, sys.argv[3], 1))
+got = 0
+buf = b""
+while got < 3:
+    part = s.recv(4096)
+    if not part:
+        break
+    buf += part
+    while len(buf) >= 2 and len(buf) >= 2 + struct.unpack("!H", buf[:2])[0]:
+        buf = buf[2 + struct.unpack("!H", buf[:2])[0]:]
+        got += 1
+print(got)
+"""
+
+
+def test_dns_over_tcp_spans(request, agent, tmp_path):
+    """Issue 5: DNS over TCP detected from the bytes alone (any port), both sides traced."""
+    t = tag()
+    name, missing = f"tcp-{t}.meshtrace.test", f"nope-{t}.meshtrace.test"
+    jsonl = tmp_path / "spans.jsonl"
+    port = free_port()
+    ag = agent(["--jsonl", str(jsonl), "--listen", "off"])
+    dns = subprocess.Popen([sys.executable, os.path.join(HERE, "peer_dns.py"), "127.0.0.1",
+                            str(port), name, VIP, "60"], env=env_with(DNS_TCP="1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    request.addfinalizer(dns.kill)
+    assert dns.stdout.readline().strip() == "ready", dns.stderr.read()
+    out = subprocess.run([sys.executable, "-c", TCP_CLIENT, str(port), name, missing],
+                         capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == "3", out
+    stats = ag.stop()
+    spans = [s for s in read_jsonl(jsonl) if s["attributes"].get("dns.question.name") in
+             (name, missing) and s["attributes"].get("network.transport") == "tcp"]
+    by = collections.Counter((s["kind"], s["attributes"]["dns.question.name"],
+                              s["attributes"]["dns.question.type"],
+                              s["attributes"]["dns.response_code"]) for s in spans)
+    figure(request, f"DNS over TCP: 3 queries, spans {dict(by)}")
+    want = collections.Counter()
+    for kind in ("CLIENT", "SERVER"):
+        want[(kind, name, "A", "NOERROR")] += 1
+        want[(kind, name, "AAAA", "NOERROR")] += 1
+        want[(kind, missing, "A", "NXDOMAIN")] += 1
+    assert by == want, f"{by} != {want}{busy_note(stats)}"
+    for s in spans:
+        assert s["name"] == f"DNS {s['attributes']['dns.question.type']}", s
