@@ -79,3 +79,55 @@ def test_collector_503_retry_after(request, receiver, agent, make_nginx):
         assert retry, "the batch refused with 503 was never sent again"
         wait = retry[0].time - p.time
         assert wait >= 0.9, f"retried {wait:.3f} s after a 503 with Retry-After: 1"
+
+
+def test_collector_that_never_answers(request, agent, make_nginx):
+    """A collector that accepts connections and reads, but never answers: each export times
+    out and is retried, the agent keeps observing and serving, and SIGTERM still exits within
+    the shutdown flush bound (5 s), counting what it could not deliver."""
+    import socket
+    import threading
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    held, stop = [], threading.Event()
+
+    def swallow():
+        hole.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = hole.accept()
+            except OSError:
+                continue
+            c.settimeout(0.2)
+            held.append(c)
+            for conn in list(held):
+                try:
+                    conn.recv(65536)  # read and never answer
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=swallow, daemon=True)
+    t.start()
+    request.addfinalizer(lambda: (stop.set(), t.join(2), hole.close(),
+                                  [c.close() for c in held]))
+    nginx = make_nginx(free_port())
+    ag = agent(args=["--listen", "127.0.0.1:0"],
+               env={"OTEL_EXPORTER_OTLP_TIMEOUT": "500"},
+               endpoint=f"http://127.0.0.1:{hole.getsockname()[1]}")
+    for i in range(5):
+        CurlRun([nginx.url(f"/index.html?phase=hole&n={i}")]).run()
+    time.sleep(2.5)  # several attempts time out meanwhile
+    assert ag.alive(), f"agent died with a collector that never answers:\n{ag.stderr_text()}"
+    started = time.monotonic()
+    stats = ag.stop(timeout=15)
+    took = time.monotonic() - started
+    otlp = stat(stats, "otlp")
+    figure(request, f"collector that never answers: exit after SIGTERM in {took:.1f} s; "
+                    f"otlp {otlp}")
+    assert stat(stats, "user", "spans") >= 10, stats["user"]  # it kept observing
+    assert otlp["retries"] >= 1, otlp
+    assert otlp["spans_exported"] == 0, otlp
+    # Nothing silently lost: what was made is queued, dropped at shutdown, or counted.
+    assert otlp["spans_received"] == otlp["queue_spans"] + sum(drop_counters(stats).values()), otlp
