@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "linker.h"
+#include "spans.h" /* mt_traceparent_decode */
 #include "util.h"
 
 #define NIL		    UINT32_MAX
@@ -401,35 +402,6 @@ static void flow_of(const struct conn_info *ci, struct flow *f)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static bool hex_decode(const char *s, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-/* "00-<trace>-<parent>-<flags>", already validated by the parser. */
-static bool traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_id[8])
-{
-	if (strlen(tp) != MT_TRACEPARENT_LEN || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
-		return false;
-	return hex_decode(tp + 3, trace_id, 16) && hex_decode(tp + 36, parent_id, 8);
-}
-
 /*
  * A server request's context is fixed on first use: when it makes a call, or
  * when it completes. By then the client's request, which the server could
@@ -449,7 +421,7 @@ static void resolve_server(struct linker *l, struct req *r, const struct mt_tupl
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
 		l->stats.linked_peer++;
 	} else if (r->traceparent[0] &&
-		   traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id)) {
+		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id)) {
 		l->stats.linked_traceparent++;
 	} else if (c) {
 		/* An instrumented client: its own span id travelled as its request's parent. */
@@ -548,7 +520,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 		r->ids.emit = true;
 		if (x->traceparent[0] &&
 		    (!parent || strcmp(parent->traceparent, x->traceparent) != 0) &&
-		    traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id)) {
+		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id)) {
 			/* The client put its own context on the wire: its span is its own. */
 			r->ids.emit = false;
 			l->stats.skipped_instrumented++;

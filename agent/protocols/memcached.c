@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "memcached.h"
+#include "announce.h"
 
 enum mc_state {
 	ST_LINE = 0, /* reading a line */
@@ -192,47 +193,6 @@ static bool response_word(const char *p, size_t n)
 	return false;
 }
 
-static void copy_op(char *dst, const char *op)
-{
-	size_t n = strnlen(op, MEMCACHED_OP_MAX);
-
-	memcpy(dst, op, n);
-	dst[n] = '\0';
-}
-
-/*
- * Announces a request while it is in flight (enum mt_stage): the span stage
- * gives it its trace context before any response.
- */
-static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
-		     const char *op)
-{
-	struct mt_exchange x;
-
-	if (!f->emit)
-		return;
-	memset(&x, 0, sizeof(x));
-	x.protocol = PROTO;
-	x.stage = MT_STAGE_REQUEST;
-	x.req_seq = req_seq;
-	x.req_start_ns = start_ns;
-	x.req_end_ns = end_ns;
-	copy_op(x.operation, op);
-	f->emit(f->ctx, &x);
-}
-
-/*
- * The TCP sequence number of a request starting @pos bytes into the chunk:
- * what the two ends of a connection agree on. A per-connection count when the
- * capture did not know it.
- */
-static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
-{
-	if (f->seq)
-		return f->seq + (uint32_t)pos;
-	return ++*counter ? *counter : ++*counter;
-}
-
 static void dir_reset(struct memcached_dir *d)
 {
 	d->state = ST_LINE;
@@ -311,7 +271,7 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 			c->skip_tail++;
 		return;
 	}
-	announce(f, r.req_seq, r.start_ns, r.end_ns, r.op);
+	l7_announce(f->emit, f->ctx, PROTO, r.req_seq, r.start_ns, r.end_ns, r.op, sizeof(r.op));
 	if (!expects) {
 		emit_req(f, &r, 0, 0, 0, NULL);
 		return;
@@ -494,7 +454,7 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			d->bits |= B_OPEN;
 			d->start_ns = f->ts;
 			if (f->is_req)
-				d->start_seq = request_seq(f, pos, &f->c->req_counter);
+				d->start_seq = l7_request_seq(f->seq, pos, &f->c->req_counter);
 		}
 		nl = memchr(data + pos, '\n', cap - pos);
 		seg = nl ? (size_t)(nl - data) - pos : cap - pos;

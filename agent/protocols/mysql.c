@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "mysql.h"
+#include "announce.h"
 #include "sql_sanitize.h"
 
 enum mysql_state {
@@ -190,39 +191,6 @@ static uint64_t lenenc(const uint8_t *p, size_t n, size_t *size)
 		v |= (uint64_t)p[1 + i] << (8 * i);
 	*size = k + 1;
 	return v;
-}
-
-/*
- * Announces a request while it is in flight (enum mt_stage): the span stage
- * gives it its trace context before any response.
- */
-static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
-		     const char *op)
-{
-	struct mt_exchange x;
-
-	if (!f->emit)
-		return;
-	memset(&x, 0, sizeof(x));
-	x.protocol = PROTO;
-	x.stage = MT_STAGE_REQUEST;
-	x.req_seq = req_seq;
-	x.req_start_ns = start_ns;
-	x.req_end_ns = end_ns;
-	copy_str(x.operation, sizeof(x.operation), op, strnlen(op, OP_MAX));
-	f->emit(f->ctx, &x);
-}
-
-/*
- * The TCP sequence number of a message starting @pos bytes into the chunk:
- * what the two ends of a connection agree on. A per-connection count when the
- * capture did not know it.
- */
-static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
-{
-	if (f->seq)
-		return f->seq + (uint32_t)pos;
-	return ++*counter ? *counter : ++*counter;
 }
 
 static void dir_reset(struct mysql_dir *d)
@@ -536,7 +504,8 @@ static void command(struct feed *f)
 		copy_str(r->op, sizeof(r->op), name, strlen(name));
 		break;
 	}
-	announce(f, r->req_seq, r->start_ns, r->end_ns, r->op);
+	l7_announce(f->emit, f->ctx, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op,
+		    sizeof(r->op));
 }
 
 static void client_packet(struct feed *f)
@@ -900,7 +869,8 @@ static void frame(struct feed *f, const uint8_t *data, size_t cap, size_t len)
 			if (d->hdr_n == 0) {
 				d->start_ns = f->ts;
 				if (f->is_req)
-					d->start_seq = request_seq(f, pos, &f->c->req_counter);
+					d->start_seq =
+						l7_request_seq(f->seq, pos, &f->c->req_counter);
 			}
 			while (d->hdr_n < 4 && pos < cap)
 				d->hdr[d->hdr_n++] = data[pos++];

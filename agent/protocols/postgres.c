@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "postgres.h"
+#include "announce.h"
 #include "sql_sanitize.h"
 
 enum pg_state {
@@ -109,39 +110,6 @@ static void copy_str(char *dst, size_t cap, const char *src, size_t n)
 	dst[n] = '\0';
 }
 
-/*
- * Announces a request while it is in flight (enum mt_stage): the span stage
- * gives it its trace context before any response.
- */
-static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
-		     const char *op)
-{
-	struct mt_exchange x;
-
-	if (!f->emit)
-		return;
-	memset(&x, 0, sizeof(x));
-	x.protocol = PROTO;
-	x.stage = MT_STAGE_REQUEST;
-	x.req_seq = req_seq;
-	x.req_start_ns = start_ns;
-	x.req_end_ns = end_ns;
-	copy_str(x.operation, sizeof(x.operation), op, strnlen(op, OP_MAX));
-	f->emit(f->ctx, &x);
-}
-
-/*
- * The TCP sequence number of a message starting @pos bytes into the chunk:
- * what the two ends of a connection agree on. A per-connection count when the
- * capture did not know it.
- */
-static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
-{
-	if (f->seq)
-		return f->seq + (uint32_t)pos;
-	return ++*counter ? *counter : ++*counter;
-}
-
 static void dir_reset(struct pg_dir *d)
 {
 	d->state = ST_HEADER;
@@ -207,7 +175,7 @@ static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint6
 	s->req_seq = req_seq;
 	copy_str(s->op, sizeof(s->op), op, strnlen(op, PG_OP_MAX));
 	copy_str(s->query, sizeof(s->query), query, strnlen(query, MT_QUERY_MAX));
-	announce(f, req_seq, start, s->end_ns, s->op);
+	l7_announce(f->emit, f->ctx, PROTO, req_seq, start, s->end_ns, s->op, sizeof(s->op));
 	return i;
 }
 
@@ -668,7 +636,7 @@ static void frame(struct feed *f, const uint8_t *data, size_t pos, size_t cap, s
 			if (d->hdr_n == 0) {
 				d->start_ns = f->ts;
 				if (f->is_req)
-					d->start_seq = request_seq(f, pos, &c->req_counter);
+					d->start_seq = l7_request_seq(f->seq, pos, &c->req_counter);
 				if (!f->is_req && c->ssl_wait) {
 					/* The answer to an SSLRequest: one byte. */
 					c->ssl_wait = 0;

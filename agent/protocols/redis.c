@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "redis.h"
+#include "announce.h"
 
 enum redis_state {
 	ST_TYPE = 0, /* at an element start: its type byte */
@@ -143,47 +144,6 @@ static bool is_unsub(uint8_t kind)
 	return kind == PS_UNSUBSCRIBE || kind == PS_PUNSUBSCRIBE || kind == PS_SUNSUBSCRIBE;
 }
 
-static void copy_op(char *dst, const char *op)
-{
-	size_t n = strnlen(op, REDIS_NAME_MAX);
-
-	memcpy(dst, op, n);
-	dst[n] = '\0';
-}
-
-/*
- * Announces a request while it is in flight (enum mt_stage): the span stage
- * gives it its trace context before any response.
- */
-static void announce(struct feed *f, uint32_t req_seq, uint64_t start_ns, uint64_t end_ns,
-		     const char *op)
-{
-	struct mt_exchange x;
-
-	if (!f->emit)
-		return;
-	memset(&x, 0, sizeof(x));
-	x.protocol = PROTO;
-	x.stage = MT_STAGE_REQUEST;
-	x.req_seq = req_seq;
-	x.req_start_ns = start_ns;
-	x.req_end_ns = end_ns;
-	copy_op(x.operation, op);
-	f->emit(f->ctx, &x);
-}
-
-/*
- * The TCP sequence number of a request starting @pos bytes into the chunk:
- * what the two ends of a connection agree on. A per-connection count when the
- * capture did not know it.
- */
-static uint32_t request_seq(const struct feed *f, size_t pos, uint32_t *counter)
-{
-	if (f->seq)
-		return f->seq + (uint32_t)pos;
-	return ++*counter ? *counter : ++*counter;
-}
-
 static void dir_reset(struct redis_dir *d)
 {
 	uint64_t lost_seq = d->lost_seq;
@@ -279,7 +239,8 @@ static void push_req(struct feed *f, uint32_t flags)
 		if (parse_int(d->arg, d->arg_len, &db) && db >= 0 && db <= INT16_MAX)
 			r->select_db = (int16_t)db;
 	}
-	announce(f, r->req_seq, r->start_ns, r->end_ns, r->op);
+	l7_announce(f->emit, f->ctx, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op,
+		    sizeof(r->op));
 }
 
 /* Length of the error prefix in @s: up to the first space. */
@@ -522,7 +483,8 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 				d->start_ns = f->ts;
 				d->top = t;
 				if (f->is_req)
-					d->start_seq = request_seq(f, pos, &f->c->req_counter);
+					d->start_seq =
+						l7_request_seq(f->seq, pos, &f->c->req_counter);
 			} else if (d->top == 0) {
 				if (!is_type(t)) {
 					lost(f, SIZE_MAX);
