@@ -140,6 +140,21 @@ static const char *const CLI_OPS[] = {"SET",  "GET",	 "INCR",  "GET",     "LPUSH
 				      "HSET", "HGETALL", "HELLO", "HGETALL", "CONFIG"};
 #define N_CLI (sizeof(CLI) / sizeof(CLI[0]))
 
+/* req_seq is the TCP sequence number of each request's first byte: both ends agree on it. */
+static void test_request_seq_is_the_stream_position(void **state)
+{
+	static const char two[] = "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+	struct harness *h = harness_new();
+
+	(void)state;
+	feed_str(h, C2S, two, 1);
+	feed_str(h, S2C, "+PONG\r\n$-1\r\n", 2);
+	assert_int_equal(h->n, 2);
+	assert_int_equal(h->x[0].req_seq, 1000);
+	assert_int_equal(h->x[1].req_seq, 1000 + 14); /* "*1\r\n$4\r\nPING\r\n" */
+	test_free(h);
+}
+
 static void test_detect(void **state)
 {
 	(void)state;
@@ -603,12 +618,19 @@ static void test_fuzz(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_detect),	       cmocka_unit_test(test_cli_session),
-		cmocka_unit_test(test_every_split),    cmocka_unit_test(test_big_values_in_gaps),
-		cmocka_unit_test(test_pubsub_resp2),   cmocka_unit_test(test_pubsub_resp3),
-		cmocka_unit_test(test_pipeline),       cmocka_unit_test(test_pipeline_overflow),
-		cmocka_unit_test(test_lost_aggregate), cmocka_unit_test(test_inline_and_select),
-		cmocka_unit_test(test_resp3_types),    cmocka_unit_test(test_garbage_and_close),
+		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_request_seq_is_the_stream_position),
+		cmocka_unit_test(test_cli_session),
+		cmocka_unit_test(test_every_split),
+		cmocka_unit_test(test_big_values_in_gaps),
+		cmocka_unit_test(test_pubsub_resp2),
+		cmocka_unit_test(test_pubsub_resp3),
+		cmocka_unit_test(test_pipeline),
+		cmocka_unit_test(test_pipeline_overflow),
+		cmocka_unit_test(test_lost_aggregate),
+		cmocka_unit_test(test_inline_and_select),
+		cmocka_unit_test(test_resp3_types),
+		cmocka_unit_test(test_garbage_and_close),
 		cmocka_unit_test(test_fuzz),
 	};
 

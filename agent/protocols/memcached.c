@@ -610,7 +610,8 @@ void memcached_feed(struct memcached_conn *c, bool client_to_server, const struc
 			  emit,
 			  ctx,
 			  stats,
-			  ch->len};
+			  ch->len,
+			  ch->seq};
 	data = ch->data;
 	len = ch->len;
 	cap = data ? min_size(ch->captured, len) : 0;

@@ -938,7 +938,8 @@ void mysql_feed(struct mysql_conn *c, bool client_to_server, const struct mt_chu
 			  emit,
 			  ctx,
 			  stats,
-			  ch->len};
+			  ch->len,
+			  ch->seq};
 	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
 	if (client_to_server)
 		c->client_seq++;

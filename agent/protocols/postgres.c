@@ -706,7 +706,8 @@ void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch
 			  emit,
 			  ctx,
 			  stats,
-			  ch->len};
+			  ch->len,
+			  ch->seq};
 	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
 	if (client_to_server)
 		c->client_seq++;

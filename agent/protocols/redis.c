@@ -705,7 +705,8 @@ void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chu
 			  emit,
 			  ctx,
 			  stats,
-			  ch->len};
+			  ch->len,
+			  ch->seq};
 	data = ch->data;
 	len = ch->len;
 	cap = data ? min_size(ch->captured, len) : 0;
