@@ -7,11 +7,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -41,6 +43,22 @@
 #define METRIC_INTERVAL_MAX_MS	   86400000
 #define LOCAL_ADDRS_REFRESH_S	   30
 
+/*
+ * How the agent competes for CPU with the applications it watches. Below
+ * "normal" it takes (nearly) only the time they leave over: on a busy node it
+ * falls behind and the kernel sheds data events, counted, instead of the
+ * applications losing throughput or latency to the agent. Measured in
+ * docs/performance.md: on a 2-core machine at half its capacity, "idle" kept
+ * only a sixth of the spans, so it is a choice, not the default.
+ */
+enum cpu_priority {
+	CPU_PRIORITY_NORMAL = 0, /* as started: competes with the applications (default) */
+	CPU_PRIORITY_LOW,	 /* nice 19: a small share on a saturated node */
+	CPU_PRIORITY_IDLE,	 /* SCHED_IDLE: only CPU time that would otherwise idle */
+};
+
+static const char *const cpu_priority_names[] = {"normal", "low", "idle"};
+
 struct agent_opts {
 	const char *jsonl_path;
 	struct capture_opts capture;
@@ -48,6 +66,7 @@ struct agent_opts {
 	uint32_t max_conns;
 	unsigned stats_interval_s;
 	const char *listen; /* NULL: HTTPD_DEFAULT_LISTEN; "off": no listener */
+	enum cpu_priority priority;
 };
 
 struct agent {
@@ -95,6 +114,9 @@ static void usage(FILE *out)
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
 		"  --stats-interval SEC    print a counters line to stderr every SEC seconds\n"
+		"  --cpu-priority P        normal (default) | low (nice 19) | idle (SCHED_IDLE):\n"
+		"                          below normal the agent yields the CPU to applications\n"
+		"                          and, when the node is busy, sheds data (counted)\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
@@ -146,6 +168,7 @@ enum {
 	OPT_MAX_CONNS,
 	OPT_STATS_INTERVAL,
 	OPT_LISTEN,
+	OPT_CPU_PRIORITY,
 };
 
 /* Returns 0, 1 when the program should exit 0 (help, version), or -EINVAL. */
@@ -159,6 +182,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -220,6 +244,16 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		case OPT_LISTEN:
 			o->listen = optarg;
 			break;
+		case OPT_CPU_PRIORITY:
+			for (v = 0; v < 3; v++)
+				if (strcmp(optarg, cpu_priority_names[v]) == 0)
+					break;
+			if (v == 3) {
+				mt_err("--cpu-priority '%s': use idle, low or normal", optarg);
+				return -EINVAL;
+			}
+			o->priority = (enum cpu_priority)v;
+			break;
 		case 'v':
 			mt_log_level = MT_LOG_DEBUG;
 			break;
@@ -245,6 +279,17 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Lowers the agent's CPU priority as asked; a refusal is logged, not fatal. */
+static void apply_cpu_priority(enum cpu_priority p)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	if (p == CPU_PRIORITY_IDLE && sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+		mt_warn("--cpu-priority idle: %s; running at normal priority", strerror(errno));
+	if (p == CPU_PRIORITY_LOW && setpriority(PRIO_PROCESS, 0, 19) != 0)
+		mt_warn("--cpu-priority low: %s; running at normal priority", strerror(errno));
 }
 
 /* True when this process may load BPF programs: root, or CAP_BPF and CAP_PERFMON. */
@@ -476,12 +521,12 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 			off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); \
 	} while (0)
 
-	APPEND("{\"capture_mode\":\"%s\",\"kernel\":{\"data_events\":%" PRIu64
-	       ",\"conn_events\":%" PRIu64 ",\"wakeups\":%" PRIu64 ",\"bytes_captured\":%" PRIu64
-	       ",\"drops\":{",
-	       capture_mode_name(a->capture), kc.stats[MT_STAT_DATA_EVENTS],
-	       kc.stats[MT_STAT_CONN_EVENTS], kc.stats[MT_STAT_WAKEUPS],
-	       kc.stats[MT_STAT_BYTES_CAPTURED]);
+	APPEND("{\"capture_mode\":\"%s\",\"cpu_priority\":\"%s\",\"kernel\":{\"data_events\":"
+	       "%" PRIu64 ",\"conn_events\":%" PRIu64 ",\"wakeups\":%" PRIu64
+	       ",\"bytes_captured\":%" PRIu64 ",\"drops\":{",
+	       capture_mode_name(a->capture), cpu_priority_names[a->opts.priority],
+	       kc.stats[MT_STAT_DATA_EVENTS], kc.stats[MT_STAT_CONN_EVENTS],
+	       kc.stats[MT_STAT_WAKEUPS], kc.stats[MT_STAT_BYTES_CAPTURED]);
 	for (int i = 0; i < MT_DROP__MAX; i++)
 		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", capture_drop_name(i), kc.drops[i]);
 	/* Per CPU too, for the reasons that happened at all. */
@@ -977,6 +1022,7 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	apply_cpu_priority(a.opts.priority);
 	fprintf(stderr, "meshtrace: ready\n");
 	mt_info("capturing with %s tracepoints, %u payload bytes per call; %s%s%s",
 		capture_mode_name(a.capture), a.opts.capture.capture_bytes,
@@ -990,6 +1036,13 @@ int main(int argc, char **argv)
 	if (rc) {
 		mt_err("event loop failed: %s", strerror(-rc));
 		rc = 1;
+	}
+	/* Back to normal priority: the final flush is bounded in time, not starved. */
+	if (a.opts.priority != CPU_PRIORITY_NORMAL) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		sched_setscheduler(0, SCHED_OTHER, &sp);
+		setpriority(PRIO_PROCESS, 0, 0);
 	}
 	/* Detach first so nothing new arrives, then flush what was captured. */
 	capture_detach(a.capture);

@@ -181,15 +181,34 @@ static __always_inline void count(void *map, __u32 idx, __u64 n)
  * event costs ~2 us and halves throughput; waking on every event above the
  * threshold (while the consumer is already running) costs nearly as much.
  */
-static __always_inline __u64 wake_flags(__u32 size)
+static __always_inline __u64 wake_flags_at(__u64 avail, __u32 size)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-
 	if (avail < wakeup_bytes && avail + size >= wakeup_bytes) {
 		count(&stats, MT_STAT_WAKEUPS, 1);
 		return BPF_RB_FORCE_WAKEUP;
 	}
 	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 wake_flags(__u32 size)
+{
+	return wake_flags_at(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size);
+}
+
+/*
+ * A data event of @sk was not delivered: count it, and have the socket's next
+ * event say so (one map write per socket, not per lost event).
+ */
+static __always_inline void lost_event(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	__u8 one = 1;
+
+	count(&drops, MT_DROP_RINGBUF_FULL, 1);
+	if (bpf_map_lookup_elem(&lost_socks, &key))
+		return;
+	if (bpf_map_update_elem(&lost_socks, &key, &one, BPF_ANY) == 0)
+		lost_socks_used = 1;
 }
 
 static __always_inline bool is_agent(__u32 tgid)
@@ -343,11 +362,22 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	__u32 want = clamp_capture(bytes);
 	__u8 flags = 0;
 	int got = 0;
+	__u64 avail;
 	__u32 size;
 	__u32 seq;
 
 	if (!sc)
 		return;
+	/*
+	 * Shed before copying anything when user space is this far behind: the
+	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
+	 * belong to connection and process events.
+	 */
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail > MT_RINGBUF_BYTES - MT_RINGBUF_LIFECYCLE_RESERVE) {
+		lost_event(sk);
+		return;
+	}
 	if (muted_used) {
 		__u64 key = (__u64)sk;
 
@@ -427,13 +457,8 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	if (size > sizeof(*sc))
 		return;
 	bound_var(size);
-	if (bpf_ringbuf_output(&events, sc, size, wake_flags(size)) < 0) {
-		__u64 key = (__u64)sk;
-		__u8 one = 1;
-
-		count(&drops, MT_DROP_RINGBUF_FULL, 1);
-		if (bpf_map_update_elem(&lost_socks, &key, &one, BPF_ANY) == 0)
-			lost_socks_used = 1;
+	if (bpf_ringbuf_output(&events, sc, size, wake_flags_at(avail, size)) < 0) {
+		lost_event(sk);
 		return;
 	}
 	count(&stats, MT_STAT_DATA_EVENTS, 1);

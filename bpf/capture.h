@@ -18,6 +18,12 @@
 #define MT_IOV_MAX 32
 /* Ring buffer size (power of two, multiple of the page size). */
 #define MT_RINGBUF_BYTES (4u << 20)
+/*
+ * Data events are shed, before any copy, once this little room is left:
+ * the rest is kept for connection and process events, so the service graph
+ * stays whole while user space is behind.
+ */
+#define MT_RINGBUF_LIFECYCLE_RESERVE (256u << 10)
 /* Default: wake the consumer when this much data is waiting. */
 #define MT_WAKEUP_BYTES_DEFAULT (256u << 10)
 /* Connections being opened (SYN_SENT) tracked for connect latency. */
@@ -61,7 +67,7 @@ enum mt_conn_op {
 
 /* Why an event never reached user space (per-CPU counters, index = reason). */
 enum mt_drop_reason {
-	MT_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_output failed */
+	MT_DROP_RINGBUF_FULL = 0,    /* ring buffer full (or data share used up): event shed */
 	MT_DROP_READ_FAULT = 1,	     /* payload unreadable: sent as count only, not lost */
 	MT_DROP_INFLIGHT_FULL = 2,   /* fallback mode: per-thread argument table full */
 	MT_DROP_CONNECTING_FULL = 3, /* connect-latency table full */

@@ -142,3 +142,89 @@ def test_unparsed_connection_is_muted_in_the_kernel(request, agent):
     assert events >= sends, kernel  # every call still counted
     assert captured <= 0.25 * events * 512, \
         f"{captured} bytes copied for {events} events: muting did not stop the copies"
+
+
+def test_backlog_sheds_data_keeps_lifecycle(request, tmp_path, monkeypatch, receiver, agent,
+                                            make_nginx):
+    """User space stops draining (SIGSTOP) while traffic goes on: the kernel sheds data events
+    before copying them, counted, and keeps the ring buffer's last part for connection events,
+    so every connection made meanwhile is still in the graph. Once the agent runs again, the
+    keep-alive connection that lost events is parsed from its next request on."""
+    import http.client
+    import signal
+
+    from mt_graph import get_graph, private_nginx, tag
+
+    name = private_nginx(tmp_path, monkeypatch, tag())
+    nginx = make_nginx(free_port())
+    port = free_port()
+    ag = agent(["--listen", f"127.0.0.1:{port}"], receiver=receiver)
+    ka = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+
+    def get(path):
+        ka.request("GET", path)
+        r = ka.getresponse()
+        r.read()
+        return r.status
+
+    assert get("/static/a.txt") == 200
+    os.kill(ag.pid, signal.SIGSTOP)
+    try:
+        # ~1.5 KB of events per request: 6,000 fill the 4 MiB ring buffer well past its data share.
+        t0 = time.monotonic()
+        for i in range(6000):
+            get("/static/a.txt")
+        stall_conns = 10
+        for i in range(stall_conns):
+            CurlRun([f"http://127.0.0.1:{nginx.port}/during-{i}"]).run()
+        stalled_s = time.monotonic() - t0
+    finally:
+        os.kill(ag.pid, signal.SIGCONT)
+    after = [CurlRun([f"http://127.0.0.1:{nginx.port}/after-new-{i}"]).run() for i in range(3)]
+    statuses = [get(f"/after-ka-{i}") for i in range(3)]
+    assert statuses == [404] * 3
+    ka.close()
+
+    want_connects = stall_conns + len(after)
+    deadline = time.monotonic() + 15
+    while True:
+        graph = get_graph(port)
+        connects = sum(e["connects"] for e in graph["edges"]
+                       if e["client"] == "curl" and e["server"] == name)
+        if connects >= want_connects or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    stats = ag.stop()
+    spans = receiver.spans()
+    shed = stat(stats, "kernel", "drops", "ringbuf_full")
+    figure(request, f"agent stopped {stalled_s:.1f} s under 6,000 keep-alive requests + "
+                    f"{stall_conns} new connections: {shed} data events shed in the kernel, "
+                    f"curl -> {name} connects in the graph {connects} (want {want_connects}); "
+                    f"kernel {stat(stats, 'kernel')}")
+    assert shed and shed > 0, f"nothing shed while the agent was stopped: {stats}"
+    assert connects == want_connects, \
+        f"connections made while the agent was behind are missing from the graph: {graph}"
+    got = {(s["kind"], span_path(s)) for s in spans if "/after-" in str(span_path(s))}
+    want = {(k, f"/after-{w}-{i}") for k in ("SERVER", "CLIENT")
+            for w in ("new", "ka") for i in range(3)}
+    assert want <= got, f"missing after the backlog: {sorted(want - got)}"
+    # The keep-alive connection's own client spans: its parser started over after the loss.
+    mine = select(spans, kind="CLIENT", pid=os.getpid())
+    assert {span_path(s) for s in mine} >= {f"/after-ka-{i}" for i in range(3)}, dump(mine)
+
+
+def test_cpu_priority_idle(request, receiver, agent, make_nginx):
+    """--cpu-priority idle: the agent runs as SCHED_IDLE and still traces on a machine with
+    idle time; its final stats say so."""
+    nginx = make_nginx(free_port())
+    ag = agent(["--cpu-priority", "idle"], receiver=receiver)
+    with open(f"/proc/{ag.pid}/sched") as f:
+        policy = next(int(l.split(":")[1]) for l in f if l.startswith("policy"))
+    run = CurlRun([f"http://127.0.0.1:{nginx.port}/static/a.txt?idle={i}" for i in range(3)]).run()
+    stats = ag.stop()
+    got = select(receiver.spans(), kind="CLIENT", pid=run.pid)
+    figure(request, f"--cpu-priority idle: scheduling policy {policy} (SCHED_IDLE is 5), "
+                    f"{len(got)} of 3 curl calls traced; {busy_note(stats)}")
+    assert policy == 5
+    assert stats.get("cpu_priority") == "idle", stats
+    assert len(got) == 3, dump(got)

@@ -11,7 +11,7 @@ import pytest
 from mt_agent import BINARY, run_cli
 
 OPTIONS = ["--jsonl", "--capture-bytes", "--capture-mode", "--record-query", "--stats-interval",
-           "--max-connections", "--help", "--version", "-v"]
+           "--max-connections", "--cpu-priority", "--help", "--version", "-v"]
 ENV_VARS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION",
             "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES"]
@@ -40,6 +40,7 @@ def one_line_exit_2(res, names=()):
     ["--capture-bytes", "-5"],
     ["--stats-interval", "soon"],
     ["--max-connections", "0x"],
+    ["--cpu-priority", "high"],
     ["--jsonl"],
     ["stray-argument"],
 ], ids=lambda args: " ".join(args))
