@@ -89,7 +89,7 @@ integration-test: $(BUILD)/meshtrace
 test:
 	@./scripts/deps.sh --check-or-install
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 units
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 units $(BUILD)/san/meshtrace
 	@UNIT_DIR=$(BUILD)/san/tests ./tests/run_all.sh
 
 units: $(TEST_BINS)

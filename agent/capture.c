@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -14,13 +16,36 @@
 #include "capture.skel.h"
 #include "log.h"
 
+/*
+ * A recording (--record, --replay): every ring-buffer record as a 4-byte
+ * native-endian length, then its bytes, padded to 8. Same machine only.
+ */
+#define REC_MAX	  (64u << 10) /* larger than any event the kernel makes */
+#define REC_ALIGN 8
+/* A gap between recorded events longer than this is not waited out. */
+#define REPLAY_JUMP_NS (10ull * 1000000000ull)
+
+struct replay {
+	FILE *f;
+	uint8_t *buf;	  /* the next record, read ahead */
+	uint32_t size;	  /* its size; 0: none read yet */
+	uint64_t last_ts; /* the previous event's recorded time */
+	int64_t offset;	  /* recorded time + offset = when it is due (CLOCK_MONOTONIC) */
+	bool done;
+	uint64_t records;
+	int efd; /* never readable: replay is paced by the agent's drain timer */
+};
+
 struct capture {
-	struct capture_bpf *skel;
+	struct capture_bpf *skel; /* NULL when replaying */
 	struct ring_buffer *rb;
 	capture_event_fn fn;
 	void *ctx;
 	enum capture_mode mode;
 	int ncpus;
+	FILE *record; /* --record: every event is also written here */
+	uint64_t record_errors;
+	struct replay *replay;
 };
 
 static const char *const drop_names[MT_DROP__MAX] = {
@@ -85,10 +110,24 @@ static void set_syscall_autoload(struct capture_bpf *skel, bool on)
 	bpf_program__set_autoload(skel->progs.sock_recv_length, !on);
 }
 
+static void record_event(struct capture *c, const void *data, size_t size)
+{
+	static const uint8_t pad[REC_ALIGN];
+	uint32_t n = (uint32_t)size;
+
+	if (size > REC_MAX || fwrite(&n, sizeof(n), 1, c->record) != 1 ||
+	    fwrite(data, 1, size, c->record) != size ||
+	    fwrite(pad, 1, (REC_ALIGN - size % REC_ALIGN) % REC_ALIGN, c->record) !=
+		    (REC_ALIGN - size % REC_ALIGN) % REC_ALIGN)
+		c->record_errors++;
+}
+
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
 
+	if (c->record)
+		record_event(c, data, size);
 	c->fn(c->ctx, data, size);
 	return 0;
 }
@@ -187,14 +226,128 @@ void capture__free(struct capture *c)
 {
 	if (!c)
 		return;
+	if (c->record && fclose(c->record) != 0)
+		mt_warn("--record: %s", strerror(errno));
+	if (c->replay) {
+		fclose(c->replay->f);
+		close(c->replay->efd);
+		free(c->replay->buf);
+		free(c->replay);
+	}
 	ring_buffer__free(c->rb);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }
 
+int capture_record_to(struct capture *c, const char *path)
+{
+	c->record = fopen(path, "we");
+	if (!c->record)
+		return -errno;
+	setvbuf(c->record, NULL, _IOFBF, 1 << 20);
+	return 0;
+}
+
+struct capture *capture__open_replay(const char *path, capture_event_fn fn, void *ctx, char *err,
+				     size_t errlen)
+{
+	struct capture *c = calloc(1, sizeof(*c));
+	struct replay *r = calloc(1, sizeof(*r));
+
+	if (!c || !r || !(r->buf = malloc(REC_MAX))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r->f = fopen(path, "re");
+	if (!r->f) {
+		snprintf(err, errlen, "--replay '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	c->fn = fn;
+	c->ctx = ctx;
+	c->ncpus = 1;
+	c->replay = r;
+	return c;
+fail:
+	if (r) {
+		if (r->efd > 0)
+			close(r->efd);
+		free(r->buf);
+		free(r);
+	}
+	free(c);
+	return NULL;
+}
+
+/* Reads the next record into r->buf; false at the end (or a short, damaged tail). */
+static bool replay_read(struct replay *r)
+{
+	uint32_t n;
+	size_t padded;
+
+	if (fread(&n, sizeof(n), 1, r->f) != 1 || n == 0 || n > REC_MAX)
+		return false;
+	padded = n + (REC_ALIGN - n % REC_ALIGN) % REC_ALIGN;
+	if (padded > REC_MAX || fread(r->buf, 1, padded, r->f) != padded)
+		return false;
+	r->size = n;
+	return true;
+}
+
+/*
+ * Replays the recorded events that are due: the recording's timing is kept,
+ * shifted to now, so the agent's clocks and timeouts see what they saw live.
+ */
+static int replay_drain(struct capture *c)
+{
+	struct replay *r = c->replay;
+	struct timespec ts;
+	uint64_t now;
+	int n = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	while (!r->done) {
+		struct mt_event_head *h = (struct mt_event_head *)r->buf;
+
+		if (!r->size && !replay_read(r)) {
+			r->done = true;
+			break;
+		}
+		if (r->size >= sizeof(*h)) {
+			/* A jump (another recording appended, a damaged record): due now. */
+			if (!r->records || h->ts_ns + REPLAY_JUMP_NS < r->last_ts ||
+			    h->ts_ns > r->last_ts + REPLAY_JUMP_NS)
+				r->offset = (int64_t)(now - h->ts_ns);
+			if (h->ts_ns + (uint64_t)r->offset > now)
+				break;
+			r->last_ts = h->ts_ns;
+			h->ts_ns += (uint64_t)r->offset;
+		}
+		r->records++;
+		c->fn(c->ctx, r->buf, r->size);
+		r->size = 0;
+		n++;
+	}
+	return n;
+}
+
+bool capture_replay_done(const struct capture *c)
+{
+	return c->replay && c->replay->done;
+}
+
 int capture_mute(struct capture *c, uint64_t sock)
 {
 	uint8_t one = 1;
+
+	if (!c->skel)
+		return 0;
 
 	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, &one, BPF_ANY))
 		return -errno;
@@ -204,17 +357,18 @@ int capture_mute(struct capture *c, uint64_t sock)
 
 void capture_detach(struct capture *c)
 {
-	capture_bpf__detach(c->skel);
+	if (c->skel)
+		capture_bpf__detach(c->skel);
 }
 
 int capture_fd(const struct capture *c)
 {
-	return ring_buffer__epoll_fd(c->rb);
+	return c->replay ? c->replay->efd : ring_buffer__epoll_fd(c->rb);
 }
 
 int capture_drain(struct capture *c)
 {
-	return ring_buffer__consume(c->rb);
+	return c->replay ? replay_drain(c) : ring_buffer__consume(c->rb);
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */
@@ -238,6 +392,8 @@ static void sum_percpu(int map_fd, int ncpus, uint64_t *out, uint32_t n,
 void capture_read_counters(const struct capture *c, struct capture_counters *out)
 {
 	memset(out, 0, sizeof(*out));
+	if (!c->skel)
+		return;
 	out->ncpus = c->ncpus < CAPTURE_CPUS_REPORTED ? c->ncpus : CAPTURE_CPUS_REPORTED;
 	sum_percpu(bpf_map__fd(c->skel->maps.drops), c->ncpus, out->drops, MT_DROP__MAX,
 		   out->drops_cpu);
@@ -246,10 +402,16 @@ void capture_read_counters(const struct capture *c, struct capture_counters *out
 
 const char *capture_mode_name(const struct capture *c)
 {
+	if (c->replay)
+		return "replay";
 	return c->mode == CAPTURE_SOCK ? "sock" : "syscalls";
 }
 
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])
 {
+	if (!c->skel) {
+		memset(out, 0, MT_XSTAT__MAX * sizeof(out[0]));
+		return;
+	}
 	sum_percpu(bpf_map__fd(c->skel->maps.ext_stats), c->ncpus, out, MT_XSTAT__MAX, NULL);
 }

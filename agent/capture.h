@@ -6,6 +6,7 @@
 #ifndef MESHTRACE_CAPTURE_H
 #define MESHTRACE_CAPTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,23 @@ void capture__free(struct capture *c);
  * an error for the kernel: the LRU map forgets the oldest).
  */
 int capture_mute(struct capture *c, uint64_t sock);
+
+/*
+ * --record: also writes every event, as drained, to @path (payload bytes
+ * included: a debugging and benchmarking aid). Returns 0 or -errno.
+ */
+int capture_record_to(struct capture *c, const char *path);
+
+/*
+ * --replay: a capture that loads nothing into the kernel and hands the
+ * agent the events of a recording instead, at their recorded pace (each
+ * capture_drain() gives what is due). Needs no privileges.
+ */
+struct capture *capture__open_replay(const char *path, capture_event_fn fn, void *ctx, char *err,
+				     size_t errlen);
+
+/* True once a replay has handed over its last event. */
+bool capture_replay_done(const struct capture *c);
 
 /* Detaches every program: no event is produced after this returns. */
 void capture_detach(struct capture *c);

@@ -67,6 +67,8 @@ struct agent_opts {
 	unsigned stats_interval_s;
 	const char *listen; /* NULL: HTTPD_DEFAULT_LISTEN; "off": no listener */
 	enum cpu_priority priority;
+	const char *record_path; /* --record */
+	const char *replay_path; /* --replay */
 };
 
 struct agent {
@@ -117,6 +119,11 @@ static void usage(FILE *out)
 		"  --cpu-priority P        normal (default) | low (nice 19) | idle (SCHED_IDLE):\n"
 		"                          below normal the agent yields the CPU to applications\n"
 		"                          and, when the node is busy, sheds data (counted)\n"
+		"  --record FILE           also write every captured event, payload bytes\n"
+		"                          included, to FILE (a debugging and benchmark aid)\n"
+		"  --replay FILE           run the pipeline on a recording instead of the kernel,\n"
+		"                          at its recorded pace; exits at its end (no root "
+		"needed)\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
@@ -169,6 +176,8 @@ enum {
 	OPT_STATS_INTERVAL,
 	OPT_LISTEN,
 	OPT_CPU_PRIORITY,
+	OPT_RECORD,
+	OPT_REPLAY,
 };
 
 /* Returns 0, 1 when the program should exit 0 (help, version), or -EINVAL. */
@@ -183,6 +192,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
+		{"record", required_argument, NULL, OPT_RECORD},
+		{"replay", required_argument, NULL, OPT_REPLAY},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -254,6 +265,12 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			}
 			o->priority = (enum cpu_priority)v;
 			break;
+		case OPT_RECORD:
+			o->record_path = optarg;
+			break;
+		case OPT_REPLAY:
+			o->replay_path = optarg;
+			break;
 		case 'v':
 			mt_log_level = MT_LOG_DEBUG;
 			break;
@@ -276,6 +293,10 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	}
 	if (optind < argc) {
 		mt_err("unexpected argument '%s'; see --help", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->record_path && o->replay_path) {
+		mt_err("--record and --replay: use one or the other");
 		return -EINVAL;
 	}
 	return 0;
@@ -883,6 +904,10 @@ static int run_loop(struct agent *a)
 				if (read(a->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 					return -errno;
 				capture_drain(a->capture);
+				if (capture_replay_done(a->capture)) {
+					mt_info("replay: every recorded event handed over");
+					return 0;
+				}
 			} else if (fd == capture_fd(a->capture)) {
 				capture_drain(a->capture);
 			} else if (a->httpd && fd == httpd_fd(a->httpd)) {
@@ -956,7 +981,7 @@ int main(int argc, char **argv)
 		mt_err("%s", err);
 		return 2;
 	}
-	if (!have_bpf_privileges()) {
+	if (!a.opts.replay_path && !have_bpf_privileges()) {
 		mt_err("needs root, or CAP_BPF and CAP_PERFMON, to load its eBPF programs: "
 		       "run it with sudo");
 		return 2;
@@ -1010,11 +1035,23 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	a.capture = capture__open(&a.opts.capture, on_event, &a, err, sizeof(err));
+	if (a.opts.replay_path)
+		a.capture =
+			capture__open_replay(a.opts.replay_path, on_event, &a, err, sizeof(err));
+	else
+		a.capture = capture__open(&a.opts.capture, on_event, &a, err, sizeof(err));
 	if (!a.capture) {
 		mt_err("%s", err);
 		rc = 2;
 		goto out;
+	}
+	if (a.opts.record_path) {
+		rc = capture_record_to(a.capture, a.opts.record_path);
+		if (rc) {
+			mt_err("--record '%s': %s", a.opts.record_path, strerror(-rc));
+			rc = 2;
+			goto out;
+		}
 	}
 	rc = setup_loop(&a);
 	if (rc) {
@@ -1024,9 +1061,12 @@ int main(int argc, char **argv)
 	}
 	apply_cpu_priority(a.opts.priority);
 	fprintf(stderr, "meshtrace: ready\n");
-	mt_info("capturing with %s tracepoints, %u payload bytes per call; %s%s%s",
-		capture_mode_name(a.capture), a.opts.capture.capture_bytes,
-		a.otlp ? "exporting to " : "no OTLP endpoint set",
+	if (a.opts.replay_path)
+		mt_info("replaying %s", a.opts.replay_path);
+	else
+		mt_info("capturing with %s tracepoints, %u payload bytes per call",
+			capture_mode_name(a.capture), a.opts.capture.capture_bytes);
+	mt_info("%s%s%s", a.otlp ? "exporting to " : "no OTLP endpoint set",
 		a.otlp ? a.otlp_cfg.traces_url : "", a.jsonl ? ", writing JSON lines" : "");
 	if (a.httpd)
 		mt_info("listening on http://%s/",

@@ -13,6 +13,18 @@ import time
 from mt_otlp import REPO
 
 BINARY = os.environ.get("MESHTRACE_BIN") or os.path.join(REPO, "build", "meshtrace")
+# The agent built with ASan/UBSan (`make test` builds it): --replay runs it without BPF, so the
+# tests that replay recordings use it when it is there, and fail on any sanitizer report.
+SAN_BINARY = os.path.join(REPO, "build", "san", "meshtrace")
+SAN_ENV = {"ASAN_OPTIONS": "verify_asan_link_order=0:abort_on_error=0:exitcode=86",
+           "UBSAN_OPTIONS": "halt_on_error=1:exitcode=87:print_stacktrace=1"}
+
+
+def replay_binary():
+    """(binary, extra env) for --replay runs: the sanitizer build when present."""
+    if os.access(SAN_BINARY, os.X_OK):
+        return SAN_BINARY, dict(SAN_ENV)
+    return BINARY, {}
 READY_TIMEOUT = 20
 STOP_TIMEOUT = 30
 

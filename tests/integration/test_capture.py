@@ -228,3 +228,54 @@ def test_cpu_priority_idle(request, receiver, agent, make_nginx):
     assert policy == 5
     assert stats.get("cpu_priority") == "idle", stats
     assert len(got) == 3, dump(got)
+
+
+def test_record_and_replay(request, tmp_path, agent, make_nginx):
+    """--record writes what the kernel handed over; --replay runs the same pipeline on it without
+    loading BPF (as nobody, with no capabilities) and makes the same spans: kinds, paths,
+    statuses and parent-child shape (the ids themselves are random)."""
+    import shutil
+    import tempfile
+
+    from mt_agent import read_jsonl, replay_binary
+
+    nginx = make_nginx(free_port())
+    d = tempfile.mkdtemp(prefix="mt-replay-")
+    try:
+        os.chmod(d, 0o777)
+        rec, live_jsonl = os.path.join(d, "events.rec"), str(tmp_path / "live.jsonl")
+        replay_jsonl, binary = os.path.join(d, "replay.jsonl"), os.path.join(d, "meshtrace")
+        san_binary, env = replay_binary()
+        shutil.copy(san_binary, binary)
+        os.chmod(binary, 0o755)
+        ag = agent(["--record", rec, "--jsonl", live_jsonl])
+        run = CurlRun([f"http://127.0.0.1:{nginx.port}/static/a.txt?r={i}" for i in range(4)] +
+                      [f"http://127.0.0.1:{nginx.port}/missing-{i}" for i in range(2)]).run()
+        time.sleep(0.3)
+        ag.stop()
+        os.chmod(rec, 0o644)
+        rec_bytes = os.path.getsize(rec)
+        res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              "--inh-caps=-all", "--bounding-set=-all", binary, "--replay", rec,
+                              "--jsonl", replay_jsonl, "--listen", "off"],
+                             capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, env={**os.environ, **env})
+        assert res.returncode == 0, f"{san_binary}: exit {res.returncode}: {res.stderr[-3000:]}"
+        replayed_all = read_jsonl(replay_jsonl)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    pids = {run.pid, *nginx.worker_pids()}
+
+    def shape(spans):
+        mine = [s for s in spans if s["resource"].get("process.pid") in pids]
+        by_id = {s["span_id"]: s for s in mine}
+        return sorted((s["kind"], a(s, "url.path") or a(s, "url.full"),
+                       a(s, "http.response.status_code"),
+                       by_id[s["parent_span_id"]]["kind"] if s["parent_span_id"] in by_id else "")
+                      for s in mine)
+
+    live, replayed = shape(read_jsonl(live_jsonl)), shape(replayed_all)
+    figure(request, f"--record: {rec_bytes} bytes for {len(run.urls)} curl calls; --replay as "
+                    f"nobody: {len(replayed)} spans of curl and nginx (live {len(live)})")
+    assert len(live) == 2 * len(run.urls), live
+    assert replayed == live

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from mt_agent import BINARY, run_cli
+from mt_agent import BINARY, replay_binary, run_cli
 
 OPTIONS = ["--jsonl", "--capture-bytes", "--capture-mode", "--record-query", "--stats-interval",
            "--max-connections", "--cpu-priority", "--help", "--version", "-v"]
@@ -88,3 +88,47 @@ def test_not_root():
         shutil.rmtree(d, ignore_errors=True)
     line = one_line_exit_2(res)
     assert "root" in line or "CAP_" in line, f"does not name the missing privilege: {line!r}"
+
+
+def test_replay_missing_file():
+    one_line_exit_2(run_cli(["--replay", "/nonexistent/meshtrace.rec", "--listen", "off"]),
+                    ["/nonexistent/meshtrace.rec"])
+
+
+def test_replay_garbage_is_counted_not_fatal(tmp_path):
+    """A recording of random records, many shaped like real events (right kind, random fields
+    and payload): the whole pipeline sees garbage, exits 0 and counts what it could not use."""
+    import json
+    import random
+    import struct
+
+    rnd = random.Random(7)
+    path = tmp_path / "garbage.rec"
+    ts = 10**12
+    with open(path, "wb") as f:
+        for i in range(20000):
+            kind = rnd.choice([1, 1, 1, 2, 3, 4, 9])
+            size = rnd.choice([rnd.randint(1, 200), rnd.randint(112, 700)])
+            body = bytearray(rnd.randbytes(size))
+            if size >= 24:
+                ts += rnd.randint(0, 2000)
+                body[0] = kind
+                body[8:16] = struct.pack("<Q", ts)
+                body[16:24] = struct.pack("<Q", rnd.randint(1, 8) * 0x1000)  # few sockets
+            if kind == 1 and size >= 112:
+                text = rnd.choice([b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                                   b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                                   b"*1\r\n$4\r\nPING\r\n", rnd.randbytes(40)])
+                body[40:42] = struct.pack("<H", min(len(text), size - 112))  # captured
+                body[112:112 + len(text)] = text[:size - 112]
+            f.write(struct.pack("<I", size) + bytes(body) + b"\0" * ((8 - size % 8) % 8))
+        f.write(b"\x05\x00")  # a torn tail
+    out = tmp_path / "spans.jsonl"
+    binary, env = replay_binary()
+    res = run_cli(["--replay", str(path), "--listen", "off", "--jsonl", str(out)], env=env,
+                  timeout=120, binary=binary)
+    assert res.returncode == 0, f"{binary}: exit {res.returncode}: {res.stderr[-3000:]}"
+    stats = json.loads(res.stderr.split("meshtrace: final stats ", 1)[1].splitlines()[0])
+    assert stats["capture_mode"] == "replay"
+    assert stats["user"]["events"] == 20000, stats["user"]
+    assert stats["user"]["bad_events"] > 0, stats["user"]
