@@ -472,7 +472,7 @@ static size_t span_measure(struct otlp_encoder *enc, const struct mt_span *s,
 
 		/* Keys are the semantic conventions' names: ASCII. */
 		wa->key.s = a->key;
-		wa->key.len = strlen(a->key);
+		wa->key.len = a->key_len;
 		wa->key.wire_len = wa->key.len;
 		wa->key.repair = false;
 		wa->is_str = a->type != SPAN_ATTR_INT;

@@ -83,27 +83,34 @@ void span_attrs_copy_span(struct mt_span *d, const struct mt_span *s)
 	d->tracestate[sizeof(d->tracestate) - 1] = '\0';
 }
 
-static void add_str(struct span_attrs *out, const char *key, const char *val, bool local)
+static void add_str_n(struct span_attrs *out, const char *key, uint32_t key_len, const char *val,
+		      bool local)
 {
 	struct span_attr *a = &out->attr[out->n++];
 
 	a->key = key;
+	a->key_len = key_len;
 	a->type = SPAN_ATTR_STR;
 	a->str = val;
 	a->num = 0;
 	a->local = local;
 }
 
-static void add_int(struct span_attrs *out, const char *key, int64_t val)
+static void add_int_n(struct span_attrs *out, const char *key, uint32_t key_len, int64_t val)
 {
 	struct span_attr *a = &out->attr[out->n++];
 
 	a->key = key;
+	a->key_len = key_len;
 	a->type = SPAN_ATTR_INT;
 	a->str = NULL;
 	a->num = val;
 	a->local = false;
 }
+
+/* Keys are string literals: their length is known without strlen(). */
+#define add_str(out, key, val, local) add_str_n(out, key "", sizeof(key) - 1, val, local)
+#define add_int(out, key, val)	      add_int_n(out, key "", sizeof(key) - 1, val)
 
 static bool is_ipv6(const char *addr)
 {
@@ -348,7 +355,8 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 		build_url_full(out, s, scheme);
 		add_str(out, "url.full", out->url_full, true);
 	}
-	add_str(out, "url.scheme", scheme, false);
+	if (server) /* Required on server spans; opt-in on client spans, whose url.full has it */
+		add_str(out, "url.scheme", scheme, false);
 
 	if (s->http_status)
 		add_int(out, "http.response.status_code", s->http_status);
@@ -371,15 +379,14 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 		add_str(out, "client.address", s->client_address, false);
 	add_peer(out, s);
 
+	/* network.protocol.name is only required when it is not "http". */
 	if (s->protocol == MT_PROTO_HTTP1) {
-		add_str(out, "network.protocol.name", "http", false);
 		out->protocol_version[0] = '1';
 		out->protocol_version[1] = '.';
 		out->protocol_version[2] = (char)('0' + (s->http_minor < 10 ? s->http_minor : 9));
 		out->protocol_version[3] = '\0';
 		add_str(out, "network.protocol.version", out->protocol_version, true);
 	} else if (s->protocol == MT_PROTO_HTTP2) {
-		add_str(out, "network.protocol.name", "http", false);
 		add_str(out, "network.protocol.version", "2", false);
 	}
 	if (s->req_body_bytes)

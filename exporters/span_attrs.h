@@ -21,10 +21,11 @@ enum span_attr_type {
 
 struct span_attr {
 	const char *key;
-	const char *str; /* SPAN_ATTR_STR: NUL-terminated, not checked for UTF-8 */
-	int64_t num;	 /* SPAN_ATTR_INT */
-	uint8_t type;	 /* enum span_attr_type */
-	bool local;	 /* str points into the struct span_attrs that holds it */
+	uint32_t key_len; /* strlen(key): keys are literals, measured at compile time */
+	const char *str;  /* SPAN_ATTR_STR: NUL-terminated, not checked for UTF-8 */
+	int64_t num;	  /* SPAN_ATTR_INT */
+	uint8_t type;	  /* enum span_attr_type */
+	bool local;	  /* str points into the struct span_attrs that holds it */
 };
 
 struct span_attrs {

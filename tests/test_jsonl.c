@@ -128,7 +128,7 @@ static void test_line_format(void **state)
 		"\"http.response.status_code\":200,\"server.address\":\"localhost\","
 		"\"server.port\":8080,\"client.address\":\"127.0.0.1\","
 		"\"network.peer.address\":\"127.0.0.1\",\"network.peer.port\":51000,"
-		"\"network.protocol.name\":\"http\",\"network.protocol.version\":\"1.1\","
+		"\"network.protocol.version\":\"1.1\","
 		"\"http.response.body.size\":612}}\n"
 		"{\"trace_id\":\"0112233445566778899aabbccddeef00\",\"span_id\":"
 		"\"a1a2a3a4a5a6a7a8\","
@@ -138,10 +138,10 @@ static void test_line_format(void **state)
 		"\"process.executable.name\":\"nginx\"},\"attributes\":{"
 		"\"http.request.method\":\"POST\",\"url.full\":\"http://localhost:8080/"
 		"index.html\","
-		"\"url.scheme\":\"http\",\"http.response.status_code\":503,\"error.type\":\"503\","
+		"\"http.response.status_code\":503,\"error.type\":\"503\","
 		"\"server.address\":\"localhost\",\"server.port\":8080,"
 		"\"network.peer.address\":\"127.0.0.1\",\"network.peer.port\":51000,"
-		"\"network.protocol.name\":\"http\",\"network.protocol.version\":\"1.1\","
+		"\"network.protocol.version\":\"1.1\","
 		"\"http.request.body.size\":42,\"http.response.body.size\":612}}\n";
 	struct jsonl_exporter *x;
 	struct jsonl_stats st;

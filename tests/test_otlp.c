@@ -1443,8 +1443,10 @@ static void test_encode_semconv(void **state)
 	assert_string_equal(attr_str(sp->attributes, sp->n_attributes, "url.scheme"), "http");
 	assert_string_equal(attr_str(sp->attributes, sp->n_attributes, "server.address"),
 			    "shop.local");
-	assert_string_equal(attr_str(sp->attributes, sp->n_attributes, "network.protocol.name"),
-			    "http");
+	/* network.protocol.name is only required when not "http". */
+	assert_null(find_attr(sp->attributes, sp->n_attributes, "network.protocol.name"));
+	assert_string_equal(attr_str(sp->attributes, sp->n_attributes, "network.protocol.version"),
+			    "1.1");
 	assert_int_equal(attr_int(sp->attributes, sp->n_attributes, "http.response.status_code"),
 			 200);
 	assert_null(find_attr(sp->attributes, sp->n_attributes, "url.full"));
@@ -1461,6 +1463,9 @@ static void test_encode_semconv(void **state)
 			    "http://shop.local:8080/api/users/1");
 	assert_null(find_attr(sp->attributes, sp->n_attributes, "url.path"));
 	assert_null(find_attr(sp->attributes, sp->n_attributes, "client.address"));
+	/* url.scheme is opt-in on client spans: url.full carries it. */
+	assert_null(find_attr(sp->attributes, sp->n_attributes, "url.scheme"));
+	assert_null(find_attr(sp->attributes, sp->n_attributes, "network.protocol.name"));
 	assert_string_equal(attr_str(sp->attributes, sp->n_attributes, "http.request.method"),
 			    "_OTHER");
 	assert_string_equal(
