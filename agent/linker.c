@@ -33,6 +33,7 @@ struct req {
 	uint8_t resolved;
 	uint8_t in_flow; /* hashed by flow (client requests) */
 	uint8_t protocol;
+	uint8_t peer_resolved; /* client: its server request on this node took its context */
 	struct flow flow;
 	struct link_ids ids;
 	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
@@ -67,6 +68,7 @@ struct linker {
 	uint32_t cursor; /* eviction clock hand */
 	struct owner *threads;
 	struct owner *procs;
+	struct req scratch; /* a freed client request's ids, while they are copied */
 	uint64_t clock;
 	uint64_t rng[4];
 	struct link_stats stats;
@@ -416,6 +418,17 @@ static void resolve_server(struct linker *l, struct req *r, const struct mt_tupl
 	r->resolved = 1;
 	r->ids.emit = true;
 	c = find_client_flow(l, &r->flow, r->seq);
+	if (c) {
+		/* The client request is only kept for this: done, it can go now. */
+		c->peer_resolved = 1;
+		if (c->done_ns) {
+			struct link_ids ids = c->ids;
+
+			req_free(l, (uint32_t)(c - l->reqs));
+			c = &l->scratch;
+			c->ids = ids;
+		}
+	}
 	if (c && c->ids.emit) {
 		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
@@ -566,7 +579,8 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 	if (r->role == CONN_ROLE_SERVER)
 		resolve_server(l, r, &ci->tuple);
 	*out = r->ids;
-	if (r->role == CONN_ROLE_SERVER) {
+	if (r->role == CONN_ROLE_SERVER || r->peer_resolved) {
+		/* Servers, and clients whose server on this node has already taken their context. */
 		req_free(l, (uint32_t)(r - l->reqs));
 	} else {
 		/*
