@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,13 @@ struct conn_table {
 	uint32_t free_head; /* free list through hnext */
 	uint32_t lru_head;
 	uint32_t lru_tail;
+	uint32_t hand; /* where the next reclaim scan starts */
 	uint64_t idle_ns;
 	conn_exchange_fn fn;
 	conn_io_fn io_fn;
 	conn_mute_fn mute_fn;
 	void *ctx;
+	uint64_t parser_bytes_hwm; /* parser_bytes' high-water mark since the last trim */
 	struct conn_stats stats;
 };
 
@@ -260,6 +263,41 @@ static const struct l7_parser *detect_parser(const struct mt_data_event *ev,
 	return NULL;
 }
 
+/* Frees the parser state of a connection between messages; detection runs again later. */
+static void release_idle_parser(struct conn_table *t, struct conn *c)
+{
+	if (c->parser->release)
+		c->parser->release(c->l7);
+	t->stats.parser_bytes -= c->parser->state_size;
+	free(c->l7);
+	c->l7 = NULL;
+	c->parser = NULL;
+	c->proto = MT_PROTO_UNKNOWN;
+	c->detect_tries = 0;
+	t->stats.parser_released++;
+}
+
+/*
+ * Over CONN_PARSER_SOFT_MAX: frees the parser state of quiet connections
+ * between messages, looking at CONN_RECLAIM_SCAN records from where the last
+ * scan stopped, until @need more bytes fit under the soft limit.
+ */
+static void reclaim_parsers(struct conn_table *t, size_t need, uint64_t now_ns)
+{
+	for (uint32_t k = 0; k < CONN_RECLAIM_SCAN && t->used; k++) {
+		struct conn *c;
+
+		if (t->stats.parser_bytes + need <= CONN_PARSER_SOFT_MAX)
+			return;
+		if (t->hand >= t->used)
+			t->hand = 0;
+		c = &t->conns[t->hand++];
+		if (c->in_use && c->parser && c->parser->idle &&
+		    c->last_ns + CONN_PARSER_QUIET_NS < now_ns && c->parser->idle(c->l7))
+			release_idle_parser(t, c);
+	}
+}
+
 /*
  * Finds the protocol (and, for a connection first seen mid-life, the role)
  * from a message start. Parsing begins only at a message start, so a
@@ -298,6 +336,8 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 		}
 		return false;
 	}
+	if (t->stats.parser_bytes + p->state_size > CONN_PARSER_SOFT_MAX)
+		reclaim_parsers(t, p->state_size, ev->head.ts_ns);
 	if (t->stats.parser_bytes + p->state_size > CONN_PARSER_MEMORY_MAX) {
 		t->stats.parser_budget_full++;
 		c->gave_up = 1;
@@ -311,6 +351,8 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 	}
 	p->init(c->l7);
 	t->stats.parser_bytes += p->state_size;
+	if (t->stats.parser_bytes > t->parser_bytes_hwm)
+		t->parser_bytes_hwm = t->stats.parser_bytes;
 	c->parser = p;
 	c->proto = p->protocol;
 	return true;
@@ -414,20 +456,6 @@ void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
 	}
 }
 
-/* Frees the parser state of a connection between messages; detection runs again later. */
-static void release_idle_parser(struct conn_table *t, struct conn *c)
-{
-	if (c->parser->release)
-		c->parser->release(c->l7);
-	t->stats.parser_bytes -= c->parser->state_size;
-	free(c->l7);
-	c->l7 = NULL;
-	c->parser = NULL;
-	c->proto = MT_PROTO_UNKNOWN;
-	c->detect_tries = 0;
-	t->stats.parser_released++;
-}
-
 void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 {
 	/* Quiet connections, oldest first: give back parser state they do not need. */
@@ -441,6 +469,16 @@ void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
 		end_conn(t, t->lru_tail, now_ns);
 		t->stats.evicted_idle++;
+	}
+	/*
+	 * Parser state is ~6 KB a connection (HTTP/1): a burst of connections leaves
+	 * megabytes of free heap behind once they go idle or close, which glibc
+	 * keeps mapped. Give it back, only after a large drop (not for churn).
+	 */
+	if (t->parser_bytes_hwm >= t->stats.parser_bytes + CONN_TRIM_BYTES) {
+		malloc_trim(0);
+		t->stats.trims++;
+		t->parser_bytes_hwm = t->stats.parser_bytes;
 	}
 }
 

@@ -20,8 +20,24 @@
 #define CONN_IDLE_NS_DEFAULT (600ull * 1000000000ull)
 /* A connection quiet this long gives back its parser state when the parser is between messages. */
 #define CONN_PARSER_IDLE_NS (2ull * 1000000000ull)
+/*
+ * Above this much parser state, a connection about to get parser state first
+ * takes it from connections quiet for CONN_PARSER_QUIET_NS and between
+ * messages (a bounded scan): a burst of keep-alive connections that then go
+ * idle does not hold ~6 KB each until CONN_PARSER_IDLE_NS. Busy connections
+ * keep theirs; the soft limit may be passed.
+ */
+#define CONN_PARSER_SOFT_MAX (2u << 20)
+#define CONN_PARSER_QUIET_NS (10ull * 1000000ull)
+#define CONN_RECLAIM_SCAN    32 /* records looked at per connection given parser state */
 /* Memory for parser state across all connections; beyond it connections stay at TCP level. */
 #define CONN_PARSER_MEMORY_MAX (48u << 20)
+/*
+ * When parser state in use has fallen this far below its high-water mark
+ * (idle connections released, a burst of connections closed), the freed heap
+ * is given back to the system (malloc_trim) at the next conn_table_expire().
+ */
+#define CONN_TRIM_BYTES (1u << 20)
 /* Chunks looked at for a protocol before a connection is left at TCP level. */
 #define CONN_DETECT_TRIES 16
 
@@ -60,6 +76,7 @@ struct conn_stats {
 	uint64_t muted; /* connections whose payload the kernel was told to stop copying */
 	uint64_t parser_budget_full; /* connections not parsed: CONN_PARSER_MEMORY_MAX reached */
 	uint64_t parser_bytes;	     /* parser state in use now */
+	uint64_t trims;		     /* times freed parser state was given back (malloc_trim) */
 	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 

@@ -571,10 +571,11 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       ",\"conns_evicted_idle\":%" PRIu64 ",\"connect_failed\":%" PRIu64
 	       ",\"retransmits\":%" PRIu64 ",\"lost_restarts\":%" PRIu64
 	       ",\"role_unknown_bytes\":%" PRIu64 ",\"conns_not_parsed\":%" PRIu64
-	       ",\"conns_muted\":%" PRIu64 ",\"parser_released\":%" PRIu64,
+	       ",\"conns_muted\":%" PRIu64 ",\"parser_released\":%" PRIu64
+	       ",\"heap_trims\":%" PRIu64,
 	       cs.active, cs.opened, cs.closed, cs.evicted_full, cs.evicted_idle, cs.connect_failed,
 	       cs.retransmits, cs.lost_restarts, cs.role_unknown_bytes, cs.not_parsed, cs.muted,
-	       cs.parser_released);
+	       cs.parser_released, cs.trims);
 	APPEND(",\"link\":{\"linked_in_process\":%" PRIu64 ",\"linked_peer\":%" PRIu64
 	       ",\"linked_traceparent\":%" PRIu64 ",\"skipped_instrumented\":%" PRIu64
 	       ",\"unlinked\":{",

@@ -7,11 +7,18 @@
  * or the oldest pending span reaching schedule_delay_ms, is encoded and
  * compressed into the next slot of a signal's ring of encoded batches. The
  * ring holds at most queue_max_spans spans; when a new batch does not fit, the
- * oldest batch not on the wire is dropped and counted. Slot buffers are kept
- * and reused, so the steady state allocates nothing.
+ * oldest batch not on the wire is dropped and counted.
+ *
+ * Memory: gzip output goes to one scratch buffer (sized for the worst case),
+ * then into a slot buffer sized to what it holds (~25 KB for 512 spans, where
+ * the worst-case bound is ~240 KB). A slot sent or dropped hands its buffer to
+ * a slot filled next, or frees it: only queued batches and two spares hold
+ * memory, not every slot the ring ever went round. The steady state still
+ * allocates nothing; after a backlog drains, the freed memory is trimmed.
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +39,10 @@
 #define OTLP_GZIP_LEVEL 1
 /* Ring slots beyond queue_max_spans / batch_max, for partial batches cut by the timer. */
 #define OTLP_RING_SPARE 3
+/* Free slots that keep a buffer for the next batches: the ones filled next. */
+#define OTLP_RING_SPARE_BUFS 2
+/* Once this much of the queue's memory was freed and the queue is empty, give it back. */
+#define OTLP_TRIM_BYTES (1u << 20)
 
 /* ---- logging ---- */
 
@@ -83,25 +94,39 @@ static int ensure_cap(struct otlp_batch *b, size_t need)
 	return 0;
 }
 
-/* Puts @len bytes into @b as they go on the wire. */
+/*
+ * Puts @len bytes into @b as they go on the wire. Compressed output goes to
+ * the scratch buffer first: a slot's buffer is sized to what it holds, not to
+ * the compressor's worst-case bound (~10x the usual gzip'd size of spans).
+ */
 static int fill_body(struct otlp_exporter *x, struct otlp_batch *b, const uint8_t *data, size_t len,
 		     bool gzip)
 {
+	size_t bound, n;
 	int err;
 
-	if (!gzip) {
-		err = ensure_cap(b, len);
-		if (err)
-			return err;
-		memcpy(b->body, data, len);
-		b->len = len;
-		return 0;
+	if (gzip) {
+		bound = libdeflate_gzip_compress_bound(x->gz, len);
+		if (x->gz_cap < bound) {
+			uint8_t *p = realloc(x->gz_buf, bound);
+
+			if (!p)
+				return -ENOMEM;
+			x->gz_buf = p;
+			x->gz_cap = bound;
+		}
+		n = libdeflate_gzip_compress(x->gz, data, len, x->gz_buf, x->gz_cap);
+		if (!n)
+			return -EIO;
+		data = x->gz_buf;
+		len = n;
 	}
-	err = ensure_cap(b, libdeflate_gzip_compress_bound(x->gz, len));
+	err = ensure_cap(b, len);
 	if (err)
 		return err;
-	b->len = libdeflate_gzip_compress(x->gz, data, len, b->body, b->cap);
-	return b->len ? 0 : -EIO;
+	memcpy(b->body, data, len);
+	b->len = len;
+	return 0;
 }
 
 struct otlp_batch *otlp_ring_at(struct otlp_signal *s, unsigned rel)
@@ -109,12 +134,56 @@ struct otlp_batch *otlp_ring_at(struct otlp_signal *s, unsigned rel)
 	return &s->ring[(s->head + rel) % s->nslots];
 }
 
+/*
+ * A slot left the queue: its buffer goes to one of the OTLP_RING_SPARE_BUFS
+ * slots filled next if one has none, else it is freed. So free slots hold no
+ * memory but those few, however many slots a backlog once filled.
+ */
+static void slot_release(struct otlp_signal *s, struct otlp_batch *b)
+{
+	struct otlp_batch tmp;
+	unsigned i;
+
+	b->nspans = 0;
+	b->len = 0;
+	if (!b->body)
+		return;
+	for (i = 0; i < OTLP_RING_SPARE_BUFS && s->count + i < s->nslots; i++) {
+		struct otlp_batch *next = otlp_ring_at(s, s->count + i);
+
+		if (next == b)
+			return;
+		if (!next->body) {
+			tmp = *next;
+			*next = *b;
+			*b = tmp;
+			return;
+		}
+	}
+	s->x->freed_bytes += b->cap;
+	free(b->body);
+	b->body = NULL;
+	b->cap = 0;
+}
+
 void otlp_ring_pop(struct otlp_signal *s)
 {
-	s->ring_spans -= s->ring[s->head].nspans;
-	s->ring[s->head].nspans = 0;
+	struct otlp_batch *b = &s->ring[s->head];
+
+	s->ring_spans -= b->nspans;
 	s->head = (s->head + 1) % s->nslots;
 	s->count--;
+	slot_release(s, b);
+}
+
+/* After a backlog drained: return what its buffers took to the system. */
+static void maybe_trim(struct otlp_exporter *x)
+{
+	if (x->freed_bytes < OTLP_TRIM_BYTES || x->sig[OTLP_TRACES].count ||
+	    x->sig[OTLP_METRICS].count)
+		return;
+	x->freed_bytes = 0;
+	malloc_trim(0);
 }
 
 /* Drops the oldest batch not on the wire; false when there is none. */
@@ -134,9 +203,9 @@ static bool drop_oldest(struct otlp_signal *s, uint64_t now)
 		*otlp_ring_at(s, i) = *otlp_ring_at(s, i + 1);
 		*otlp_ring_at(s, i + 1) = tmp;
 	}
-	otlp_ring_at(s, s->count - 1)->nspans = 0;
 	s->count--;
 	s->ring_spans -= n;
+	slot_release(s, otlp_ring_at(s, s->count));
 	if (s == &x->sig[OTLP_TRACES]) {
 		x->stats.spans_dropped_queue_full += n;
 		otlp_log_limited(&s->rl_drop, now,
@@ -236,6 +305,7 @@ void otlp_exporter_poll(struct otlp_exporter *x)
 {
 	otlp_transport_poll_sockets(x);
 	run_due(x);
+	maybe_trim(x);
 }
 
 int otlp_exporter_fd(struct otlp_exporter *x)
@@ -457,6 +527,7 @@ void otlp_exporter__free(struct otlp_exporter *x)
 	if (x->epfd >= 0)
 		close(x->epfd);
 	libdeflate_free_compressor(x->gz);
+	free(x->gz_buf);
 	otlp_encoder__free(x->enc);
 	free(x->pending);
 	free(x);

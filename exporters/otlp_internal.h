@@ -85,7 +85,7 @@ struct otlp_signal {
 	CURL *easy;
 	struct curl_slist *headers;
 	const char *url;
-	/* Ring of encoded batches; buffers stay with their slots for reuse. */
+	/* Ring of encoded batches; of the free slots only the next to fill keep buffers. */
 	struct otlp_batch *ring;
 	unsigned nslots;
 	unsigned head; /* oldest: on the wire, or waiting for retry_at_ms */
@@ -115,6 +115,9 @@ struct otlp_exporter {
 	unsigned npending;
 	uint64_t pending_since_ms;
 	struct libdeflate_compressor *gz; /* reused for every batch */
+	uint8_t *gz_buf;		  /* gzip output, copied into a slot buffer of its size */
+	size_t gz_cap;
+	size_t freed_bytes; /* queue buffers freed since the last malloc_trim */
 	uint64_t rng;
 	struct otlp_stats stats;
 };

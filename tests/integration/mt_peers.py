@@ -80,7 +80,8 @@ master_process on;
 pid {d}/nginx.pid;
 error_log {d}/error.log info;
 {"user root root;" if os.geteuid() == 0 else ""}
-events {{ worker_connections 256; }}
+worker_rlimit_nofile 4096;
+events {{ worker_connections 2048; }}
 http {{
     types {{ text/html html; text/plain txt; application/octet-stream bin; }}
     default_type application/octet-stream;

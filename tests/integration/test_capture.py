@@ -279,3 +279,43 @@ def test_record_and_replay(request, tmp_path, agent, make_nginx):
                     f"nobody: {len(replayed)} spans of curl and nginx (live {len(live)})")
     assert len(live) == 2 * len(run.urls), live
     assert replayed == live
+
+
+def test_burst_of_idle_connections_bounded_parser_memory(request, receiver, agent, make_nginx):
+    """600 keep-alive connections each make one request, then stay open and quiet: both ends
+    would hold ~6 KB of HTTP/1 parser state each (~7 MB); past a 2 MiB soft limit the agent
+    takes it back from connections quiet between messages, so its parser memory stays near
+    that limit, and every request still becomes its two spans."""
+    import socket
+
+    nginx = make_nginx(free_port())
+    ag = agent(["--stats-interval", "1"], receiver=receiver)
+    n = 600
+    socks = []
+    try:
+        for i in range(n):  # a pool warming up: each connection's request answered in turn
+            s = socket.create_connection(("127.0.0.1", nginx.port), timeout=10)
+            socks.append(s)
+            s.sendall(f"GET /static/a.txt?burst={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = b""
+            while b"\r\n\r\n" not in got or len(got) < 601:
+                chunk = s.recv(65536)
+                assert chunk, "nginx closed a connection"
+                got += chunk
+        time.sleep(1.5)  # one periodic stats line while all are still open (idle release: 2 s)
+        samples = [stat(st, "user", "parser_bytes") or 0 for _, st in ag.periodic_stats]
+    finally:
+        for s in socks:
+            s.close()
+    stats = ag.stop()
+    pids = {os.getpid(), *nginx.worker_pids()}
+    spans = [s for s in receiver.spans()
+             if span_path(s) == "/static/a.txt" and s["resource"].get("process.pid") in pids]
+    peak = max(samples, default=0)
+    figure(request, f"{n} keep-alive connections, one request each, held open: parser state "
+                    f"sampled each second peaked at {peak / 2**20:.2f} MiB (~{2 * n * 5840 / 2**20:.1f} "
+                    f"MiB if every end kept it); released {stat(stats, 'user', 'parser_released')}, "
+                    f"spans {len(spans)} (want {2 * n}); {busy_note(stats)}")
+    assert samples, "no periodic stats line while the connections were open"
+    assert peak <= 3 * 2**20, f"parser state peaked at {peak} bytes"
+    assert len(spans) == 2 * n, len(spans)
