@@ -204,7 +204,15 @@ static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id,
 			o->used = ++l->clock;
 			return o;
 		}
-		if (!victim || !o->id || (victim->id && o->used < victim->used))
+		/*
+		 * Entries are replaced, never removed: @id was put in the first empty
+		 * slot of its window if it ever was, so an empty slot ends the search.
+		 */
+		if (!o->id) {
+			victim = o;
+			break;
+		}
+		if (!victim || o->used < victim->used)
 			victim = o;
 	}
 	if (!create)

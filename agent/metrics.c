@@ -541,16 +541,28 @@ void metrics_on_span(struct metrics *m, const struct mt_span *s)
 	else
 		mt_strlcpy(key.method, "_OTHER", sizeof(key.method));
 	key.status = s->http_status;
+	/* Per span: formatted by hand, no printf machinery. */
 	if (s->status == MT_STATUS_ERROR) {
-		if (s->http_status)
-			snprintf(key.error_type, sizeof(key.error_type), "%u", s->http_status);
-		else
-			snprintf(key.error_type, sizeof(key.error_type), "_OTHER");
+		if (s->http_status) {
+			char digits[6];
+			unsigned v = s->http_status, n = 0, o = 0;
+
+			do
+				digits[n++] = (char)('0' + v % 10);
+			while ((v /= 10) && n < sizeof(digits));
+			while (n)
+				key.error_type[o++] = digits[--n];
+		} else {
+			memcpy(key.error_type, "_OTHER", sizeof("_OTHER"));
+		}
 	}
-	if (s->protocol == MT_PROTO_HTTP1)
-		snprintf(key.version, sizeof(key.version), "1.%u", s->http_minor);
-	else
-		snprintf(key.version, sizeof(key.version), "2");
+	if (s->protocol == MT_PROTO_HTTP1) {
+		key.version[0] = '1';
+		key.version[1] = '.';
+		key.version[2] = (char)('0' + (s->http_minor < 10 ? s->http_minor : 9));
+	} else {
+		key.version[0] = '2';
+	}
 	if (key.server) {
 		mt_strlcpy(key.scheme, s->scheme[0] ? s->scheme : "http", sizeof(key.scheme));
 	} else {
