@@ -258,7 +258,46 @@ def saturated(raw):
     out["rps_off"] = median([w["rps_off"] for w in rs])
     out["rps_on"] = median([w["rps_on"] for w in rs])
     out["ratio"] = median([w["ratio"] for w in rs])
+    # The same with --cpu-priority idle (a third run in each round).
+    idle = []
+    for r in rounds(raw, "sat"):
+        off, _ = wrk_figures(os.path.join(raw, f"sat-r{r}-off.wrk.txt"))
+        on, on_done = wrk_figures(os.path.join(raw, f"sat-r{r}-idle.wrk.txt"))
+        if on is None:
+            continue
+        w = window(raw, f"sat-r{r}-idle", "wrk", on_done)
+        w.update(rps_on=on, ratio=on / off if on and off else None, round=r)
+        idle.append(w)
+    losses = {}
+    for w in idle:
+        for k, v in w["losses"].items():
+            losses[k] = losses.get(k, 0) + v
+    out["idle"] = {"rounds": idle, "ratio": median([w["ratio"] for w in idle]),
+                   "rps_on": median([w["rps_on"] for w in idle]),
+                   "completeness": median([w.get("completeness") for w in idle]),
+                   "losses": losses,
+                   "unaccounted_spans": sum(w.get("unaccounted_spans", 0) for w in idle)}
     return out
+
+
+def replayed(raw):
+    """Figure 3 without the live noise: agent CPU per recorded request, replayed 3 times."""
+    rec = window(raw, "replay-rec", "loadgen",
+                 dig(load(os.path.join(raw, "replay-rec.loadgen.json"), {}), "completed", default=None))
+    requests = rec.get("requests")
+    runs = []
+    for i in (1, 2, 3):
+        meta = load(os.path.join(raw, f"replay-{i}.meta.json"), {})
+        agent = load(os.path.join(raw, f"replay-{i}.agent.json"), {})
+        cpu = meta.get("cpu_s")
+        if cpu is None or meta.get("rc") != 0 or not requests:
+            continue
+        runs.append({"cpu_s": cpu, "us_per_request": cpu * 1e6 / requests,
+                     "spans_exported": dig(agent, "otlp", "spans_exported", default=None)})
+    return {"requests": requests, "recorded_spans_exported": rec.get("exported"),
+            "rec_bytes": dig(load(os.path.join(raw, "replay.rec.json"), {}), "rec_bytes", default=None),
+            "live_us_per_request": rec.get("agent_cpu_us_per_request"), "runs": runs,
+            "us_per_request": median([r["us_per_request"] for r in runs])}
 
 
 def fixed(raw, phase="fixed", rate_key="rate"):
@@ -388,6 +427,7 @@ def main():
     mem["loadgen"] = load(os.path.join(raw, "mem-on.loadgen.json"), {})
     progs = bpf_programs(raw)
     enc = load(os.path.join(raw, "encode.json"), {})
+    rep = replayed(raw)
 
     def mem_summary(ws):
         return {
@@ -415,7 +455,7 @@ def main():
     for w in sat["rounds"]:
         for k, v in w["losses"].items():
             sat_losses[k] = sat_losses.get(k, 0) + v
-    unaccounted = sum(w.get("unaccounted_spans", 0) for w in sat["rounds"] + fix["rounds"])
+    unaccounted = sum(w.get("unaccounted_spans", 0) for w in sat["rounds"] + fix["rounds"] + sat["idle"]["rounds"])
 
     figures = {
         "saturated_rps_ratio": sat["ratio"],
@@ -424,6 +464,9 @@ def main():
         "added_p50_us_low_rate": low["added_p50_us"],
         "added_p99_us_low_rate": low["added_p99_us"],
         "agent_cpu_us_per_request": fix["agent_cpu_us_per_request"],
+        "agent_cpu_us_per_request_replayed": rep["us_per_request"],
+        "saturated_rps_ratio_idle_priority": sat["idle"]["ratio"],
+        "completeness_saturated_idle_priority": sat["idle"]["completeness"],
         "completeness_fixed": fix["completeness"],
         "completeness_saturated": sat_completeness,
         "writeloop_ratio": wl["ratio"],
@@ -446,6 +489,7 @@ def main():
         "memory_window": mem,
         "export": {"encode": enc, "wire_bytes_per_span": wire},
         "bpf_programs": progs,
+        "replayed": rep,
     }
     os.makedirs(out_dir, exist_ok=True)
     for name, part in [("results", results), ("saturated", sat), ("latency", {"rate": fix, "low_rate": low}),
@@ -482,6 +526,11 @@ def main():
         lines.append(f"{name:<46} {value:<34} {goal_text:<16} {goals.get(gkey, '') if gkey else ''}")
     row("1 saturated rps, on / off", f"{fmt(sat['ratio'])}  ({fmt(sat['rps_on'], '.0f')} / {fmt(sat['rps_off'], '.0f')})",
         "saturated_rps_ratio", ">= 0.95")
+    si = sat["idle"]
+    if si["rounds"]:
+        row("  with --cpu-priority idle", f"{fmt(si['ratio'])}  ({fmt(si['rps_on'], '.0f')}), "
+            f"completeness {fmt(si['completeness'], '.3f')}")
+        row("    its losses (sum of rounds)", ", ".join(f"{k}={v}" for k, v in sorted(si["losses"].items())) or "none")
     row(f"2 added latency @ {fix.get('rate')} req/s, p50", f"{fmt(fix['added_p50_us'], '+.1f')} us  ({fmt(fix['p50_us_off'], '.1f')} -> {fmt(fix['p50_us_on'], '.1f')})",
         "added_p50_us", "<= 5 us")
     row("  added latency, p99", f"{fmt(fix['added_p99_us'], '+.1f')} us  ({fmt(fix['p99_us_off'], '.1f')} -> {fmt(fix['p99_us_on'], '.1f')})")
@@ -490,6 +539,10 @@ def main():
     if low["rounds"]:
         row(f"  at {low.get('rate')} req/s: added p50 / p99", f"{fmt(low['added_p50_us'], '+.1f')} / {fmt(low['added_p99_us'], '+.1f')} us  (off {fmt(low['p50_us_off'], '.1f')} / {fmt(low['p99_us_off'], '.1f')})")
     row("3 agent CPU per request (user space)", f"{fmt(fix['agent_cpu_us_per_request'], '.2f')} us", "agent_cpu_us_per_request", "<= 3 us")
+    if rep["runs"]:
+        row(f"  same work replayed (--replay, 3 runs)", f"{fmt(rep['us_per_request'], '.2f')} us  "
+            f"(recorded at {run.get('low_rate')} req/s, live {fmt(rep['live_us_per_request'], '.2f')}; "
+            f"spans {rep['runs'][0]['spans_exported']} vs {rep['recorded_spans_exported']} live)")
     row("  + kernel BPF per request (bpf_stats)", f"{fmt(progs['total_ns_per_request'] and progs['total_ns_per_request'] / 1000, '.2f')} us")
     row("4 completeness, fixed rate (spans/expected)", f"{fmt(fix['completeness'], '.4f')}  (min {fmt(fix['completeness_min'], '.4f')})",
         "completeness_fixed", ">= 0.999")

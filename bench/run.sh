@@ -453,23 +453,27 @@ phase_saturated() {
 	rounds_init
 	while rounds_more; do
 		ROUND=$((ROUND + 1))
-		for mode in $(round_order); do
+		# "idle": the agent with --cpu-priority idle, yielding the CPU to nginx and wrk.
+		for mode in $(round_order) idle; do
 			tag=sat-r$ROUND-$mode
 			c0=0 c1=0
-			if [ "$mode" = on ]; then agent_start "$tag"; fi
+			case $mode in
+			on) agent_start "$tag" ;;
+			idle) agent_start "$tag" "--cpu-priority idle" ;;
+			esac
 			b=$(nginx_requests)
 			measure_begin "$tag"
-			if [ "$mode" = on ]; then c0=$(cpu_ticks "$AGENT_PID"); fi
+			if [ "$mode" != off ]; then c0=$(cpu_ticks "$AGENT_PID"); fi
 			run_load $((SAT_S + 30)) "$RAW/$tag.wrk.txt" wrk -t1 -c"$CONNS" -d"${SAT_S}s" \
 				"http://127.0.0.1:$NGX_PORT/index.html" || die "wrk failed: $(cat "$RAW/$tag.wrk.txt")"
-			if [ "$mode" = on ]; then
+			if [ "$mode" != off ]; then
 				sleep 0.3 # what the agent still has to drain belongs to this run
 				c1=$(cpu_ticks "$AGENT_PID")
 			fi
 			measure_end "$tag"
 			a=$(nginx_requests)
 			echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
-			if [ "$mode" = on ]; then agent_stop; fi
+			if [ "$mode" != off ]; then agent_stop; fi
 		done
 		round_done sat "sat-r$ROUND-off" "sat-r$ROUND-on"
 	done
@@ -508,6 +512,44 @@ phase_fixed() { # phase rate rounds
 		done
 		round_done "$phase" "$phase-r$ROUND-off" "$phase-r$ROUND-on"
 	done
+}
+
+# ---- figure 3, replayed: the agent's user-space work without the live noise --------
+#
+# One fixed-rate run at the low rate is recorded (--record); the recording is replayed
+# (--replay: same pipeline, same export to a sink, no BPF, paced as recorded) 3 times,
+# and the agent's CPU time is divided by the requests nginx served while recording.
+
+phase_replay() {
+	local i rec=$TMP/replay.rec port
+	log "figure 3, replayed: record a ${FIXED_S}s run at $LOW_RATE req/s, replay it 3 times"
+	agent_start replay-rec "--record $rec"
+	fixed_run replay-rec "$LOW_RATE" "$FIXED_S"
+	agent_stop
+	for i in 1 2 3; do
+		rm -f "$TMP/sink.port"
+		bg "$BIN/sink" -P "$TMP/sink.port" -o "$RAW/replay-$i.sink.json"
+		SINK_PID=$BG_PID
+		for ((port = 0; port < 100; port++)); do
+			[ -s "$TMP/sink.port" ] && break
+			sleep 0.02
+		done
+		port=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
+		# The agent's whole life, start to exit, in CPU seconds (getrusage of the child).
+		OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as log:
+    rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=log).returncode
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("{\"rc\":%d,\"cpu_s\":%.3f}" % (rc, r.ru_utime + r.ru_stime))
+' "$RAW/replay-$i.agent.log" "$AGENT_BIN" --listen off --replay "$rec" >"$RAW/replay-$i.meta.json"
+		sed -n 's/^meshtrace: final stats //p' "$RAW/replay-$i.agent.log" | tail -1 >"$RAW/replay-$i.agent.json"
+		stop_pid "$SINK_PID" 120 || true
+		forget "$SINK_PID"
+		SINK_PID=''
+	done
+	echo "{\"rec_bytes\":$(stat -c %s "$rec")}" >"$RAW/replay.rec.json"
+	rm -f "$rec"
 }
 
 # ---- figure 8: per-program kernel cost -----------------------------------------
@@ -597,6 +639,7 @@ if [ "$LOW_FRACTION" != 0 ]; then
 	phase_fixed fixedlow "$LOW_RATE" 3
 fi
 phase_bpf_stats
+if [ "$LOW_RATE" != 0 ]; then phase_replay; fi
 phase_memory
 phase_encode
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then phase_profile; fi
