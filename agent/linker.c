@@ -66,6 +66,7 @@ struct linker {
 	uint32_t free_head; /* through next_sock */
 	uint32_t used;
 	uint32_t cursor; /* eviction clock hand */
+	uint32_t live;	 /* requests in use */
 	struct owner *threads;
 	struct owner *procs;
 	struct req scratch; /* a freed client request's ids, while they are copied */
@@ -185,6 +186,7 @@ const char *linker_unlinked_name(int reason)
 void linker_stats(const struct linker *l, struct link_stats *out)
 {
 	*out = l->stats;
+	out->requests = l->live;
 }
 
 /* ---- threads and processes ---- */
@@ -353,6 +355,7 @@ static void req_free(struct linker *l, uint32_t i)
 		owner_remove(owner_get(l, l->procs, r->pid, false), i);
 	}
 	r->in_use = 0;
+	l->live--;
 	r->next_sock = l->free_head;
 	l->free_head = i;
 }
@@ -512,6 +515,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 
 	memset(r, 0, sizeof(*r));
 	r->in_use = 1;
+	l->live++;
 	r->sock = ci->sock;
 	r->seq = x->req_seq;
 	r->tid = ci->tid;

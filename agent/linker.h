@@ -60,6 +60,7 @@ struct link_stats {
 	uint64_t linked_traceparent;   /* server spans given their parent by W3C traceparent */
 	uint64_t skipped_instrumented; /* client spans not emitted: the client is instrumented */
 	uint64_t unlinked[LINK__MAX];
+	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 };
 
 /* The trace context of one side of one call. */

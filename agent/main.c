@@ -578,9 +578,9 @@ static void format_stats(struct agent *a, char *buf, size_t len)
 	       cs.parser_released, cs.trims);
 	APPEND(",\"link\":{\"linked_in_process\":%" PRIu64 ",\"linked_peer\":%" PRIu64
 	       ",\"linked_traceparent\":%" PRIu64 ",\"skipped_instrumented\":%" PRIu64
-	       ",\"unlinked\":{",
+	       ",\"requests_held\":%" PRIu64 ",\"unlinked\":{",
 	       ss.link.linked_in_process, ss.link.linked_peer, ss.link.linked_traceparent,
-	       ss.link.skipped_instrumented);
+	       ss.link.skipped_instrumented, ss.link.requests);
 	for (int i = 0; i < LINK__MAX; i++)
 		APPEND("%s\"%s\":%" PRIu64, i ? "," : "", linker_unlinked_name(i),
 		       ss.link.unlinked[i]);
