@@ -34,6 +34,11 @@ struct req {
 	uint8_t in_flow; /* hashed by flow (client requests) */
 	uint8_t protocol;
 	uint8_t peer_resolved; /* client: its server request on this node took its context */
+	uint8_t pending;       /* client: trace and parent still to be taken from @parent */
+	uint16_t children;     /* server: client requests still to take its context */
+	uint32_t parent;       /* client: index of its server request, valid while pending */
+	uint64_t parent_sock;  /* ... and that request's key, to know it is still the same */
+	uint32_t parent_seq;
 	struct flow flow;
 	struct link_ids ids;
 	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
@@ -387,18 +392,6 @@ static uint32_t req_alloc(struct linker *l)
 	return i;
 }
 
-static bool is_local_peer(const struct mt_tuple *t)
-{
-	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-
-	if (memcmp(t->raddr, t->laddr, 16) == 0)
-		return true;
-	if (memcmp(t->raddr, v4mapped, 12) == 0 && t->raddr[12] == 127)
-		return true;
-	return memcmp(t->raddr, v6loop, 16) == 0;
-}
-
 static void flow_of(const struct conn_info *ci, struct flow *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -415,12 +408,30 @@ static void flow_of(const struct conn_info *ci, struct flow *f)
 	}
 }
 
+static void settle(struct linker *l, struct req *c);
+
+/* True when the client end of @f is this node as far as addresses tell (loopback, same address). */
+static bool local_flow(const struct flow *f)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (memcmp(f->caddr, f->saddr, 16) == 0)
+		return true;
+	if (memcmp(f->caddr, v4mapped, 12) == 0 && f->caddr[12] == 127)
+		return true;
+	return memcmp(f->caddr, v6loop, 16) == 0;
+}
+
 /*
- * A server request's context is fixed on first use: when it makes a call, or
- * when it completes. By then the client's request, which the server could
- * only read after it was sent, has been seen.
+ * A server request's context is fixed on first need: when it completes, or
+ * when a client request it made completes or is looked up by its own server.
+ * By then the client's request, which the server could only read after it
+ * was sent, has been seen: the sender's tracepoint fires when its send()
+ * returns, which on loopback can be after the receiver has read the bytes and
+ * even made its own calls, but not after those calls have been answered.
  */
-static void resolve_server(struct linker *l, struct req *r, const struct mt_tuple *t)
+static void resolve_server(struct linker *l, struct req *r)
 {
 	struct req *c;
 
@@ -429,6 +440,8 @@ static void resolve_server(struct linker *l, struct req *r, const struct mt_tupl
 	r->resolved = 1;
 	r->ids.emit = true;
 	c = find_client_flow(l, &r->flow, r->seq);
+	if (c)
+		settle(l, c);
 	if (c) {
 		/* The client request is only kept for this: done, it can go now. */
 		c->peer_resolved = 1;
@@ -454,10 +467,49 @@ static void resolve_server(struct linker *l, struct req *r, const struct mt_tupl
 		l->stats.linked_peer++;
 	} else {
 		linker_random_id(l, r->ids.trace_id, 16);
-		l->stats.unlinked[t && is_local_peer(t) ? LINK_PEER_NOT_SEEN
-							: LINK_EXTERNAL_CALLER]++;
+		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
+						       : LINK_EXTERNAL_CALLER]++;
 	}
 	linker_random_id(l, r->ids.span_id, 8);
+}
+
+/* A server request done: freed, unless client requests it made still need its context. */
+static void server_done(struct linker *l, struct req *r)
+{
+	if (!r->children) {
+		req_free(l, (uint32_t)(r - l->reqs));
+		return;
+	}
+	/* Out of its thread's and process's lists now; kept for its children only. */
+	owner_remove(owner_get(l, l->threads, r->tid, false), (uint32_t)(r - l->reqs));
+	owner_remove(owner_get(l, l->procs, r->pid, false), (uint32_t)(r - l->reqs));
+	r->done_ns = 1;
+}
+
+/*
+ * Gives client request @c the trace and parent of the server request it was
+ * made for, resolving that one first (see resolve_server()).
+ */
+static void settle(struct linker *l, struct req *c)
+{
+	struct req *p;
+
+	if (!c->pending)
+		return;
+	c->pending = 0;
+	p = &l->reqs[c->parent];
+	if (!p->in_use || p->sock != c->parent_sock || p->seq != c->parent_seq ||
+	    p->role != CONN_ROLE_SERVER) {
+		/* Its server request was evicted first (table full or TTL): a root. */
+		linker_random_id(l, c->ids.trace_id, 16);
+		l->stats.unlinked[LINK_TABLE_FULL]++;
+		return;
+	}
+	resolve_server(l, p);
+	memcpy(c->ids.trace_id, p->ids.trace_id, 16);
+	memcpy(c->ids.parent_span_id, p->ids.span_id, 8);
+	if (p->children && --p->children == 0 && p->done_ns)
+		req_free(l, (uint32_t)(p - l->reqs));
 }
 
 /* True when every in-flight request of @t came on one HTTP/1 connection. */
@@ -550,9 +602,13 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 			r->ids.emit = false;
 			l->stats.skipped_instrumented++;
 		} else if (parent) {
-			resolve_server(l, parent, NULL);
-			memcpy(r->ids.trace_id, parent->ids.trace_id, 16);
-			memcpy(r->ids.parent_span_id, parent->ids.span_id, 8);
+			/* Its trace is the server request's, taken when first needed (settle()). */
+			r->pending = 1;
+			r->parent = (uint32_t)(parent - l->reqs);
+			r->parent_sock = parent->sock;
+			r->parent_seq = parent->seq;
+			if (parent->children < UINT16_MAX)
+				parent->children++;
 			linker_random_id(l, r->ids.span_id, 8);
 			l->stats.linked_in_process++;
 		} else {
@@ -589,10 +645,14 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 		r = request_begin(l, ci, x);
 	}
 	if (r->role == CONN_ROLE_SERVER)
-		resolve_server(l, r, &ci->tuple);
+		resolve_server(l, r);
+	else
+		settle(l, r);
 	*out = r->ids;
-	if (r->role == CONN_ROLE_SERVER || r->peer_resolved) {
-		/* Servers, and clients whose server on this node has already taken their context. */
+	if (r->role == CONN_ROLE_SERVER) {
+		server_done(l, r);
+	} else if (r->peer_resolved) {
+		/* Its server on this node has already taken its context. */
 		req_free(l, (uint32_t)(r - l->reqs));
 	} else {
 		/*

@@ -170,12 +170,80 @@ static void test_in_process_child_and_root(void **state)
 	linker__free(l);
 }
 
+/*
+ * On loopback the receiver can read a request, and make its own call, before
+ * the sender's send() returns and its event is seen: the receiver's context
+ * is taken when first needed (its call completing), by when it has been.
+ */
+static void test_sender_seen_after_receiver_called_out(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info a_cli = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8080);
+	struct conn_info b_srv = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info b_cli = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+	struct mt_exchange req = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	struct mt_exchange up = exchange(700, 2 * MS, MT_STAGE_REQUEST);
+	struct link_ids a, b, child;
+	struct link_stats st;
+
+	(void)state;
+	linker_on_io(l, 21, b_srv.sock);
+	linker_on_request(l, &b_srv, &req); /* B read it */
+	linker_on_io(l, 21, b_cli.sock);
+	linker_on_request(l, &b_cli, &up);  /* B called out */
+	linker_on_request(l, &a_cli, &req); /* only now A's send() returned */
+	up = exchange(700, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &b_cli, &up, &child);
+	req = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &b_srv, &req, &b);
+	linker_on_done(l, &a_cli, &req, &a);
+
+	assert_memory_equal(b.trace_id, a.trace_id, 16);
+	assert_memory_equal(b.parent_span_id, a.span_id, 8);
+	assert_memory_equal(child.trace_id, a.trace_id, 16);
+	assert_memory_equal(child.parent_span_id, b.span_id, 8);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_peer, 1);
+	assert_int_equal(st.linked_in_process, 1);
+	assert_int_equal(st.unlinked[LINK_PEER_NOT_SEEN] + st.unlinked[LINK_EXTERNAL_CALLER], 0);
+	assert_int_equal(held(l), 1); /* B's call, whose server is not seen, waits for expiry */
+	linker__free(l);
+}
+
+/* A server request that completes before the call it made: kept until that call has its context. */
+static void test_server_done_before_its_call(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info in = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info out = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+	struct mt_exchange req = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	struct mt_exchange up = exchange(700, 2 * MS, MT_STAGE_REQUEST);
+	struct link_ids srv, child;
+
+	(void)state;
+	linker_on_io(l, 21, in.sock);
+	linker_on_request(l, &in, &req);
+	linker_on_io(l, 21, out.sock);
+	linker_on_request(l, &out, &up);
+	req = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &in, &req, &srv); /* answered before its own call came back */
+	assert_int_equal(held(l), 2);
+	up = exchange(700, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &out, &up, &child);
+	assert_memory_equal(child.trace_id, srv.trace_id, 16);
+	assert_memory_equal(child.parent_span_id, srv.span_id, 8);
+	assert_int_equal(held(l), 1); /* the call waits, as any client of a server not seen */
+	linker__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peer_call_either_order),
 		cmocka_unit_test(test_remote_server_client_waits_for_expiry),
 		cmocka_unit_test(test_in_process_child_and_root),
+		cmocka_unit_test(test_sender_seen_after_receiver_called_out),
+		cmocka_unit_test(test_server_done_before_its_call),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
