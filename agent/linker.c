@@ -551,10 +551,16 @@ static struct req *choose_parent(struct linker *l, uint64_t sock, uint32_t tid, 
 		*reason = LINK_AMBIGUOUS_THREAD;
 		return NULL;
 	}
+	if (t && t->overflow) {
+		/* One in flight, known only as a count (its list overflowed): not guessed. */
+		*reason = LINK_AMBIGUOUS_THREAD;
+		return NULL;
+	}
 	p = owner_get(l, l->procs, pid, false);
 	if (p && p->n == 1 && !p->overflow)
 		return &l->reqs[p->inflight[0]];
-	*reason = p && p->n + p->overflow > 1 ? LINK_AMBIGUOUS_PROCESS : LINK_NO_SERVER_CONTEXT;
+	*reason = p && (p->n + p->overflow > 1 || p->overflow) ? LINK_AMBIGUOUS_PROCESS
+							       : LINK_NO_SERVER_CONTEXT;
 	return NULL;
 }
 

@@ -236,6 +236,44 @@ static void test_server_done_before_its_call(void **state)
 	linker__free(l);
 }
 
+/*
+ * A thread with more server requests in flight than its list holds: once the
+ * listed ones are answered, one left known only as a count is ambiguous, not
+ * "no server context".
+ */
+static void test_overflowed_thread_is_ambiguous(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct mt_exchange x;
+	struct link_ids ids;
+	struct link_stats st;
+	unsigned n = LINK_THREAD_INFLIGHT + 1;
+
+	(void)state;
+	for (unsigned i = 0; i < n; i++) {
+		struct conn_info in = conn(0x2000 + i, 20, 21, CONN_ROLE_SERVER, 8080, 40000 + i);
+
+		x = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+		linker_on_request(l, &in, &x);
+	}
+	for (unsigned i = 0; i < n - 1; i++) { /* the listed ones answered */
+		struct conn_info in = conn(0x2000 + i, 20, 21, CONN_ROLE_SERVER, 8080, 40000 + i);
+
+		x = exchange(100, 1 * MS, MT_STAGE_DONE);
+		linker_on_done(l, &in, &x, &ids);
+	}
+	{
+		struct conn_info out = conn(0x9000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+
+		x = exchange(5, 2 * MS, MT_STAGE_REQUEST);
+		linker_on_request(l, &out, &x);
+	}
+	linker_stats(l, &st);
+	assert_int_equal(st.unlinked[LINK_AMBIGUOUS_THREAD], 1);
+	assert_int_equal(st.unlinked[LINK_NO_SERVER_CONTEXT], 0);
+	linker__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_in_process_child_and_root),
 		cmocka_unit_test(test_sender_seen_after_receiver_called_out),
 		cmocka_unit_test(test_server_done_before_its_call),
+		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
