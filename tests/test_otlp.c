@@ -720,7 +720,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(cfg.metrics.timeout_ms, 10000);
 	assert_int_equal(cfg.schedule_delay_ms, 5000);
 	assert_int_equal(cfg.export_timeout_ms, 30000);
-	assert_int_equal(cfg.batch_max, 512);
+	assert_int_equal(cfg.batch_max, OTLP_DEFAULT_BATCH_MAX);
 	assert_int_equal(cfg.queue_max_spans, OTLP_DEFAULT_QUEUE_MAX);
 	assert_int_equal(cfg.traces.n_headers, 0);
 	assert_int_equal(cfg.n_resource_attrs, 0);
