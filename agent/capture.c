@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ struct capture {
 	void *ctx;
 	enum capture_mode mode;
 	int ncpus;
-	FILE *record; /* --record: every event is also written here */
+	unsigned slice_events; /* handed over in this slice of a drain */
+	FILE *record;	       /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
 };
@@ -122,6 +124,15 @@ static void record_event(struct capture *c, const void *data, size_t size)
 		c->record_errors++;
 }
 
+/*
+ * Events handed over per slice of a drain. Between slices the agent yields
+ * the CPU to whatever else is runnable on it: a drain is a burst of work
+ * (~1 us an event), and an application thread woken on the agent's CPU
+ * should not wait for all of it.
+ */
+#define DRAIN_SLICE_EVENTS 256
+#define SLICE_DONE	   (-EAGAIN)
+
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
@@ -129,7 +140,8 @@ static int on_ring_event(void *ctx, void *data, size_t size)
 	if (c->record)
 		record_event(c, data, size);
 	c->fn(c->ctx, data, size);
-	return 0;
+	/* Negative: libbpf stops here, this event consumed. */
+	return ++c->slice_events >= DRAIN_SLICE_EVENTS ? SLICE_DONE : 0;
 }
 
 struct capture *capture__open(const struct capture_opts *opts, capture_event_fn fn, void *ctx,
@@ -368,7 +380,18 @@ int capture_fd(const struct capture *c)
 
 int capture_drain(struct capture *c)
 {
-	return c->replay ? replay_drain(c) : ring_buffer__consume(c->rb);
+	int n, total = 0;
+
+	if (c->replay)
+		return replay_drain(c);
+	for (;;) {
+		c->slice_events = 0;
+		n = ring_buffer__consume(c->rb);
+		if (n != SLICE_DONE)
+			return n < 0 ? n : total + n;
+		total += DRAIN_SLICE_EVENTS;
+		sched_yield();
+	}
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */
