@@ -162,6 +162,19 @@ static void on_exchange_aborted(void *ctx, const struct mt_exchange *x)
 		e->t->fn(e->t->ctx, &e->c->info, &copy);
 }
 
+/* Frees a connection's parser state; detection runs again on its next message start. */
+static void free_parser_state(struct conn_table *t, struct conn *c)
+{
+	if (c->parser->release)
+		c->parser->release(c->l7);
+	t->stats.parser_bytes -= c->parser->state_size;
+	free(c->l7);
+	c->l7 = NULL;
+	c->parser = NULL;
+	c->proto = MT_PROTO_UNKNOWN;
+	c->detect_tries = 0;
+}
+
 static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns)
 {
 	struct emit_ctx e = {t, c};
@@ -171,14 +184,7 @@ static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns
 		return;
 	t->stats.l7[c->proto].state_lost++;
 	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
-	if (c->parser->release)
-		c->parser->release(c->l7);
-	t->stats.parser_bytes -= c->parser->state_size;
-	free(c->l7);
-	c->l7 = NULL;
-	c->parser = NULL;
-	c->proto = MT_PROTO_UNKNOWN;
-	c->detect_tries = 0;
+	free_parser_state(t, c);
 	c->gave_up = 0;
 }
 
@@ -266,14 +272,7 @@ static const struct l7_parser *detect_parser(const struct mt_data_event *ev,
 /* Frees the parser state of a connection between messages; detection runs again later. */
 static void release_idle_parser(struct conn_table *t, struct conn *c)
 {
-	if (c->parser->release)
-		c->parser->release(c->l7);
-	t->stats.parser_bytes -= c->parser->state_size;
-	free(c->l7);
-	c->l7 = NULL;
-	c->parser = NULL;
-	c->proto = MT_PROTO_UNKNOWN;
-	c->detect_tries = 0;
+	free_parser_state(t, c);
 	t->stats.parser_released++;
 }
 
