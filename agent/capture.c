@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,9 +43,6 @@ struct capture {
 	void *ctx;
 	enum capture_mode mode;
 	int ncpus;
-	unsigned slice_events; /* handed over in this slice of a drain */
-	void *pos;	       /* the ring's consumer and producer position pages, or NULL */
-	size_t page;
 	FILE *record; /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
@@ -127,18 +122,6 @@ static void record_event(struct capture *c, const void *data, size_t size)
 		c->record_errors++;
 }
 
-/*
- * Events handed over per slice of a drain. Between slices, while little is
- * waiting, the agent yields the CPU to whatever else is runnable on it: a
- * drain is a burst of work (~1 us an event), and an application thread woken
- * on the agent's CPU should not wait for all of it. Further behind than
- * DRAIN_YIELD_BELOW it does not yield: yielding always cost 0.6 % of the
- * spans at half the bench machine's capacity (ring buffer full).
- */
-#define DRAIN_SLICE_EVENTS 256
-#define DRAIN_YIELD_BELOW  (MT_RINGBUF_BYTES / 4)
-#define SLICE_DONE	   (-EAGAIN)
-
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
@@ -146,8 +129,7 @@ static int on_ring_event(void *ctx, void *data, size_t size)
 	if (c->record)
 		record_event(c, data, size);
 	c->fn(c->ctx, data, size);
-	/* Negative: libbpf stops here, this event consumed. */
-	return ++c->slice_events >= DRAIN_SLICE_EVENTS ? SLICE_DONE : 0;
+	return 0;
 }
 
 struct capture *capture__open(const struct capture_opts *opts, capture_event_fn fn, void *ctx,
@@ -231,16 +213,6 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
 		goto out_destroy;
 	}
-	/*
-	 * The ring's first page holds the consumer position, the second the
-	 * producer's (the kernel's layout): mapped again read-only, to know
-	 * how far behind a drain is.
-	 */
-	c->page = (size_t)sysconf(_SC_PAGESIZE);
-	c->pos = mmap(NULL, 2 * c->page, PROT_READ, MAP_SHARED, bpf_map__fd(c->skel->maps.events),
-		      0);
-	if (c->pos == MAP_FAILED)
-		c->pos = NULL; /* drains then never yield */
 	return c;
 
 out_destroy:
@@ -262,8 +234,6 @@ void capture__free(struct capture *c)
 		free(c->replay->buf);
 		free(c->replay);
 	}
-	if (c->pos)
-		munmap(c->pos, 2 * c->page);
 	ring_buffer__free(c->rb);
 	capture_bpf__destroy(c->skel);
 	free(c);
@@ -396,33 +366,9 @@ int capture_fd(const struct capture *c)
 	return c->replay ? c->replay->efd : ring_buffer__epoll_fd(c->rb);
 }
 
-/* Bytes the kernel has written that the agent has not consumed; "a lot" when unknown. */
-static uint64_t backlog(const struct capture *c)
-{
-	const volatile uint64_t *cons, *prod;
-
-	if (!c->pos)
-		return UINT64_MAX;
-	cons = (const volatile uint64_t *)c->pos;
-	prod = (const volatile uint64_t *)((const char *)c->pos + c->page);
-	return __atomic_load_n(prod, __ATOMIC_ACQUIRE) - __atomic_load_n(cons, __ATOMIC_ACQUIRE);
-}
-
 int capture_drain(struct capture *c)
 {
-	int n, total = 0;
-
-	if (c->replay)
-		return replay_drain(c);
-	for (;;) {
-		c->slice_events = 0;
-		n = ring_buffer__consume(c->rb);
-		if (n != SLICE_DONE)
-			return n < 0 ? n : total + n;
-		total += DRAIN_SLICE_EVENTS;
-		if (backlog(c) < DRAIN_YIELD_BELOW)
-			sched_yield();
-	}
+	return c->replay ? replay_drain(c) : ring_buffer__consume(c->rb);
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */
