@@ -329,7 +329,7 @@ EOF
 
 # ---- the agent, its sink and its RSS sampler -------------------------------
 
-AGENT_PID='' SINK_PID='' SAMPLER_PID='' AGENT_TAG=''
+AGENT_PID='' SINK_PID='' SINK_PORT='' SAMPLER_PID='' AGENT_TAG=''
 
 mem_kib() { # pid -> "Rss Pss Pss_Anon" in kB (smaps_rollup)
 	local k v _ rss=0 pss=0 anon=0
@@ -365,17 +365,23 @@ bpf_mapped_kib() {
 	echo "$total"
 }
 
-agent_start() { # tag [extra agent args]
-	local tag=$1 extra=${2:-} i port
-	AGENT_TAG=$tag
+sink_start() { # tag: starts the OTLP sink (SINK_PID), its port in SINK_PORT
+	local i
 	rm -f "$TMP/sink.port"
-	bg "$BIN/sink" -P "$TMP/sink.port" -o "$RAW/$tag.sink.json"
+	bg "$BIN/sink" -P "$TMP/sink.port" -o "$RAW/$1.sink.json"
 	SINK_PID=$BG_PID
 	for ((i = 0; i < 100; i++)); do
 		[ -s "$TMP/sink.port" ] && break
 		sleep 0.02
 	done
-	port=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
+	SINK_PORT=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
+}
+
+agent_start() { # tag [extra agent args]
+	local tag=$1 extra=${2:-} i port
+	AGENT_TAG=$tag
+	sink_start "$tag"
+	port=$SINK_PORT
 	# shellcheck disable=SC2086
 	bg env OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" "$AGENT_BIN" --listen off -q \
 		$MESHTRACE_ARGS $extra 2>"$RAW/$tag.agent.log" >/dev/null
@@ -527,14 +533,8 @@ phase_replay() {
 	fixed_run replay-rec "$LOW_RATE" "$FIXED_S"
 	agent_stop
 	for i in 1 2 3; do
-		rm -f "$TMP/sink.port"
-		bg "$BIN/sink" -P "$TMP/sink.port" -o "$RAW/replay-$i.sink.json"
-		SINK_PID=$BG_PID
-		for ((port = 0; port < 100; port++)); do
-			[ -s "$TMP/sink.port" ] && break
-			sleep 0.02
-		done
-		port=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
+		sink_start "replay-$i"
+		port=$SINK_PORT
 		# The agent's whole life, start to exit, in CPU seconds (getrusage of the child).
 		OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" python3 -c '
 import resource, subprocess, sys
