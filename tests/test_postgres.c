@@ -20,19 +20,12 @@
 
 #include "agent/protocols/postgres.h"
 
-#define REC_MAX 128
-#define C2S	true
-#define S2C	false
-
-struct msg {
-	bool c2s;
-	const char *data;
-	size_t len;
-};
-#define M(dir, s)                     \
-	{                             \
-		dir, s, sizeof(s) - 1 \
-	}
+#define REC_MAX	  128
+#define L7H_STATE struct pg_conn
+#define L7H_INIT  pg_init
+#define L7H_FEED  pg_feed
+#define L7H_CLOSE pg_close
+#include "l7_harness.h"
 
 /* Recorded. psql -c "INSERT ...": SSLRequest, 'N', StartupMessage, trust auth, one Query. */
 static const struct msg PSQL_INSERT[] = {
@@ -285,99 +278,6 @@ static const struct msg PGBENCH_PREPARED[] = {
 	M(C2S, "X\x00\x00\x00\x04"),
 	M(S2C, "Z\x00\x00\x00\x05I"),
 };
-
-struct harness {
-	struct pg_conn c;
-	struct l7_stats st;
-	int n;
-	int announced;	 /* MT_STAGE_REQUEST exchanges */
-	uint32_t seq[2]; /* TCP sequence number of the next byte, per direction */
-	struct mt_exchange x[REC_MAX];
-};
-
-static void on_exchange(void *ctx, const struct mt_exchange *x)
-{
-	struct harness *h = ctx;
-
-	if (x->stage == MT_STAGE_REQUEST) {
-		assert_int_not_equal(x->req_seq, 0);
-		h->announced++;
-		return;
-	}
-	assert_true(h->n < REC_MAX);
-	h->x[h->n++] = *x;
-}
-
-/* Every exchange has its own request sequence number, announced before it was done. */
-static void assert_seqs(const struct harness *h)
-{
-	assert_true(h->announced >= h->n);
-	for (int i = 0; i < h->n; i++) {
-		assert_int_not_equal(h->x[i].req_seq, 0);
-		for (int j = 0; j < i; j++)
-			assert_int_not_equal(h->x[i].req_seq, h->x[j].req_seq);
-	}
-}
-
-static struct harness *harness_new(void)
-{
-	struct harness *h = test_calloc(1, sizeof(*h));
-
-	assert_non_null(h);
-	pg_init(&h->c);
-	return h;
-}
-
-static void harness_reset(struct harness *h)
-{
-	memset(h, 0, sizeof(*h));
-	pg_init(&h->c);
-}
-
-static void feed_gap(struct harness *h, bool c2s, const void *data, size_t cap, size_t len,
-		     uint64_t ts)
-{
-	uint8_t *copy = malloc(cap ? cap : 1);
-	struct mt_chunk ch;
-
-	assert_non_null(copy);
-	if (cap)
-		memcpy(copy, data, cap);
-	if (!h->seq[c2s])
-		h->seq[c2s] = c2s ? 1000 : 7000000; /* each direction's first sequence number */
-	ch = (struct mt_chunk){.data = copy,
-			       .captured = (uint32_t)cap,
-			       .len = (uint32_t)len,
-			       .seq = h->seq[c2s],
-			       .ts_ns = ts};
-	h->seq[c2s] += (uint32_t)len;
-	pg_feed(&h->c, c2s, &ch, on_exchange, h, &h->st);
-	free(copy);
-}
-
-static void feed(struct harness *h, bool c2s, const void *data, size_t n, uint64_t ts)
-{
-	feed_gap(h, c2s, data, n, n, ts);
-}
-
-static void close_conn(struct harness *h, uint64_t ts)
-{
-	pg_close(&h->c, ts, on_exchange, h, &h->st);
-}
-
-/* Feeds a recorded session, each message cut at @split (0: whole); ts = index + 1. */
-static void play(struct harness *h, const struct msg *m, size_t n, size_t split)
-{
-	for (size_t i = 0; i < n; i++) {
-		size_t k = split && split < m[i].len ? split : m[i].len;
-
-		feed(h, m[i].c2s, m[i].data, k, i + 1);
-		if (k < m[i].len)
-			feed(h, m[i].c2s, m[i].data + k, m[i].len - k, i + 1);
-	}
-}
-
-#define PLAY(h, s, split) play(h, s, sizeof(s) / sizeof(s[0]), split)
 
 static void assert_x(const struct mt_exchange *x, const char *op, const char *query, uint32_t flags,
 		     const char *status)
