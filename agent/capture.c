@@ -226,8 +226,13 @@ void capture__free(struct capture *c)
 {
 	if (!c)
 		return;
-	if (c->record && fclose(c->record) != 0)
-		mt_warn("--record: %s", strerror(errno));
+	if (c->record) {
+		int err = fclose(c->record) != 0 ? errno : 0;
+
+		if (err || c->record_errors)
+			mt_warn("--record: writing the recording failed (%s): it is incomplete",
+				strerror(err ? err : EIO));
+	}
 	if (c->replay) {
 		fclose(c->replay->f);
 		close(c->replay->efd);

@@ -326,3 +326,18 @@ def test_burst_of_idle_connections_bounded_parser_memory(request, receiver, agen
     assert samples, "no periodic stats line while the connections were open"
     assert peak <= 3 * 2**20, f"parser state peaked at {peak} bytes"
     assert len(spans) == 2 * n, len(spans)
+
+
+def test_record_to_a_full_disk_is_reported(request, agent, make_nginx):
+    """--record to a device that is always full: the agent keeps tracing, exits 0, and says the
+    recording is incomplete and why."""
+    nginx = make_nginx(free_port())
+    ag = agent(["--record", "/dev/full"])
+    CurlRun([f"http://127.0.0.1:{nginx.port}/static/a.txt?full={i}" for i in range(3)]).run()
+    time.sleep(0.3)
+    stats = ag.stop()
+    err = ag.stderr_text()
+    line = next((l for l in err.splitlines() if "--record" in l), "")
+    figure(request, f"--record /dev/full: {line!r}; spans {stat(stats, 'user', 'spans')}")
+    assert "No space left on device" in line and "incomplete" in line, err[-2000:]
+    assert stat(stats, "user", "spans") >= 6, stats
