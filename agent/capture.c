@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,13 +294,22 @@ fail:
 static bool replay_read(struct replay *r)
 {
 	uint32_t n;
-	size_t padded;
+	size_t padded, got;
 
-	if (fread(&n, sizeof(n), 1, r->f) != 1 || n == 0 || n > REC_MAX)
+	got = fread(&n, 1, sizeof(n), r->f);
+	if (got == 0 && feof(r->f))
+		return false; /* the end, cleanly */
+	if (got != sizeof(n) || n == 0 || n > REC_MAX) {
+		mt_warn("--replay: %s after %" PRIu64 " events: the rest is not replayed",
+			ferror(r->f) ? strerror(errno) : "not a recording, or damaged", r->records);
 		return false;
+	}
 	padded = n + (REC_ALIGN - n % REC_ALIGN) % REC_ALIGN;
-	if (padded > REC_MAX || fread(r->buf, 1, padded, r->f) != padded)
+	if (fread(r->buf, 1, padded, r->f) != padded) {
+		mt_warn("--replay: the recording ends inside an event after %" PRIu64 " events",
+			r->records);
 		return false;
+	}
 	r->size = n;
 	return true;
 }

@@ -914,7 +914,7 @@ static int run_loop(struct agent *a)
 					return -errno;
 				capture_drain(a->capture);
 				if (capture_replay_done(a->capture)) {
-					mt_info("replay: every recorded event handed over");
+					mt_info("replay: finished");
 					return 0;
 				}
 			} else if (fd == capture_fd(a->capture)) {

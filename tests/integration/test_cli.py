@@ -132,3 +132,24 @@ def test_replay_garbage_is_counted_not_fatal(tmp_path):
     assert stats["capture_mode"] == "replay"
     assert stats["user"]["events"] == 20000, stats["user"]
     assert stats["user"]["bad_events"] > 0, stats["user"]
+
+
+@pytest.mark.parametrize("what", ["directory", "random bytes", "torn tail"])
+def test_replay_not_a_recording(tmp_path, what):
+    """--replay of something that is not a whole recording: exit 0 after what could be replayed,
+    with one warning that says so (never a hang or a crash)."""
+    if what == "directory":
+        path = tmp_path
+    else:
+        path = tmp_path / "x.rec"
+        if what == "random bytes":
+            path.write_bytes(os.urandom(100) + b"\xff\xff\xff\xff")
+        else:  # one whole 24-byte record, then a record cut short
+            rec = (24).to_bytes(4, "little") + bytes([9]) + bytes(23)
+            path.write_bytes(rec + (64).to_bytes(4, "little") + bytes(10))
+    binary, env = replay_binary()
+    res = run_cli(["--replay", str(path), "--listen", "off"], env=env, timeout=30, binary=binary)
+    assert res.returncode == 0, res.stderr[-2000:]
+    warn = [l for l in res.stderr.splitlines() if l.startswith("meshtrace: --replay:")]
+    assert len(warn) == 1, res.stderr
+    assert "not replayed" in warn[0] or "ends inside an event" in warn[0], warn
