@@ -22,18 +22,20 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra 
 	      -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -Wno-gnu-variable-sized-type-not-at-end -I$(BUILD) -I.
 
-# Every .c under agent/ and exporters/ is part of the library the binary and the tests link.
-LIB_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c agent/protocols/*.c exporters/*.c))
-PROTOS    := $(wildcard exporters/proto/*.proto)
-PROTO_C   := $(patsubst exporters/proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+# Every .c in a stage folder of agent/ (agent/<stage>/) is part of the library the binary and the
+# tests link; the files at agent/'s top level compose the stages into the binary.
+LIB_SRCS  := $(wildcard agent/*/*.c)
+APP_SRCS  := $(wildcard agent/*.c)
+PROTOS    := $(wildcard agent/*/proto/*.proto)
+PROTO_C   := $(patsubst %.proto,$(BUILD)/proto/%.pb-c.c,$(notdir $(PROTOS)))
 PROTO_H   := $(PROTO_C:.c=.h)
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PROTO_C:.c=.o)
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
-TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test units unit-test integration-test bench clean format check-format
+.PHONY: all deps run test units unit-test integration-test bench clean format check-format check-deps
 .SECONDARY:
 all: $(BUILD)/meshtrace
 
@@ -50,9 +52,10 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/*.h $(BUILD)/vmlinux.h
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: exporters/proto/%.proto
+vpath %.proto $(sort $(dir $(PROTOS)))
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: %.proto
 	@mkdir -p $(@D)
-	$(PROTOC_C) -Iexporters/proto --c_out=$(BUILD)/proto $<
+	$(PROTOC_C) -I$(<D) --c_out=$(BUILD)/proto $<
 
 $(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
 	$(CC) $(filter-out -Wshadow,$(CFLAGS)) -c $< -o $@
@@ -61,17 +64,17 @@ $(BUILD)/obj/%.o: %.c $(PROTO_H) $(SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# The agent's page: every file in dashboards/web/ becomes bytes in the binary (agent/assets.c).
+# The agent's page: every file in dashboards/web/ becomes bytes in the binary (agent/serve/assets.c).
 $(BUILD)/dashboard_assets.h: scripts/embed_assets.sh dashboards/web $(wildcard dashboards/web/*)
 	@mkdir -p $(@D)
 	./scripts/embed_assets.sh dashboards/web > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/agent/assets.o: $(BUILD)/dashboard_assets.h
+$(BUILD)/obj/agent/serve/assets.o: $(BUILD)/dashboard_assets.h
 
 $(BUILD)/libmeshtrace.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/meshtrace: $(BUILD)/obj/agent/main.o $(BUILD)/libmeshtrace.a
+$(BUILD)/meshtrace: $(patsubst %.c,$(BUILD)/obj/%.o,$(APP_SRCS)) $(BUILD)/libmeshtrace.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmeshtrace.a
@@ -103,6 +106,11 @@ bench:
 	@./scripts/deps.sh --check-or-install
 	@$(MAKE) --no-print-directory all
 	@./bench/run.sh
+
+# Dependencies point one way, downstream (scripts/check_deps.py says the order): includes, and
+# what the compiled files call.
+check-deps: $(LIB_OBJS) $(patsubst %.c,$(BUILD)/obj/%.o,$(APP_SRCS))
+	@./scripts/check_deps.py --objs $(BUILD)/obj
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

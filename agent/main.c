@@ -20,20 +20,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "assets.h"
-#include "capture.h"
-#include "conn.h"
-#include "dnsspans.h"
-#include "graph.h"
-#include "httpd.h"
-#include "identity.h"
-#include "log.h"
-#include "metrics.h"
-#include "peers.h"
-#include "spans.h"
-#include "tracestore.h"
-#include "exporters/jsonl.h"
-#include "exporters/otlp.h"
+#include "agent/serve/assets.h"
+#include "agent/capture/capture.h"
+#include "agent/conn/conn.h"
+#include "agent/trace/dnsspans.h"
+#include "agent/graph/graph.h"
+#include "agent/serve/httpd.h"
+#include "agent/identity/identity.h"
+#include "agent/common/log.h"
+#include "agent/export/metrics.h"
+#include "agent/identity/peers.h"
+#include "agent/trace/spans.h"
+#include "agent/serve/tracestore.h"
+#include "agent/export/jsonl.h"
+#include "agent/export/otlp.h"
 
 /*
  * How often the ring buffer is drained without a wake-up. Each drain is a

@@ -22,12 +22,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "exporters/otlp.h"
+#include "agent/export/otlp.h"
 
 #include "benchutil.h"
 
 #define ENC_BATCH 512
-/* The exporter's zlib level (OTLP_GZIP_LEVEL in exporters/otlp.c). */
+/* The exporter's zlib level (OTLP_GZIP_LEVEL in agent/export/otlp.c). */
 #define ENC_GZIP_LEVEL 1
 
 struct enc_result {

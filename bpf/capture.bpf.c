@@ -19,7 +19,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
-#include "capture.h"
+#include "bpf/capture.h"
 
 #define AF_INET	    2
 #define AF_INET6    10

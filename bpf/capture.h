@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The only contract between the kernel programs (capture.bpf.c) and user
- * space (agent/capture.c). Fixed-width fields, explicit padding, no pointers.
+ * space (agent/capture/capture.c). Fixed-width fields, explicit padding, no pointers.
  * Every size the kernel side uses is defined here.
  */
 #ifndef MESHTRACE_BPF_CAPTURE_H

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Writes a C header embedding every file of a folder (not its subfolders) as bytes, for
-# agent/assets.c: the agent's page is part of the binary, no files are read at run time.
+# agent/serve/assets.c: the agent's page is part of the binary, no files are read at run time.
 #   embed_assets.sh DIR > dashboard_assets.h
 # Needs xxd (Debian package xxd). File names must be [A-Za-z0-9._-] only.
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs every test and prints one final line: "N passed, N failed, N skipped".
-# Builds nothing: `make test` builds first. Units are every executable $UNIT_DIR/test_*
+# Builds nothing: `make test` builds first. Units are every executable $UNIT_DIR/<stage>/test_*
 # (default build/tests; `make test` points it at the ASan/UBSan build);
 # integration is tests/integration (pytest). Exit status: non-zero if anything failed, or if
 # CI=true and anything was skipped (in CI every root/BPF test must run).
@@ -13,7 +13,7 @@ passed=0 failed=0 skipped=0
 # ---- units
 units=()
 unit_dir=${UNIT_DIR:-build/tests}
-for bin in "$unit_dir"/test_*; do
+for bin in "$unit_dir"/test_* "$unit_dir"/*/test_*; do
 	[ -f "$bin" ] && [ -x "$bin" ] && units+=("$bin")
 done
 if [ "${#units[@]}" -eq 0 ]; then

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../l7.h"
+#include "agent/protocols/l7.h"
 
 /*
  * Announces a request while it is in flight (enum mt_stage): the span stage

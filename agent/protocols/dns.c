@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dns.h"
+#include "agent/protocols/dns.h"
 
 static uint16_t rd16(const uint8_t *p)
 {

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dns.h"
-#include "dnstcp.h"
-#include "../util.h"
+#include "agent/protocols/dns.h"
+#include "agent/protocols/dnstcp.h"
+#include "agent/common/util.h"
 
 void dnstcp_init(struct dnstcp_conn *c)
 {

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
-#include "dns.h"
+#include "agent/protocols/l7.h"
+#include "agent/protocols/dns.h"
 
 #define DNSTCP_INFLIGHT 8
 #define DNSTCP_KEEP	512 /* the header and question are within it; answers past it are skipped */

@@ -16,7 +16,7 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include "hpack.h"
+#include "agent/protocols/hpack.h"
 
 /* Entries of the static table (RFC 7541 Appendix A). */
 #define STATIC_ENTRIES 61

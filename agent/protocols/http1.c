@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http1.h"
+#include "agent/protocols/http1.h"
 
 enum http1_state {
 	ST_START = 0,	/* at a message boundary: reading a start line */

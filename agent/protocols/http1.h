@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
+#include "agent/protocols/l7.h"
 
 /* Requests in flight on one connection (pipelining depth kept). */
 #define HTTP1_PIPELINE_MAX 4

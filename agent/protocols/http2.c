@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "http2.h"
+#include "agent/protocols/http2.h"
 
 #define H2_NO_SLOT	  UINT16_MAX
 #define FRAME_HEADER_LEN  9

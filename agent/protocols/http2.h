@@ -33,8 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
-#include "hpack.h"
+#include "agent/protocols/l7.h"
+#include "agent/protocols/hpack.h"
 
 /* Streams traced at once on one connection (RFC 9113 recommends allowing at least 100). */
 #define H2_STREAMS_MAX 128

@@ -19,8 +19,8 @@
  */
 #include <string.h>
 
-#include "memcached.h"
-#include "announce.h"
+#include "agent/protocols/memcached.h"
+#include "agent/protocols/announce.h"
 
 enum mc_state {
 	ST_LINE = 0, /* reading a line */

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
+#include "agent/protocols/l7.h"
 
 /* Commands in flight on one connection; more are dropped and counted. */
 #define MEMCACHED_PIPELINE_MAX 64

@@ -28,9 +28,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "mysql.h"
-#include "announce.h"
-#include "sql_sanitize.h"
+#include "agent/protocols/mysql.h"
+#include "agent/protocols/announce.h"
+#include "agent/protocols/sql_sanitize.h"
 
 enum mysql_state {
 	ST_HEADER = 0,

@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
+#include "agent/protocols/l7.h"
 
 /* Commands in flight (clients rarely pipeline); more are dropped and counted. */
 #define MYSQL_PIPELINE_MAX 8

@@ -25,9 +25,9 @@
  */
 #include <string.h>
 
-#include "postgres.h"
-#include "announce.h"
-#include "sql_sanitize.h"
+#include "agent/protocols/postgres.h"
+#include "agent/protocols/announce.h"
+#include "agent/protocols/sql_sanitize.h"
 
 enum pg_state {
 	ST_HEADER = 0, /* gathering a message header */

@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../l7.h"
+#include "agent/protocols/l7.h"
 
 /* Executes, Queries and lone Parses in flight with their text; more are dropped and counted. */
 #define PG_PIPELINE_MAX 16

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "redis.h"
-#include "announce.h"
+#include "agent/protocols/redis.h"
+#include "agent/protocols/announce.h"
 
 enum redis_state {
 	ST_TYPE = 0, /* at an element start: its type byte */

@@ -5,14 +5,14 @@
  */
 #include <stddef.h>
 
-#include "../l7.h"
-#include "dnstcp.h"
-#include "http1.h"
-#include "http2.h"
-#include "memcached.h"
-#include "mysql.h"
-#include "postgres.h"
-#include "redis.h"
+#include "agent/protocols/l7.h"
+#include "agent/protocols/dnstcp.h"
+#include "agent/protocols/http1.h"
+#include "agent/protocols/http2.h"
+#include "agent/protocols/memcached.h"
+#include "agent/protocols/mysql.h"
+#include "agent/protocols/postgres.h"
+#include "agent/protocols/redis.h"
 
 const struct l7_parser *const l7_parsers[] = {
 	&http1_parser,

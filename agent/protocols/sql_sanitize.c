@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "sql_sanitize.h"
+#include "agent/protocols/sql_sanitize.h"
 
 enum {
 	K_OTHER = 0,

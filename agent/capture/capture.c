@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/capture/capture.h"
+#include "capture.skel.h"
+#include "agent/common/log.h"
+
+/*
+ * A recording (--record, --replay): every ring-buffer record as a 4-byte
+ * native-endian length, then its bytes, padded to 8. Same machine only.
+ */
+#define REC_MAX	  (64u << 10) /* larger than any event the kernel makes */
+#define REC_ALIGN 8
+/* A gap between recorded events longer than this is not waited out. */
+#define REPLAY_JUMP_NS (10ull * 1000000000ull)
+
+struct replay {
+	FILE *f;
+	uint8_t *buf;	  /* the next record, read ahead */
+	uint32_t size;	  /* its size; 0: none read yet */
+	uint64_t last_ts; /* the previous event's recorded time */
+	int64_t offset;	  /* recorded time + offset = when it is due (CLOCK_MONOTONIC) */
+	bool done;
+	uint64_t records;
+	int efd; /* never readable: replay is paced by the agent's drain timer */
+};
+
+struct capture {
+	struct capture_bpf *skel; /* NULL when replaying */
+	struct ring_buffer *rb;
+	capture_event_fn fn;
+	void *ctx;
+	enum capture_mode mode;
+	int ncpus;
+	FILE *record; /* --record: every event is also written here */
+	uint64_t record_errors;
+	struct replay *replay;
+};
+
+static const char *const drop_names[MT_DROP__MAX] = {
+	[MT_DROP_RINGBUF_FULL] = "ringbuf_full",
+	[MT_DROP_READ_FAULT] = "read_fault",
+	[MT_DROP_INFLIGHT_FULL] = "inflight_full",
+	[MT_DROP_CONNECTING_FULL] = "connecting_full",
+};
+
+const char *capture_drop_name(int reason)
+{
+	if (reason < 0 || reason >= MT_DROP__MAX)
+		return "unknown";
+	return drop_names[reason];
+}
+
+/* libbpf's messages go to our log: warnings shown, the rest at debug level. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && mt_log_level < MT_LOG_DEBUG)
+		return 0;
+	if (level == LIBBPF_INFO && mt_log_level < MT_LOG_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	mt_log(level == LIBBPF_WARN ? MT_LOG_WARN : MT_LOG_DEBUG, "libbpf: %s", line);
+	return 0;
+}
+
+/* True when the running kernel has the sock:sock_{send,recv}_length tracepoints. */
+static bool kernel_has_sock_length_tracepoints(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!vmlinux)
+		return false;
+	found = btf__find_by_name_kind(vmlinux, "btf_trace_sock_send_length", BTF_KIND_TYPEDEF) >
+			0 &&
+		btf__find_by_name_kind(vmlinux, "btf_trace_sock_recv_length", BTF_KIND_TYPEDEF) > 0;
+	btf__free(vmlinux);
+	return found;
+}
+
+static void set_syscall_autoload(struct capture_bpf *skel, bool on)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj)
+	{
+		const char *sec = bpf_program__section_name(prog);
+
+		if (strncmp(sec, "tracepoint/syscalls/", 20) == 0)
+			bpf_program__set_autoload(prog, on);
+	}
+	bpf_program__set_autoload(skel->progs.sock_send_length, !on);
+	bpf_program__set_autoload(skel->progs.sock_recv_length, !on);
+}
+
+static void record_event(struct capture *c, const void *data, size_t size)
+{
+	static const uint8_t pad[REC_ALIGN];
+	uint32_t n = (uint32_t)size;
+
+	if (size > REC_MAX || fwrite(&n, sizeof(n), 1, c->record) != 1 ||
+	    fwrite(data, 1, size, c->record) != size ||
+	    fwrite(pad, 1, (REC_ALIGN - size % REC_ALIGN) % REC_ALIGN, c->record) !=
+		    (REC_ALIGN - size % REC_ALIGN) % REC_ALIGN)
+		c->record_errors++;
+}
+
+static int on_ring_event(void *ctx, void *data, size_t size)
+{
+	struct capture *c = ctx;
+
+	if (c->record)
+		record_event(c, data, size);
+	c->fn(c->ctx, data, size);
+	return 0;
+}
+
+struct capture *capture__open(const struct capture_opts *opts, capture_event_fn fn, void *ctx,
+			      char *err, size_t errlen)
+{
+	struct capture *c;
+	bool have_sock;
+	int rc;
+
+	libbpf_set_print(libbpf_print);
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		snprintf(err, errlen,
+			 "this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing): "
+			 "meshtrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+		return NULL;
+	}
+	if (opts->capture_bytes > MT_CAPTURE_MAX) {
+		snprintf(err, errlen, "capture size %u is over the maximum %u", opts->capture_bytes,
+			 MT_CAPTURE_MAX);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->fn = fn;
+	c->ctx = ctx;
+	c->ncpus = libbpf_num_possible_cpus();
+	if (c->ncpus <= 0) {
+		snprintf(err, errlen, "cannot count the possible CPUs: %s", strerror(-c->ncpus));
+		goto out_free;
+	}
+
+	have_sock = kernel_has_sock_length_tracepoints();
+	c->mode = opts->mode;
+	if (c->mode == CAPTURE_AUTO)
+		c->mode = have_sock ? CAPTURE_SOCK : CAPTURE_SYSCALLS;
+	if (c->mode == CAPTURE_SOCK && !have_sock) {
+		snprintf(err, errlen,
+			 "--capture-mode sock needs the sock:sock_send_length tracepoint (Linux >= "
+			 "6.3); "
+			 "use --capture-mode syscalls on this kernel");
+		goto out_free;
+	}
+
+	c->skel = capture_bpf__open();
+	if (!c->skel) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		goto out_free;
+	}
+	c->skel->rodata->agent_tgid = (uint32_t)getpid();
+	c->skel->rodata->capture_bytes = opts->capture_bytes;
+	c->skel->rodata->wakeup_bytes =
+		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
+	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
+
+	rc = capture_bpf__load(c->skel);
+	if (rc) {
+		if (rc == -EPERM || errno == EPERM)
+			snprintf(err, errlen,
+				 "loading BPF programs was refused (EPERM): run as root, or grant "
+				 "CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE");
+		else
+			snprintf(err, errlen,
+				 "the kernel refused the BPF programs (%s); run with -v for the "
+				 "verifier log",
+				 strerror(-rc));
+		goto out_destroy;
+	}
+	rc = capture_bpf__attach(c->skel);
+	if (rc) {
+		snprintf(err, errlen,
+			 "cannot attach the tracepoints (%s): is tracefs mounted at "
+			 "/sys/kernel/tracing? (mount -t tracefs nodev /sys/kernel/tracing)",
+			 strerror(-rc));
+		goto out_destroy;
+	}
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_ring_event, c, NULL);
+	if (!c->rb) {
+		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
+		goto out_destroy;
+	}
+	return c;
+
+out_destroy:
+	capture_bpf__destroy(c->skel);
+out_free:
+	free(c);
+	return NULL;
+}
+
+void capture__free(struct capture *c)
+{
+	if (!c)
+		return;
+	if (c->record) {
+		int err = fclose(c->record) != 0 ? errno : 0;
+
+		if (err || c->record_errors)
+			mt_warn("--record: writing the recording failed (%s): it is incomplete",
+				strerror(err ? err : EIO));
+	}
+	if (c->replay) {
+		fclose(c->replay->f);
+		close(c->replay->efd);
+		free(c->replay->buf);
+		free(c->replay);
+	}
+	ring_buffer__free(c->rb);
+	capture_bpf__destroy(c->skel);
+	free(c);
+}
+
+int capture_record_to(struct capture *c, const char *path)
+{
+	c->record = fopen(path, "we");
+	if (!c->record)
+		return -errno;
+	setvbuf(c->record, NULL, _IOFBF, 1 << 20);
+	return 0;
+}
+
+struct capture *capture__open_replay(const char *path, capture_event_fn fn, void *ctx, char *err,
+				     size_t errlen)
+{
+	struct capture *c = calloc(1, sizeof(*c));
+	struct replay *r = calloc(1, sizeof(*r));
+
+	if (!c || !r || !(r->buf = malloc(REC_MAX))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r->f = fopen(path, "re");
+	if (!r->f) {
+		snprintf(err, errlen, "--replay '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	c->fn = fn;
+	c->ctx = ctx;
+	c->ncpus = 1;
+	c->replay = r;
+	return c;
+fail:
+	if (r) {
+		if (r->efd > 0)
+			close(r->efd);
+		free(r->buf);
+		free(r);
+	}
+	free(c);
+	return NULL;
+}
+
+/* Reads the next record into r->buf; false at the end (or a short, damaged tail). */
+static bool replay_read(struct replay *r)
+{
+	uint32_t n;
+	size_t padded, got;
+
+	got = fread(&n, 1, sizeof(n), r->f);
+	if (got == 0 && feof(r->f))
+		return false; /* the end, cleanly */
+	if (got != sizeof(n) || n == 0 || n > REC_MAX) {
+		mt_warn("--replay: %s after %" PRIu64 " events: the rest is not replayed",
+			ferror(r->f) ? strerror(errno) : "not a recording, or damaged", r->records);
+		return false;
+	}
+	padded = n + (REC_ALIGN - n % REC_ALIGN) % REC_ALIGN;
+	if (fread(r->buf, 1, padded, r->f) != padded) {
+		mt_warn("--replay: the recording ends inside an event after %" PRIu64 " events",
+			r->records);
+		return false;
+	}
+	r->size = n;
+	return true;
+}
+
+/*
+ * Replays the recorded events that are due: the recording's timing is kept,
+ * shifted to now, so the agent's clocks and timeouts see what they saw live.
+ */
+static int replay_drain(struct capture *c)
+{
+	struct replay *r = c->replay;
+	struct timespec ts;
+	uint64_t now;
+	int n = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	while (!r->done) {
+		struct mt_event_head *h = (struct mt_event_head *)r->buf;
+
+		if (!r->size && !replay_read(r)) {
+			r->done = true;
+			break;
+		}
+		if (r->size >= sizeof(*h)) {
+			/* A jump (another recording appended, a damaged record): due now. */
+			if (!r->records || h->ts_ns + REPLAY_JUMP_NS < r->last_ts ||
+			    h->ts_ns > r->last_ts + REPLAY_JUMP_NS)
+				r->offset = (int64_t)(now - h->ts_ns);
+			if (h->ts_ns + (uint64_t)r->offset > now)
+				break;
+			r->last_ts = h->ts_ns;
+			h->ts_ns += (uint64_t)r->offset;
+		}
+		r->records++;
+		c->fn(c->ctx, r->buf, r->size);
+		r->size = 0;
+		n++;
+	}
+	return n;
+}
+
+bool capture_replay_done(const struct capture *c)
+{
+	return c->replay && c->replay->done;
+}
+
+int capture_mute(struct capture *c, uint64_t sock)
+{
+	uint8_t one = 1;
+
+	if (!c->skel)
+		return 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, &one, BPF_ANY))
+		return -errno;
+	c->skel->bss->muted_used = 1;
+	return 0;
+}
+
+void capture_detach(struct capture *c)
+{
+	if (c->skel)
+		capture_bpf__detach(c->skel);
+}
+
+int capture_fd(const struct capture *c)
+{
+	return c->replay ? c->replay->efd : ring_buffer__epoll_fd(c->rb);
+}
+
+int capture_drain(struct capture *c)
+{
+	return c->replay ? replay_drain(c) : ring_buffer__consume(c->rb);
+}
+
+/* Sums one per-CPU array of u64 counters into @out[0..n). */
+static void sum_percpu(int map_fd, int ncpus, uint64_t *out, uint32_t n,
+		       uint64_t (*per_cpu)[CAPTURE_CPUS_REPORTED])
+{
+	uint64_t vals[ncpus];
+
+	for (uint32_t i = 0; i < n; i++) {
+		out[i] = 0;
+		if (bpf_map_lookup_elem(map_fd, &i, vals) != 0)
+			continue;
+		for (int cpu = 0; cpu < ncpus; cpu++) {
+			out[i] += vals[cpu];
+			if (per_cpu && cpu < CAPTURE_CPUS_REPORTED)
+				per_cpu[i][cpu] = vals[cpu];
+		}
+	}
+}
+
+void capture_read_counters(const struct capture *c, struct capture_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!c->skel)
+		return;
+	out->ncpus = c->ncpus < CAPTURE_CPUS_REPORTED ? c->ncpus : CAPTURE_CPUS_REPORTED;
+	sum_percpu(bpf_map__fd(c->skel->maps.drops), c->ncpus, out->drops, MT_DROP__MAX,
+		   out->drops_cpu);
+	sum_percpu(bpf_map__fd(c->skel->maps.stats), c->ncpus, out->stats, MT_STAT__MAX, NULL);
+}
+
+const char *capture_mode_name(const struct capture *c)
+{
+	if (c->replay)
+		return "replay";
+	return c->mode == CAPTURE_SOCK ? "sock" : "syscalls";
+}
+
+void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])
+{
+	if (!c->skel) {
+		memset(out, 0, MT_XSTAT__MAX * sizeof(out[0]));
+		return;
+	}
+	sum_percpu(bpf_map__fd(c->skel->maps.ext_stats), c->ncpus, out, MT_XSTAT__MAX, NULL);
+}

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <malloc.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/conn/conn.h"
+
+#define NIL UINT32_MAX
+
+struct conn {
+	uint64_t sock;
+	uint64_t last_ns;
+	uint32_t hnext; /* hash chain */
+	uint32_t prev;	/* LRU list, most recent at head */
+	uint32_t next;
+	uint8_t in_use;
+	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
+	uint8_t detect_tries;
+	uint8_t gave_up;		/* left at TCP level */
+	const struct l7_parser *parser; /* NULL until detected */
+	void *l7;			/* the parser's state, allocated at detection */
+	struct conn_info info;
+};
+
+struct conn_table {
+	struct conn *conns; /* max entries; untouched ones cost no memory */
+	uint32_t *buckets;
+	uint32_t nbuckets; /* power of two */
+	uint32_t max;
+	uint32_t used;	    /* entries ever handed out from the array */
+	uint32_t free_head; /* free list through hnext */
+	uint32_t lru_head;
+	uint32_t lru_tail;
+	uint32_t hand; /* where the next reclaim scan starts */
+	uint64_t idle_ns;
+	conn_exchange_fn fn;
+	conn_io_fn io_fn;
+	conn_mute_fn mute_fn;
+	void *ctx;
+	uint64_t parser_bytes_hwm; /* parser_bytes' high-water mark since the last trim */
+	struct conn_stats stats;
+};
+
+static uint32_t hash_sock(uint64_t sock, uint32_t nbuckets)
+{
+	/* struct sock pointers are cache-line aligned: drop the low bits, then mix. */
+	return (uint32_t)(((sock >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (nbuckets - 1);
+}
+
+struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_exchange_fn fn,
+				   void *ctx)
+{
+	struct conn_table *t;
+
+	if (!max_conns)
+		max_conns = CONN_MAX_DEFAULT;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->max = max_conns;
+	t->nbuckets = 1;
+	while (t->nbuckets < 2 * max_conns)
+		t->nbuckets <<= 1;
+	t->conns = calloc(max_conns, sizeof(*t->conns));
+	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
+	if (!t->conns || !t->buckets) {
+		free(t->conns);
+		free(t->buckets);
+		free(t);
+		return NULL;
+	}
+	memset(t->buckets, 0xff, t->nbuckets * sizeof(*t->buckets));
+	t->free_head = NIL;
+	t->lru_head = t->lru_tail = NIL;
+	t->idle_ns = idle_ns ? idle_ns : CONN_IDLE_NS_DEFAULT;
+	t->fn = fn;
+	t->ctx = ctx;
+	return t;
+}
+
+void conn_table__free(struct conn_table *t)
+{
+	if (!t)
+		return;
+	for (uint32_t i = 0; i < t->used; i++) {
+		struct conn *c = &t->conns[i];
+
+		if (c->in_use && c->parser && c->parser->release)
+			c->parser->release(c->l7);
+		if (c->in_use)
+			free(c->l7);
+	}
+	free(t->conns);
+	free(t->buckets);
+	free(t);
+}
+
+static void lru_unlink(struct conn_table *t, uint32_t i)
+{
+	struct conn *c = &t->conns[i];
+
+	if (c->prev != NIL)
+		t->conns[c->prev].next = c->next;
+	else
+		t->lru_head = c->next;
+	if (c->next != NIL)
+		t->conns[c->next].prev = c->prev;
+	else
+		t->lru_tail = c->prev;
+	c->prev = c->next = NIL;
+}
+
+static void lru_push_head(struct conn_table *t, uint32_t i)
+{
+	struct conn *c = &t->conns[i];
+
+	c->prev = NIL;
+	c->next = t->lru_head;
+	if (t->lru_head != NIL)
+		t->conns[t->lru_head].prev = i;
+	t->lru_head = i;
+	if (t->lru_tail == NIL)
+		t->lru_tail = i;
+}
+
+static uint32_t lookup(const struct conn_table *t, uint64_t sock)
+{
+	uint32_t i = t->buckets[hash_sock(sock, t->nbuckets)];
+
+	while (i != NIL && t->conns[i].sock != sock)
+		i = t->conns[i].hnext;
+	return i;
+}
+
+/* Context handed to the parser's callback: the table and the record. */
+struct emit_ctx {
+	struct conn_table *t;
+	struct conn *c;
+};
+
+static void on_exchange(void *ctx, const struct mt_exchange *x)
+{
+	struct emit_ctx *e = ctx;
+
+	if (e->t->fn)
+		e->t->fn(e->t->ctx, &e->c->info, x);
+}
+
+/*
+ * Events of this connection were lost in the kernel: what the parser holds
+ * cannot be trusted. Its pending requests are dropped (counted as state
+ * lost) and detection starts over at the next message start.
+ */
+static void on_exchange_aborted(void *ctx, const struct mt_exchange *x)
+{
+	struct emit_ctx *e = ctx;
+	struct mt_exchange copy = *x;
+
+	copy.flags |= MT_X_ABORTED;
+	if (e->t->fn)
+		e->t->fn(e->t->ctx, &e->c->info, &copy);
+}
+
+/* Frees a connection's parser state; detection runs again on its next message start. */
+static void free_parser_state(struct conn_table *t, struct conn *c)
+{
+	if (c->parser->release)
+		c->parser->release(c->l7);
+	t->stats.parser_bytes -= c->parser->state_size;
+	free(c->l7);
+	c->l7 = NULL;
+	c->parser = NULL;
+	c->proto = MT_PROTO_UNKNOWN;
+	c->detect_tries = 0;
+}
+
+static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns)
+{
+	struct emit_ctx e = {t, c};
+
+	t->stats.lost_restarts++;
+	if (!c->parser)
+		return;
+	t->stats.l7[c->proto].state_lost++;
+	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
+	free_parser_state(t, c);
+	c->gave_up = 0;
+}
+
+/* Ends a record: flushes what the parser holds, unhashes it, frees it. */
+static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
+{
+	struct conn *c = &t->conns[i];
+	uint32_t *pp = &t->buckets[hash_sock(c->sock, t->nbuckets)];
+	struct emit_ctx e = {t, c};
+
+	if (c->parser) {
+		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
+		if (c->parser->release)
+			c->parser->release(c->l7);
+		t->stats.parser_bytes -= c->parser->state_size;
+		free(c->l7);
+		c->l7 = NULL;
+		c->parser = NULL;
+	}
+	while (*pp != i)
+		pp = &t->conns[*pp].hnext;
+	*pp = c->hnext;
+	lru_unlink(t, i);
+	c->in_use = 0;
+	c->hnext = t->free_head;
+	t->free_head = i;
+	t->stats.active--;
+}
+
+/* Returns a fresh record for @sock, evicting the least recently used one if full. */
+static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
+{
+	uint32_t h = hash_sock(sock, t->nbuckets);
+	struct conn *c;
+	uint32_t i;
+
+	if (t->free_head != NIL) {
+		i = t->free_head;
+		t->free_head = t->conns[i].hnext;
+	} else if (t->used < t->max) {
+		i = t->used++;
+	} else {
+		i = t->lru_tail;
+		end_conn(t, i, now_ns);
+		t->stats.evicted_full++;
+		t->free_head = t->conns[i].hnext;
+	}
+	c = &t->conns[i];
+	memset(c, 0, sizeof(*c));
+	c->sock = sock;
+	c->in_use = 1;
+	c->last_ns = now_ns;
+	c->info.sock = sock;
+	c->info.fd = -1;
+	c->hnext = t->buckets[h];
+	t->buckets[h] = i;
+	c->prev = c->next = NIL;
+	lru_push_head(t, i);
+	t->stats.active++;
+	t->stats.opened++;
+	return i;
+}
+
+static void touch(struct conn_table *t, uint32_t i, uint64_t now_ns)
+{
+	t->conns[i].last_ns = now_ns;
+	if (t->lru_head != i) {
+		lru_unlink(t, i);
+		lru_push_head(t, i);
+	}
+}
+
+/* The first parser that recognises these bytes, and which side sends such bytes. */
+static const struct l7_parser *detect_parser(const struct mt_data_event *ev,
+					     enum l7_verdict *verdict)
+{
+	for (size_t i = 0; l7_parsers[i]; i++) {
+		*verdict = l7_parsers[i]->detect(ev->data, ev->captured);
+		if (*verdict != L7_NO)
+			return l7_parsers[i];
+	}
+	return NULL;
+}
+
+/* Frees the parser state of a connection between messages; detection runs again later. */
+static void release_idle_parser(struct conn_table *t, struct conn *c)
+{
+	free_parser_state(t, c);
+	t->stats.parser_released++;
+}
+
+/*
+ * Over CONN_PARSER_SOFT_MAX: frees the parser state of quiet connections
+ * between messages, looking at CONN_RECLAIM_SCAN records from where the last
+ * scan stopped, until @need more bytes fit under the soft limit.
+ */
+static void reclaim_parsers(struct conn_table *t, size_t need, uint64_t now_ns)
+{
+	for (uint32_t k = 0; k < CONN_RECLAIM_SCAN && t->used; k++) {
+		struct conn *c;
+
+		if (t->stats.parser_bytes + need <= CONN_PARSER_SOFT_MAX)
+			return;
+		if (t->hand >= t->used)
+			t->hand = 0;
+		c = &t->conns[t->hand++];
+		if (c->in_use && c->parser && c->parser->idle &&
+		    c->last_ns + CONN_PARSER_QUIET_NS < now_ns && c->parser->idle(c->l7))
+			release_idle_parser(t, c);
+	}
+}
+
+/*
+ * Finds the protocol (and, for a connection first seen mid-life, the role)
+ * from a message start. Parsing begins only at a message start, so a
+ * connection first seen mid-message is picked up at its next message.
+ * Returns true when the parser is ready for this chunk.
+ */
+static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_event *ev)
+{
+	const struct l7_parser *p = NULL;
+	enum l7_verdict v = L7_NO;
+	bool sender_is_client;
+
+	if (ev->captured)
+		p = detect_parser(ev, &v);
+	if (p && c->info.role == CONN_ROLE_UNKNOWN) {
+		sender_is_client = v == L7_FROM_CLIENT;
+		c->info.role = sender_is_client == (ev->dir == MT_DIR_EGRESS) ? CONN_ROLE_CLIENT
+									      : CONN_ROLE_SERVER;
+	}
+	if (p) {
+		bool c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
+
+		/* Bytes of the wrong side for this role: not a message start we can use. */
+		if (c2s != (v == L7_FROM_CLIENT))
+			p = NULL;
+	}
+	if (!p) {
+		if (ev->captured && ++c->detect_tries >= CONN_DETECT_TRIES) {
+			c->gave_up = 1;
+			t->stats.not_parsed++;
+			/* A known role and no protocol: stop copying its bytes in the kernel. */
+			if (t->mute_fn && c->info.role != CONN_ROLE_UNKNOWN) {
+				t->mute_fn(t->ctx, c->sock);
+				t->stats.muted++;
+			}
+		}
+		return false;
+	}
+	if (t->stats.parser_bytes + p->state_size > CONN_PARSER_SOFT_MAX)
+		reclaim_parsers(t, p->state_size, ev->head.ts_ns);
+	if (t->stats.parser_bytes + p->state_size > CONN_PARSER_MEMORY_MAX) {
+		t->stats.parser_budget_full++;
+		c->gave_up = 1;
+		return false;
+	}
+	c->l7 = calloc(1, p->state_size);
+	if (!c->l7) {
+		t->stats.parser_alloc_failed++;
+		c->gave_up = 1;
+		return false;
+	}
+	p->init(c->l7);
+	t->stats.parser_bytes += p->state_size;
+	if (t->stats.parser_bytes > t->parser_bytes_hwm)
+		t->parser_bytes_hwm = t->stats.parser_bytes;
+	c->parser = p;
+	c->proto = p->protocol;
+	return true;
+}
+
+void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn)
+{
+	t->mute_fn = fn;
+}
+
+void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
+{
+	t->io_fn = fn;
+}
+
+void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
+{
+	uint32_t i = lookup(t, ev->head.sock);
+	struct mt_chunk ch;
+	struct emit_ctx e;
+	struct conn *c;
+	bool c2s;
+
+	if (i == NIL) {
+		i = insert(t, ev->head.sock, ev->head.ts_ns);
+		t->conns[i].info.tuple = ev->tuple;
+	} else {
+		touch(t, i, ev->head.ts_ns);
+	}
+	c = &t->conns[i];
+	c->info.pid = ev->pid;
+	c->info.tid = ev->tid;
+	c->info.fd = ev->fd;
+	if (t->io_fn)
+		t->io_fn(t->ctx, ev->tid, ev->pid, ev->head.sock, false);
+	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+	if (ev->flags & MT_DATA_F_LOST_BEFORE)
+		restart_parser(t, c, ev->head.ts_ns);
+	if (c->gave_up)
+		return;
+	if (!c->parser && !detect(t, c, ev)) {
+		if (c->info.role == CONN_ROLE_UNKNOWN)
+			t->stats.role_unknown_bytes += ev->bytes;
+		return;
+	}
+	c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
+
+	ch.data = ev->data;
+	ch.captured = ev->captured;
+	ch.len = ev->bytes;
+	ch.seq = (uint32_t)ev->seq;
+	ch.ts_ns = ev->head.ts_ns;
+	e.t = t;
+	e.c = c;
+	c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
+}
+
+void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
+{
+	uint32_t i = lookup(t, ev->head.sock);
+	struct conn *c;
+
+	switch (ev->op) {
+	case MT_CONN_CONNECT:
+	case MT_CONN_ACCEPTED:
+		/* A new life for this socket: whatever was recorded under it has ended. */
+		if (i != NIL)
+			end_conn(t, i, ev->head.ts_ns);
+		i = insert(t, ev->head.sock, ev->head.ts_ns);
+		c = &t->conns[i];
+		c->info.tuple = ev->tuple;
+		c->info.role = ev->op == MT_CONN_CONNECT ? CONN_ROLE_CLIENT : CONN_ROLE_SERVER;
+		c->info.pid = ev->pid;
+		memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
+		if (ev->op == MT_CONN_CONNECT && t->io_fn)
+			t->io_fn(t->ctx, ev->tid, ev->pid, ev->head.sock, true);
+		break;
+	case MT_CONN_ESTABLISHED:
+		if (i != NIL) {
+			/* The local port is only final once connected. */
+			t->conns[i].info.tuple = ev->tuple;
+			touch(t, i, ev->head.ts_ns);
+		}
+		break;
+	case MT_CONN_FAILED:
+		t->stats.connect_failed++;
+		if (i != NIL)
+			end_conn(t, i, ev->head.ts_ns);
+		break;
+	case MT_CONN_CLOSED:
+		if (i != NIL) {
+			end_conn(t, i, ev->head.ts_ns);
+			t->stats.closed++;
+		}
+		break;
+	case MT_CONN_RETRANSMIT:
+		t->stats.retransmits++;
+		break;
+	default:
+		break;
+	}
+}
+
+void conn_table_expire(struct conn_table *t, uint64_t now_ns)
+{
+	/* Quiet connections, oldest first: give back parser state they do not need. */
+	for (uint32_t i = t->lru_tail;
+	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns; i = t->conns[i].prev) {
+		struct conn *c = &t->conns[i];
+
+		if (c->parser && c->parser->idle && c->parser->idle(c->l7))
+			release_idle_parser(t, c);
+	}
+	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
+		end_conn(t, t->lru_tail, now_ns);
+		t->stats.evicted_idle++;
+	}
+	/*
+	 * Parser state is ~6 KB a connection (HTTP/1): a burst of connections leaves
+	 * megabytes of free heap behind once they go idle or close, which glibc
+	 * keeps mapped. Give it back, only after a large drop (not for churn).
+	 */
+	if (t->parser_bytes_hwm >= t->stats.parser_bytes + CONN_TRIM_BYTES) {
+		malloc_trim(0);
+		t->stats.trims++;
+		t->parser_bytes_hwm = t->stats.parser_bytes;
+	}
+}
+
+void conn_table_stats(const struct conn_table *t, struct conn_stats *out)
+{
+	*out = t->stats;
+}

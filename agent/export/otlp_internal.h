@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared by agent/export/otlp*.c only: the reusable encoder behind
+ * otlp_encode_spans(), the exporter's state, and the seams between the
+ * queue (otlp.c) and the transport (otlp_transport.c).
+ */
+#ifndef MESHTRACE_OTLP_INTERNAL_H
+#define MESHTRACE_OTLP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <libdeflate.h>
+
+#include "agent/export/otlp.h"
+
+#define OTLP_LOG_PREFIX "meshtrace: otlp: "
+/* One log line per kind of trouble per minute, at most. */
+#define OTLP_LOG_INTERVAL_MS 60000
+/* Response bytes kept for decoding (partial success, error status); the rest is skipped. */
+#define OTLP_RESPONSE_MAX (16u << 10)
+
+/* ---- encoder (otlp_encode.c) ---- */
+
+struct otlp_encoder;
+
+/*
+ * An encoder for batches of up to @max_spans spans with @cfg's resource
+ * attributes (copied). Everything such a batch needs is allocated here, so
+ * encoding allocates nothing but a larger output buffer now and then.
+ * NULL + errno on failure (EINVAL: a @cfg string is not UTF-8; ENOMEM).
+ */
+struct otlp_encoder *otlp_encoder__new(const struct otlp_config *cfg, size_t max_spans);
+
+/* NULL is a no-op. */
+void otlp_encoder__free(struct otlp_encoder *enc);
+
+/*
+ * Encodes @n (<= max_spans) spans into the encoder's own buffer: *@out is
+ * valid until the next call, or until otlp_encoder_swap_buf(). Returns 0,
+ * -E2BIG (@n too large) or -ENOMEM.
+ */
+int otlp_encoder_encode(struct otlp_encoder *enc, const struct mt_span *spans, size_t n,
+			const uint8_t **out, size_t *outlen);
+
+/*
+ * Swaps the encoder's output buffer with *@buf / *@cap (a buffer the caller
+ * owns, possibly NULL / 0): hands over the last encoding without a copy.
+ */
+void otlp_encoder_swap_buf(struct otlp_encoder *enc, uint8_t **buf, size_t *cap);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t otlp_now_ms(void);
+
+/* ---- exporter state ---- */
+
+enum otlp_signal_kind {
+	OTLP_TRACES = 0,
+	OTLP_METRICS = 1,
+	OTLP_SIGNALS = 2,
+};
+
+struct otlp_batch {
+	uint8_t *body; /* what goes on the wire: protobuf, gzip'd when configured */
+	size_t len;
+	size_t cap;
+	uint32_t nspans; /* 0 for metrics */
+};
+
+struct otlp_ratelimit {
+	uint64_t next_ms;
+	uint64_t suppressed;
+};
+
+/* One signal's queue of encoded requests and its HTTP transfer. */
+struct otlp_signal {
+	struct otlp_exporter *x;
+	const char *name; /* "traces", "metrics" */
+	bool enabled;
+	bool gzip;
+	bool in_flight;	    /* the head batch is on the wire */
+	bool resp_protobuf; /* the answer is application/x-protobuf */
+	CURL *easy;
+	struct curl_slist *headers;
+	const char *url;
+	/* Ring of encoded batches; of the free slots only the next to fill keep buffers. */
+	struct otlp_batch *ring;
+	unsigned nslots;
+	unsigned head; /* oldest: on the wire, or waiting for retry_at_ms */
+	unsigned count;
+	uint64_t ring_spans;
+	uint64_t retry_at_ms; /* head may be (re)sent from then on */
+	unsigned attempt;     /* failures in a row */
+	long retry_after_ms;  /* from the answer being read, -1: none */
+	size_t resp_len;
+	uint8_t resp[OTLP_RESPONSE_MAX];
+	char errbuf[CURL_ERROR_SIZE];
+	struct otlp_ratelimit rl_fail;
+	struct otlp_ratelimit rl_reject;
+	struct otlp_ratelimit rl_partial;
+	struct otlp_ratelimit rl_drop;
+	struct otlp_ratelimit rl_recover;
+};
+
+struct otlp_exporter {
+	struct otlp_config cfg;
+	int epfd; /* curl's sockets; handed to the caller's loop */
+	CURLM *multi;
+	int64_t curl_deadline_ms; /* -1: curl has no timer */
+	struct otlp_signal sig[OTLP_SIGNALS];
+	struct otlp_encoder *enc;
+	struct mt_span *pending; /* batch_max spans not yet encoded */
+	unsigned npending;
+	uint64_t pending_since_ms;
+	struct libdeflate_compressor *gz; /* reused for every batch */
+	uint8_t *gz_buf;		  /* gzip output, copied into a slot buffer of its size */
+	size_t gz_cap;
+	size_t freed_bytes; /* queue buffers freed since the last malloc_trim */
+	uint64_t rng;
+	struct otlp_stats stats;
+};
+
+/* ---- queue (otlp.c) ---- */
+
+/* Logs one line unless this kind of line was logged in the last minute. */
+__attribute__((format(printf, 3, 4))) void otlp_log_limited(struct otlp_ratelimit *rl, uint64_t now,
+							    const char *fmt, ...);
+
+/* Sets stats.last_error. */
+__attribute__((format(printf, 2, 3))) void otlp_set_error(struct otlp_exporter *x, const char *fmt,
+							  ...);
+
+/* The batch @rel places after the head. */
+struct otlp_batch *otlp_ring_at(struct otlp_signal *s, unsigned rel);
+
+/* Forgets the head batch (answered, rejected or given up). */
+void otlp_ring_pop(struct otlp_signal *s);
+
+/* ---- transport (otlp_transport.c) ---- */
+
+/* Creates x->multi, wired to x->epfd. Returns 0, -EIO. */
+int otlp_transport_init(struct otlp_exporter *x);
+
+/* Frees both signals' transfers and x->multi. */
+void otlp_transport_free(struct otlp_exporter *x);
+
+/*
+ * Sets up @s to POST to @url with @t's headers, compression and timeout,
+ * with a ring of @nslots batches. "" @url: the signal stays off. Returns 0,
+ * -ENOMEM, -EINVAL (curl refused the URL).
+ */
+int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char *name,
+		     const char *url, const struct otlp_transport_config *t, unsigned nslots);
+
+/* Sends the head batch if there is one, none is in flight and no retry is pending. */
+void otlp_signal_maybe_start(struct otlp_signal *s, uint64_t now);
+
+/* Stops @s's transfer in flight, if any. */
+void otlp_signal_abort(struct otlp_signal *s);
+
+/* Hands ready sockets to curl (never blocks). */
+void otlp_transport_poll_sockets(struct otlp_exporter *x);
+
+/* Runs curl's timer when due, then handles finished transfers. */
+void otlp_transport_run(struct otlp_exporter *x, uint64_t now);
+
+#endif /* MESHTRACE_OTLP_INTERNAL_H */

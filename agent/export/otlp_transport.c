@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * OTLP/HTTP transport: libcurl's multi interface in socket-action mode.
+ * Spec: https://opentelemetry.io/docs/specs/otlp/#otlphttp (requests,
+ * responses, partial success, failures, throttling and retries).
+ *
+ * curl's sockets go into an epoll fd of our own, and that fd goes into the
+ * caller's epoll set (epoll fds nest), so one event loop drives everything;
+ * curl's timer is folded into otlp_exporter_timeout_ms(). One request is in
+ * flight per signal, on a reused easy handle, so the connection is kept
+ * alive between batches.
+ *
+ * Answers: 2xx accepted (partial_success counted); 429, 502, 503, 504 and
+ * failures to connect or time-outs retried after Retry-After or a backoff
+ * with full jitter; any other status drops the request, counted.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "otlp.pb-c.h"
+#include "agent/export/otlp_internal.h"
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init_once(void)
+{
+	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static uint64_t rng_next(struct otlp_exporter *x)
+{
+	/* xorshift64*: jitter only, not security. */
+	x->rng ^= x->rng >> 12;
+	x->rng ^= x->rng << 25;
+	x->rng ^= x->rng >> 27;
+	return x->rng * 2685821657736338717ull;
+}
+
+static void schedule_retry(struct otlp_signal *s, long retry_after_ms, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	uint64_t cap, lo, delay;
+	unsigned shift = s->attempt < 20 ? s->attempt : 20;
+
+	s->attempt++;
+	x->stats.retries++;
+	if (retry_after_ms >= 0) {
+		delay = retry_after_ms < OTLP_RETRY_AFTER_MAX_MS ? (uint64_t)retry_after_ms
+								 : OTLP_RETRY_AFTER_MAX_MS;
+	} else {
+		/* Full jitter: uniform in [floor, min(max, base * 2^(attempt-1))]. */
+		cap = (uint64_t)x->cfg.retry_base_ms << shift;
+		if (cap > x->cfg.retry_max_ms)
+			cap = x->cfg.retry_max_ms;
+		lo = cap < OTLP_RETRY_MIN_MS ? cap : OTLP_RETRY_MIN_MS;
+		delay = lo + rng_next(x) % (cap - lo + 1);
+	}
+	s->retry_at_ms = now + delay;
+}
+
+static void start_transfer(struct otlp_signal *s, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	struct otlp_batch *b = otlp_ring_at(s, 0);
+	CURLMcode rc;
+
+	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, b->body);
+	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+	s->resp_len = 0;
+	s->resp_protobuf = false;
+	s->retry_after_ms = -1;
+	s->errbuf[0] = '\0';
+	rc = curl_multi_add_handle(x->multi, s->easy);
+	if (rc != CURLM_OK) {
+		otlp_set_error(x, "%s: libcurl: %s", s->name, curl_multi_strerror(rc));
+		otlp_log_limited(&s->rl_fail, now, "%s: libcurl: %s; will retry", s->name,
+				 curl_multi_strerror(rc));
+		schedule_retry(s, -1, now);
+		return;
+	}
+	s->in_flight = true;
+}
+
+void otlp_signal_maybe_start(struct otlp_signal *s, uint64_t now)
+{
+	if (s->enabled && !s->in_flight && s->count && now >= s->retry_at_ms)
+		start_transfer(s, now);
+}
+
+static bool retryable(long code)
+{
+	return code == 429 || code == 502 || code == 503 || code == 504;
+}
+
+/* What the collector says goes into a log line: one line, printable. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || *s == 0x7f)
+			*s = ' ';
+}
+
+/* The collector's words about a failure: google.rpc.Status.message, or the text body. */
+static void error_text(struct otlp_signal *s, char *dst, size_t cap)
+{
+	dst[0] = '\0';
+	if (s->resp_protobuf) {
+		Meshtrace__Otlp__RpcStatus *st =
+			meshtrace__otlp__rpc_status__unpack(NULL, s->resp_len, s->resp);
+
+		if (st) {
+			snprintf(dst, cap, "%.200s", st->message ? st->message : "");
+			meshtrace__otlp__rpc_status__free_unpacked(st, NULL);
+		}
+	} else {
+		snprintf(dst, cap, "%.*s", (int)(s->resp_len < 200 ? s->resp_len : 200),
+			 (const char *)s->resp);
+	}
+	one_line(dst);
+}
+
+static void on_success(struct otlp_signal *s, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	uint32_t nspans = otlp_ring_at(s, 0)->nspans;
+	int64_t rejected = 0;
+	char msg[160] = "";
+
+	if (s->resp_protobuf && s->resp_len) {
+		if (s == &x->sig[OTLP_TRACES]) {
+			Meshtrace__Otlp__ExportTraceServiceResponse *r =
+				meshtrace__otlp__export_trace_service_response__unpack(
+					NULL, s->resp_len, s->resp);
+
+			if (r && r->partial_success) {
+				rejected = r->partial_success->rejected_spans;
+				snprintf(msg, sizeof(msg), "%s",
+					 r->partial_success->error_message ?: "");
+			}
+			meshtrace__otlp__export_trace_service_response__free_unpacked(r, NULL);
+		} else {
+			Meshtrace__Otlp__ExportMetricsServiceResponse *r =
+				meshtrace__otlp__export_metrics_service_response__unpack(
+					NULL, s->resp_len, s->resp);
+
+			if (r && r->partial_success) {
+				rejected = r->partial_success->rejected_data_points;
+				snprintf(msg, sizeof(msg), "%s",
+					 r->partial_success->error_message ?: "");
+			}
+			meshtrace__otlp__export_metrics_service_response__free_unpacked(r, NULL);
+		}
+	}
+	one_line(msg);
+	if (rejected < 0)
+		rejected = 0;
+	if (s == &x->sig[OTLP_TRACES]) {
+		if (rejected > nspans)
+			rejected = nspans;
+		x->stats.batches_sent++;
+		x->stats.spans_exported += nspans - (uint64_t)rejected;
+		x->stats.spans_dropped_rejected += (uint64_t)rejected;
+	} else {
+		x->stats.metrics_requests_sent++;
+		x->stats.metrics_points_rejected += (uint64_t)rejected;
+	}
+	if (rejected || msg[0]) {
+		otlp_set_error(x, "%s: collector rejected %lld: %s", s->name, (long long)rejected,
+			       msg);
+		otlp_log_limited(&s->rl_partial, now, "%s: collector rejected %lld %s: %s", s->name,
+				 (long long)rejected,
+				 s == &x->sig[OTLP_TRACES] ? "spans" : "points",
+				 msg[0] ? msg : "(no message)");
+	}
+	if (s->attempt)
+		otlp_log_limited(&s->rl_recover, now,
+				 "%s: export to %s works again after %u failures", s->name, s->url,
+				 s->attempt);
+	s->attempt = 0;
+	s->retry_at_ms = 0;
+	otlp_ring_pop(s);
+}
+
+static void on_rejected(struct otlp_signal *s, long code, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	uint32_t nspans = otlp_ring_at(s, 0)->nspans;
+	char msg[208];
+
+	error_text(s, msg, sizeof(msg));
+	if (s == &x->sig[OTLP_TRACES]) {
+		x->stats.batches_failed++;
+		x->stats.spans_dropped_rejected += nspans;
+	} else {
+		x->stats.metrics_requests_dropped++;
+	}
+	otlp_set_error(x, "%s: HTTP %ld from %s: %s", s->name, code, s->url, msg);
+	otlp_log_limited(&s->rl_reject, now,
+			 "%s: HTTP %ld from %s: %s; request dropped (not retryable: check the URL, "
+			 "headers and the collector's log)",
+			 s->name, code, s->url, msg[0] ? msg : "(no message)");
+	s->attempt = 0;
+	s->retry_at_ms = 0;
+	otlp_ring_pop(s);
+}
+
+static void finish_transfer(struct otlp_signal *s, CURLcode res, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	curl_off_t up = 0;
+	long code = 0;
+
+	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_multi_remove_handle(x->multi, s->easy);
+	s->in_flight = false;
+	x->stats.bytes_sent += (uint64_t)up;
+
+	if (res != CURLE_OK) {
+		const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(res);
+
+		otlp_set_error(x, "%s: %s: %s", s->name, s->url, why);
+		otlp_log_limited(&s->rl_fail, now, "%s: %s: %s; will retry (is the collector up?)",
+				 s->name, s->url, why);
+		schedule_retry(s, -1, now);
+		return;
+	}
+	x->stats.last_http_status = (int)code;
+	if (code >= 200 && code < 300) {
+		on_success(s, now);
+	} else if (retryable(code)) {
+		otlp_set_error(x, "%s: HTTP %ld from %s", s->name, code, s->url);
+		otlp_log_limited(&s->rl_fail, now, "%s: HTTP %ld from %s; will retry", s->name,
+				 code, s->url);
+		schedule_retry(s, s->retry_after_ms, now);
+	} else {
+		on_rejected(s, code, now);
+	}
+}
+
+static void read_completions(struct otlp_exporter *x, uint64_t now)
+{
+	struct otlp_signal *s;
+	CURLMsg *msg;
+	int left;
+
+	for (;;) {
+		char *priv = NULL;
+
+		msg = curl_multi_info_read(x->multi, &left);
+		if (!msg)
+			break;
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		s = (struct otlp_signal *)(void *)priv;
+		if (s)
+			finish_transfer(s, msg->data.result, now);
+	}
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct otlp_exporter *x = userp;
+	struct epoll_event ev = {.data.fd = fd};
+
+	(void)easy;
+	(void)socketp;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(x->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		ev.events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev.events |= EPOLLOUT;
+	if (epoll_ctl(x->epfd, EPOLL_CTL_MOD, fd, &ev) && errno == ENOENT)
+		epoll_ctl(x->epfd, EPOLL_CTL_ADD, fd, &ev);
+	return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct otlp_exporter *x = userp;
+
+	(void)multi;
+	x->curl_deadline_ms = timeout_ms < 0 ? -1 : (int64_t)(otlp_now_ms() + (uint64_t)timeout_ms);
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct otlp_signal *s = userp;
+	size_t len = size * nmemb;
+	size_t keep = sizeof(s->resp) - s->resp_len;
+
+	if (keep > len)
+		keep = len;
+	memcpy(s->resp + s->resp_len, data, keep);
+	s->resp_len += keep;
+	return len;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date (RFC 9110, section 10.2.3). */
+static long parse_retry_after(const char *v)
+{
+	char *end;
+	long secs;
+	time_t when;
+
+	if (*v >= '0' && *v <= '9') {
+		errno = 0;
+		secs = strtol(v, &end, 10);
+		if (errno || *end)
+			return -1;
+		return secs > OTLP_RETRY_AFTER_MAX_MS / 1000 ? OTLP_RETRY_AFTER_MAX_MS
+							     : secs * 1000;
+	}
+	when = curl_getdate(v, NULL);
+	if (when == -1)
+		return -1;
+	when -= time(NULL);
+	if (when <= 0)
+		return 0;
+	return when > OTLP_RETRY_AFTER_MAX_MS / 1000 ? OTLP_RETRY_AFTER_MAX_MS : (long)when * 1000;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct otlp_signal *s = userp;
+	size_t len = size * nmemb;
+	char v[128];
+	size_t vlen;
+
+	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+		/* A new response (after a 1xx): forget the previous one's. */
+		s->retry_after_ms = -1;
+		s->resp_protobuf = false;
+		s->resp_len = 0;
+		return len;
+	}
+	if (len > 12 && !strncasecmp(data, "retry-after:", 12)) {
+		const char *p = data + 12;
+
+		vlen = len - 12;
+		while (vlen && (*p == ' ' || *p == '\t')) {
+			p++;
+			vlen--;
+		}
+		while (vlen && (p[vlen - 1] == '\r' || p[vlen - 1] == '\n' || p[vlen - 1] == ' '))
+			vlen--;
+		if (vlen < sizeof(v)) {
+			memcpy(v, p, vlen);
+			v[vlen] = '\0';
+			s->retry_after_ms = parse_retry_after(v);
+		}
+	} else if (len > 13 && !strncasecmp(data, "content-type:", 13)) {
+		s->resp_protobuf = memmem(data, len, "application/x-protobuf", 22) != NULL;
+	}
+	return len;
+}
+
+int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char *name,
+		     const char *url, const struct otlp_transport_config *t, unsigned nslots)
+{
+	char line[OTLP_HEADER_NAME_MAX + OTLP_HEADER_VALUE_MAX + 4];
+	struct curl_slist *h;
+	long timeout = t->timeout_ms;
+	unsigned i;
+
+	s->x = x;
+	s->name = name;
+	s->url = url;
+	s->retry_after_ms = -1;
+	if (!url[0])
+		return 0;
+	s->enabled = true;
+	s->gzip = t->gzip;
+	s->nslots = nslots;
+	s->ring = calloc(nslots, sizeof(*s->ring));
+	s->easy = curl_easy_init();
+	if (!s->ring || !s->easy)
+		return -ENOMEM;
+
+	s->headers = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
+	if (s->headers && t->gzip)
+		s->headers = curl_slist_append(s->headers, "Content-Encoding: gzip");
+	/* No "Expect: 100-continue" round trip before large bodies. */
+	if (s->headers)
+		s->headers = curl_slist_append(s->headers, "Expect:");
+	for (i = 0; s->headers && i < t->n_headers && i < OTLP_HEADERS_MAX; i++) {
+		snprintf(line, sizeof(line), "%s: %s", t->headers[i].name, t->headers[i].value);
+		h = curl_slist_append(s->headers, line);
+		if (!h) {
+			curl_slist_free_all(s->headers);
+			s->headers = NULL;
+		}
+		s->headers = h;
+	}
+	if (!s->headers)
+		return -ENOMEM;
+
+	if (x->cfg.export_timeout_ms && x->cfg.export_timeout_ms < timeout)
+		timeout = x->cfg.export_timeout_ms;
+	if (curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
+		return -EINVAL;
+	curl_easy_setopt(s->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (char *)s);
+	curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "meshtrace/" MESHTRACE_VERSION);
+	curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	return 0;
+}
+
+static void signal_free(struct otlp_exporter *x, struct otlp_signal *s)
+{
+	unsigned i;
+
+	if (s->easy) {
+		if (s->in_flight)
+			curl_multi_remove_handle(x->multi, s->easy);
+		curl_easy_cleanup(s->easy);
+	}
+	curl_slist_free_all(s->headers);
+	for (i = 0; s->ring && i < s->nslots; i++)
+		free(s->ring[i].body);
+	free(s->ring);
+}
+
+void otlp_signal_abort(struct otlp_signal *s)
+{
+	if (!s->in_flight)
+		return;
+	curl_multi_remove_handle(s->x->multi, s->easy);
+	s->in_flight = false;
+}
+
+int otlp_transport_init(struct otlp_exporter *x)
+{
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_result != CURLE_OK)
+		return -EIO;
+	x->curl_deadline_ms = -1;
+	x->multi = curl_multi_init();
+	if (!x->multi)
+		return -EIO;
+	curl_multi_setopt(x->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(x->multi, CURLMOPT_SOCKETDATA, x);
+	curl_multi_setopt(x->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(x->multi, CURLMOPT_TIMERDATA, x);
+	return 0;
+}
+
+void otlp_transport_free(struct otlp_exporter *x)
+{
+	unsigned i;
+
+	for (i = 0; i < OTLP_SIGNALS; i++)
+		signal_free(x, &x->sig[i]);
+	/* After the easy handles: closing cached connections calls on_curl_socket. */
+	if (x->multi)
+		curl_multi_cleanup(x->multi);
+	x->multi = NULL;
+}
+
+void otlp_transport_poll_sockets(struct otlp_exporter *x)
+{
+	struct epoll_event ev[16];
+	int n, i, running;
+
+	n = epoll_wait(x->epfd, ev, 16, 0);
+	for (i = 0; i < n; i++) {
+		int flags = 0;
+
+		if (ev[i].events & EPOLLIN)
+			flags |= CURL_CSELECT_IN;
+		if (ev[i].events & EPOLLOUT)
+			flags |= CURL_CSELECT_OUT;
+		if (ev[i].events & (EPOLLERR | EPOLLHUP))
+			flags |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(x->multi, ev[i].data.fd, flags, &running);
+	}
+}
+
+void otlp_transport_run(struct otlp_exporter *x, uint64_t now)
+{
+	int running;
+
+	if (x->curl_deadline_ms >= 0 && now >= (uint64_t)x->curl_deadline_ms) {
+		x->curl_deadline_ms = -1;
+		curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	read_completions(x, now);
+}

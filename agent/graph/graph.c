@@ -1,0 +1,1010 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/graph/graph.h"
+#include "agent/protocols/l7.h"
+#include "agent/common/util.h"
+
+#define NIL	     UINT32_MAX
+#define SOCK_BUCKETS (GRAPH_SOCKS_MAX * 2)
+#define NODE_BUCKETS (GRAPH_NODES_MAX * 2)
+#define EDGE_BUCKETS (GRAPH_EDGES_MAX * 2)
+/* graph_on_span's cost is timed on one span in this many. */
+#define COST_SAMPLE 64
+
+const double graph_latency_bounds[GRAPH_LATENCY_BOUNDS] = {
+	0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1, 1.4, 2, 5, 10, 15,
+};
+
+const double graph_connect_bounds[GRAPH_CONNECT_BOUNDS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1,
+};
+
+enum sock_role {
+	ROLE_UNKNOWN = 0,
+	ROLE_CLIENT = 1,
+	ROLE_SERVER = 2,
+};
+
+/* What the graph knows of one socket on this node. */
+struct gsock {
+	uint64_t sock;
+	uint64_t first_ns;
+	uint64_t last_ns;
+	uint32_t hnext; /* sock hash chain; free list when not in use */
+	uint32_t tnext; /* tuple hash chain */
+	uint32_t pid;
+	uint32_t edge;	    /* where its TCP counts go, once decided */
+	uint32_t span_edge; /* the edge of its spans (cache) */
+	uint8_t in_use;
+	uint8_t role;	    /* enum sock_role */
+	uint8_t decided;    /* its TCP counts have an edge (or none: not counted) */
+	uint8_t counts;	    /* this side counts bytes and connects */
+	uint8_t proto;	    /* from its spans; 0 until one */
+	uint8_t hashed;	    /* in the tuple hash */
+	uint8_t learned;    /* its listener was recorded */
+	uint8_t connected;  /* connect (client) or accept (server) seen */
+	uint8_t peer_local; /* for spans: the far end is on this node */
+	uint8_t _pad[3];
+	char comm[16];
+	struct mt_tuple tuple;
+	/* Counts waiting for the decision. */
+	uint64_t bytes_out;
+	uint64_t bytes_in;
+	uint64_t connect_ns;
+	uint32_t retransmits;
+	uint32_t _pad2;
+};
+
+struct graph {
+	struct identity *id;
+	struct peers *peers;
+	int64_t clock_offset_ns;
+	uint64_t start_ns;
+	uint32_t self_pid;	 /* the agent: named as a server, but its side is never traced */
+	uint16_t eph_lo, eph_hi; /* the ephemeral port range, for sockets of unknown side */
+
+	struct graph_node *nodes;
+	uint32_t nnodes;
+	uint32_t *node_buckets;
+	uint32_t *node_next;
+
+	struct graph_edge *edges;
+	uint32_t nedges;
+	uint32_t *edge_buckets;
+	uint32_t *edge_next;
+
+	struct gsock *socks;
+	uint32_t socks_used; /* entries ever handed out */
+	uint32_t free_head;
+	uint32_t *sock_buckets;
+	uint32_t *tuple_buckets;
+
+	struct graph_stats stats;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void read_ephemeral_range(struct graph *g)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	unsigned lo = 32768, hi = 60999;
+
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2 || lo > 65535 || hi > 65535 || lo > hi) {
+			lo = 32768;
+			hi = 60999;
+		}
+		fclose(f);
+	}
+	g->eph_lo = (uint16_t)lo;
+	g->eph_hi = (uint16_t)hi;
+}
+
+struct graph *graph__new(struct identity *id, struct peers *peers)
+{
+	struct graph *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->id = id;
+	g->peers = peers;
+	g->start_ns = mono_ns();
+	g->self_pid = (uint32_t)getpid();
+	g->nodes = calloc(GRAPH_NODES_MAX, sizeof(*g->nodes));
+	g->node_buckets = malloc(NODE_BUCKETS * sizeof(uint32_t));
+	g->node_next = malloc(GRAPH_NODES_MAX * sizeof(uint32_t));
+	g->edges = calloc(GRAPH_EDGES_MAX, sizeof(*g->edges));
+	g->edge_buckets = malloc(EDGE_BUCKETS * sizeof(uint32_t));
+	g->edge_next = malloc(GRAPH_EDGES_MAX * sizeof(uint32_t));
+	g->socks = calloc(GRAPH_SOCKS_MAX, sizeof(*g->socks));
+	g->sock_buckets = malloc(SOCK_BUCKETS * sizeof(uint32_t));
+	g->tuple_buckets = malloc(SOCK_BUCKETS * sizeof(uint32_t));
+	if (!g->nodes || !g->node_buckets || !g->node_next || !g->edges || !g->edge_buckets ||
+	    !g->edge_next || !g->socks || !g->sock_buckets || !g->tuple_buckets) {
+		graph__free(g);
+		return NULL;
+	}
+	memset(g->node_buckets, 0xff, NODE_BUCKETS * sizeof(uint32_t));
+	memset(g->edge_buckets, 0xff, EDGE_BUCKETS * sizeof(uint32_t));
+	memset(g->sock_buckets, 0xff, SOCK_BUCKETS * sizeof(uint32_t));
+	memset(g->tuple_buckets, 0xff, SOCK_BUCKETS * sizeof(uint32_t));
+	g->free_head = NIL;
+	read_ephemeral_range(g);
+	return g;
+}
+
+void graph__free(struct graph *g)
+{
+	if (!g)
+		return;
+	free(g->nodes);
+	free(g->node_buckets);
+	free(g->node_next);
+	free(g->edges);
+	free(g->edge_buckets);
+	free(g->edge_next);
+	free(g->socks);
+	free(g->sock_buckets);
+	free(g->tuple_buckets);
+	free(g);
+}
+
+void graph_set_clock(struct graph *g, int64_t offset_ns)
+{
+	g->clock_offset_ns = offset_ns;
+}
+
+/* ---- histograms and the window ---- */
+
+static unsigned bucket_of(const double *bounds, unsigned n, double v)
+{
+	unsigned lo = 0, hi = n;
+
+	/* The first bound >= v (Prometheus' "le"); n when above them all. */
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (bounds[mid] >= v)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static unsigned hist_add(struct graph_hist *h, const double *bounds, unsigned n, double v)
+{
+	unsigned b = bucket_of(bounds, n, v);
+
+	h->buckets[b]++;
+	h->count++;
+	h->sum += v;
+	return b;
+}
+
+static struct graph_slot *slot_now(struct graph_slot *slots, uint64_t now_ns)
+{
+	uint64_t epoch = now_ns / GRAPH_SLOT_NS;
+	struct graph_slot *s = &slots[epoch % GRAPH_WINDOW_SLOTS];
+
+	if (s->epoch != epoch) {
+		memset(s, 0, sizeof(*s));
+		s->epoch = epoch;
+	}
+	return s;
+}
+
+double graph_window(const struct graph *g, const struct graph_slot *slots, uint64_t now_ns,
+		    struct graph_slot *out)
+{
+	uint64_t epoch = now_ns / GRAPH_SLOT_NS;
+	double window;
+
+	memset(out, 0, sizeof(*out));
+	out->epoch = epoch;
+	for (unsigned i = 0; i < GRAPH_WINDOW_SLOTS; i++) {
+		const struct graph_slot *s = &slots[i];
+
+		if (s->epoch + GRAPH_WINDOW_SLOTS <= epoch || s->epoch > epoch)
+			continue;
+		out->requests += s->requests;
+		out->failed += s->failed;
+		for (unsigned b = 0; b <= GRAPH_LATENCY_BOUNDS; b++) {
+			out->client[b] += s->client[b];
+			out->server[b] += s->server[b];
+		}
+		for (unsigned b = 0; b <= GRAPH_CONNECT_BOUNDS; b++)
+			out->connect[b] += s->connect[b];
+	}
+	window = (double)((GRAPH_WINDOW_SLOTS - 1) * GRAPH_SLOT_NS + now_ns % GRAPH_SLOT_NS) / 1e9;
+	if (now_ns > g->start_ns && (double)(now_ns - g->start_ns) / 1e9 < window)
+		window = (double)(now_ns - g->start_ns) / 1e9;
+	return window > 0.001 ? window : 0.001;
+}
+
+static double quantile(const double *bounds, unsigned n, const uint64_t *buckets, double q)
+{
+	uint64_t total = 0, seen = 0;
+	double rank;
+
+	for (unsigned i = 0; i <= n; i++)
+		total += buckets[i];
+	if (!total)
+		return 0;
+	rank = q * (double)total;
+	for (unsigned i = 0; i <= n; i++) {
+		double lo = i ? bounds[i - 1] : 0, hi;
+
+		if ((double)(seen + buckets[i]) < rank || !buckets[i]) {
+			seen += buckets[i];
+			continue;
+		}
+		if (i == n) /* above the last bound: the bound is all we know */
+			return bounds[n - 1];
+		hi = bounds[i];
+		return lo + (hi - lo) * (rank - (double)seen) / (double)buckets[i];
+	}
+	return bounds[n - 1];
+}
+
+double graph_quantile64(const double *bounds, unsigned n, const uint64_t *buckets, double q)
+{
+	return quantile(bounds, n, buckets, q);
+}
+
+double graph_quantile(const double *bounds, unsigned n, const uint32_t *buckets, double q)
+{
+	uint64_t wide[GRAPH_LATENCY_BOUNDS + 1];
+
+	if (n > GRAPH_LATENCY_BOUNDS)
+		return 0;
+	for (unsigned i = 0; i <= n; i++)
+		wide[i] = buckets[i];
+	return quantile(bounds, n, wide, q);
+}
+
+/* ---- nodes and edges ---- */
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+static uint32_t node_get(struct graph *g, const char *name, uint8_t kind)
+{
+	uint32_t b = hash_str(name) & (NODE_BUCKETS - 1);
+	struct graph_node *n;
+	uint32_t i;
+
+	for (i = g->node_buckets[b]; i != NIL; i = g->node_next[i])
+		if (strcmp(g->nodes[i].name, name) == 0) {
+			/* A name some process carries is a service, however it was first seen. */
+			if (kind == GRAPH_NODE_SERVICE)
+				g->nodes[i].kind = GRAPH_NODE_SERVICE;
+			return i;
+		}
+	if (g->nnodes >= GRAPH_NODES_MAX) {
+		g->stats.nodes_full++;
+		return NIL;
+	}
+	i = g->nnodes++;
+	n = &g->nodes[i];
+	mt_strlcpy(n->name, name, sizeof(n->name));
+	n->kind = kind;
+	g->node_next[i] = g->node_buckets[b];
+	g->node_buckets[b] = i;
+	g->stats.nodes = g->nnodes;
+	return i;
+}
+
+static void node_add_pid(struct graph_node *n, uint32_t pid)
+{
+	if (!pid || n->kind != GRAPH_NODE_SERVICE)
+		return;
+	for (unsigned i = 0; i < n->npids; i++)
+		if (n->pids[i] == pid)
+			return;
+	if (n->npids < GRAPH_SERVICE_PIDS)
+		n->pids[n->npids++] = pid;
+}
+
+static bool is_database(uint8_t proto)
+{
+	return proto == MT_PROTO_REDIS || proto == MT_PROTO_POSTGRES || proto == MT_PROTO_MYSQL ||
+	       proto == MT_PROTO_MEMCACHED;
+}
+
+static uint32_t edge_hash(uint32_t client, uint32_t server, uint8_t proto)
+{
+	uint64_t k = (uint64_t)client << 40 ^ (uint64_t)server << 8 ^ proto;
+
+	return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & (EDGE_BUCKETS - 1);
+}
+
+static uint32_t edge_find(const struct graph *g, uint32_t client, uint32_t server, uint8_t proto)
+{
+	uint32_t i;
+
+	for (i = g->edge_buckets[edge_hash(client, server, proto)]; i != NIL; i = g->edge_next[i]) {
+		const struct graph_edge *e = &g->edges[i];
+
+		if (e->client == client && e->server == server && e->protocol == proto)
+			return i;
+	}
+	return NIL;
+}
+
+static uint32_t edge_get(struct graph *g, uint32_t client, uint32_t server, uint8_t proto)
+{
+	uint32_t b, i;
+	struct graph_edge *e;
+
+	if (client == NIL || server == NIL)
+		return NIL;
+	i = edge_find(g, client, server, proto);
+	if (i != NIL)
+		return i;
+	if (g->nedges >= GRAPH_EDGES_MAX) {
+		g->stats.edges_full++;
+		return NIL;
+	}
+	i = g->nedges++;
+	e = &g->edges[i];
+	e->client = client;
+	e->server = server;
+	e->protocol = proto;
+	if (is_database(proto))
+		e->connection_type = GRAPH_CT_DATABASE;
+	else if (g->nodes[client].kind != GRAPH_NODE_SERVICE ||
+		 g->nodes[server].kind != GRAPH_NODE_SERVICE)
+		e->connection_type = GRAPH_CT_VIRTUAL_NODE;
+	b = edge_hash(client, server, proto);
+	g->edge_next[i] = g->edge_buckets[b];
+	g->edge_buckets[b] = i;
+	g->stats.edges = g->nedges;
+	return i;
+}
+
+/* The pair's edge of a parsed protocol, if one exists. */
+static uint8_t pair_protocol(const struct graph *g, uint32_t client, uint32_t server)
+{
+	for (uint8_t p = 1; p < MT_PROTO__MAX; p++)
+		if (edge_find(g, client, server, p) != NIL)
+			return p;
+	return MT_PROTO_UNKNOWN;
+}
+
+/* ---- sockets ---- */
+
+static uint32_t hash_sock(uint64_t sock)
+{
+	return (uint32_t)(((sock >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (SOCK_BUCKETS - 1);
+}
+
+/* Hash of the connection as seen from its client: (client addr:port, server addr:port). */
+static uint32_t hash_conn(const uint8_t a[16], uint16_t ap, const uint8_t b[16], uint16_t bp)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ a[i]) * 1099511628211ull;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	h = (h ^ ap) * 1099511628211ull;
+	h = (h ^ bp) * 1099511628211ull;
+	return (uint32_t)(h >> 20) & (SOCK_BUCKETS - 1);
+}
+
+static uint32_t sock_find(const struct graph *g, uint64_t sock)
+{
+	uint32_t i;
+
+	for (i = g->sock_buckets[hash_sock(sock)]; i != NIL; i = g->socks[i].hnext)
+		if (g->socks[i].sock == sock)
+			return i;
+	return NIL;
+}
+
+static void tuple_unhash(struct graph *g, uint32_t i)
+{
+	struct gsock *s = &g->socks[i];
+	uint32_t *pp;
+
+	if (!s->hashed)
+		return;
+	pp = &g->tuple_buckets[hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr,
+					 s->tuple.rport)];
+	while (*pp != i)
+		pp = &g->socks[*pp].tnext;
+	*pp = s->tnext;
+	s->hashed = 0;
+}
+
+static void tuple_hash(struct graph *g, uint32_t i)
+{
+	struct gsock *s = &g->socks[i];
+	uint32_t b;
+
+	if (s->hashed || !s->tuple.lport || !s->tuple.rport)
+		return;
+	b = hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr, s->tuple.rport);
+	s->tnext = g->tuple_buckets[b];
+	g->tuple_buckets[b] = i;
+	s->hashed = 1;
+}
+
+static void set_tuple(struct graph *g, uint32_t i, const struct mt_tuple *t)
+{
+	struct gsock *s = &g->socks[i];
+
+	if (s->hashed && !memcmp(&s->tuple, t, sizeof(*t)))
+		return;
+	tuple_unhash(g, i);
+	s->tuple = *t;
+	tuple_hash(g, i);
+}
+
+/* The socket at the other end of @s's connection, when it is on this node. */
+static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
+{
+	uint32_t i = g->tuple_buckets[hash_conn(s->tuple.raddr, s->tuple.rport, s->tuple.laddr,
+						s->tuple.lport)];
+
+	for (; i != NIL; i = g->socks[i].tnext) {
+		const struct gsock *p = &g->socks[i];
+
+		if (p->tuple.lport == s->tuple.rport && p->tuple.rport == s->tuple.lport &&
+		    !memcmp(p->tuple.laddr, s->tuple.raddr, 16) &&
+		    !memcmp(p->tuple.raddr, s->tuple.laddr, 16) && p != s)
+			return &g->socks[i];
+	}
+	return NULL;
+}
+
+static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
+{
+	uint32_t i, b = hash_sock(sock);
+	struct gsock *s;
+
+	if (g->free_head != NIL) {
+		i = g->free_head;
+		g->free_head = g->socks[i].hnext;
+	} else if (g->socks_used < GRAPH_SOCKS_MAX) {
+		i = g->socks_used++;
+	} else {
+		g->stats.sockets_full++;
+		return NIL;
+	}
+	s = &g->socks[i];
+	memset(s, 0, sizeof(*s));
+	s->sock = sock;
+	s->in_use = 1;
+	s->first_ns = s->last_ns = now_ns;
+	s->edge = s->span_edge = NIL;
+	s->hnext = g->sock_buckets[b];
+	g->sock_buckets[b] = i;
+	g->stats.sockets++;
+	return i;
+}
+
+static void sock_free(struct graph *g, uint32_t i)
+{
+	struct gsock *s = &g->socks[i];
+	uint32_t *pp = &g->sock_buckets[hash_sock(s->sock)];
+
+	tuple_unhash(g, i);
+	while (*pp != i)
+		pp = &g->socks[*pp].hnext;
+	*pp = s->hnext;
+	s->in_use = 0;
+	s->hnext = g->free_head;
+	g->free_head = i;
+	g->stats.sockets--;
+}
+
+static bool in_ephemeral(const struct graph *g, uint16_t port)
+{
+	return port >= g->eph_lo && port <= g->eph_hi;
+}
+
+/* The side of a socket first seen mid-life: listeners first, then the port ranges. */
+static uint8_t guess_role(const struct graph *g, const struct gsock *s)
+{
+	uint32_t pid;
+	char comm[16];
+
+	if (peers_find_listener(g->peers, s->tuple.laddr, s->tuple.lport, &pid, comm) &&
+	    pid == s->pid)
+		return ROLE_SERVER;
+	if (peers_find_listener(g->peers, s->tuple.raddr, s->tuple.rport, &pid, comm))
+		return ROLE_CLIENT;
+	if (in_ephemeral(g, s->tuple.lport) && !in_ephemeral(g, s->tuple.rport))
+		return ROLE_CLIENT;
+	if (in_ephemeral(g, s->tuple.rport) && !in_ephemeral(g, s->tuple.lport))
+		return ROLE_SERVER;
+	return ROLE_UNKNOWN;
+}
+
+/* ---- naming ---- */
+
+static uint32_t service_node(struct graph *g, uint32_t pid, const char *comm, uint64_t now_ns)
+{
+	const struct mt_resource *r = identity_lookup(g->id, pid, comm, now_ns);
+	uint32_t n = node_get(g, r->service_name, GRAPH_NODE_SERVICE);
+
+	if (n != NIL)
+		node_add_pid(&g->nodes[n], pid);
+	return n;
+}
+
+/* The server at the far end of client socket @s; *@local: a process on this node. */
+static uint32_t server_node(struct graph *g, const struct gsock *s, uint64_t now_ns, bool *local)
+{
+	const struct gsock *p = peer_sock(g, s);
+	char name[GRAPH_NAME_MAX];
+	const char *dns;
+	uint32_t pid;
+	char comm[16];
+
+	*local = true;
+	if (p && p->pid)
+		return service_node(g, p->pid, p->comm, now_ns);
+	if (peers_find_listener(g->peers, s->tuple.raddr, s->tuple.rport, &pid, comm)) {
+		/* The agent's own side is never seen: its clients' spans count its requests. */
+		*local = pid != g->self_pid;
+		return service_node(g, pid, comm, now_ns);
+	}
+	*local = false;
+	dns = peers_dns_name(g->peers, s->tuple.raddr, now_ns);
+	if (dns)
+		return node_get(g, dns, GRAPH_NODE_EXTERNAL);
+	peers_format_addr_port(s->tuple.raddr, s->tuple.rport, name, sizeof(name));
+	return node_get(g, name, GRAPH_NODE_EXTERNAL);
+}
+
+/* The client at the far end of server socket @s; *@local: on this node. */
+static uint32_t client_node(struct graph *g, const struct gsock *s, uint64_t now_ns, bool *local)
+{
+	const struct gsock *p = peer_sock(g, s);
+	const char *dns;
+
+	if (p && p->pid) {
+		*local = true;
+		return service_node(g, p->pid, p->comm, now_ns);
+	}
+	*local = p || peers_is_local_addr(g->peers, s->tuple.raddr);
+	dns = peers_dns_name(g->peers, s->tuple.raddr, now_ns);
+	if (dns)
+		return node_get(g, dns, GRAPH_NODE_EXTERNAL);
+	return node_get(g, "user", GRAPH_NODE_USER);
+}
+
+/* The server process of server socket @s (pid may be unknown before its first I/O). */
+static uint32_t own_server_node(struct graph *g, const struct gsock *s, uint64_t now_ns)
+{
+	uint32_t pid;
+	char comm[16];
+
+	if (s->pid)
+		return service_node(g, s->pid, s->comm, now_ns);
+	if (peers_find_listener(g->peers, s->tuple.laddr, s->tuple.lport, &pid, comm))
+		return service_node(g, pid, comm, now_ns);
+	return NIL;
+}
+
+/* ---- TCP counts ---- */
+
+static void add_bytes(struct graph_edge *e, uint8_t role, uint8_t dir, uint64_t n)
+{
+	bool to_server = (role == ROLE_CLIENT) == (dir == MT_DIR_EGRESS);
+
+	if (to_server)
+		e->bytes_sent += n;
+	else
+		e->bytes_received += n;
+}
+
+static void add_connect(struct graph *g, struct graph_edge *e, const struct gsock *s,
+			uint64_t now_ns)
+{
+	e->connects++;
+	e->last_ns = now_ns;
+	if (s->role == ROLE_CLIENT && s->connect_ns) {
+		unsigned b = hist_add(&e->connect_latency, graph_connect_bounds,
+				      GRAPH_CONNECT_BOUNDS, (double)s->connect_ns / 1e9);
+
+		slot_now(e->slots, now_ns)->connect[b]++;
+	}
+	(void)g;
+}
+
+/* Gives socket @i's TCP counts an edge (or none), and hands over what waited. */
+static void decide(struct graph *g, uint32_t i, uint64_t now_ns)
+{
+	struct gsock *s = &g->socks[i];
+	uint32_t client, server;
+	struct graph_edge *e;
+	bool local;
+	uint8_t proto;
+
+	if (s->decided)
+		return;
+	s->decided = 1;
+	if (s->role == ROLE_UNKNOWN)
+		s->role = guess_role(g, s);
+	if (s->role == ROLE_UNKNOWN) {
+		g->stats.role_unknown++;
+		return;
+	}
+	if (s->role == ROLE_CLIENT) {
+		if (!s->pid)
+			return;
+		client = service_node(g, s->pid, s->comm, now_ns);
+		server = server_node(g, s, now_ns, &local);
+		s->counts = 1;
+	} else {
+		server = own_server_node(g, s, now_ns);
+		client = client_node(g, s, now_ns, &local);
+		s->counts = !local;
+	}
+	if (client == NIL || server == NIL)
+		return;
+	proto = s->proto ? s->proto : pair_protocol(g, client, server);
+	s->edge = edge_get(g, client, server, proto);
+	if (s->edge == NIL)
+		return;
+	e = &g->edges[s->edge];
+	e->retransmits += s->retransmits;
+	if (!s->counts)
+		return;
+	add_bytes(e, s->role, MT_DIR_EGRESS, s->bytes_out);
+	add_bytes(e, s->role, MT_DIR_INGRESS, s->bytes_in);
+	if (s->connected)
+		add_connect(g, e, s, now_ns);
+	e->last_ns = now_ns;
+}
+
+/* A socket's life ended (close, failure, new life, idleness). */
+static void finish(struct graph *g, uint32_t i, uint64_t now_ns)
+{
+	decide(g, i, now_ns);
+	sock_free(g, i);
+}
+
+void graph_on_data(struct graph *g, const struct mt_data_event *ev)
+{
+	uint64_t now = ev->head.ts_ns;
+	uint32_t i = sock_find(g, ev->head.sock);
+	struct gsock *s;
+
+	if (i == NIL) {
+		i = sock_new(g, ev->head.sock, now);
+		if (i == NIL)
+			return;
+		s = &g->socks[i];
+		s->pid = ev->pid;
+		memcpy(s->comm, ev->comm, sizeof(s->comm));
+		set_tuple(g, i, &ev->tuple);
+		s->role = guess_role(g, s);
+	}
+	s = &g->socks[i];
+	s->last_ns = now;
+	if (!s->pid || s->pid != ev->pid) {
+		s->pid = ev->pid;
+		memcpy(s->comm, ev->comm, sizeof(s->comm));
+	}
+	if (!s->hashed)
+		set_tuple(g, i, &ev->tuple);
+	if (s->role == ROLE_SERVER && !s->learned) {
+		peers_learn_listener(g->peers, s->tuple.laddr, s->tuple.lport, s->pid, s->comm,
+				     now);
+		s->learned = 1;
+	}
+	if (!s->decided) {
+		if (ev->dir == MT_DIR_EGRESS)
+			s->bytes_out += ev->bytes;
+		else
+			s->bytes_in += ev->bytes;
+	} else if (s->counts && s->edge != NIL) {
+		add_bytes(&g->edges[s->edge], s->role, ev->dir, ev->bytes);
+	}
+}
+
+void graph_on_conn(struct graph *g, const struct mt_conn_event *ev)
+{
+	uint64_t now = ev->head.ts_ns;
+	uint32_t i = sock_find(g, ev->head.sock);
+	struct gsock *s;
+
+	switch (ev->op) {
+	case MT_CONN_CONNECT:
+	case MT_CONN_ACCEPTED:
+		if (i != NIL)
+			finish(g, i, now);
+		i = sock_new(g, ev->head.sock, now);
+		if (i == NIL)
+			return;
+		s = &g->socks[i];
+		s->role = ev->op == MT_CONN_CONNECT ? ROLE_CLIENT : ROLE_SERVER;
+		s->pid = ev->pid;
+		memcpy(s->comm, ev->comm, sizeof(s->comm));
+		set_tuple(g, i, &ev->tuple);
+		if (ev->op == MT_CONN_ACCEPTED)
+			s->connected = 1;
+		break;
+	case MT_CONN_ESTABLISHED:
+		if (i == NIL)
+			return;
+		s = &g->socks[i];
+		set_tuple(g, i, &ev->tuple); /* the local port is final only now */
+		s->connected = 1;
+		s->connect_ns = ev->duration_ns;
+		s->last_ns = now;
+		break;
+	case MT_CONN_FAILED:
+		if (i == NIL) {
+			g->stats.unattributed++;
+			return;
+		}
+		s = &g->socks[i];
+		s->role = ROLE_CLIENT;
+		set_tuple(g, i, &ev->tuple);
+		decide(g, i, now);
+		if (s->edge != NIL) {
+			g->edges[s->edge].connect_failures++;
+			g->edges[s->edge].last_ns = now;
+		}
+		sock_free(g, i);
+		break;
+	case MT_CONN_CLOSED:
+		if (i != NIL)
+			finish(g, i, now);
+		break;
+	case MT_CONN_RETRANSMIT:
+		if (i == NIL) {
+			g->stats.unattributed++;
+			return;
+		}
+		s = &g->socks[i];
+		if (!s->decided)
+			s->retransmits++;
+		else if (s->edge != NIL)
+			g->edges[s->edge].retransmits++;
+		break;
+	default:
+		break;
+	}
+}
+
+void graph_on_exit(struct graph *g, uint32_t pid)
+{
+	for (uint32_t n = 0; n < g->nnodes; n++) {
+		struct graph_node *node = &g->nodes[n];
+
+		for (unsigned k = 0; k < node->npids; k++) {
+			if (node->pids[k] != pid)
+				continue;
+			node->pids[k] = node->pids[--node->npids];
+			break;
+		}
+	}
+}
+
+/* ---- spans ---- */
+
+static uint32_t span_sock(struct graph *g, const struct mt_span *s, uint64_t now_ns)
+{
+	uint32_t i = s->sock ? sock_find(g, s->sock) : NIL;
+	struct gsock *gs;
+
+	if (i != NIL || !s->sock)
+		return i;
+	/* Evicted, or never seen as an event: rebuild what the span tells. */
+	i = sock_new(g, s->sock, now_ns);
+	if (i == NIL)
+		return NIL;
+	gs = &g->socks[i];
+	gs->pid = s->resource.pid;
+	snprintf(gs->comm, sizeof(gs->comm), "%.15s", s->resource.exe_name);
+	set_tuple(g, i, &s->tuple);
+	return i;
+}
+
+void graph_on_span(struct graph *g, const struct mt_span *s)
+{
+	bool server = s->kind == MT_SPAN_SERVER;
+	bool err = s->status == MT_STATUS_ERROR;
+	uint64_t now = (uint64_t)((int64_t)s->end_unix_ns - g->clock_offset_ns);
+	uint64_t t0 = 0;
+	struct graph_slot *slot;
+	struct graph_edge *e;
+	struct gsock *gs = NULL;
+	uint32_t i, edge = NIL;
+	bool peer_local = false;
+	double dur;
+	unsigned b;
+
+	if ((g->stats.spans++ % COST_SAMPLE) == 0)
+		t0 = mono_ns();
+	i = span_sock(g, s, now);
+	if (i != NIL) {
+		gs = &g->socks[i];
+		gs->last_ns = now;
+		if (gs->role == ROLE_UNKNOWN)
+			gs->role = server ? ROLE_SERVER : ROLE_CLIENT;
+		if (!gs->proto)
+			gs->proto = s->protocol;
+		if (server && !gs->learned) {
+			peers_learn_listener(g->peers, gs->tuple.laddr, gs->tuple.lport,
+					     s->resource.pid, s->resource.exe_name, now);
+			gs->learned = 1;
+		}
+		decide(g, i, now);
+		edge = gs->span_edge;
+		peer_local = gs->peer_local;
+	}
+	if (edge == NIL) {
+		const struct gsock *ref = gs;
+		struct gsock tmp;
+		uint32_t self;
+
+		if (!ref) { /* no socket known: name the far end from the span's tuple alone */
+			memset(&tmp, 0, sizeof(tmp));
+			tmp.tuple = s->tuple;
+			ref = &tmp;
+		}
+		self = node_get(g, s->resource.service_name, GRAPH_NODE_SERVICE);
+		if (self != NIL)
+			node_add_pid(&g->nodes[self], s->resource.pid);
+		if (server)
+			edge = edge_get(g, client_node(g, ref, now, &peer_local), self,
+					s->protocol);
+		else
+			edge = edge_get(g, self, server_node(g, ref, now, &peer_local),
+					s->protocol);
+		if (gs) {
+			gs->span_edge = edge;
+			gs->peer_local = peer_local;
+		}
+		if (edge == NIL)
+			goto out;
+	}
+	e = &g->edges[edge];
+	e->last_ns = now;
+	slot = slot_now(e->slots, now);
+	dur = s->end_unix_ns > s->start_unix_ns ? (double)(s->end_unix_ns - s->start_unix_ns) / 1e9
+						: 0;
+	if (server) {
+		struct graph_node *n = &g->nodes[e->server];
+		struct graph_slot *ns;
+
+		e->requests++;
+		slot->requests++;
+		if (err && !peer_local) {
+			e->failed++;
+			slot->failed++;
+		}
+		b = hist_add(&e->server_latency, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, dur);
+		slot->server[b]++;
+		n->served++;
+		n->last_ns = now;
+		ns = slot_now(n->slots, now);
+		ns->requests++;
+		ns->server[b]++;
+		hist_add(&n->served_latency, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, dur);
+		if (err) {
+			n->served_failed++;
+			ns->failed++;
+		}
+	} else {
+		if (!peer_local) {
+			e->requests++;
+			slot->requests++;
+		}
+		if (err) {
+			e->failed++;
+			slot->failed++;
+		}
+		b = hist_add(&e->client_latency, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, dur);
+		slot->client[b]++;
+	}
+out:
+	if (t0) {
+		g->stats.update_ns_sum += mono_ns() - t0;
+		g->stats.update_ns_count++;
+	}
+}
+
+void graph_tick(struct graph *g, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < g->socks_used; i++) {
+		struct gsock *s = &g->socks[i];
+
+		if (!s->in_use)
+			continue;
+		if (s->last_ns + GRAPH_SOCK_IDLE_NS < now_ns) {
+			g->stats.sockets_idle++;
+			finish(g, i, now_ns);
+		} else if (!s->decided && s->first_ns + GRAPH_DECIDE_NS < now_ns) {
+			decide(g, i, now_ns);
+		}
+	}
+}
+
+void graph_flush(struct graph *g, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < g->socks_used; i++)
+		if (g->socks[i].in_use && !g->socks[i].decided)
+			decide(g, i, now_ns);
+}
+
+/* ---- read access ---- */
+
+uint32_t graph_node_count(const struct graph *g)
+{
+	return g->nnodes;
+}
+
+uint32_t graph_edge_count(const struct graph *g)
+{
+	return g->nedges;
+}
+
+const struct graph_node *graph_node_at(const struct graph *g, uint32_t i)
+{
+	return i < g->nnodes ? &g->nodes[i] : NULL;
+}
+
+const struct graph_edge *graph_edge_at(const struct graph *g, uint32_t i)
+{
+	return i < g->nedges ? &g->edges[i] : NULL;
+}
+
+const char *graph_conn_type_name(uint8_t connection_type)
+{
+	switch (connection_type) {
+	case GRAPH_CT_DATABASE:
+		return "database";
+	case GRAPH_CT_MESSAGING:
+		return "messaging_system";
+	case GRAPH_CT_VIRTUAL_NODE:
+		return "virtual_node";
+	default:
+		return "";
+	}
+}
+
+const char *graph_node_kind_name(uint8_t kind)
+{
+	switch (kind) {
+	case GRAPH_NODE_EXTERNAL:
+		return "external";
+	case GRAPH_NODE_USER:
+		return "user";
+	default:
+		return "service";
+	}
+}
+
+void graph_stats(const struct graph *g, struct graph_stats *out)
+{
+	*out = g->stats;
+}

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/identity/identity.h"
+#include "agent/common/util.h"
+
+struct identity_entry {
+	uint64_t resolved_ns; /* 0: empty slot */
+	uint64_t exited_ns;   /* 0: alive (as far as we know) */
+	struct mt_resource res;
+};
+
+struct identity {
+	char proc_root[64];
+	struct identity_entry *slots; /* open addressing, IDENTITY_MAX slots, linear probe */
+	uint32_t count;
+	struct identity_stats stats;
+	struct mt_resource scratch;
+};
+
+struct identity *identity__new(const char *proc_root)
+{
+	struct identity *id = calloc(1, sizeof(*id));
+
+	if (!id)
+		return NULL;
+	id->slots = calloc(IDENTITY_MAX, sizeof(*id->slots));
+	if (!id->slots) {
+		free(id);
+		return NULL;
+	}
+	mt_strlcpy(id->proc_root, proc_root ? proc_root : "/proc", sizeof(id->proc_root));
+	return id;
+}
+
+void identity__free(struct identity *id)
+{
+	if (!id)
+		return;
+	free(id->slots);
+	free(id);
+}
+
+void environ_scan_init(struct environ_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static void copy_value(char *dst, size_t dstlen, const char *src, size_t n)
+{
+	if (n >= dstlen)
+		n = dstlen - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* service.name=VALUE inside an OTEL_RESOURCE_ATTRIBUTES list "k=v,k=v" (percent-encoded). */
+static void scan_resource_attributes(struct environ_scan *s, const char *v, size_t n)
+{
+	static const char key[] = "service.name=";
+	const char *end = v + n;
+
+	while (v < end) {
+		const char *comma = memchr(v, ',', (size_t)(end - v));
+		const char *item_end = comma ? comma : end;
+
+		while (v < item_end && (*v == ' ' || *v == '\t'))
+			v++;
+		if ((size_t)(item_end - v) > sizeof(key) - 1 &&
+		    memcmp(v, key, sizeof(key) - 1) == 0) {
+			const char *val = v + sizeof(key) - 1;
+			size_t o = 0;
+
+			while (val < item_end && o + 1 < sizeof(s->resource_service_name)) {
+				int hi, lo;
+
+				if (*val == '%' && item_end - val >= 3 &&
+				    sscanf(val + 1, "%1x%1x", (unsigned *)&hi, (unsigned *)&lo) ==
+					    2) {
+					s->resource_service_name[o++] = (char)(hi * 16 + lo);
+					val += 3;
+				} else {
+					s->resource_service_name[o++] = *val++;
+				}
+			}
+			while (o && (s->resource_service_name[o - 1] == ' '))
+				o--;
+			s->resource_service_name[o] = '\0';
+		}
+		v = item_end + 1;
+	}
+}
+
+static void scan_entry(struct environ_scan *s)
+{
+	static const char svc[] = "OTEL_SERVICE_NAME=";
+	static const char attrs[] = "OTEL_RESOURCE_ATTRIBUTES=";
+
+	if (s->len > sizeof(svc) - 1 && memcmp(s->entry, svc, sizeof(svc) - 1) == 0)
+		copy_value(s->otel_service_name, sizeof(s->otel_service_name),
+			   s->entry + sizeof(svc) - 1, s->len - (sizeof(svc) - 1));
+	else if (s->len > sizeof(attrs) - 1 && memcmp(s->entry, attrs, sizeof(attrs) - 1) == 0)
+		scan_resource_attributes(s, s->entry + sizeof(attrs) - 1,
+					 s->len - (sizeof(attrs) - 1));
+}
+
+void environ_scan_feed(struct environ_scan *s, const char *buf, size_t n)
+{
+	while (n) {
+		const char *nul = memchr(buf, '\0', n);
+		size_t take = nul ? (size_t)(nul - buf) : n;
+		size_t room = sizeof(s->entry) - s->len;
+
+		/* Entries longer than the buffer keep their start: that is where the name is. */
+		memcpy(s->entry + s->len, buf, take < room ? take : room);
+		s->len += take < room ? take : room;
+		if (!nul)
+			return;
+		scan_entry(s);
+		s->len = 0;
+		buf += take + 1;
+		n -= take + 1;
+	}
+}
+
+const char *environ_scan_result(struct environ_scan *s)
+{
+	if (s->len) { /* an unterminated last entry */
+		scan_entry(s);
+		s->len = 0;
+	}
+	if (s->otel_service_name[0])
+		return s->otel_service_name;
+	return s->resource_service_name;
+}
+
+static void read_service_name(const struct identity *id, uint32_t pid, char *out, size_t outlen)
+{
+	struct environ_scan scan;
+	char path[96];
+	char buf[4096];
+	size_t total = 0;
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%u/environ", id->proc_root, pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	environ_scan_init(&scan);
+	while (total < IDENTITY_ENVIRON_MAX && (n = read(fd, buf, sizeof(buf))) > 0) {
+		environ_scan_feed(&scan, buf, (size_t)n);
+		total += (size_t)n;
+	}
+	close(fd);
+	mt_strlcpy(out, environ_scan_result(&scan), outlen);
+}
+
+/* Basename of /proc/PID/exe. Returns false when the process is gone. */
+static bool read_exe_name(const struct identity *id, uint32_t pid, char *out, size_t outlen)
+{
+	char path[96];
+	char target[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%u/exe", id->proc_root, pid);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	/* An exe replaced on disk reads "/usr/bin/x (deleted)". */
+	if (n > 10 && strcmp(target + n - 10, " (deleted)") == 0)
+		target[n - 10] = '\0';
+	base = strrchr(target, '/');
+	mt_strlcpy(out, base ? base + 1 : target, outlen);
+	return true;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* A pod uid at @s: 32 hex digits in 8-4-4-4-12 groups, separated by '-' or (systemd) '_'. */
+static bool take_pod_uid(const char *s, size_t n, char out[37])
+{
+	static const int groups[5] = {8, 4, 4, 4, 12};
+	size_t o = 0, i = 0;
+
+	for (int g = 0; g < 5; g++) {
+		if (i + (size_t)groups[g] > n || !is_hex(s + i, (size_t)groups[g]))
+			return false;
+		for (int k = 0; k < groups[g]; k++)
+			out[o++] = (char)tolower((unsigned char)s[i++]);
+		if (g < 4) {
+			if (i >= n || (s[i] != '-' && s[i] != '_'))
+				return false;
+			out[o++] = '-';
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* One path component: a container id and/or a pod uid. */
+static void scan_component(const char *c, size_t n, bool kubepods, struct cgroup_identity *out)
+{
+	static const struct {
+		const char *prefix;
+		const char *runtime;
+	} scopes[] = {
+		{"docker-", "docker"},
+		{"cri-containerd-", "containerd"},
+		{"containerd-", "containerd"},
+		{"nerdctl-", "containerd"},
+		{"crio-", "cri-o"},
+		{"libpod-", "podman"},
+	};
+	const char *pod;
+
+	/* The runtime's helpers (conmon) sit beside the container, not in it. */
+	if ((n > 12 && !memcmp(c, "crio-conmon-", 12)) ||
+	    (n > 14 && !memcmp(c, "libpod-conmon-", 14)))
+		return;
+	if (n == 64 && is_hex(c, 64)) { /* cgroupfs drivers: the bare id */
+		memcpy(out->container_id, c, 64);
+		out->container_id[64] = '\0';
+		if (!out->runtime[0])
+			mt_strlcpy(out->runtime, kubepods ? "containerd" : "docker",
+				   sizeof(out->runtime));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
+		size_t pl = strlen(scopes[i].prefix);
+
+		if (n == pl + 64 + 6 && !memcmp(c, scopes[i].prefix, pl) && is_hex(c + pl, 64) &&
+		    !memcmp(c + pl + 64, ".scope", 6)) {
+			memcpy(out->container_id, c + pl, 64);
+			out->container_id[64] = '\0';
+			mt_strlcpy(out->runtime, scopes[i].runtime, sizeof(out->runtime));
+			return;
+		}
+	}
+	if (!kubepods)
+		return;
+	/* cgroupfs: "pod<uid>"; systemd: "kubepods[-<qos>]-pod<uid_with_underscores>.slice". */
+	if (n > 3 && !memcmp(c, "pod", 3)) {
+		take_pod_uid(c + 3, n - 3, out->pod_uid);
+		return;
+	}
+	pod = memmem(c, n, "-pod", 4);
+	if (pod)
+		take_pod_uid(pod + 4, n - (size_t)(pod + 4 - c), out->pod_uid);
+}
+
+bool cgroup_identity_parse(const char *text, size_t len, struct cgroup_identity *out)
+{
+	const char *end = text + len;
+
+	memset(out, 0, sizeof(*out));
+	while (text < end) {
+		const char *nl = memchr(text, '\n', (size_t)(end - text));
+		const char *line_end = nl ? nl : end;
+		const char *path = text;
+		bool kubepods;
+
+		/* "hierarchy-ID:controllers:path": the path follows the second colon. */
+		for (int colons = 0; colons < 2 && path < line_end; path++)
+			if (*path == ':')
+				colons++;
+		kubepods = memmem(path, (size_t)(line_end - path), "kubepods", 8) != NULL;
+		while (path < line_end) {
+			const char *slash = memchr(path, '/', (size_t)(line_end - path));
+			const char *c_end = slash ? slash : line_end;
+
+			if (c_end > path)
+				scan_component(path, (size_t)(c_end - path), kubepods, out);
+			path = c_end + 1;
+		}
+		text = line_end + 1;
+	}
+	return out->container_id[0] || out->pod_uid[0];
+}
+
+void cgroup_identity_service(const struct cgroup_identity *ci, char *out, size_t len)
+{
+	if (ci->pod_uid[0])
+		snprintf(out, len, "pod/%s", ci->pod_uid);
+	else if (ci->container_id[0])
+		snprintf(out, len, "container/%.12s", ci->container_id);
+	else if (len)
+		out[0] = '\0';
+}
+
+/* The container or pod name of @pid from /proc/PID/cgroup, "" if none. */
+static void read_cgroup_service(const struct identity *id, uint32_t pid, char *out, size_t outlen)
+{
+	struct cgroup_identity ci;
+	char path[96];
+	char buf[IDENTITY_CGROUP_MAX];
+	size_t total = 0;
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%u/cgroup", id->proc_root, pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while (total < sizeof(buf) && (n = read(fd, buf + total, sizeof(buf) - total)) > 0)
+		total += (size_t)n;
+	close(fd);
+	if (cgroup_identity_parse(buf, total, &ci))
+		cgroup_identity_service(&ci, out, outlen);
+}
+
+/*
+ * The name the program was started as: the executable's name, unless the
+ * kernel's name for the task (the basename of the path exec'd, before
+ * symlinks) differs from it rather than being a cut-down form of it, as for
+ * Debian's redis-server, a symlink to redis-check-rdb.
+ */
+static void program_name(const struct identity *id, uint32_t pid, const char *exe, char *out,
+			 size_t outlen)
+{
+	char path[96], comm[32];
+	ssize_t n;
+	int fd;
+
+	mt_strlcpy(out, exe, outlen);
+	snprintf(path, sizeof(path), "%s/%u/comm", id->proc_root, pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	if (comm[0] && strncmp(exe, comm, strlen(comm)) != 0)
+		mt_strlcpy(out, comm, outlen);
+}
+
+/* Fills @r from /proc. Returns false when the process is gone (@r then uses @comm). */
+static bool resolve(struct identity *id, struct mt_resource *r, uint32_t pid, const char *comm)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = pid;
+	id->stats.resolved++;
+	if (!read_exe_name(id, pid, r->exe_name, sizeof(r->exe_name))) {
+		id->stats.gone++;
+		snprintf(r->exe_name, sizeof(r->exe_name), "%.16s", comm ? comm : "");
+		mt_strlcpy(r->service_name, r->exe_name, sizeof(r->service_name));
+		return false;
+	}
+	read_service_name(id, pid, r->service_name, sizeof(r->service_name));
+	if (!r->service_name[0])
+		read_cgroup_service(id, pid, r->service_name, sizeof(r->service_name));
+	if (!r->service_name[0])
+		program_name(id, pid, r->exe_name, r->service_name, sizeof(r->service_name));
+	return true;
+}
+
+static struct identity_entry *find_entry(struct identity *id, uint32_t pid);
+
+const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, const char *comm,
+					  uint64_t now_ns)
+{
+	uint32_t h = (pid * 2654435761u) & (IDENTITY_MAX - 1);
+	struct identity_entry *e = find_entry(id, pid), *empty = NULL, *oldest = NULL;
+
+	id->stats.lookups++;
+	if (e) {
+		if (!e->exited_ns && e->resolved_ns + IDENTITY_TTL_NS < now_ns) {
+			struct mt_resource fresh;
+
+			/* A process that is gone keeps the name it had. */
+			if (resolve(id, &fresh, pid, comm))
+				e->res = fresh;
+			e->resolved_ns = now_ns ? now_ns : 1;
+		}
+		return &e->res;
+	}
+	/* Slots are emptied anywhere (exit, exec): look at the whole window. */
+	for (uint32_t probe = 0; probe < 8; probe++) {
+		struct identity_entry *s = &id->slots[(h + probe) & (IDENTITY_MAX - 1)];
+
+		if (!s->resolved_ns) {
+			empty = s;
+			break;
+		}
+		if (!oldest || s->resolved_ns < oldest->resolved_ns)
+			oldest = s;
+	}
+	if (empty) {
+		e = empty;
+		id->count++;
+	} else {
+		/* Probe window full: replace its oldest entry. */
+		e = oldest;
+		id->stats.evicted++;
+	}
+	resolve(id, &e->res, pid, comm);
+	e->resolved_ns = now_ns ? now_ns : 1;
+	e->exited_ns = 0;
+	return &e->res;
+}
+
+static struct identity_entry *find_entry(struct identity *id, uint32_t pid)
+{
+	uint32_t h = (pid * 2654435761u) & (IDENTITY_MAX - 1);
+
+	for (uint32_t probe = 0; probe < 8; probe++) {
+		struct identity_entry *e = &id->slots[(h + probe) & (IDENTITY_MAX - 1)];
+
+		if (e->resolved_ns && e->res.pid == pid)
+			return e;
+	}
+	return NULL;
+}
+
+void identity_on_exit(struct identity *id, uint32_t pid, uint64_t now_ns)
+{
+	struct identity_entry *e = find_entry(id, pid);
+
+	if (e && !e->exited_ns)
+		e->exited_ns = now_ns ? now_ns : 1;
+}
+
+void identity_on_exec(struct identity *id, uint32_t pid)
+{
+	struct identity_entry *e = find_entry(id, pid);
+
+	if (!e)
+		return;
+	/* Empty the slot: the next lookup reads /proc afresh. */
+	e->resolved_ns = 0;
+	e->exited_ns = 0;
+	id->count--;
+	id->stats.execs++;
+}
+
+void identity_expire(struct identity *id, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < IDENTITY_MAX; i++) {
+		struct identity_entry *e = &id->slots[i];
+
+		if (e->resolved_ns && e->exited_ns &&
+		    e->exited_ns + IDENTITY_EXIT_GRACE_NS < now_ns) {
+			e->resolved_ns = 0;
+			e->exited_ns = 0;
+			id->count--;
+			id->stats.exits++;
+		}
+	}
+}
+
+void identity_stats(const struct identity *id, struct identity_stats *out)
+{
+	*out = id->stats;
+	out->entries = id->count;
+}

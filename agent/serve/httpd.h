@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent's own HTTP listener: /metrics, the JSON API, /healthz and the page.
+ * Read-only (GET and HEAD), one response per connection, bounded: at most
+ * HTTPD_CLIENTS_MAX clients, HTTPD_HEAD_MAX bytes of request head, and
+ * HTTPD_IDLE_MS without progress before a client is dropped.
+ * It runs inside the agent's event loop: httpd_fd() is an epoll fd.
+ */
+#ifndef MESHTRACE_HTTPD_H
+#define MESHTRACE_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/common/buf.h"
+
+#define HTTPD_CLIENTS_MAX    64
+#define HTTPD_HEAD_MAX	     8192
+#define HTTPD_IDLE_MS	     10000
+#define HTTPD_RESPONSE_MAX   (16u << 20)
+#define HTTPD_ROUTES_MAX     16
+#define HTTPD_DEFAULT_LISTEN "127.0.0.1:9464"
+
+struct httpd_response {
+	int status;		  /* 200 unless the handler says otherwise */
+	const char *content_type; /* static string */
+	struct mt_buf body;
+};
+
+/*
+ * Fills @resp for a GET of @path (no query; @query is what followed '?', or
+ * ""). Returns 0, or -errno for a 500.
+ */
+typedef int (*httpd_handler)(void *ctx, const char *path, const char *query,
+			     struct httpd_response *resp);
+
+struct httpd_stats {
+	uint64_t requests;
+	uint64_t rejected_busy; /* connections refused: HTTPD_CLIENTS_MAX reached */
+	uint64_t bad_requests;
+	uint64_t timeouts;
+};
+
+struct httpd;
+
+/*
+ * Listens on @addr ("IP:PORT" or "[IPv6]:PORT"). On failure returns NULL with
+ * one line in @err naming the cause and the fix.
+ */
+struct httpd *httpd__new(const char *addr, char *err, size_t errlen);
+void httpd__free(struct httpd *h);
+
+/* Routes a path to a handler: exact match, or prefix match when @path ends in '/'. */
+int httpd_route(struct httpd *h, const char *path, httpd_handler fn, void *ctx);
+
+int httpd_fd(const struct httpd *h);
+/* Accepts, reads, answers and writes whatever is ready; drops idle clients. */
+void httpd_poll(struct httpd *h);
+/* The port actually bound (useful with port 0). */
+uint16_t httpd_port(const struct httpd *h);
+void httpd_stats(const struct httpd *h, struct httpd_stats *out);
+
+#endif /* MESHTRACE_HTTPD_H */

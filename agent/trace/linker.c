@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/trace/linker.h"
+#include "agent/trace/spans.h" /* mt_traceparent_decode */
+#include "agent/common/util.h"
+
+#define NIL		    UINT32_MAX
+#define OWNER_PROBE	    8
+#define DONE_CLIENT_KEEP_NS (100ull * 1000000ull)
+
+/* The flow as its client sees it: what both ends of one TCP connection agree on. */
+struct flow {
+	uint8_t caddr[16];
+	uint8_t saddr[16];
+	uint16_t cport;
+	uint16_t sport;
+};
+
+/* One request in flight, on either side. */
+struct req {
+	uint64_t sock;
+	uint64_t start_ns;
+	uint64_t done_ns; /* client requests stay a while after completion (see on_done) */
+	uint32_t seq;
+	uint32_t tid;
+	uint32_t pid;
+	uint32_t next_sock; /* hash chains */
+	uint32_t next_flow;
+	uint8_t in_use;
+	uint8_t role;
+	uint8_t resolved;
+	uint8_t in_flow; /* hashed by flow (client requests) */
+	uint8_t protocol;
+	uint8_t peer_resolved; /* client: its server request on this node took its context */
+	uint8_t pending;       /* client: trace and parent still to be taken from @parent */
+	uint16_t children;     /* server: client requests still to take its context */
+	uint32_t parent;       /* client: index of its server request, valid while pending */
+	uint64_t parent_sock;  /* ... and that request's key, to know it is still the same */
+	uint32_t parent_seq;
+	struct flow flow;
+	struct link_ids ids;
+	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
+};
+
+/* A thread or a process and the server requests it is handling. */
+struct owner {
+	uint32_t id; /* tid or pid; 0: empty */
+	uint32_t n;
+	uint32_t overflow; /* in flight beyond the list */
+	uint32_t inflight[LINK_THREAD_INFLIGHT];
+	uint64_t prev_sock; /* threads: the socket of the I/O before the current one */
+	uint64_t last_sock;
+	uint64_t used; /* linker clock at last use, for eviction */
+};
+
+/* A connection opened by a thread right after it read a server request. */
+struct tie {
+	uint64_t client_sock; /* 0: empty */
+	uint64_t server_sock; /* the server request it belongs to */
+	uint32_t server_seq;
+};
+
+struct linker {
+	struct req *reqs;
+	struct tie *ties;
+	uint32_t *by_sock;
+	uint32_t *by_flow;
+	uint32_t nbuckets;
+	uint32_t free_head; /* through next_sock */
+	uint32_t used;
+	uint32_t cursor; /* eviction clock hand */
+	uint32_t live;	 /* requests in use */
+	struct owner *threads;
+	struct owner *procs;
+	struct req scratch; /* a freed client request's ids, while they are copied */
+	uint64_t clock;
+	uint64_t rng[4];
+	struct link_stats stats;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint32_t sock_bucket(const struct linker *l, uint64_t sock, uint32_t seq)
+{
+	return (uint32_t)mix64(sock ^ ((uint64_t)seq << 32 | seq)) & (l->nbuckets - 1);
+}
+
+static uint32_t flow_bucket(const struct linker *l, const struct flow *f, uint32_t seq)
+{
+	uint64_t h = seq;
+
+	for (size_t i = 0; i < sizeof(*f); i += 8) {
+		uint64_t w = 0;
+
+		memcpy(&w, (const uint8_t *)f + i, sizeof(*f) - i < 8 ? sizeof(*f) - i : 8);
+		h = mix64(h ^ w);
+	}
+	return (uint32_t)h & (l->nbuckets - 1);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+void linker_random_id(struct linker *l, uint8_t *out, size_t n)
+{
+	uint64_t *s = l->rng;
+
+	do {
+		for (size_t i = 0; i < n; i += 8) {
+			uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+			s[2] ^= s[0];
+			s[3] ^= s[1];
+			s[1] ^= s[2];
+			s[0] ^= s[3];
+			s[2] ^= t;
+			s[3] = rotl(s[3], 45);
+			memcpy(out + i, &r, n - i < 8 ? n - i : 8);
+		}
+	} while (n && out[0] == 0 && !memcmp(out, out + 1, n - 1));
+}
+
+struct linker *linker__new(const uint64_t seed[4])
+{
+	struct linker *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->nbuckets = 1;
+	while (l->nbuckets < 2 * LINK_REQS_MAX)
+		l->nbuckets <<= 1;
+	l->reqs = calloc(LINK_REQS_MAX, sizeof(*l->reqs));
+	l->by_sock = malloc(l->nbuckets * sizeof(*l->by_sock));
+	l->by_flow = malloc(l->nbuckets * sizeof(*l->by_flow));
+	l->threads = calloc(LINK_THREADS_MAX, sizeof(*l->threads));
+	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
+	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
+	if (!l->reqs || !l->by_sock || !l->by_flow || !l->threads || !l->procs || !l->ties) {
+		linker__free(l);
+		return NULL;
+	}
+	memset(l->by_sock, 0xff, l->nbuckets * sizeof(*l->by_sock));
+	memset(l->by_flow, 0xff, l->nbuckets * sizeof(*l->by_flow));
+	l->free_head = NIL;
+	memcpy(l->rng, seed, sizeof(l->rng));
+	if (!(l->rng[0] | l->rng[1] | l->rng[2] | l->rng[3]))
+		l->rng[0] = 0x9E3779B97F4A7C15ull;
+	return l;
+}
+
+void linker__free(struct linker *l)
+{
+	if (!l)
+		return;
+	free(l->reqs);
+	free(l->by_sock);
+	free(l->by_flow);
+	free(l->threads);
+	free(l->procs);
+	free(l->ties);
+	free(l);
+}
+
+const char *linker_unlinked_name(int reason)
+{
+	static const char *const names[LINK__MAX] = {
+		[LINK_NO_SERVER_CONTEXT] = "no_server_context",
+		[LINK_AMBIGUOUS_THREAD] = "ambiguous_thread",
+		[LINK_AMBIGUOUS_PROCESS] = "ambiguous_process",
+		[LINK_PEER_NOT_SEEN] = "peer_not_seen",
+		[LINK_EXTERNAL_CALLER] = "external_caller",
+		[LINK_NO_REQUEST_STAGE] = "no_request_stage",
+		[LINK_TABLE_FULL] = "table_full",
+	};
+
+	return reason >= 0 && reason < LINK__MAX ? names[reason] : "unknown";
+}
+
+void linker_stats(const struct linker *l, struct link_stats *out)
+{
+	*out = l->stats;
+	out->requests = l->live;
+}
+
+/* ---- threads and processes ---- */
+
+/* The entry for @id, created when @create; the least recently used in its window is reused. */
+static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id, bool create)
+{
+	uint32_t h = (uint32_t)mix64(id) & (LINK_THREADS_MAX - 1);
+	struct owner *victim = NULL;
+
+	if (!id)
+		return NULL;
+	for (uint32_t i = 0; i < OWNER_PROBE; i++) {
+		struct owner *o = &tab[(h + i) & (LINK_THREADS_MAX - 1)];
+
+		if (o->id == id) {
+			o->used = ++l->clock;
+			return o;
+		}
+		/*
+		 * Entries are replaced, never removed: @id was put in the first empty
+		 * slot of its window if it ever was, so an empty slot ends the search.
+		 */
+		if (!o->id) {
+			victim = o;
+			break;
+		}
+		if (!victim || o->used < victim->used)
+			victim = o;
+	}
+	if (!create)
+		return NULL;
+	memset(victim, 0, sizeof(*victim));
+	victim->id = id;
+	victim->used = ++l->clock;
+	return victim;
+}
+
+static void owner_add(struct owner *o, uint32_t r)
+{
+	if (!o)
+		return;
+	if (o->n < LINK_THREAD_INFLIGHT)
+		o->inflight[o->n++] = r;
+	else
+		o->overflow++;
+}
+
+static void owner_remove(struct owner *o, uint32_t r)
+{
+	if (!o)
+		return;
+	for (uint32_t i = 0; i < o->n; i++) {
+		if (o->inflight[i] == r) {
+			memmove(&o->inflight[i], &o->inflight[i + 1],
+				(o->n - i - 1) * sizeof(o->inflight[0]));
+			o->n--;
+			return;
+		}
+	}
+	if (o->overflow)
+		o->overflow--;
+}
+
+void linker_on_io(struct linker *l, uint32_t tid, uint64_t sock)
+{
+	struct owner *t = owner_get(l, l->threads, tid, true);
+
+	if (!t)
+		return;
+	t->prev_sock = t->last_sock;
+	t->last_sock = sock;
+}
+
+/* ---- requests ---- */
+
+static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq);
+static bool one_http1_connection(const struct linker *l, const struct owner *t);
+
+/*
+ * The server request a thread is working on: the newest, except that HTTP/1
+ * requests pipelined on one connection are answered in order, so the oldest.
+ */
+static struct req *current_request(struct linker *l, const struct owner *t)
+{
+	if (!t->n)
+		return NULL;
+	if (one_http1_connection(l, t))
+		return &l->reqs[t->inflight[0]];
+	return &l->reqs[t->inflight[t->n - 1]];
+}
+
+static struct tie *tie_slot(struct linker *l, uint64_t client_sock)
+{
+	return &l->ties[mix64(client_sock) & (LINK_TIES_MAX - 1)];
+}
+
+void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t sock)
+{
+	struct owner *t = owner_get(l, l->threads, tid, false);
+	struct tie *tie = tie_slot(l, sock);
+	struct req *s;
+
+	(void)pid;
+	if (tie->client_sock == sock)
+		tie->client_sock = 0; /* a new life of this socket */
+	if (!t || !t->n)
+		return;
+	s = current_request(l, t);
+	if (t->last_sock != s->sock)
+		return;
+	/* Overwrites an older tie in the slot: a lost tie only means a fallback rule. */
+	tie->client_sock = sock;
+	tie->server_sock = s->sock;
+	tie->server_seq = s->seq;
+}
+
+/* The server request @client_sock was tied to at connect(), consumed; or NULL. */
+static struct req *take_tie(struct linker *l, uint64_t client_sock)
+{
+	struct tie *tie = tie_slot(l, client_sock);
+	struct req *s;
+
+	if (tie->client_sock != client_sock)
+		return NULL;
+	tie->client_sock = 0;
+	s = find_sock(l, tie->server_sock, tie->server_seq);
+	return s && s->role == CONN_ROLE_SERVER && !s->done_ns ? s : NULL;
+}
+
+static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq)
+{
+	uint32_t i = l->by_sock[sock_bucket(l, sock, seq)];
+
+	while (i != NIL && (l->reqs[i].sock != sock || l->reqs[i].seq != seq))
+		i = l->reqs[i].next_sock;
+	return i == NIL ? NULL : &l->reqs[i];
+}
+
+static struct req *find_client_flow(const struct linker *l, const struct flow *f, uint32_t seq)
+{
+	uint32_t i = l->by_flow[flow_bucket(l, f, seq)];
+
+	while (i != NIL && (l->reqs[i].seq != seq || memcmp(&l->reqs[i].flow, f, sizeof(*f)) != 0))
+		i = l->reqs[i].next_flow;
+	return i == NIL ? NULL : &l->reqs[i];
+}
+
+static void unchain(uint32_t *head, struct req *reqs, uint32_t i, bool flow)
+{
+	while (*head != NIL && *head != i)
+		head = flow ? &reqs[*head].next_flow : &reqs[*head].next_sock;
+	if (*head == i)
+		*head = flow ? reqs[i].next_flow : reqs[i].next_sock;
+}
+
+static void req_free(struct linker *l, uint32_t i)
+{
+	struct req *r = &l->reqs[i];
+
+	unchain(&l->by_sock[sock_bucket(l, r->sock, r->seq)], l->reqs, i, false);
+	if (r->in_flow)
+		unchain(&l->by_flow[flow_bucket(l, &r->flow, r->seq)], l->reqs, i, true);
+	if (r->role == CONN_ROLE_SERVER && !r->done_ns) {
+		owner_remove(owner_get(l, l->threads, r->tid, false), i);
+		owner_remove(owner_get(l, l->procs, r->pid, false), i);
+	}
+	r->in_use = 0;
+	l->live--;
+	r->next_sock = l->free_head;
+	l->free_head = i;
+}
+
+/* A free request slot; when none is left, one goes, oldest-first by the clock hand. */
+static uint32_t req_alloc(struct linker *l)
+{
+	uint32_t i;
+
+	if (l->free_head == NIL && l->used < LINK_REQS_MAX)
+		return l->used++;
+	if (l->free_head == NIL) {
+		/* Completed client requests go first: they are only kept for late servers. */
+		uint32_t victim = NIL;
+
+		for (uint32_t n = 0; n < 64 && victim == NIL; n++) {
+			l->cursor = (l->cursor + 1) % LINK_REQS_MAX;
+			if (l->reqs[l->cursor].in_use && l->reqs[l->cursor].done_ns)
+				victim = l->cursor;
+		}
+		if (victim == NIL) {
+			victim = l->cursor;
+			l->stats.unlinked[LINK_TABLE_FULL]++;
+		}
+		req_free(l, victim);
+	}
+	i = l->free_head;
+	l->free_head = l->reqs[i].next_sock;
+	return i;
+}
+
+static void flow_of(const struct conn_info *ci, struct flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (ci->role == CONN_ROLE_CLIENT) {
+		memcpy(f->caddr, ci->tuple.laddr, 16);
+		memcpy(f->saddr, ci->tuple.raddr, 16);
+		f->cport = ci->tuple.lport;
+		f->sport = ci->tuple.rport;
+	} else {
+		memcpy(f->caddr, ci->tuple.raddr, 16);
+		memcpy(f->saddr, ci->tuple.laddr, 16);
+		f->cport = ci->tuple.rport;
+		f->sport = ci->tuple.lport;
+	}
+}
+
+static void settle(struct linker *l, struct req *c);
+
+/* True when the client end of @f is this node as far as addresses tell (loopback, same address). */
+static bool local_flow(const struct flow *f)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+	if (memcmp(f->caddr, f->saddr, 16) == 0)
+		return true;
+	if (memcmp(f->caddr, v4mapped, 12) == 0 && f->caddr[12] == 127)
+		return true;
+	return memcmp(f->caddr, v6loop, 16) == 0;
+}
+
+/*
+ * A server request's context is fixed on first need: when it completes, or
+ * when a client request it made completes or is looked up by its own server.
+ * By then the client's request, which the server could only read after it
+ * was sent, has been seen: the sender's tracepoint fires when its send()
+ * returns, which on loopback can be after the receiver has read the bytes and
+ * even made its own calls, but not after those calls have been answered.
+ */
+static void resolve_server(struct linker *l, struct req *r)
+{
+	struct req *c;
+
+	if (r->resolved)
+		return;
+	r->resolved = 1;
+	r->ids.emit = true;
+	c = find_client_flow(l, &r->flow, r->seq);
+	if (c)
+		settle(l, c);
+	if (c) {
+		/* The client request is only kept for this: done, it can go now. */
+		c->peer_resolved = 1;
+		if (c->done_ns) {
+			struct link_ids ids = c->ids;
+
+			req_free(l, (uint32_t)(c - l->reqs));
+			c = &l->scratch;
+			c->ids = ids;
+		}
+	}
+	if (c && c->ids.emit) {
+		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
+		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		l->stats.linked_peer++;
+	} else if (r->traceparent[0] &&
+		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id)) {
+		l->stats.linked_traceparent++;
+	} else if (c) {
+		/* An instrumented client: its own span id travelled as its request's parent. */
+		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
+		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		l->stats.linked_peer++;
+	} else {
+		linker_random_id(l, r->ids.trace_id, 16);
+		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
+						       : LINK_EXTERNAL_CALLER]++;
+	}
+	linker_random_id(l, r->ids.span_id, 8);
+}
+
+/* A server request done: freed, unless client requests it made still need its context. */
+static void server_done(struct linker *l, struct req *r)
+{
+	if (!r->children) {
+		req_free(l, (uint32_t)(r - l->reqs));
+		return;
+	}
+	/* Out of its thread's and process's lists now; kept for its children only. */
+	owner_remove(owner_get(l, l->threads, r->tid, false), (uint32_t)(r - l->reqs));
+	owner_remove(owner_get(l, l->procs, r->pid, false), (uint32_t)(r - l->reqs));
+	r->done_ns = 1;
+}
+
+/*
+ * Gives client request @c the trace and parent of the server request it was
+ * made for, resolving that one first (see resolve_server()).
+ */
+static void settle(struct linker *l, struct req *c)
+{
+	struct req *p;
+
+	if (!c->pending)
+		return;
+	c->pending = 0;
+	p = &l->reqs[c->parent];
+	if (!p->in_use || p->sock != c->parent_sock || p->seq != c->parent_seq ||
+	    p->role != CONN_ROLE_SERVER) {
+		/* Its server request was evicted first (table full or TTL): a root. */
+		linker_random_id(l, c->ids.trace_id, 16);
+		l->stats.unlinked[LINK_TABLE_FULL]++;
+		return;
+	}
+	resolve_server(l, p);
+	memcpy(c->ids.trace_id, p->ids.trace_id, 16);
+	memcpy(c->ids.parent_span_id, p->ids.span_id, 8);
+	if (p->children && --p->children == 0 && p->done_ns)
+		req_free(l, (uint32_t)(p - l->reqs));
+}
+
+/* True when every in-flight request of @t came on one HTTP/1 connection. */
+static bool one_http1_connection(const struct linker *l, const struct owner *t)
+{
+	const struct req *first = &l->reqs[t->inflight[0]];
+
+	if (t->overflow || first->protocol != MT_PROTO_HTTP1)
+		return false;
+	for (uint32_t i = 1; i < t->n; i++)
+		if (l->reqs[t->inflight[i]].sock != first->sock)
+			return false;
+	return true;
+}
+
+/*
+ * The server request a client request on @sock, made by @tid of @pid,
+ * belongs to, or NULL with @reason set. The rules are in linker.h.
+ */
+static struct req *choose_parent(struct linker *l, uint64_t sock, uint32_t tid, uint32_t pid,
+				 int *reason)
+{
+	struct owner *t = owner_get(l, l->threads, tid, false);
+	struct req *tied = take_tie(l, sock);
+	struct owner *p;
+
+	if (tied)
+		return tied;
+	if (t && t->n == 1 && !t->overflow)
+		return &l->reqs[t->inflight[0]];
+	if (t && t->n + t->overflow > 1) {
+		struct req *cur = current_request(l, t);
+
+		if (cur && one_http1_connection(l, t))
+			return cur; /* pipelined on one connection: answered in order */
+		/* An event loop: the call was made in the turn that read this request. */
+		if (cur && !t->overflow && t->prev_sock == cur->sock)
+			return cur;
+		*reason = LINK_AMBIGUOUS_THREAD;
+		return NULL;
+	}
+	if (t && t->overflow) {
+		/* One in flight, known only as a count (its list overflowed): not guessed. */
+		*reason = LINK_AMBIGUOUS_THREAD;
+		return NULL;
+	}
+	p = owner_get(l, l->procs, pid, false);
+	if (p && p->n == 1 && !p->overflow)
+		return &l->reqs[p->inflight[0]];
+	*reason = p && (p->n + p->overflow > 1 || p->overflow) ? LINK_AMBIGUOUS_PROCESS
+							       : LINK_NO_SERVER_CONTEXT;
+	return NULL;
+}
+
+static struct req *request_begin(struct linker *l, const struct conn_info *ci,
+				 const struct mt_exchange *x)
+{
+	uint32_t i = req_alloc(l);
+	struct req *r = &l->reqs[i];
+	uint32_t h;
+
+	memset(r, 0, sizeof(*r));
+	r->in_use = 1;
+	l->live++;
+	r->sock = ci->sock;
+	r->seq = x->req_seq;
+	r->tid = ci->tid;
+	r->pid = ci->pid;
+	r->role = ci->role;
+	r->protocol = x->protocol;
+	r->start_ns = x->req_start_ns;
+	flow_of(ci, &r->flow);
+	h = sock_bucket(l, r->sock, r->seq);
+	r->next_sock = l->by_sock[h];
+	l->by_sock[h] = i;
+	r->next_flow = NIL;
+
+	if (ci->role == CONN_ROLE_SERVER) {
+		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
+		owner_add(owner_get(l, l->threads, ci->tid, true), i);
+		owner_add(owner_get(l, l->procs, ci->pid, true), i);
+		return r;
+	}
+
+	/* A client request: its context is decided now, before the server reads it. */
+	{
+		int reason = LINK_NO_SERVER_CONTEXT;
+		struct req *parent = choose_parent(l, ci->sock, ci->tid, ci->pid, &reason);
+
+		r->resolved = 1;
+		r->ids.emit = true;
+		if (x->traceparent[0] &&
+		    (!parent || strcmp(parent->traceparent, x->traceparent) != 0) &&
+		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id)) {
+			/* The client put its own context on the wire: its span is its own. */
+			r->ids.emit = false;
+			l->stats.skipped_instrumented++;
+		} else if (parent) {
+			/* Its trace is the server request's, taken when first needed (settle()). */
+			r->pending = 1;
+			r->parent = (uint32_t)(parent - l->reqs);
+			r->parent_sock = parent->sock;
+			r->parent_seq = parent->seq;
+			if (parent->children < UINT16_MAX)
+				parent->children++;
+			linker_random_id(l, r->ids.span_id, 8);
+			l->stats.linked_in_process++;
+		} else {
+			linker_random_id(l, r->ids.trace_id, 16);
+			linker_random_id(l, r->ids.span_id, 8);
+			l->stats.unlinked[reason]++;
+		}
+		h = flow_bucket(l, &r->flow, r->seq);
+		r->next_flow = l->by_flow[h];
+		l->by_flow[h] = i;
+		r->in_flow = 1;
+	}
+	return r;
+}
+
+void linker_on_request(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x)
+{
+	struct req *old = find_sock(l, ci->sock, x->req_seq);
+
+	if (ci->role == CONN_ROLE_UNKNOWN)
+		return;
+	if (old) /* the same position again: a new life of the socket */
+		req_free(l, (uint32_t)(old - l->reqs));
+	request_begin(l, ci, x);
+}
+
+void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
+		    struct link_ids *out)
+{
+	struct req *r = find_sock(l, ci->sock, x->req_seq);
+
+	if (!r) {
+		l->stats.unlinked[LINK_NO_REQUEST_STAGE]++;
+		r = request_begin(l, ci, x);
+	}
+	if (r->role == CONN_ROLE_SERVER)
+		resolve_server(l, r);
+	else
+		settle(l, r);
+	*out = r->ids;
+	if (r->role == CONN_ROLE_SERVER) {
+		server_done(l, r);
+	} else if (r->peer_resolved) {
+		/* Its server on this node has already taken its context. */
+		req_free(l, (uint32_t)(r - l->reqs));
+	} else {
+		/*
+		 * Kept a little: the server may finish reading after the client
+		 * has its answer, when the two run on different CPUs.
+		 */
+		r->done_ns = x->resp_end_ns ? x->resp_end_ns : x->req_end_ns;
+		if (!r->done_ns)
+			r->done_ns = 1;
+	}
+}
+
+void linker_expire(struct linker *l, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < l->used; i++) {
+		struct req *r = &l->reqs[i];
+
+		if (!r->in_use)
+			continue;
+		if ((r->done_ns && r->done_ns + DONE_CLIENT_KEEP_NS < now_ns) ||
+		    r->start_ns + LINK_REQ_TTL_NS < now_ns)
+			req_free(l, i);
+	}
+}

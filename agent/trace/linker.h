@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Trace linking: gives each request its trace context while it is in flight,
+ * so that calls join into whole traces without changes to the applications.
+ *
+ * - In-process: a CLIENT request becomes the child of the SERVER request its
+ *   thread is handling, decided in this order:
+ *   1. its connection was opened by a connect() made right after the thread
+ *      read that server request (event loops such as nginx, which connect
+ *      upstream in the turn that read the request);
+ *   2. the thread has exactly one server request in flight (thread per
+ *      request);
+ *   3. all of the thread's in-flight server requests arrived on one HTTP/1
+ *      connection (pipelining, served in order): the oldest;
+ *   4. the thread's previous I/O was on the socket of its newest in-flight
+ *      server request (a keep-alive upstream written in the same turn);
+ *   5. the thread has none in flight and its process exactly one (work
+ *      handed to another thread).
+ *   Everything else is counted as ambiguous, never guessed.
+ * - Across processes on this node: the CLIENT request on one end of a TCP
+ *   connection and the SERVER request on the other are the same call when
+ *   they start at the same TCP sequence number of the same flow.
+ * - W3C trace context: an incoming traceparent is used when no client span of
+ *   this node matches; a client request that already carries a traceparent
+ *   of its own (an instrumented client) gets no agent span, so no side of a
+ *   call is reported twice.
+ *
+ * Bounded: at most LINK_REQS_MAX requests in flight and LINK_THREADS_MAX
+ * threads are tracked; overflow evicts the oldest and is counted.
+ */
+#ifndef MESHTRACE_LINKER_H
+#define MESHTRACE_LINKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/conn/conn.h"
+#include "agent/protocols/l7.h"
+
+#define LINK_REQS_MAX	     16384
+#define LINK_THREADS_MAX     8192
+#define LINK_TIES_MAX	     4096 /* connections tied at connect() to a server request */
+#define LINK_THREAD_INFLIGHT 8	  /* server requests remembered per thread */
+#define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
+
+enum link_unlinked {
+	LINK_NO_SERVER_CONTEXT = 0, /* client call made outside any server request: a root */
+	LINK_AMBIGUOUS_THREAD,	    /* several server requests in flight on the thread */
+	LINK_AMBIGUOUS_PROCESS,	    /* none on the thread, several in the process */
+	LINK_PEER_NOT_SEEN,    /* server request from a local peer whose request was not seen */
+	LINK_EXTERNAL_CALLER,  /* server request from outside the node without traceparent */
+	LINK_NO_REQUEST_STAGE, /* exchange completed with no request-time context */
+	LINK_TABLE_FULL,       /* context evicted before the exchange completed */
+	LINK__MAX,
+};
+
+struct link_stats {
+	uint64_t linked_in_process;    /* client spans given a parent server span */
+	uint64_t linked_peer;	       /* server spans given a parent client span on this node */
+	uint64_t linked_traceparent;   /* server spans given their parent by W3C traceparent */
+	uint64_t skipped_instrumented; /* client spans not emitted: the client is instrumented */
+	uint64_t unlinked[LINK__MAX];
+	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
+};
+
+/* The trace context of one side of one call. */
+struct link_ids {
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	uint8_t parent_span_id[8]; /* zero: a root */
+	bool emit;		   /* false: an instrumented client's span, not ours to send */
+};
+
+struct linker;
+
+/* @seed: 32 bytes of randomness for ids. NULL on allocation failure. */
+struct linker *linker__new(const uint64_t seed[4]);
+void linker__free(struct linker *l);
+
+/* Every data event, before it is parsed: which socket the thread touched last. */
+void linker_on_io(struct linker *l, uint32_t tid, uint64_t sock);
+
+/*
+ * A connect() by @tid: when the thread's last I/O was on the socket of a
+ * server request it is handling, the new connection is tied to that request
+ * (an event loop connects upstream in the turn that read the request, but
+ * may write on the new connection turns later).
+ */
+void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t sock);
+
+/* An exchange at MT_STAGE_REQUEST: decide its context now. */
+void linker_on_request(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x);
+
+/* An exchange at MT_STAGE_DONE: its final context, then forgotten. */
+void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
+		    struct link_ids *out);
+
+/* Forgets requests in flight for longer than LINK_REQ_TTL_NS. */
+void linker_expire(struct linker *l, uint64_t now_ns);
+
+void linker_stats(const struct linker *l, struct link_stats *out);
+const char *linker_unlinked_name(int reason);
+
+/* Fills @n bytes of random, never all-zero id. */
+void linker_random_id(struct linker *l, uint8_t *out, size_t n);
+
+#endif /* MESHTRACE_LINKER_H */

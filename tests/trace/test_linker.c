@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The linker on synthetic requests: a call between two processes of this
+ * node joins by flow and TCP sequence number in either completion order,
+ * a thread's client call joins the server request it is handling, a call to
+ * a process serving nothing is a root, and nothing is held once both sides
+ * are done (only a client whose server is not on the node waits for expiry).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/trace/linker.h"
+
+#define MS 1000000ull
+
+static const uint64_t seed[4] = {1, 2, 3, 4};
+
+/* 127.0.0.1:@lport <-> 127.0.0.1:@rport, v4-mapped. */
+static struct conn_info conn(uint64_t sock, uint32_t pid, uint32_t tid, uint8_t role,
+			     uint16_t lport, uint16_t rport)
+{
+	struct conn_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.sock = sock;
+	ci.pid = pid;
+	ci.tid = tid;
+	ci.role = role;
+	ci.tuple.family = 2;
+	ci.tuple.lport = lport;
+	ci.tuple.rport = rport;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *a = i ? ci.tuple.raddr : ci.tuple.laddr;
+
+		a[10] = a[11] = 0xff;
+		a[12] = 127;
+		a[15] = 1;
+	}
+	return ci;
+}
+
+static struct mt_exchange exchange(uint32_t seq, uint64_t start, uint8_t stage)
+{
+	struct mt_exchange x;
+
+	memset(&x, 0, sizeof(x));
+	x.protocol = MT_PROTO_HTTP1;
+	x.stage = stage;
+	x.req_seq = seq;
+	x.req_start_ns = start;
+	x.req_end_ns = start + 1;
+	if (stage == MT_STAGE_DONE)
+		x.resp_end_ns = start + 2 * MS;
+	return x;
+}
+
+static uint64_t held(struct linker *l)
+{
+	struct link_stats st;
+
+	linker_stats(l, &st);
+	return st.requests;
+}
+
+/* One call from a client process to a server process on this node; @server_first: done order. */
+static void one_call(struct linker *l, uint32_t seq, uint64_t t, bool server_first,
+		     struct link_ids *cli, struct link_ids *srv)
+{
+	struct conn_info c = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8080);
+	struct conn_info s = conn(0x2000, 20, 20, CONN_ROLE_SERVER, 8080, 40000);
+	struct mt_exchange x = exchange(seq, t, MT_STAGE_REQUEST);
+
+	linker_on_request(l, &c, &x);
+	linker_on_request(l, &s, &x);
+	x = exchange(seq, t, MT_STAGE_DONE);
+	if (server_first) {
+		linker_on_done(l, &s, &x, srv);
+		linker_on_done(l, &c, &x, cli);
+	} else {
+		linker_on_done(l, &c, &x, cli);
+		linker_on_done(l, &s, &x, srv);
+	}
+}
+
+static void test_peer_call_either_order(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct link_ids cli, srv;
+	struct link_stats st;
+
+	(void)state;
+	assert_non_null(l);
+	for (uint32_t i = 0; i < 2 * LINK_REQS_MAX; i++) {
+		one_call(l, 1000 + 100 * i, (uint64_t)i * MS, i % 2, &cli, &srv);
+		assert_true(cli.emit && srv.emit);
+		assert_memory_equal(srv.trace_id, cli.trace_id, 16);
+		assert_memory_equal(srv.parent_span_id, cli.span_id, 8);
+		/* Both sides done: nothing is held for this call any more. */
+		assert_int_equal(held(l), 0);
+	}
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_peer, 2 * LINK_REQS_MAX);
+	assert_int_equal(st.unlinked[LINK_TABLE_FULL], 0);
+	linker__free(l);
+}
+
+static void test_remote_server_client_waits_for_expiry(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info c = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 443);
+	struct mt_exchange x = exchange(7, 5 * MS, MT_STAGE_REQUEST);
+	struct link_ids ids;
+
+	(void)state;
+	c.tuple.raddr[12] = 10; /* 10.0.0.1: no server of this node will ask for it */
+	linker_on_request(l, &c, &x);
+	x = exchange(7, 5 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &c, &x, &ids);
+	assert_true(ids.emit);
+	assert_int_equal(held(l), 1); /* a server on the node could still read it */
+	linker_expire(l, 6 * MS);
+	assert_int_equal(held(l), 1);
+	linker_expire(l, 500 * MS);
+	assert_int_equal(held(l), 0);
+	linker__free(l);
+}
+
+static void test_in_process_child_and_root(void **state)
+{
+	struct linker *l = linker__new(seed);
+	/* Process 20 serves on 0x2000 and calls out on 0x3000 from the same thread. */
+	struct conn_info in = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info out = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 6379);
+	/* Process 30 serves nothing and calls out. */
+	struct conn_info lone = conn(0x4000, 30, 30, CONN_ROLE_CLIENT, 42000, 6379);
+	struct mt_exchange x = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	struct link_ids srv, child, root;
+	struct link_stats st;
+
+	(void)state;
+	linker_on_io(l, 21, in.sock);
+	linker_on_request(l, &in, &x);
+	x = exchange(500, 2 * MS, MT_STAGE_REQUEST);
+	linker_on_io(l, 21, out.sock);
+	linker_on_request(l, &out, &x);
+	x = exchange(500, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &out, &x, &child);
+	x = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &in, &x, &srv);
+	assert_memory_equal(child.trace_id, srv.trace_id, 16);
+	assert_memory_equal(child.parent_span_id, srv.span_id, 8);
+
+	x = exchange(900, 3 * MS, MT_STAGE_REQUEST);
+	linker_on_io(l, 30, lone.sock);
+	linker_on_request(l, &lone, &x);
+	x = exchange(900, 3 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &lone, &x, &root);
+	assert_memory_not_equal(root.trace_id, srv.trace_id, 16);
+	assert_memory_equal(root.parent_span_id, (uint8_t[8]){0}, 8);
+
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_in_process, 1);
+	assert_int_equal(st.unlinked[LINK_NO_SERVER_CONTEXT], 1);
+	assert_int_equal(st.unlinked[LINK_AMBIGUOUS_PROCESS], 0);
+	linker__free(l);
+}
+
+/*
+ * On loopback the receiver can read a request, and make its own call, before
+ * the sender's send() returns and its event is seen: the receiver's context
+ * is taken when first needed (its call completing), by when it has been.
+ */
+static void test_sender_seen_after_receiver_called_out(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info a_cli = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8080);
+	struct conn_info b_srv = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info b_cli = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+	struct mt_exchange req = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	struct mt_exchange up = exchange(700, 2 * MS, MT_STAGE_REQUEST);
+	struct link_ids a, b, child;
+	struct link_stats st;
+
+	(void)state;
+	linker_on_io(l, 21, b_srv.sock);
+	linker_on_request(l, &b_srv, &req); /* B read it */
+	linker_on_io(l, 21, b_cli.sock);
+	linker_on_request(l, &b_cli, &up);  /* B called out */
+	linker_on_request(l, &a_cli, &req); /* only now A's send() returned */
+	up = exchange(700, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &b_cli, &up, &child);
+	req = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &b_srv, &req, &b);
+	linker_on_done(l, &a_cli, &req, &a);
+
+	assert_memory_equal(b.trace_id, a.trace_id, 16);
+	assert_memory_equal(b.parent_span_id, a.span_id, 8);
+	assert_memory_equal(child.trace_id, a.trace_id, 16);
+	assert_memory_equal(child.parent_span_id, b.span_id, 8);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_peer, 1);
+	assert_int_equal(st.linked_in_process, 1);
+	assert_int_equal(st.unlinked[LINK_PEER_NOT_SEEN] + st.unlinked[LINK_EXTERNAL_CALLER], 0);
+	assert_int_equal(held(l), 1); /* B's call, whose server is not seen, waits for expiry */
+	linker__free(l);
+}
+
+/* A server request that completes before the call it made: kept until that call has its context. */
+static void test_server_done_before_its_call(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info in = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info out = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+	struct mt_exchange req = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	struct mt_exchange up = exchange(700, 2 * MS, MT_STAGE_REQUEST);
+	struct link_ids srv, child;
+
+	(void)state;
+	linker_on_io(l, 21, in.sock);
+	linker_on_request(l, &in, &req);
+	linker_on_io(l, 21, out.sock);
+	linker_on_request(l, &out, &up);
+	req = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &in, &req, &srv); /* answered before its own call came back */
+	assert_int_equal(held(l), 2);
+	up = exchange(700, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &out, &up, &child);
+	assert_memory_equal(child.trace_id, srv.trace_id, 16);
+	assert_memory_equal(child.parent_span_id, srv.span_id, 8);
+	assert_int_equal(held(l), 1); /* the call waits, as any client of a server not seen */
+	linker__free(l);
+}
+
+/*
+ * A thread with more server requests in flight than its list holds: once the
+ * listed ones are answered, one left known only as a count is ambiguous, not
+ * "no server context".
+ */
+static void test_overflowed_thread_is_ambiguous(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct mt_exchange x;
+	struct link_ids ids;
+	struct link_stats st;
+	unsigned n = LINK_THREAD_INFLIGHT + 1;
+
+	(void)state;
+	for (unsigned i = 0; i < n; i++) {
+		struct conn_info in = conn(0x2000 + i, 20, 21, CONN_ROLE_SERVER, 8080, 40000 + i);
+
+		x = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+		linker_on_request(l, &in, &x);
+	}
+	for (unsigned i = 0; i < n - 1; i++) { /* the listed ones answered */
+		struct conn_info in = conn(0x2000 + i, 20, 21, CONN_ROLE_SERVER, 8080, 40000 + i);
+
+		x = exchange(100, 1 * MS, MT_STAGE_DONE);
+		linker_on_done(l, &in, &x, &ids);
+	}
+	{
+		struct conn_info out = conn(0x9000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+
+		x = exchange(5, 2 * MS, MT_STAGE_REQUEST);
+		linker_on_request(l, &out, &x);
+	}
+	linker_stats(l, &st);
+	assert_int_equal(st.unlinked[LINK_AMBIGUOUS_THREAD], 1);
+	assert_int_equal(st.unlinked[LINK_NO_SERVER_CONTEXT], 0);
+	linker__free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_peer_call_either_order),
+		cmocka_unit_test(test_remote_server_client_waits_for_expiry),
+		cmocka_unit_test(test_in_process_child_and_root),
+		cmocka_unit_test(test_sender_seen_after_receiver_called_out),
+		cmocka_unit_test(test_server_done_before_its_call),
+		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
