@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/version.h"
 #include "agent/export/metrics.h"
 #include "agent/protocols/l7.h"
 #include "otlp.pb-c.h"

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/version.h"
 #include "agent/export/otlp_internal.h"
 #include "agent/export/span_attrs.h"
 #include "agent/common/utf8.h"
