@@ -330,10 +330,8 @@ struct otlp_exporter *otlp_exporter__new(const struct otlp_config *cfg)
 		return NULL;
 	}
 	x = calloc(1, sizeof(*x));
-	if (!x) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!x)
+		return NULL; /* calloc() set errno to ENOMEM */
 	x->cfg = *cfg;
 	x->curl_deadline_ms = -1;
 	x->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -239,10 +239,8 @@ struct otlp_encoder *otlp_encoder__new(const struct otlp_config *cfg, size_t max
 		return NULL;
 	}
 	enc = calloc(1, sizeof(*enc));
-	if (!enc) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!enc)
+		return NULL; /* calloc() set errno to ENOMEM */
 	enc->cap = cap;
 	enc->cfg = *cfg;
 	enc->span_bytes = SPAN_BYTES_GUESS;
