@@ -31,6 +31,10 @@
 #include <string.h>
 
 #include "agent/export/span_attrs.h"
+/*
+ * The span keeps DNS facts as numbers (dns_qtype, dns_rcode); their names come
+ * from the DNS parser, upstream and pure, the one table of them.
+ */
 #include "agent/protocols/dns.h"
 
 /* RFC 9110 section 9 and RFC 5789 (PATCH): the semconv's "known" methods. */
