@@ -306,7 +306,8 @@ int metrics_encode_otlp(struct metrics *m, const struct graph *g, const struct m
 	*outlen = 0;
 	if (err)
 		goto out_free;
-	qsort(l.pts, l.n, sizeof(*l.pts), cmp_resource);
+	if (l.n) /* qsort(NULL, 0, ...) is undefined */
+		qsort(l.pts, l.n, sizeof(*l.pts), cmp_resource);
 	reserve(&o, 0); /* an empty request is a buffer too */
 	for (size_t i = 0; i < l.n;) {
 		size_t rm = open_msg(&o, TAG_REQUEST_RESOURCE_METRICS), sm, j = i;

@@ -208,7 +208,8 @@ int metrics_write_prometheus(struct metrics *m, const struct graph *g,
 	if (err)
 		goto out;
 	m->stats.scrapes++;
-	qsort(l.pts, l.n, sizeof(*l.pts), metrics_cmp_family);
+	if (l.n) /* qsort(NULL, 0, ...) is undefined */
+		qsort(l.pts, l.n, sizeof(*l.pts), metrics_cmp_family);
 	target_info(b, m);
 	for (size_t i = 0; i < l.n;) {
 		const struct family *f = &metrics_families[l.pts[i].family];
