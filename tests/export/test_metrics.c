@@ -20,6 +20,7 @@
 #include "agent/common/version.h"
 #include "agent/export/metrics.h"
 #include "otlp.pb-c.h"
+#include "tests/export/http_span.h"
 
 #define MS  1000000ull
 #define NOW 1700000000123456789ull
@@ -30,28 +31,6 @@ typedef Meshtrace__Otlp__NumberDataPoint NumberDataPoint;
 typedef Meshtrace__Otlp__HistogramDataPoint HistogramDataPoint;
 
 #define CUMULATIVE MESHTRACE__OTLP__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE
-
-static struct mt_span http_span(uint8_t kind, uint8_t proto, const char *svc, const char *method,
-				uint16_t status, uint64_t dur)
-{
-	struct mt_span s;
-
-	memset(&s, 0, sizeof(s));
-	s.kind = kind;
-	s.protocol = proto;
-	s.http_minor = 1;
-	s.http_status = status;
-	if (status >= 500 || (kind == MT_SPAN_CLIENT && status >= 400))
-		s.status = MT_STATUS_ERROR;
-	s.start_unix_ns = 1000;
-	s.end_unix_ns = 1000 + dur;
-	snprintf(s.resource.service_name, sizeof(s.resource.service_name), "%s", svc);
-	snprintf(s.method, sizeof(s.method), "%s", method);
-	snprintf(s.scheme, sizeof(s.scheme), "https");
-	snprintf(s.server_address, sizeof(s.server_address), "shop.test");
-	s.server_port = 8443;
-	return s;
-}
 
 static void check_str_kv(const KeyValue *kv, const char *key, const char *val)
 {
@@ -171,10 +150,19 @@ static void check_http_point(const HistogramDataPoint *dp, uint64_t start, unsig
 	assert_int_equal(dp->flags, 0);
 }
 
-static const Meshtrace__Otlp__Histogram *check_http_metric(const Metric *mt, const char *name)
+/* A service's resource, holding one http.* histogram of @n points. */
+static const Meshtrace__Otlp__Histogram *
+check_http_resource(const Meshtrace__Otlp__ResourceMetrics *rm, const char *service,
+		    const char *name, size_t n)
 {
+	const Meshtrace__Otlp__ScopeMetrics *sm = check_resource(rm, service);
+	const Metric *mt;
+
+	assert_int_equal(sm->n_metrics, 1);
+	mt = sm->metrics[0];
 	check_metric(mt, name, "s", MESHTRACE__OTLP__METRIC__DATA_HISTOGRAM);
 	assert_int_equal(mt->histogram->aggregation_temporality, CUMULATIVE);
+	assert_int_equal(mt->histogram->n_data_points, n);
 	return mt->histogram;
 }
 
@@ -265,22 +253,18 @@ static void test_metrics_otlp_every_field(void **state)
 	check_str_kv(dp->attributes[0], "cpu.mode", "user");
 
 	/* "bad\xff": one server series, no status. */
-	sm = check_resource(req->resource_metrics[1], "bad\xef\xbf\xbd");
-	assert_int_equal(sm->n_metrics, 1);
-	hg = check_http_metric(sm->metrics[0], "http.server.request.duration");
-	assert_int_equal(hg->n_data_points, 1);
+	hg = check_http_resource(req->resource_metrics[1], "bad\xef\xbf\xbd",
+				 "http.server.request.duration", 1);
 	hp = hg->data_points[0];
 	check_http_point(hp, start, 1, 12 * 1000 * MS); /* past the last bound: +Inf bucket */
 	assert_int_equal(hp->n_attributes, 3);
 	check_str_kv(hp->attributes[0], "http.request.method", "GET");
-	check_str_kv(hp->attributes[1], "url.scheme", "https");
+	check_str_kv(hp->attributes[1], "url.scheme", "http");
 	check_str_kv(hp->attributes[2], "network.protocol.version", "1.1");
 
 	/* curl: one client series over HTTP/2. */
-	sm = check_resource(req->resource_metrics[2], "curl");
-	assert_int_equal(sm->n_metrics, 1);
-	hg = check_http_metric(sm->metrics[0], "http.client.request.duration");
-	assert_int_equal(hg->n_data_points, 1);
+	hg = check_http_resource(req->resource_metrics[2], "curl", "http.client.request.duration",
+				 1);
 	hp = hg->data_points[0];
 	check_http_point(hp, start, 1, 20 * MS);
 	assert_int_equal(hp->n_attributes, 6);
@@ -288,20 +272,18 @@ static void test_metrics_otlp_every_field(void **state)
 	check_int_kv(hp->attributes[1], "http.response.status_code", 404);
 	check_str_kv(hp->attributes[2], "error.type", "404");
 	check_str_kv(hp->attributes[3], "server.address", "shop.test");
-	check_int_kv(hp->attributes[4], "server.port", 8443);
+	check_int_kv(hp->attributes[4], "server.port", 8080);
 	check_str_kv(hp->attributes[5], "network.protocol.version", "2");
 
 	/* shop: two server series, in the order they were first seen. */
-	sm = check_resource(req->resource_metrics[3], "shop");
-	assert_int_equal(sm->n_metrics, 1);
-	hg = check_http_metric(sm->metrics[0], "http.server.request.duration");
-	assert_int_equal(hg->n_data_points, 2);
+	hg = check_http_resource(req->resource_metrics[3], "shop", "http.server.request.duration",
+				 2);
 	hp = hg->data_points[0];
 	check_http_point(hp, start, 2, 3 * MS);
 	assert_int_equal(hp->n_attributes, 4);
 	check_str_kv(hp->attributes[0], "http.request.method", "GET");
 	check_int_kv(hp->attributes[1], "http.response.status_code", 200);
-	check_str_kv(hp->attributes[2], "url.scheme", "https");
+	check_str_kv(hp->attributes[2], "url.scheme", "http");
 	check_str_kv(hp->attributes[3], "network.protocol.version", "1.1");
 	hp = hg->data_points[1];
 	check_http_point(hp, start, 1, 300 * MS);
@@ -309,7 +291,7 @@ static void test_metrics_otlp_every_field(void **state)
 	check_str_kv(hp->attributes[0], "http.request.method", "_OTHER");
 	check_int_kv(hp->attributes[1], "http.response.status_code", 503);
 	check_str_kv(hp->attributes[2], "error.type", "503");
-	check_str_kv(hp->attributes[3], "url.scheme", "https");
+	check_str_kv(hp->attributes[3], "url.scheme", "http");
 	check_str_kv(hp->attributes[4], "network.protocol.version", "1.1");
 
 	meshtrace__otlp__export_metrics_service_request__free_unpacked(req, NULL);
