@@ -33,6 +33,7 @@
 #include "agent/trace/spans.h"
 #include "agent/serve/tracestore.h"
 #include "agent/export/jsonl.h"
+#include "agent/common/version.h"
 #include "agent/export/otlp.h"
 
 /*

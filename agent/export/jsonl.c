@@ -44,10 +44,8 @@ struct jsonl_exporter *jsonl_exporter__new(const char *path)
 		return NULL;
 	}
 	x = calloc(1, sizeof(*x));
-	if (!x) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!x)
+		return NULL; /* calloc() set errno to ENOMEM */
 	if (!strcmp(path, "-")) {
 		x->fd = STDOUT_FILENO;
 		return x;

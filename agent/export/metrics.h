@@ -13,6 +13,10 @@
  *    on every series, resource attributes of the agent in target_info.
  * Spec: https://opentelemetry.io/docs/specs/otel/compatibility/prometheus_and_openmetrics/
  *
+ * Files: metrics.c (families, the http.* series table, the list of points of
+ * one export), metrics_prom.c (the text format), metrics_otlp.c (the OTLP
+ * request, written with agent/export/pb.h like the spans).
+ *
  * Bounded: at most METRICS_SERIES_MAX http.* series; spans that would need
  * more go to one overflow series per instrument and service table slot
  * (attribute otel.metric.overflow=true) and are counted.

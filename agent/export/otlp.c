@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * OTLP/HTTP exporter: batching, the bounded queue, and the API the event loop
- * calls. The transport is in otlp_transport.c, the encoder in otlp_encode.c.
+ * calls. The queue of encoded batches is in otlp_ring.c, the transport in
+ * otlp_transport.c, the encoder in otlp_encode.c, the log helpers in otlp_log.c.
  *
  * Data path: add_span copies into `pending` (batch_max spans). A full batch,
  * or the oldest pending span reaching schedule_delay_ms, is encoded and
@@ -19,7 +20,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,42 +39,8 @@
 #define OTLP_GZIP_LEVEL 1
 /* Ring slots beyond queue_max_spans / batch_max, for partial batches cut by the timer. */
 #define OTLP_RING_SPARE 3
-/* Free slots that keep a buffer for the next batches: the ones filled next. */
-#define OTLP_RING_SPARE_BUFS 2
 /* Once this much of the queue's memory was freed and the queue is empty, give it back. */
 #define OTLP_TRIM_BYTES (1u << 20)
-
-/* ---- logging ---- */
-
-void otlp_log_limited(struct otlp_ratelimit *rl, uint64_t now, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-
-	if (now < rl->next_ms) {
-		rl->suppressed++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (rl->suppressed)
-		fprintf(stderr, OTLP_LOG_PREFIX "%s (%llu more like this in the last minute)\n",
-			line, (unsigned long long)rl->suppressed);
-	else
-		fprintf(stderr, OTLP_LOG_PREFIX "%s\n", line);
-	rl->suppressed = 0;
-	rl->next_ms = now + OTLP_LOG_INTERVAL_MS;
-}
-
-void otlp_set_error(struct otlp_exporter *x, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(x->stats.last_error, sizeof(x->stats.last_error), fmt, ap);
-	va_end(ap);
-}
 
 /* ---- batches ---- */
 
@@ -129,53 +95,6 @@ static int fill_body(struct otlp_exporter *x, struct otlp_batch *b, const uint8_
 	return 0;
 }
 
-struct otlp_batch *otlp_ring_at(struct otlp_signal *s, unsigned rel)
-{
-	return &s->ring[(s->head + rel) % s->nslots];
-}
-
-/*
- * A slot left the queue: its buffer goes to one of the OTLP_RING_SPARE_BUFS
- * slots filled next if one has none, else it is freed. So free slots hold no
- * memory but those few, however many slots a backlog once filled.
- */
-static void slot_release(struct otlp_signal *s, struct otlp_batch *b)
-{
-	struct otlp_batch tmp;
-	unsigned i;
-
-	b->nspans = 0;
-	b->len = 0;
-	if (!b->body)
-		return;
-	for (i = 0; i < OTLP_RING_SPARE_BUFS && s->count + i < s->nslots; i++) {
-		struct otlp_batch *next = otlp_ring_at(s, s->count + i);
-
-		if (next == b)
-			return;
-		if (!next->body) {
-			tmp = *next;
-			*next = *b;
-			*b = tmp;
-			return;
-		}
-	}
-	s->x->freed_bytes += b->cap;
-	free(b->body);
-	b->body = NULL;
-	b->cap = 0;
-}
-
-void otlp_ring_pop(struct otlp_signal *s)
-{
-	struct otlp_batch *b = &s->ring[s->head];
-
-	s->ring_spans -= b->nspans;
-	s->head = (s->head + 1) % s->nslots;
-	s->count--;
-	slot_release(s, b);
-}
-
 /* After a backlog drained: return what its buffers took to the system. */
 static void maybe_trim(struct otlp_exporter *x)
 {
@@ -184,60 +103,6 @@ static void maybe_trim(struct otlp_exporter *x)
 		return;
 	x->freed_bytes = 0;
 	malloc_trim(0);
-}
-
-/* Drops the oldest batch not on the wire; false when there is none. */
-static bool drop_oldest(struct otlp_signal *s, uint64_t now)
-{
-	struct otlp_exporter *x = s->x;
-	unsigned rel = s->in_flight ? 1 : 0, i;
-	uint32_t n;
-
-	if (rel >= s->count)
-		return false;
-	n = otlp_ring_at(s, rel)->nspans;
-	/* Close the gap, keeping every slot's buffer for reuse. */
-	for (i = rel; i + 1 < s->count; i++) {
-		struct otlp_batch tmp = *otlp_ring_at(s, i);
-
-		*otlp_ring_at(s, i) = *otlp_ring_at(s, i + 1);
-		*otlp_ring_at(s, i + 1) = tmp;
-	}
-	s->count--;
-	s->ring_spans -= n;
-	slot_release(s, otlp_ring_at(s, s->count));
-	if (s == &x->sig[OTLP_TRACES]) {
-		x->stats.spans_dropped_queue_full += n;
-		otlp_log_limited(&s->rl_drop, now,
-				 "traces: queue full (%u spans), collector too slow or down: "
-				 "dropped the oldest %u spans (%llu so far)",
-				 x->cfg.queue_max_spans, n,
-				 (unsigned long long)x->stats.spans_dropped_queue_full);
-	} else {
-		x->stats.metrics_requests_dropped++;
-		otlp_log_limited(&s->rl_drop, now,
-				 "metrics: queue full (%u requests), collector too slow or down: "
-				 "dropped the oldest",
-				 OTLP_METRICS_QUEUE_MAX);
-	}
-	return true;
-}
-
-/* Makes room for one more batch of @k spans, dropping the oldest as needed. */
-static struct otlp_batch *make_room(struct otlp_signal *s, uint32_t k, uint64_t max_spans,
-				    uint64_t now)
-{
-	while (s->count == s->nslots || (s->count && s->ring_spans + k > max_spans))
-		if (!drop_oldest(s, now))
-			break;
-	return otlp_ring_at(s, s->count);
-}
-
-static void push_tail(struct otlp_signal *s, uint32_t nspans)
-{
-	otlp_ring_at(s, s->count)->nspans = nspans;
-	s->ring_spans += nspans;
-	s->count++;
 }
 
 /* Encodes the pending spans into the next batch of the queue. */
@@ -253,7 +118,7 @@ static void cut_batch(struct otlp_exporter *x, uint64_t now)
 	if (!n)
 		return;
 	x->npending = 0;
-	b = make_room(s, n, x->cfg.queue_max_spans, now);
+	b = otlp_ring_make_room(s, n, x->cfg.queue_max_spans, now);
 	err = otlp_encoder_encode(x->enc, x->pending, n, &pb, &len);
 	if (!err && s->gzip) {
 		err = fill_body(x, b, pb, len, true);
@@ -269,7 +134,7 @@ static void cut_batch(struct otlp_exporter *x, uint64_t now)
 				 n, strerror(-err));
 		return;
 	}
-	push_tail(s, n);
+	otlp_ring_push(s, n);
 }
 
 /* ---- the API ---- */
@@ -365,14 +230,14 @@ int otlp_exporter_send_metrics(struct otlp_exporter *x, const uint8_t *pb, size_
 
 	if (!s->enabled)
 		return -ENOTCONN;
-	b = make_room(s, 0, UINT64_MAX, now);
+	b = otlp_ring_make_room(s, 0, UINT64_MAX, now);
 	err = fill_body(x, b, pb, len, s->gzip);
 	if (err) {
 		x->stats.metrics_requests_dropped++;
 		otlp_set_error(x, "metrics: could not queue a request: %s", strerror(-err));
 		return err == -EIO ? -ENOMEM : err;
 	}
-	push_tail(s, 0);
+	otlp_ring_push(s, 0);
 	otlp_signal_maybe_start(s, now);
 	return 0;
 }
@@ -465,10 +330,8 @@ struct otlp_exporter *otlp_exporter__new(const struct otlp_config *cfg)
 		return NULL;
 	}
 	x = calloc(1, sizeof(*x));
-	if (!x) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!x)
+		return NULL; /* calloc() set errno to ENOMEM */
 	x->cfg = *cfg;
 	x->curl_deadline_ms = -1;
 	x->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -29,10 +29,6 @@
 
 #include "agent/trace/span.h"
 
-#ifndef MESHTRACE_VERSION
-#define MESHTRACE_VERSION "0.1.0"
-#endif
-
 /* Size limits of struct otlp_config (a longer env value is an error, not truncated). */
 #define OTLP_URL_MAX		1024
 #define OTLP_HEADERS_MAX	16

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,11 +357,35 @@ static int parse_pairs(const char *name, const char *v, bool secret, pair_fn fn,
 	return 0;
 }
 
+/*
+ * Where @key goes among the *@n entries of @size bytes at @base, each starting
+ * with its key as a string: the entry with that key (compared ignoring case
+ * when @nocase), else a new one at the end (*@n grows). NULL when @max are
+ * in use. A later item with the same key replaces the earlier one.
+ */
+static void *entry_for(void *base, size_t size, unsigned *n, unsigned max, const char *key,
+		       bool nocase)
+{
+	char *e = base;
+	unsigned i;
+
+	for (i = 0; i < *n; i++, e += size)
+		if (nocase ? !strcasecmp(e, key) : !strcmp(e, key))
+			return e;
+	if (*n == max)
+		return NULL;
+	(*n)++;
+	return e;
+}
+
+_Static_assert(offsetof(struct otlp_header, name) == 0, "entry_for() reads the key first");
+_Static_assert(offsetof(struct otlp_kv, key) == 0, "entry_for() reads the key first");
+
 static int add_header(void *ctx, const char *name, unsigned item, const char *key,
 		      const char *value, char *err, size_t errlen)
 {
 	struct otlp_transport_config *t = ctx;
-	unsigned i;
+	struct otlp_header *h;
 
 	if (!is_token(key) || strlen(key) >= OTLP_HEADER_NAME_MAX)
 		return fail(err, errlen,
@@ -378,17 +403,12 @@ static int add_header(void *ctx, const char *name, unsigned item, const char *ke
 			    "%s: item %u (header %s): the value holds control characters (CR, "
 			    "LF...); remove them",
 			    name, item, key);
-	for (i = 0; i < t->n_headers; i++)
-		if (!strcasecmp(t->headers[i].name, key))
-			break;
-	if (i == t->n_headers) {
-		if (i == OTLP_HEADERS_MAX)
-			return fail(err, errlen, "%s: more than %d headers; send fewer", name,
-				    OTLP_HEADERS_MAX);
-		t->n_headers++;
-	}
-	snprintf(t->headers[i].name, sizeof(t->headers[i].name), "%s", key);
-	snprintf(t->headers[i].value, sizeof(t->headers[i].value), "%s", value);
+	h = entry_for(t->headers, sizeof(*h), &t->n_headers, OTLP_HEADERS_MAX, key, true);
+	if (!h)
+		return fail(err, errlen, "%s: more than %d headers; send fewer", name,
+			    OTLP_HEADERS_MAX);
+	snprintf(h->name, sizeof(h->name), "%s", key);
+	snprintf(h->value, sizeof(h->value), "%s", value);
 	return 0;
 }
 
@@ -396,7 +416,7 @@ static int add_resource_attr(void *ctx, const char *name, unsigned item, const c
 			     const char *value, char *err, size_t errlen)
 {
 	struct otlp_config *cfg = ctx;
-	unsigned i;
+	struct otlp_kv *kv;
 
 	if (strlen(key) >= OTLP_ATTR_KEY_MAX || strlen(value) >= OTLP_ATTR_VALUE_MAX)
 		return fail(err, errlen,
@@ -412,33 +432,28 @@ static int add_resource_attr(void *ctx, const char *name, unsigned item, const c
 		snprintf(cfg->host_name, sizeof(cfg->host_name), "%s", value);
 		return 0;
 	}
-	for (i = 0; i < cfg->n_resource_attrs; i++)
-		if (!strcmp(cfg->resource_attrs[i].key, key))
-			break;
-	if (i == cfg->n_resource_attrs) {
-		if (i == OTLP_RESOURCE_ATTRS_MAX)
-			return fail(err, errlen, "%s: more than %d attributes; give fewer", name,
-				    OTLP_RESOURCE_ATTRS_MAX);
-		cfg->n_resource_attrs++;
-	}
-	snprintf(cfg->resource_attrs[i].key, sizeof(cfg->resource_attrs[i].key), "%s", key);
-	snprintf(cfg->resource_attrs[i].value, sizeof(cfg->resource_attrs[i].value), "%s", value);
+	kv = entry_for(cfg->resource_attrs, sizeof(*kv), &cfg->n_resource_attrs,
+		       OTLP_RESOURCE_ATTRS_MAX, key, false);
+	if (!kv)
+		return fail(err, errlen, "%s: more than %d attributes; give fewer", name,
+			    OTLP_RESOURCE_ATTRS_MAX);
+	snprintf(kv->key, sizeof(kv->key), "%s", key);
+	snprintf(kv->value, sizeof(kv->value), "%s", value);
 	return 0;
 }
 
 void otlp_config_defaults(struct otlp_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->traces.gzip = true;
-	cfg->metrics.gzip = true;
-	cfg->traces.timeout_ms = OTLP_DEFAULT_TIMEOUT_MS;
-	cfg->metrics.timeout_ms = OTLP_DEFAULT_TIMEOUT_MS;
-	cfg->batch_max = OTLP_DEFAULT_BATCH_MAX;
-	cfg->schedule_delay_ms = OTLP_DEFAULT_SCHEDULE_DELAY_MS;
-	cfg->queue_max_spans = OTLP_DEFAULT_QUEUE_MAX;
-	cfg->export_timeout_ms = OTLP_DEFAULT_EXPORT_TIMEOUT_MS;
-	cfg->retry_base_ms = OTLP_RETRY_BASE_MS;
-	cfg->retry_max_ms = OTLP_RETRY_MAX_MS;
+	*cfg = (struct otlp_config){
+		.traces = {.gzip = true, .timeout_ms = OTLP_DEFAULT_TIMEOUT_MS},
+		.metrics = {.gzip = true, .timeout_ms = OTLP_DEFAULT_TIMEOUT_MS},
+		.batch_max = OTLP_DEFAULT_BATCH_MAX,
+		.schedule_delay_ms = OTLP_DEFAULT_SCHEDULE_DELAY_MS,
+		.queue_max_spans = OTLP_DEFAULT_QUEUE_MAX,
+		.export_timeout_ms = OTLP_DEFAULT_EXPORT_TIMEOUT_MS,
+		.retry_base_ms = OTLP_RETRY_BASE_MS,
+		.retry_max_ms = OTLP_RETRY_MAX_MS,
+	};
 	if (gethostname(cfg->host_name, sizeof(cfg->host_name)) ||
 	    !utf8_valid(cfg->host_name, strnlen(cfg->host_name, sizeof(cfg->host_name))))
 		cfg->host_name[0] = '\0';

@@ -5,9 +5,10 @@
  * Messages and field numbers: https://opentelemetry.io/docs/specs/otlp/ and
  * agent/export/proto/otlp.proto (those of opentelemetry-proto).
  *
- * No protobuf-c here (the metrics path and the response decoding keep it):
- * building its message tree, sizing it and packing it, strlen() on every
- * string each time, cost more than writing the bytes. Each span's size is
+ * No protobuf-c here (only the response decoding keeps it): building its
+ * message tree, sizing it and packing it, strlen() on every string each
+ * time, cost more than writing the bytes. The wire primitives are in pb.h,
+ * shared with the metrics encoder (metrics_otlp.c). Each span's size is
  * computed from lengths measured once, then the span is written in one pass
  * into a buffer reused from batch to batch: nothing is allocated in the
  * steady state. The bytes are those protobuf-c writes for the same messages
@@ -23,14 +24,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/version.h"
 #include "agent/export/otlp_internal.h"
+#include "agent/export/pb.h"
 #include "agent/export/span_attrs.h"
-#include "agent/common/utf8.h"
 
 /* Resource attributes set per process: service.name, process.pid, process.executable.name. */
 #define RES_OWN_ATTRS 3
-/* Bytes kept free past what a write needs: utf8_sanitize() ends its output with a NUL. */
-#define OUT_SLACK 16
 /* Bytes per span assumed before the first batch says better. */
 #define SPAN_BYTES_GUESS 512
 
@@ -39,11 +39,8 @@ enum {
 	TAG_REQUEST_RESOURCE_SPANS = 1 << 3 | 2, /* ExportTraceServiceRequest.resource_spans */
 	TAG_RS_RESOURCE = 1 << 3 | 2,		 /* ResourceSpans.resource */
 	TAG_RS_SCOPE_SPANS = 2 << 3 | 2,	 /* ResourceSpans.scope_spans */
-	TAG_RESOURCE_ATTRIBUTES = 1 << 3 | 2,	 /* Resource.attributes */
 	TAG_SS_SCOPE = 1 << 3 | 2,		 /* ScopeSpans.scope */
 	TAG_SS_SPANS = 2 << 3 | 2,		 /* ScopeSpans.spans */
-	TAG_SCOPE_NAME = 1 << 3 | 2,		 /* InstrumentationScope.name */
-	TAG_SCOPE_VERSION = 2 << 3 | 2,		 /* InstrumentationScope.version */
 	TAG_SPAN_TRACE_ID = 1 << 3 | 2,
 	TAG_SPAN_SPAN_ID = 2 << 3 | 2,
 	TAG_SPAN_TRACE_STATE = 3 << 3 | 2,
@@ -55,28 +52,6 @@ enum {
 	TAG_SPAN_ATTRIBUTES = 9 << 3 | 2,
 	TAG_SPAN_STATUS = 15 << 3 | 2,
 	TAG_STATUS_CODE = 3 << 3 | 0,
-	TAG_KV_KEY = 1 << 3 | 2,	   /* KeyValue.key */
-	TAG_KV_VALUE = 2 << 3 | 2,	   /* KeyValue.value */
-	TAG_ANY_STRING_VALUE = 1 << 3 | 2, /* AnyValue.string_value */
-	TAG_ANY_INT_VALUE = 3 << 3 | 0,	   /* AnyValue.int_value */
-};
-
-/* A string to write: its bytes, and its length once repaired if it is not UTF-8. */
-struct wire_str {
-	const char *s;
-	size_t len;	 /* bytes at s */
-	size_t wire_len; /* bytes on the wire: len, or the repaired length */
-	bool repair;
-};
-
-/* One attribute, a KeyValue with a string or int AnyValue, measured. */
-struct wire_attr {
-	struct wire_str key;
-	struct wire_str val; /* is_str */
-	int64_t num;	     /* !is_str */
-	bool is_str;
-	size_t any_len; /* the AnyValue's body */
-	size_t kv_len;	/* the KeyValue's body */
 };
 
 struct otlp_encoder {
@@ -105,7 +80,7 @@ struct otlp_encoder {
 
 	size_t span_bytes;	 /* average encoded span of the last batch: sizes length slots */
 	struct span_attrs attrs; /* scratch for one span */
-	struct wire_attr wattr[SPAN_ATTRS_MAX];
+	struct pb_attr wattr[SPAN_ATTRS_MAX];
 
 	uint8_t *out;
 	size_t out_cap;
@@ -120,122 +95,12 @@ uint64_t otlp_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- wire primitives ---- */
-
-static inline size_t varint_size(uint64_t v)
-{
-	unsigned top = 63 - (unsigned)__builtin_clzll(v | 1); /* index of the top bit */
-
-	/* 7 bits per byte: 1 + top / 7, without a division */
-	return (top * 9 + 73) / 64;
-}
-
-/* Bytes of a length-delimited field (tag + length + body) of @body bytes; tags are 1 byte. */
-static inline size_t len_field_size(size_t body)
-{
-	return 1 + varint_size(body) + body;
-}
-
-/* A proto3 string field is left out when empty. */
-static inline size_t str_field_size(size_t len)
-{
-	return len ? len_field_size(len) : 0;
-}
-
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-static inline uint8_t *put_fixed64(uint8_t *p, uint64_t v)
-{
-	unsigned i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-	return p + 8;
-}
-
-static inline uint8_t *put_bytes(uint8_t *p, uint8_t tag, const void *b, size_t len)
-{
-	*p++ = tag;
-	p = put_varint(p, len);
-	memcpy(p, b, len);
-	return p + len;
-}
-
-/* Measures @s (@len bytes) for the wire: repaired when it is not UTF-8. */
-static inline void wire_str_set(struct wire_str *w, const char *s, size_t len)
-{
-	w->s = s;
-	w->len = len;
-	w->repair = !utf8_valid(s, len);
-	w->wire_len = w->repair ? utf8_repaired_len(s, len) : len;
-}
-
-/* The string's bytes. The byte after them must be in the buffer (OUT_SLACK). */
-static inline uint8_t *put_wire_str_body(uint8_t *p, const struct wire_str *w)
-{
-	uint8_t after;
-
-	if (!w->repair) {
-		memcpy(p, w->s, w->len);
-		return p + w->len;
-	}
-	after = p[w->wire_len]; /* utf8_sanitize() ends with a NUL there */
-	utf8_sanitize((char *)p, w->wire_len + 1, w->s, w->len);
-	p[w->wire_len] = after;
-	return p + w->wire_len;
-}
-
-static inline uint8_t *put_wire_str(uint8_t *p, uint8_t tag, const struct wire_str *w)
-{
-	*p++ = tag;
-	p = put_varint(p, w->wire_len);
-	return put_wire_str_body(p, w);
-}
-
-/* A proto3 string field: nothing when empty. */
-static inline uint8_t *put_opt_str(uint8_t *p, uint8_t tag, const struct wire_str *w)
-{
-	return w->wire_len ? put_wire_str(p, tag, w) : p;
-}
-
-/* Sizes @wa, its key and value set. */
-static inline void attr_measure(struct wire_attr *wa)
-{
-	if (wa->is_str)
-		wa->any_len = len_field_size(wa->val.wire_len); /* a oneof: sent even when "" */
-	else
-		wa->any_len = 1 + varint_size((uint64_t)wa->num);
-	wa->kv_len = str_field_size(wa->key.wire_len) + len_field_size(wa->any_len);
-}
-
-/* Field @tag holding the KeyValue @wa measured by attr_measure(). */
-static inline uint8_t *put_attr(uint8_t *p, uint8_t tag, const struct wire_attr *wa)
-{
-	*p++ = tag;
-	p = put_varint(p, wa->kv_len);
-	p = put_opt_str(p, TAG_KV_KEY, &wa->key);
-	*p++ = TAG_KV_VALUE;
-	p = put_varint(p, wa->any_len);
-	if (wa->is_str)
-		return put_wire_str(p, TAG_ANY_STRING_VALUE, &wa->val);
-	*p++ = TAG_ANY_INT_VALUE;
-	return put_varint(p, (uint64_t)wa->num);
-}
-
 /* ---- the output buffer ---- */
 
-/* Makes room for @need more bytes (and OUT_SLACK). Returns 0 or -ENOMEM. */
+/* Makes room for @need more bytes (and PB_SLACK). Returns 0 or -ENOMEM. */
 static int out_reserve(struct otlp_encoder *enc, size_t need)
 {
-	size_t want = enc->out_len + need + OUT_SLACK, cap;
+	size_t want = enc->out_len + need + PB_SLACK, cap;
 	uint8_t *buf;
 
 	if (want <= enc->out_cap && enc->out)
@@ -280,18 +145,18 @@ static size_t put_common(uint8_t *dst, const struct common_attr *ca, size_t n)
 	size_t i, size = 0;
 
 	for (i = 0; i < n; i++) {
-		struct wire_attr wa;
+		struct pb_attr wa;
 		uint8_t *p;
 
-		wire_str_set(&wa.key, ca[i].key, strlen(ca[i].key));
-		wire_str_set(&wa.val, ca[i].value, strlen(ca[i].value));
+		pb_str_set(&wa.key, ca[i].key, strlen(ca[i].key));
+		pb_str_set(&wa.val, ca[i].value, strlen(ca[i].value));
 		wa.is_str = true;
-		attr_measure(&wa);
+		pb_attr_measure(&wa);
 		if (dst) {
-			p = put_attr(dst + size, TAG_RESOURCE_ATTRIBUTES, &wa);
+			p = pb_put_attr(dst + size, PB_TAG_RESOURCE_ATTRIBUTES, &wa);
 			size = (size_t)(p - dst);
 		} else {
-			size += len_field_size(wa.kv_len);
+			size += pb_len_field_size(wa.kv_len);
 		}
 	}
 	return size;
@@ -301,7 +166,7 @@ static int build_common(struct otlp_encoder *enc)
 {
 	struct common_attr ca[4 + OTLP_RESOURCE_ATTRS_MAX];
 	const struct otlp_config *cfg = &enc->cfg;
-	struct wire_str name, version;
+	struct pb_str name, version;
 	size_t n = 0, i;
 	uint8_t *p;
 
@@ -324,24 +189,24 @@ static int build_common(struct otlp_encoder *enc)
 		ca[n++] = (struct common_attr){a->key, a->value};
 	}
 	enc->common_len = put_common(NULL, ca, n);
-	enc->common = malloc(enc->common_len + OUT_SLACK);
+	enc->common = malloc(enc->common_len + PB_SLACK);
 	if (!enc->common)
 		return -ENOMEM;
 	put_common(enc->common, ca, n);
 
 	/* ScopeSpans.scope: InstrumentationScope{name, version} */
-	wire_str_set(&name, "meshtrace", strlen("meshtrace"));
-	wire_str_set(&version, MESHTRACE_VERSION, strlen(MESHTRACE_VERSION));
-	i = str_field_size(name.wire_len) + str_field_size(version.wire_len);
-	enc->scope_len = len_field_size(i);
-	enc->scope = malloc(enc->scope_len + OUT_SLACK);
+	pb_str_set(&name, "meshtrace", strlen("meshtrace"));
+	pb_str_set(&version, MESHTRACE_VERSION, strlen(MESHTRACE_VERSION));
+	i = pb_str_field_size(name.wire_len) + pb_str_field_size(version.wire_len);
+	enc->scope_len = pb_len_field_size(i);
+	enc->scope = malloc(enc->scope_len + PB_SLACK);
 	if (!enc->scope)
 		return -ENOMEM;
 	p = enc->scope;
 	*p++ = TAG_SS_SCOPE;
-	p = put_varint(p, i);
-	p = put_opt_str(p, TAG_SCOPE_NAME, &name);
-	put_opt_str(p, TAG_SCOPE_VERSION, &version);
+	p = pb_put_varint(p, i);
+	p = pb_put_opt_str(p, PB_TAG_SCOPE_NAME, &name);
+	pb_put_opt_str(p, PB_TAG_SCOPE_VERSION, &version);
 	return 0;
 }
 
@@ -374,10 +239,8 @@ struct otlp_encoder *otlp_encoder__new(const struct otlp_config *cfg, size_t max
 		return NULL;
 	}
 	enc = calloc(1, sizeof(*enc));
-	if (!enc) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!enc)
+		return NULL; /* calloc() set errno to ENOMEM */
 	enc->cap = cap;
 	enc->cfg = *cfg;
 	enc->span_bytes = SPAN_BYTES_GUESS;
@@ -444,31 +307,31 @@ static const uint8_t zero_id[8];
  * strings into @trace_state and @name. Returns the Span message's size.
  */
 static size_t span_measure(struct otlp_encoder *enc, const struct mt_span *s,
-			   struct wire_str *trace_state, struct wire_str *name)
+			   struct pb_str *trace_state, struct pb_str *name)
 {
 	/* trace_id and span_id: tag, 1-byte length, bytes */
 	size_t size = 2 + sizeof(s->trace_id) + 2 + sizeof(s->span_id);
 	unsigned i;
 
-	wire_str_set(trace_state, s->tracestate, strnlen(s->tracestate, sizeof(s->tracestate)));
-	wire_str_set(name, s->name, strnlen(s->name, sizeof(s->name)));
-	size += str_field_size(trace_state->wire_len);
+	pb_str_set(trace_state, s->tracestate, strnlen(s->tracestate, sizeof(s->tracestate)));
+	pb_str_set(name, s->name, strnlen(s->name, sizeof(s->name)));
+	size += pb_str_field_size(trace_state->wire_len);
 	if (memcmp(s->parent_span_id, zero_id, sizeof(zero_id)))
 		size += 2 + sizeof(s->parent_span_id);
-	size += str_field_size(name->wire_len);
+	size += pb_str_field_size(name->wire_len);
 	if (s->kind)
-		size += 1 + varint_size(s->kind);
+		size += 1 + pb_varint_size(s->kind);
 	if (s->start_unix_ns)
 		size += 1 + 8;
 	if (s->end_unix_ns)
 		size += 1 + 8;
 	if (s->status != MT_STATUS_UNSET)
-		size += len_field_size(1 + varint_size(s->status));
+		size += pb_len_field_size(1 + pb_varint_size(s->status));
 
 	span_attrs_build(&enc->attrs, s, enc->cfg.known_methods, enc->cfg.n_known_methods);
 	for (i = 0; i < enc->attrs.n; i++) {
 		const struct span_attr *a = &enc->attrs.attr[i];
-		struct wire_attr *wa = &enc->wattr[i];
+		struct pb_attr *wa = &enc->wattr[i];
 
 		/* Keys are the semantic conventions' names: ASCII. */
 		wa->key.s = a->key;
@@ -478,47 +341,47 @@ static size_t span_measure(struct otlp_encoder *enc, const struct mt_span *s,
 		wa->is_str = a->type != SPAN_ATTR_INT;
 		wa->num = a->num;
 		if (wa->is_str)
-			wire_str_set(&wa->val, a->str, strlen(a->str));
-		attr_measure(wa);
-		size += len_field_size(wa->kv_len);
+			pb_str_set(&wa->val, a->str, strlen(a->str));
+		pb_attr_measure(wa);
+		size += pb_len_field_size(wa->kv_len);
 	}
 	return size;
 }
 
 /* Writes the ScopeSpans.spans field of span @s, measured by span_measure() as @size bytes. */
 static uint8_t *put_span(struct otlp_encoder *enc, uint8_t *p, const struct mt_span *s, size_t size,
-			 const struct wire_str *trace_state, const struct wire_str *name)
+			 const struct pb_str *trace_state, const struct pb_str *name)
 {
 	unsigned i;
 
 	*p++ = TAG_SS_SPANS;
-	p = put_varint(p, size);
-	p = put_bytes(p, TAG_SPAN_TRACE_ID, s->trace_id, sizeof(s->trace_id));
-	p = put_bytes(p, TAG_SPAN_SPAN_ID, s->span_id, sizeof(s->span_id));
-	p = put_opt_str(p, TAG_SPAN_TRACE_STATE, trace_state);
+	p = pb_put_varint(p, size);
+	p = pb_put_bytes(p, TAG_SPAN_TRACE_ID, s->trace_id, sizeof(s->trace_id));
+	p = pb_put_bytes(p, TAG_SPAN_SPAN_ID, s->span_id, sizeof(s->span_id));
+	p = pb_put_opt_str(p, TAG_SPAN_TRACE_STATE, trace_state);
 	if (memcmp(s->parent_span_id, zero_id, sizeof(zero_id)))
-		p = put_bytes(p, TAG_SPAN_PARENT_SPAN_ID, s->parent_span_id,
-			      sizeof(s->parent_span_id));
-	p = put_opt_str(p, TAG_SPAN_NAME, name);
+		p = pb_put_bytes(p, TAG_SPAN_PARENT_SPAN_ID, s->parent_span_id,
+				 sizeof(s->parent_span_id));
+	p = pb_put_opt_str(p, TAG_SPAN_NAME, name);
 	if (s->kind) {
 		*p++ = TAG_SPAN_KIND;
-		p = put_varint(p, s->kind);
+		p = pb_put_varint(p, s->kind);
 	}
 	if (s->start_unix_ns) {
 		*p++ = TAG_SPAN_START;
-		p = put_fixed64(p, s->start_unix_ns);
+		p = pb_put_fixed64(p, s->start_unix_ns);
 	}
 	if (s->end_unix_ns) {
 		*p++ = TAG_SPAN_END;
-		p = put_fixed64(p, s->end_unix_ns);
+		p = pb_put_fixed64(p, s->end_unix_ns);
 	}
 	for (i = 0; i < enc->attrs.n; i++)
-		p = put_attr(p, TAG_SPAN_ATTRIBUTES, &enc->wattr[i]);
+		p = pb_put_attr(p, TAG_SPAN_ATTRIBUTES, &enc->wattr[i]);
 	if (s->status != MT_STATUS_UNSET) {
 		*p++ = TAG_SPAN_STATUS;
-		p = put_varint(p, 1 + varint_size(s->status));
+		p = pb_put_varint(p, 1 + pb_varint_size(s->status));
 		*p++ = TAG_STATUS_CODE;
-		p = put_varint(p, s->status);
+		p = pb_put_varint(p, s->status);
 	}
 	return p;
 }
@@ -527,7 +390,7 @@ static uint8_t *put_span(struct otlp_encoder *enc, uint8_t *p, const struct mt_s
 struct res_own {
 	char exe[MT_EXE_MAX];
 	char svc[MT_SERVICE_MAX + sizeof("unknown_service:")];
-	struct wire_attr attr[RES_OWN_ATTRS];
+	struct pb_attr attr[RES_OWN_ATTRS];
 	unsigned n;
 	size_t resource_len; /* the Resource message's body */
 };
@@ -535,15 +398,15 @@ struct res_own {
 /* Adds a string attribute (@str), or an int one (@str NULL, @num). */
 static void res_own_add(struct res_own *o, const char *key, const char *str, int64_t num)
 {
-	struct wire_attr *wa = &o->attr[o->n];
+	struct pb_attr *wa = &o->attr[o->n];
 
-	wire_str_set(&wa->key, key, strlen(key));
+	pb_str_set(&wa->key, key, strlen(key));
 	wa->is_str = str != NULL;
 	wa->num = num;
 	if (str)
-		wire_str_set(&wa->val, str, strlen(str));
-	attr_measure(wa);
-	o->resource_len += len_field_size(wa->kv_len);
+		pb_str_set(&wa->val, str, strlen(str));
+	pb_attr_measure(wa);
+	o->resource_len += pb_len_field_size(wa->kv_len);
 	o->n++;
 }
 
@@ -572,10 +435,10 @@ static void res_own_build(struct otlp_encoder *enc, struct res_own *o, const str
 static size_t res_head_size(const struct otlp_encoder *enc, const struct res_own *o,
 			    size_t spans_len)
 {
-	size_t rs_len = len_field_size(o->resource_len) +
-			len_field_size(enc->scope_len + spans_len); /* ResourceSpans body */
+	size_t rs_len = pb_len_field_size(o->resource_len) +
+			pb_len_field_size(enc->scope_len + spans_len); /* ResourceSpans body */
 
-	return len_field_size(rs_len) - spans_len;
+	return pb_len_field_size(rs_len) - spans_len;
 }
 
 /* The ResourceSpans field up to its first span, for @spans_len bytes of spans. */
@@ -583,19 +446,19 @@ static uint8_t *put_resource_head(struct otlp_encoder *enc, uint8_t *p, const st
 				  size_t spans_len)
 {
 	size_t ss_len = enc->scope_len + spans_len;
-	size_t rs_len = len_field_size(o->resource_len) + len_field_size(ss_len);
+	size_t rs_len = pb_len_field_size(o->resource_len) + pb_len_field_size(ss_len);
 	unsigned i;
 
 	*p++ = TAG_REQUEST_RESOURCE_SPANS;
-	p = put_varint(p, rs_len);
+	p = pb_put_varint(p, rs_len);
 	*p++ = TAG_RS_RESOURCE;
-	p = put_varint(p, o->resource_len);
+	p = pb_put_varint(p, o->resource_len);
 	for (i = 0; i < o->n; i++)
-		p = put_attr(p, TAG_RESOURCE_ATTRIBUTES, &o->attr[i]);
+		p = pb_put_attr(p, PB_TAG_RESOURCE_ATTRIBUTES, &o->attr[i]);
 	memcpy(p, enc->common, enc->common_len);
 	p += enc->common_len;
 	*p++ = TAG_RS_SCOPE_SPANS;
-	p = put_varint(p, ss_len);
+	p = pb_put_varint(p, ss_len);
 	memcpy(p, enc->scope, enc->scope_len);
 	return p + enc->scope_len;
 }
@@ -624,11 +487,11 @@ static int put_resource(struct otlp_encoder *enc, const struct mt_span *spans, u
 
 	for (i = 0; i < count; i++) {
 		const struct mt_span *s = &spans[enc->order[first_slot + i]];
-		struct wire_str trace_state, name;
+		struct pb_str trace_state, name;
 		size_t size = span_measure(enc, s, &trace_state, &name);
 		uint8_t *end;
 
-		err = out_reserve(enc, len_field_size(size));
+		err = out_reserve(enc, pb_len_field_size(size));
 		if (err)
 			return err;
 		end = put_span(enc, enc->out + enc->out_len, s, size, &trace_state, &name);

@@ -2,7 +2,8 @@
 /*
  * Shared by agent/export/otlp*.c only: the reusable encoder behind
  * otlp_encode_spans(), the exporter's state, and the seams between the
- * queue (otlp.c) and the transport (otlp_transport.c).
+ * batching (otlp.c), the queue (otlp_ring.c), the transport
+ * (otlp_transport.c) and the log helpers (otlp_log.c).
  */
 #ifndef MESHTRACE_OTLP_INTERNAL_H
 #define MESHTRACE_OTLP_INTERNAL_H
@@ -122,7 +123,7 @@ struct otlp_exporter {
 	struct otlp_stats stats;
 };
 
-/* ---- queue (otlp.c) ---- */
+/* ---- log and last error (otlp_log.c) ---- */
 
 /* Logs one line unless this kind of line was logged in the last minute. */
 __attribute__((format(printf, 3, 4))) void otlp_log_limited(struct otlp_ratelimit *rl, uint64_t now,
@@ -132,11 +133,24 @@ __attribute__((format(printf, 3, 4))) void otlp_log_limited(struct otlp_ratelimi
 __attribute__((format(printf, 2, 3))) void otlp_set_error(struct otlp_exporter *x, const char *fmt,
 							  ...);
 
+/* ---- the queue of encoded batches (otlp_ring.c) ---- */
+
 /* The batch @rel places after the head. */
 struct otlp_batch *otlp_ring_at(struct otlp_signal *s, unsigned rel);
 
 /* Forgets the head batch (answered, rejected or given up). */
 void otlp_ring_pop(struct otlp_signal *s);
+
+/*
+ * The slot for one more batch of @k spans, made by dropping the oldest
+ * batches not on the wire (counted and logged) while the ring has no free
+ * slot or would hold more than @max_spans spans. Filled, then otlp_ring_push().
+ */
+struct otlp_batch *otlp_ring_make_room(struct otlp_signal *s, uint32_t k, uint64_t max_spans,
+				       uint64_t now);
+
+/* Queues the slot otlp_ring_make_room() returned, now holding @nspans spans. */
+void otlp_ring_push(struct otlp_signal *s, uint32_t nspans);
 
 /* ---- transport (otlp_transport.c) ---- */
 

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "otlp.pb-c.h"
+#include "agent/common/version.h"
 #include "agent/export/otlp_internal.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;

@@ -31,6 +31,10 @@
 #include <string.h>
 
 #include "agent/export/span_attrs.h"
+/*
+ * The span keeps DNS facts as numbers (dns_qtype, dns_rcode); their names come
+ * from the DNS parser, upstream and pure, the one table of them.
+ */
 #include "agent/protocols/dns.h"
 
 /* RFC 9110 section 9 and RFC 5789 (PATCH): the semconv's "known" methods. */
@@ -83,34 +87,24 @@ void span_attrs_copy_span(struct mt_span *d, const struct mt_span *s)
 	d->tracestate[sizeof(d->tracestate) - 1] = '\0';
 }
 
-static void add_str_n(struct span_attrs *out, const char *key, uint32_t key_len, const char *val,
-		      bool local)
+static void add_attr(struct span_attrs *out, const char *key, uint32_t key_len, uint8_t type,
+		     const char *str, int64_t num, bool local)
 {
 	struct span_attr *a = &out->attr[out->n++];
 
 	a->key = key;
 	a->key_len = key_len;
-	a->type = SPAN_ATTR_STR;
-	a->str = val;
-	a->num = 0;
+	a->type = type;
+	a->str = str;
+	a->num = num;
 	a->local = local;
 }
 
-static void add_int_n(struct span_attrs *out, const char *key, uint32_t key_len, int64_t val)
-{
-	struct span_attr *a = &out->attr[out->n++];
-
-	a->key = key;
-	a->key_len = key_len;
-	a->type = SPAN_ATTR_INT;
-	a->str = NULL;
-	a->num = val;
-	a->local = false;
-}
-
 /* Keys are string literals: their length is known without strlen(). */
-#define add_str(out, key, val, local) add_str_n(out, key "", sizeof(key) - 1, val, local)
-#define add_int(out, key, val)	      add_int_n(out, key "", sizeof(key) - 1, val)
+#define add_str(out, key, val, local) \
+	add_attr(out, key "", sizeof(key) - 1, SPAN_ATTR_STR, val, 0, local)
+#define add_int(out, key, val) \
+	add_attr(out, key "", sizeof(key) - 1, SPAN_ATTR_INT, NULL, val, false)
 
 static bool is_ipv6(const char *addr)
 {

@@ -33,6 +33,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "agent/common/version.h"
 #include "agent/export/otlp.h"
 #include "agent/export/otlp_internal.h"
 #include "agent/export/span_attrs.h"

@@ -20,6 +20,7 @@
 #include "otlp.pb-c.h"
 #include "agent/graph/graph.h"
 #include "agent/export/metrics.h"
+#include "tests/export/http_span.h"
 
 #define MS 1000000ull
 
@@ -444,28 +445,6 @@ static void test_prometheus_names(void **state)
 	assert_string_equal(n, "duration_seconds");
 }
 
-static struct mt_span http_span(uint8_t kind, const char *svc, const char *method, uint16_t status,
-				uint64_t dur)
-{
-	struct mt_span s;
-
-	memset(&s, 0, sizeof(s));
-	s.kind = kind;
-	s.protocol = MT_PROTO_HTTP1;
-	s.http_minor = 1;
-	s.http_status = status;
-	if (status >= 500 || (kind == MT_SPAN_CLIENT && status >= 400))
-		s.status = MT_STATUS_ERROR;
-	s.start_unix_ns = 1000;
-	s.end_unix_ns = 1000 + dur;
-	snprintf(s.resource.service_name, sizeof(s.resource.service_name), "%s", svc);
-	snprintf(s.method, sizeof(s.method), "%s", method);
-	snprintf(s.scheme, sizeof(s.scheme), "http");
-	snprintf(s.server_address, sizeof(s.server_address), "shop.test");
-	s.server_port = 8080;
-	return s;
-}
-
 static void test_metrics_both_encodings(void **state)
 {
 	struct fixture *f = fixture_new();
@@ -482,12 +461,12 @@ static void test_metrics_both_encodings(void **state)
 	assert_non_null(m);
 	for (int i = 0; i < 4; i++)
 		local_call(f, 100, "curl", "curl", 200, "nginx", "nginx", 8080, i ? 200 : 500);
-	s = http_span(MT_SPAN_SERVER, "nginx", "GET", 200, 3 * MS);
+	s = http_span(MT_SPAN_SERVER, MT_PROTO_HTTP1, "nginx", "GET", 200, 3 * MS);
 	metrics_on_span(m, &s);
 	metrics_on_span(m, &s);
-	s = http_span(MT_SPAN_SERVER, "nginx", "BREW", 500, 30 * MS);
+	s = http_span(MT_SPAN_SERVER, MT_PROTO_HTTP1, "nginx", "BREW", 500, 30 * MS);
 	metrics_on_span(m, &s);
-	s = http_span(MT_SPAN_CLIENT, "curl", "GET", 404, 3 * MS);
+	s = http_span(MT_SPAN_CLIENT, MT_PROTO_HTTP1, "curl", "GET", 404, 3 * MS);
 	metrics_on_span(m, &s);
 	metrics_health_reset(&h);
 	metrics_health_add(&h, MH_KERNEL_DROPS, "reason", "ringbuf_full", 7);
@@ -582,7 +561,7 @@ static void test_metric_series_bounded(void **state)
 		struct mt_span s;
 
 		snprintf(svc, sizeof(svc), "svc-%d", i);
-		s = http_span(MT_SPAN_SERVER, svc, "GET", 200, MS);
+		s = http_span(MT_SPAN_SERVER, MT_PROTO_HTTP1, svc, "GET", 200, MS);
 		metrics_on_span(m, &s);
 	}
 	metrics_stats(m, &st);
