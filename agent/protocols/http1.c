@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "agent/protocols/http1.h"
+#include "agent/common/traceparent.h"
 
 enum http1_state {
 	ST_START = 0,	/* at a message boundary: reading a start line */
@@ -109,11 +110,6 @@ static int hex_val(uint8_t ch)
 	if (ch >= 'A' && ch <= 'F')
 		return ch - 'A' + 10;
 	return -1;
-}
-
-static bool is_lower_hex(char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
 }
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -592,34 +588,6 @@ static void set_chunked(struct http1_dir *d, bool chunked)
 		d->bits &= (uint16_t)~B_CHUNKED;
 }
 
-/* W3C trace-context: version-traceid-parentid-flags, lower-case hex. */
-static bool traceparent_ok(const char *v, size_t n)
-{
-	bool trace_zero = true, parent_zero = true;
-
-	if (n < MT_TRACEPARENT_LEN)
-		return false;
-	if (v[2] != '-' || v[35] != '-' || v[52] != '-')
-		return false;
-	for (size_t i = 0; i < MT_TRACEPARENT_LEN; i++) {
-		if (i == 2 || i == 35 || i == 52)
-			continue;
-		if (!is_lower_hex(v[i]))
-			return false;
-		if (i >= 3 && i < 35 && v[i] != '0')
-			trace_zero = false;
-		if (i >= 36 && i < 52 && v[i] != '0')
-			parent_zero = false;
-	}
-	if (v[0] == 'f' && v[1] == 'f')
-		return false;
-	/* Version 00 has exactly these fields; later versions may append "-...". */
-	if (n > MT_TRACEPARENT_LEN &&
-	    ((v[0] == '0' && v[1] == '0') || v[MT_TRACEPARENT_LEN] != '-'))
-		return false;
-	return !trace_zero && !parent_zero;
-}
-
 /* Adds one tracestate field value; the whole header is dropped when it does not fit. */
 static void tracestate_add(struct http1_dir *d, struct mt_exchange *x, const char *v, size_t n,
 			   bool cut, char sep)
@@ -747,7 +715,7 @@ static void on_header(struct feed *f, const struct line *l)
 		break;
 	case HDR_TP:
 		/* More than one traceparent is malformed (W3C 3.2). */
-		if (x && !(d->bits & B_TP) && !cut && traceparent_ok(v, n))
+		if (x && !(d->bits & B_TP) && !cut && mt_traceparent_valid(v, n))
 			copy_field(x->traceparent, sizeof(x->traceparent), v, MT_TRACEPARENT_LEN);
 		else if (x)
 			x->traceparent[0] = '\0';

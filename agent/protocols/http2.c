@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "agent/protocols/http2.h"
+#include "agent/common/traceparent.h"
 
 #define H2_NO_SLOT	  UINT16_MAX
 #define FRAME_HEADER_LEN  9
@@ -345,39 +346,6 @@ static void response_done(struct feed *f, unsigned i)
 
 /* ---- header fields ---- */
 
-static bool is_lower_hex(uint8_t ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-}
-
-/* W3C trace context 3.2: version-traceid-parentid-flags, lower-case hex, ids not all zero. */
-static bool traceparent_ok(const uint8_t *v, size_t n)
-{
-	bool trace_zero = true, parent_zero = true;
-
-	if (n < MT_TRACEPARENT_LEN)
-		return false;
-	for (size_t i = 0; i < MT_TRACEPARENT_LEN; i++) {
-		if (i == 2 || i == 35 || i == 52) {
-			if (v[i] != '-')
-				return false;
-			continue;
-		}
-		if (!is_lower_hex(v[i]))
-			return false;
-		if (i >= 3 && i < 35 && v[i] != '0')
-			trace_zero = false;
-		if (i >= 36 && i < 52 && v[i] != '0')
-			parent_zero = false;
-	}
-	if (v[0] == 'f' && v[1] == 'f')
-		return false;
-	if (n > MT_TRACEPARENT_LEN &&
-	    ((v[0] == '0' && v[1] == '0') || v[MT_TRACEPARENT_LEN] != '-'))
-		return false;
-	return !trace_zero && !parent_zero;
-}
-
 /* Several tracestate fields are one list (RFC 9110 5.3); the whole is dropped when it does not fit. */
 static void tracestate_add(struct h2_stream *s, const uint8_t *v, size_t n)
 {
@@ -441,7 +409,7 @@ static void request_field(struct h2_stream *s, const uint8_t *name, size_t nl, c
 			s->bits |= S_GRPC;
 	} else if (NAME_IS(name, nl, "traceparent")) {
 		/* More than one traceparent is malformed (W3C 3.2). */
-		if (!(s->bits & S_TP) && traceparent_ok(v, vl))
+		if (!(s->bits & S_TP) && mt_traceparent_valid((const char *)v, vl))
 			copy_field(s->traceparent, sizeof(s->traceparent), v, MT_TRACEPARENT_LEN);
 		else
 			s->traceparent[0] = '\0';

@@ -10,11 +10,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MT_METHOD_MAX	   16
-#define MT_TARGET_MAX	   256 /* request-target kept (path + query), truncated beyond */
-#define MT_HOST_MAX	   128
-#define MT_TRACEPARENT_LEN 55 /* "00-" 32 "-" 16 "-" 2 */
-#define MT_TRACESTATE_MAX  256
+#include "agent/common/traceparent.h" /* MT_TRACEPARENT_LEN */
+
+#define MT_METHOD_MAX	  16
+#define MT_TARGET_MAX	  256 /* request-target kept (path + query), truncated beyond */
+#define MT_HOST_MAX	  128
+#define MT_TRACESTATE_MAX 256
 
 /*
  * One piece of a connection's byte stream in one direction, as one syscall
