@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* The W3C traceparent header: validate, decode, format (traceparent.h). */
+/* The W3C traceparent header: validate, decode, format; the tracestate list (traceparent.h). */
 #include <string.h>
 
 #include "agent/common/traceparent.h"
@@ -105,4 +105,21 @@ void mt_traceparent_format(char out[MT_TRACEPARENT_LEN + 1],
 	*p++ = '-';
 	p = hex_encode(p, &flags, 1);
 	*p = '\0';
+}
+
+bool mt_tracestate_append(char *ts, size_t cap, const char *v, size_t n, char sep)
+{
+	size_t cur = strnlen(ts, cap);
+
+	if (cur + (cur && n ? 1 : 0) + n > cap - 1) {
+		ts[0] = '\0';
+		return false;
+	}
+	if (n == 0)
+		return true;
+	if (cur)
+		ts[cur++] = sep;
+	memcpy(ts + cur, v, n);
+	ts[cur + n] = '\0';
+	return true;
 }

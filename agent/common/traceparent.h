@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The W3C traceparent header (Trace Context level 1, section 3.2:
- * https://www.w3.org/TR/trace-context/#traceparent-header), written once for
+ * https://www.w3.org/TR/trace-context/#traceparent-header), and the
+ * tracestate list that travels with it, written once for
  * the parsers that read it (HTTP/1, HTTP/2), the span stage and the linker
  * that decode it, and the propagation that will write it:
  *
@@ -45,5 +46,13 @@ bool mt_traceparent_decode(const char *tp, uint8_t trace_id[MT_TRACE_ID_LEN],
 void mt_traceparent_format(char out[MT_TRACEPARENT_LEN + 1],
 			   const uint8_t trace_id[MT_TRACE_ID_LEN],
 			   const uint8_t span_id[MT_SPAN_ID_LEN], uint8_t flags);
+
+/*
+ * Appends one tracestate field value (the @n bytes at @v) to the list in @ts
+ * (NUL-terminated, @cap bytes), after @sep when the list is not empty:
+ * several tracestate fields are one list (RFC 9110 5.3). Returns false, @ts
+ * then emptied, when the whole does not fit: a cut list would be wrong.
+ */
+bool mt_tracestate_append(char *ts, size_t cap, const char *v, size_t n, char sep);
 
 #endif /* MESHTRACE_TRACEPARENT_H */
