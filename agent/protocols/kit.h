@@ -11,8 +11,8 @@
  *    l7_request_seq();
  *  - framing: l7_body_take() (a body framed by its length, kept up to a
  *    limit), l7_garbage(), and for the parsers that pair requests in order
- *    and lose framing in uncaptured bytes, l7_resync_counts() and
- *    l7_lost_chunk();
+ *    and lose framing in uncaptured bytes, l7_resync_counts(),
+ *    l7_lost_chunk() and l7_close_lost();
  *  - L7_PARSER(): the registry entry (struct l7_parser) of a parser written
  *    against its own state type.
  */
@@ -221,6 +221,18 @@ static inline void l7_lost_chunk(struct l7_feed *f, bool awaited, bool was_open,
 		*end_ns = f->ts;
 	else if (!was_open)
 		l7_garbage(f, f->len);
+}
+
+/*
+ * At close: a direction whose framing was never found again is counted
+ * (state_lost). Returns true when it is the responses' (@resp_lost): the
+ * requests sent before the loss were answered in the lost bytes.
+ */
+static inline bool l7_close_lost(struct l7_feed *f, bool req_lost, bool resp_lost)
+{
+	if (req_lost || resp_lost)
+		f->stats->state_lost++;
+	return resp_lost;
 }
 
 /* ---- the registry entry ---- */

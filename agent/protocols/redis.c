@@ -716,9 +716,7 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	f.c = c;
 	f.d = &c->resp;
-	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
-		f.l7.stats->state_lost++; /* the framing was never found again */
-	if (c->resp.state == ST_LOST)
+	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
 		flush_lost(&f);
 	while (c->count) {
 		struct redis_req *r = &c->pending[c->head];

@@ -172,6 +172,12 @@ static void test_lost_framing(void **state)
 	assert_true(l7_feed_begin(&f, true, &ch, NULL, NULL, &st));
 	l7_lost_chunk(&f, true, false, &end);
 	assert_int_equal(st.garbage_bytes, 10);
+	/* At close: one count for the connection; the responses' loss asks for a flush. */
+	assert_false(l7_close_lost(&f, false, false));
+	assert_int_equal(st.state_lost, 0);
+	assert_false(l7_close_lost(&f, true, false));
+	assert_true(l7_close_lost(&f, true, true));
+	assert_int_equal(st.state_lost, 2);
 }
 
 static void test_exchanges(void **state)
