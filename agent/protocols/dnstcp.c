@@ -13,6 +13,7 @@
 
 #include "agent/protocols/dns.h"
 #include "agent/protocols/dnstcp.h"
+#include "agent/protocols/kit.h"
 #include "agent/common/util.h"
 
 void dnstcp_init(struct dnstcp_conn *c)
@@ -55,14 +56,15 @@ static bool looks_like_bare_query(const uint8_t *b, size_t n)
 	return looks_like_query(with_len, sizeof(with_len));
 }
 
-bool dnstcp_detect(const uint8_t *buf, size_t n)
+enum l7_verdict dnstcp_detect(const uint8_t *buf, size_t n)
 {
-	return looks_like_query(buf, n) || looks_like_bare_query(buf, n);
+	return l7_client_if(looks_like_query(buf, n) || looks_like_bare_query(buf, n));
 }
 
-static void msg_done(struct dnstcp_conn *c, struct dnstcp_dir *d, bool c2s, mt_exchange_fn emit,
-		     void *ctx, struct l7_stats *stats)
+static void msg_done(struct dnstcp_conn *c, struct dnstcp_dir *d, struct l7_feed *f)
 {
+	struct l7_stats *stats = f->stats;
+	bool c2s = f->is_req;
 	struct dns_msg *m = &c->scratch;
 	struct dnstcp_query *q = NULL;
 	char type[16];
@@ -95,8 +97,8 @@ static void msg_done(struct dnstcp_conn *c, struct dnstcp_dir *d, bool c2s, mt_e
 			 dns_type_name(m->qtype, type, sizeof(type)));
 		mt_strlcpy(slot->x.query_text, m->qname, sizeof(slot->x.query_text));
 		slot->x.stage = MT_STAGE_REQUEST;
-		if (emit)
-			emit(ctx, &slot->x);
+		if (f->emit)
+			f->emit(f->ctx, &slot->x);
 		slot->x.stage = MT_STAGE_DONE;
 		return;
 	}
@@ -117,54 +119,53 @@ static void msg_done(struct dnstcp_conn *c, struct dnstcp_dir *d, bool c2s, mt_e
 	/* NXDOMAIN is an answer, not a failure (as for DNS over UDP). */
 	if (m->rcode != DNS_RCODE_NOERROR && m->rcode != DNS_RCODE_NXDOMAIN)
 		q->x.flags |= MT_X_ERROR;
-	stats->exchanges++;
 	q->in_use = 0;
-	if (emit)
-		emit(ctx, &q->x);
+	l7_emit_done(f, &q->x);
 }
 
 void dnstcp_feed(struct dnstcp_conn *c, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
 		 void *ctx, struct l7_stats *stats)
 {
-	struct dnstcp_dir *d = c2s ? &c->req : &c->resp;
-	uint32_t cap = ch->captured < ch->len ? ch->captured : ch->len;
-	uint32_t pos = 0;
+	struct dnstcp_dir *d;
+	struct l7_feed f;
+	size_t pos = 0;
 
-	if (!d->started && c2s && !looks_like_query(ch->data, cap) &&
-	    looks_like_bare_query(ch->data, cap)) {
+	if (!c || !l7_feed_begin(&f, c2s, ch, emit, ctx, stats))
+		return;
+	d = c2s ? &c->req : &c->resp;
+	if (!d->started && c2s && !looks_like_query(f.data, f.cap) &&
+	    looks_like_bare_query(f.data, f.cap)) {
 		/* Detected on a message whose length was read by an earlier call. */
 		d->need_len = 0;
-		d->msg_len = ch->len;
-		d->remaining = ch->len;
+		d->msg_len = (uint32_t)f.len;
+		d->remaining = (uint32_t)f.len;
 		d->keep_len = 0;
-		d->start_ns = ch->ts_ns;
-		d->start_seq = ch->seq;
+		d->start_ns = f.ts;
+		d->start_seq = f.seq;
 	}
 	d->started = 1;
 
-	while (pos < ch->len) {
-		uint32_t avail, take;
-
+	while (pos < f.len) {
 		if (d->lost) { /* framing lost in uncaptured bytes: nothing to align on */
-			stats->garbage_bytes += ch->len - pos;
+			l7_garbage(&f, f.len - pos);
 			return;
 		}
 		if (d->need_len) {
 			/* The two-byte length, possibly split across chunks. */
-			if (pos >= cap) {
+			if (pos >= f.cap) {
 				d->lost = 1;
-				stats->state_lost++;
+				f.stats->state_lost++;
 				continue;
 			}
-			d->len_buf[d->len_have++] = ch->data[pos++];
+			d->len_buf[d->len_have++] = f.data[pos++];
 			if (d->len_have < 2)
 				continue;
 			d->need_len = 0;
 			d->msg_len = (uint32_t)(d->len_buf[0] << 8 | d->len_buf[1]);
 			d->remaining = d->msg_len;
 			d->keep_len = 0;
-			d->start_ns = ch->ts_ns;
-			d->start_seq = ch->seq + pos - 2;
+			d->start_ns = f.ts;
+			d->start_seq = f.seq + (uint32_t)pos - 2;
 			if (!d->msg_len) {
 				d->need_len = 1;
 				d->len_have = 0;
@@ -176,21 +177,11 @@ void dnstcp_feed(struct dnstcp_conn *c, bool c2s, const struct mt_chunk *ch, mt_
 			d->len_have = 0;
 			continue;
 		}
-		avail = ch->len - pos;
-		take = avail < d->remaining ? avail : d->remaining;
-		if (d->keep_len < DNSTCP_KEEP && pos < cap) {
-			uint32_t k = cap - pos < take ? cap - pos : take;
-
-			if (k > DNSTCP_KEEP - d->keep_len)
-				k = DNSTCP_KEEP - d->keep_len;
-			memcpy(d->keep + d->keep_len, ch->data + pos, k);
-			d->keep_len += k;
-		}
-		pos += take;
-		d->remaining -= take;
-		d->end_ns = ch->ts_ns;
+		/* Bytes after a gap are kept too: the header and question come first. */
+		l7_body_take(&f, &pos, &d->remaining, d->keep, &d->keep_len, DNSTCP_KEEP);
+		d->end_ns = f.ts;
 		if (!d->remaining) {
-			msg_done(c, d, c2s, emit, ctx, stats);
+			msg_done(c, d, &f);
 			d->need_len = 1;
 			d->len_have = 0;
 		}
@@ -212,38 +203,7 @@ void dnstcp_close(struct dnstcp_conn *c, uint64_t ts_ns, mt_exchange_fn emit, vo
 	}
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
-static enum l7_verdict dnstcp_verdict(const uint8_t *buf, size_t n)
-{
-	return dnstcp_detect(buf, n) ? L7_FROM_CLIENT : L7_NO;
-}
-
-static void dnstcp_init_state(void *state)
-{
-	dnstcp_init(state);
-}
-
-static void dnstcp_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			      void *ctx, struct l7_stats *stats)
-{
-	dnstcp_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void dnstcp_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			       struct l7_stats *stats)
-{
-	dnstcp_close(state, ts_ns, emit, ctx, stats);
-}
-
-const struct l7_parser dnstcp_parser = {
-	.protocol = MT_PROTO_DNS,
-	.name = "dns",
-	.state_size = sizeof(struct dnstcp_conn),
-	.detect = dnstcp_verdict,
-	.init = dnstcp_init_state,
-	.feed = dnstcp_feed_state,
-	.close = dnstcp_close_state,
-	.release = NULL,
-	.idle = NULL,
-};
+L7_PARSER(dnstcp_parser, struct dnstcp_conn, dnstcp, .protocol = MT_PROTO_DNS, .name = "dns",
+	  .detect = dnstcp_detect);

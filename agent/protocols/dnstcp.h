@@ -25,7 +25,8 @@ struct dnstcp_dir {
 	uint8_t len_buf[2];
 	uint32_t msg_len;
 	uint32_t remaining; /* bytes of the current message still to come */
-	uint32_t keep_len;
+	uint16_t keep_len;
+	uint16_t _pad;
 	uint32_t start_seq;
 	uint64_t start_ns;
 	uint64_t end_ns;
@@ -45,15 +46,10 @@ struct dnstcp_conn {
 	struct dns_msg scratch;
 };
 
-void dnstcp_init(struct dnstcp_conn *c);
-/* True when @buf starts like a DNS query over TCP (length, then a standard query header). */
-bool dnstcp_detect(const uint8_t *buf, size_t n);
-void dnstcp_feed(struct dnstcp_conn *c, bool client_to_server, const struct mt_chunk *ch,
-		 mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
-/* Queries still unanswered at close are emitted with MT_X_NO_RESPONSE. */
-void dnstcp_close(struct dnstcp_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-		  struct l7_stats *stats);
+/* DNS over TCP: queries still unanswered at close get MT_X_NO_RESPONSE (l7.h's contract). */
+L7_PARSER_DECLARE(dnstcp_parser, struct dnstcp_conn, dnstcp);
 
-extern const struct l7_parser dnstcp_parser;
+/* L7_FROM_CLIENT when @buf starts like a DNS query over TCP (a length, then a query header). */
+enum l7_verdict dnstcp_detect(const uint8_t *buf, size_t n);
 
 #endif /* MESHTRACE_DNSTCP_H */

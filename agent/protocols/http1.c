@@ -23,6 +23,8 @@
 #include <strings.h>
 
 #include "agent/protocols/http1.h"
+#include "agent/protocols/kit.h"
+#include "agent/common/traceparent.h"
 
 enum http1_state {
 	ST_START = 0,	/* at a message boundary: reading a start line */
@@ -80,14 +82,9 @@ struct line {
 
 /* What one http1_feed() call works with. */
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct http1_conn *c;
 	struct http1_dir *d;
-	bool is_req;
-	uint32_t seq; /* of the chunk's first byte */
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct http1_stats *stats;
 };
 
 static bool is_digit(uint8_t ch)
@@ -109,30 +106,6 @@ static int hex_val(uint8_t ch)
 	if (ch >= 'A' && ch <= 'F')
 		return ch - 'A' + 10;
 	return -1;
-}
-
-static bool is_lower_hex(char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-/* Copies @n bytes to a NUL-terminated field of @cap bytes, truncating. */
-static void copy_field(char *dst, size_t cap, const char *src, size_t n)
-{
-	if (n > cap - 1)
-		n = cap - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 static void trim_ows(const char **p, size_t *n)
@@ -162,7 +135,7 @@ static size_t method_len(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 
-	n = min_size(n, MT_METHOD_MAX);
+	n = l7_min_size(n, MT_METHOD_MAX);
 	while (i < n && tchar[p[i]])
 		i++;
 	return i;
@@ -185,7 +158,7 @@ static bool start_prefix_ok(bool is_req, const uint8_t *p, size_t n)
 			return false;
 		return i + 1 == n || p[i + 1] > ' ';
 	}
-	i = min_size(n, 7);
+	i = l7_min_size(n, 7);
 	if (memcmp(p, http, i) != 0)
 		return false;
 	if (n > 7 && !is_digit(p[7]))
@@ -233,7 +206,7 @@ static bool parse_request_line(const struct line *l, bool cut, struct req_line *
 		if (memcmp(v, " HTTP/1.", 8) != 0 || !is_digit(v[8]))
 			return false;
 		rl->version_minor = (uint8_t)(v[8] - '0');
-		t_end = min_size(l->full - 9, l->n);
+		t_end = l7_min_size(l->full - 9, l->n);
 	}
 	if (t_end <= t0)
 		return false;
@@ -275,7 +248,7 @@ static bool detect(const uint8_t *buf, size_t n, bool *is_request)
 	if (!buf || n < 4)
 		return false;
 	if (memcmp(buf, "HTTP", 4) == 0) {
-		if (n < 8 || !start_prefix_ok(false, buf, min_size(n, 12)))
+		if (n < 8 || !start_prefix_ok(false, buf, l7_min_size(n, 12)))
 			return false;
 		if (is_request)
 			*is_request = false;
@@ -304,7 +277,7 @@ static bool detect(const uint8_t *buf, size_t n, bool *is_request)
 
 bool http1_detect(const uint8_t *buf, size_t n, bool *is_request)
 {
-	return detect(buf, min_size(n, 16), is_request);
+	return detect(buf, l7_min_size(n, 16), is_request);
 }
 
 /*
@@ -319,20 +292,20 @@ static bool start_plausible(bool is_req, const uint8_t *p, size_t n)
 	struct req_line rl;
 	bool req = false;
 
-	if (!detect(p, min_size(n, HTTP1_LINE_MAX), &req) || req != is_req)
+	if (!detect(p, l7_min_size(n, HTTP1_LINE_MAX), &req) || req != is_req)
 		return false;
 	if (!is_req)
 		return n >= 12 && start_prefix_ok(false, p, 12) &&
 		       (n == 12 || p[12] == ' ' || p[12] == '\r' || p[12] == '\n');
-	nl = memchr(p, '\n', min_size(n, HTTP1_LINE_MAX + 2));
+	nl = memchr(p, '\n', l7_min_size(n, HTTP1_LINE_MAX + 2));
 	if (!nl)
 		return true;
 	l.p = (const char *)p;
 	l.full = (size_t)(nl - p);
 	if (l.full > 0 && p[l.full - 1] == '\r')
 		l.full--;
-	l.n = min_size(l.full, HTTP1_LINE_MAX);
-	l.tail_n = min_size(l.full, HTTP1_TAIL_MAX);
+	l.n = l7_min_size(l.full, HTTP1_LINE_MAX);
+	l.tail_n = l7_min_size(l.full, HTTP1_TAIL_MAX);
 	l.tail = l.p + l.full - l.tail_n;
 	return parse_request_line(&l, false, &rl);
 }
@@ -383,14 +356,8 @@ static void req_sync(struct http1_conn *c)
 	x->flags |= c->req.flags;
 }
 
-static void garbage(struct feed *f, uint64_t n)
-{
-	f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, n);
-}
-
 /* Pops the oldest pending exchange and hands it to the caller. */
-static void emit_oldest(struct http1_conn *c, mt_exchange_fn emit, void *ctx,
-			struct http1_stats *stats)
+static void emit_oldest(struct http1_conn *c, struct l7_feed *f)
 {
 	struct mt_exchange *x = &c->pending[c->head];
 
@@ -400,10 +367,8 @@ static void emit_oldest(struct http1_conn *c, mt_exchange_fn emit, void *ctx,
 	}
 	c->head = (uint8_t)((c->head + 1) % HTTP1_PIPELINE_MAX);
 	c->count--;
-	stats->exchanges++;
 	x->stage = MT_STAGE_DONE;
-	if (emit)
-		emit(ctx, x);
+	l7_emit_done(f, x);
 }
 
 /* The request being read is complete. */
@@ -428,14 +393,14 @@ static void resp_done(struct feed *f, uint32_t extra_flags)
 		x->resp_end_ns = d->end_ns;
 		x->resp_body_bytes = d->body_bytes;
 		x->flags |= d->flags | extra_flags;
-		emit_oldest(c, f->emit, f->ctx, f->stats);
+		emit_oldest(c, &f->l7);
 	}
 	dir_reset(d);
 }
 
 static void msg_done(struct feed *f)
 {
-	if (f->is_req)
+	if (f->l7.is_req)
 		req_done(f);
 	else
 		resp_done(f, 0);
@@ -460,7 +425,7 @@ static void lost(struct feed *f, bool head_cut)
 {
 	struct http1_dir *d = f->d;
 
-	if (f->is_req)
+	if (f->l7.is_req)
 		d->flags |= MT_X_REQ_TRUNCATED;
 	else
 		d->flags |= MT_X_END_GUESSED | (head_cut ? MT_X_RESP_TRUNCATED : 0);
@@ -472,7 +437,7 @@ static void lost(struct feed *f, bool head_cut)
 /* Not a message start: skip to the next chunk that begins with one. */
 static void not_http(struct feed *f, uint64_t skipped)
 {
-	garbage(f, skipped);
+	l7_garbage(&f->l7, skipped);
 	dir_reset(f->d);
 	f->d->state = ST_RESYNC;
 }
@@ -482,11 +447,11 @@ static void request_begin(struct feed *f, const struct req_line *rl)
 	struct http1_conn *c = f->c;
 	struct mt_exchange *x;
 
-	f->stats->requests++;
+	f->l7.stats->requests++;
 	f->d->bits |= B_OPEN;
 	f->d->version_minor = rl->version_minor;
 	if (c->count >= HTTP1_PIPELINE_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		c->req_open = 0;
 		if (c->dropped_after < UINT16_MAX)
 			c->dropped_after++;
@@ -503,8 +468,8 @@ static void request_begin(struct feed *f, const struct req_line *rl)
 	x->req_seq = f->d->start_seq;
 	x->req_start_ns = f->d->start_ns;
 	x->req_end_ns = f->d->end_ns;
-	copy_field(x->method, sizeof(x->method), rl->method, rl->method_n);
-	copy_field(x->target, sizeof(x->target), rl->target, rl->target_n);
+	l7_copy_field(x->method, sizeof(x->method), rl->method, rl->method_n);
+	l7_copy_field(x->target, sizeof(x->target), rl->target, rl->target_n);
 }
 
 /*
@@ -522,7 +487,7 @@ static void response_begin(struct feed *f, uint16_t status)
 	d->status = status;
 	d->bits |= B_OPEN;
 	if (final)
-		f->stats->responses++;
+		f->l7.stats->responses++;
 	if (*dropped > 0) {
 		d->bits |= B_UNPAIRED;
 		if (final)
@@ -530,7 +495,7 @@ static void response_begin(struct feed *f, uint16_t status)
 	} else if (c->count == 0) {
 		d->bits |= B_UNPAIRED;
 		if (final)
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 	}
 }
 
@@ -592,54 +557,16 @@ static void set_chunked(struct http1_dir *d, bool chunked)
 		d->bits &= (uint16_t)~B_CHUNKED;
 }
 
-/* W3C trace-context: version-traceid-parentid-flags, lower-case hex. */
-static bool traceparent_ok(const char *v, size_t n)
-{
-	bool trace_zero = true, parent_zero = true;
-
-	if (n < MT_TRACEPARENT_LEN)
-		return false;
-	if (v[2] != '-' || v[35] != '-' || v[52] != '-')
-		return false;
-	for (size_t i = 0; i < MT_TRACEPARENT_LEN; i++) {
-		if (i == 2 || i == 35 || i == 52)
-			continue;
-		if (!is_lower_hex(v[i]))
-			return false;
-		if (i >= 3 && i < 35 && v[i] != '0')
-			trace_zero = false;
-		if (i >= 36 && i < 52 && v[i] != '0')
-			parent_zero = false;
-	}
-	if (v[0] == 'f' && v[1] == 'f')
-		return false;
-	/* Version 00 has exactly these fields; later versions may append "-...". */
-	if (n > MT_TRACEPARENT_LEN &&
-	    ((v[0] == '0' && v[1] == '0') || v[MT_TRACEPARENT_LEN] != '-'))
-		return false;
-	return !trace_zero && !parent_zero;
-}
-
 /* Adds one tracestate field value; the whole header is dropped when it does not fit. */
 static void tracestate_add(struct http1_dir *d, struct mt_exchange *x, const char *v, size_t n,
 			   bool cut, char sep)
 {
-	size_t cur;
-
 	if (d->bits & B_TS_DROP)
 		return;
-	cur = strnlen(x->tracestate, sizeof(x->tracestate));
-	if (cut || cur + (cur && n ? 1 : 0) + n > sizeof(x->tracestate) - 1) {
+	if (cut || !mt_tracestate_append(x->tracestate, sizeof(x->tracestate), v, n, sep)) {
 		x->tracestate[0] = '\0';
 		d->bits |= B_TS_DROP;
-		return;
 	}
-	if (n == 0)
-		return;
-	if (cur)
-		x->tracestate[cur++] = sep;
-	memcpy(x->tracestate + cur, v, n);
-	x->tracestate[cur + n] = '\0';
 }
 
 static uint8_t header_kind(const char *name, size_t n, bool is_req)
@@ -673,7 +600,7 @@ static uint8_t header_kind(const char *name, size_t n, bool is_req)
 static void on_fold(struct feed *f, const struct line *l)
 {
 	struct http1_dir *d = f->d;
-	struct mt_exchange *x = f->is_req ? req_slot(f->c) : NULL;
+	struct mt_exchange *x = f->l7.is_req ? req_slot(f->c) : NULL;
 	const char *v = l->p;
 	size_t n = l->n;
 	bool cut = l->full > l->n;
@@ -720,11 +647,11 @@ static void on_header(struct feed *f, const struct line *l)
 		d->hdr = HDR_OTHER; /* not a field line; tolerated and ignored */
 		return;
 	}
-	d->hdr = header_kind(l->p, (size_t)(colon - l->p), f->is_req);
+	d->hdr = header_kind(l->p, (size_t)(colon - l->p), f->l7.is_req);
 	v = colon + 1;
 	n = l->n - (size_t)(v - l->p);
 	trim_ows(&v, &n);
-	x = f->is_req ? req_slot(f->c) : NULL;
+	x = f->l7.is_req ? req_slot(f->c) : NULL;
 
 	switch (d->hdr) {
 	case HDR_CL:
@@ -742,13 +669,14 @@ static void on_header(struct feed *f, const struct line *l)
 		break;
 	case HDR_HOST:
 		if (x && !(d->bits & B_HOST))
-			copy_field(x->host, sizeof(x->host), v, n);
+			l7_copy_field(x->host, sizeof(x->host), v, n);
 		d->bits |= B_HOST;
 		break;
 	case HDR_TP:
 		/* More than one traceparent is malformed (W3C 3.2). */
-		if (x && !(d->bits & B_TP) && !cut && traceparent_ok(v, n))
-			copy_field(x->traceparent, sizeof(x->traceparent), v, MT_TRACEPARENT_LEN);
+		if (x && !(d->bits & B_TP) && !cut && mt_traceparent_valid(v, n))
+			l7_copy_field(x->traceparent, sizeof(x->traceparent), v,
+				      MT_TRACEPARENT_LEN);
 		else if (x)
 			x->traceparent[0] = '\0';
 		d->bits |= B_TP;
@@ -769,11 +697,11 @@ static void request_head_done(struct feed *f)
 	struct http1_conn *c = f->c;
 
 	/* Announce the request while it is in flight (see enum mt_stage). */
-	if (c->req_open && c->count > 0 && f->emit) {
+	if (c->req_open && c->count > 0 && f->l7.emit) {
 		struct mt_exchange *x = &c->pending[(c->head + c->count - 1) % HTTP1_PIPELINE_MAX];
 
 		x->stage = MT_STAGE_REQUEST;
-		f->emit(f->ctx, x);
+		f->l7.emit(f->l7.ctx, x);
 		x->stage = MT_STAGE_DONE;
 	}
 
@@ -863,7 +791,7 @@ static void on_line(struct feed *f, const struct line *l, uint64_t raw)
 
 	switch (d->state) {
 	case ST_START:
-		if (f->is_req) {
+		if (f->l7.is_req) {
 			if (!parse_request_line(l, false, &rl)) {
 				not_http(f, raw);
 				return;
@@ -881,7 +809,7 @@ static void on_line(struct feed *f, const struct line *l, uint64_t raw)
 		break;
 	case ST_HEADERS:
 		if (l->full == 0) {
-			if (f->is_req)
+			if (f->l7.is_req)
 				request_head_done(f);
 			else
 				response_head_done(f);
@@ -931,7 +859,7 @@ static void line_append(struct http1_dir *d, const uint8_t *p, size_t n)
 	uint64_t len = (uint64_t)d->line_len + n;
 
 	if (d->line_len < HTTP1_LINE_MAX)
-		memcpy(d->line + d->line_len, p, min_size(n, HTTP1_LINE_MAX - d->line_len));
+		memcpy(d->line + d->line_len, p, l7_min_size(n, HTTP1_LINE_MAX - d->line_len));
 	if (n >= TAIL_RAW) {
 		memcpy(d->tail, p + n - TAIL_RAW, TAIL_RAW);
 		d->tail_len = TAIL_RAW;
@@ -956,8 +884,8 @@ static void line_from_buf(const struct http1_dir *d, struct line *l)
 	}
 	l->p = d->line;
 	l->full = full;
-	l->n = min_size(full, HTTP1_LINE_MAX);
-	l->tail_n = min_size(tn, HTTP1_TAIL_MAX);
+	l->n = l7_min_size(full, HTTP1_LINE_MAX);
+	l->tail_n = l7_min_size(tn, HTTP1_TAIL_MAX);
 	l->tail = d->tail + tn - l->tail_n;
 }
 
@@ -967,8 +895,8 @@ static void line_from_mem(const uint8_t *p, size_t n, struct line *l)
 		n--;
 	l->p = (const char *)p;
 	l->full = n;
-	l->n = min_size(n, HTTP1_LINE_MAX);
-	l->tail_n = min_size(n, HTTP1_TAIL_MAX);
+	l->n = l7_min_size(n, HTTP1_LINE_MAX);
+	l->tail_n = l7_min_size(n, HTTP1_TAIL_MAX);
 	l->tail = l->p + n - l->tail_n;
 }
 
@@ -983,8 +911,8 @@ static void line_pending(struct feed *f)
 
 	if (d->state == ST_START) {
 		if (total > HTTP1_HEAD_MAX ||
-		    !start_prefix_ok(f->is_req, (const uint8_t *)d->line,
-				     min_size(d->line_len, HTTP1_LINE_MAX)))
+		    !start_prefix_ok(f->l7.is_req, (const uint8_t *)d->line,
+				     l7_min_size(d->line_len, HTTP1_LINE_MAX)))
 			not_http(f, d->line_len);
 	} else if (total > HTTP1_HEAD_MAX) {
 		lost(f, d->state == ST_HEADERS);
@@ -1011,8 +939,8 @@ static void line_gap(struct feed *f, uint64_t gap)
 		return;
 	}
 	line_from_buf(d, &l);
-	status = f->is_req ? 0 : parse_status_line(&l, &d->version_minor);
-	if (f->is_req && parse_request_line(&l, true, &rl)) {
+	status = f->l7.is_req ? 0 : parse_status_line(&l, &d->version_minor);
+	if (f->l7.is_req && parse_request_line(&l, true, &rl)) {
 		request_begin(f, &rl);
 	} else if (status != 0) {
 		response_begin(f, status);
@@ -1020,7 +948,7 @@ static void line_gap(struct feed *f, uint64_t gap)
 		not_http(f, (uint64_t)d->line_len + gap);
 		return;
 	}
-	d->end_ns = f->ts;
+	d->end_ns = f->l7.ts;
 	lost(f, true);
 }
 
@@ -1041,14 +969,14 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 				pos++;
 			if (pos == cap)
 				break;
-			d->start_ns = f->ts;
-			d->start_seq = f->seq + (uint32_t)pos;
+			d->start_ns = f->l7.ts;
+			d->start_seq = f->l7.seq + (uint32_t)pos;
 			d->head_len = 0;
 		}
 		nl = memchr(data + pos, '\n', cap - pos);
 		end = nl ? (size_t)(nl - data) : cap;
 		seg = end - pos;
-		d->end_ns = f->ts;
+		d->end_ns = f->l7.ts;
 		if (!nl) {
 			line_append(d, data + pos, seg);
 			line_pending(f);
@@ -1063,7 +991,7 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			raw = (uint64_t)d->line_len + 1;
 		}
 		pos = end + 1;
-		d->head_len = (uint32_t)min_size((size_t)d->head_len + raw, UINT32_MAX);
+		d->head_len = (uint32_t)l7_min_size((size_t)d->head_len + raw, UINT32_MAX);
 		d->line_len = 0;
 		d->tail_len = 0;
 		on_line(f, &l, raw);
@@ -1079,11 +1007,11 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 {
 	struct http1_dir *d = f->d;
 
-	if (!start_plausible(f->is_req, data, cap))
+	if (!start_plausible(f->l7.is_req, data, cap))
 		return false;
-	f->stats->resyncs++;
+	f->l7.stats->resyncs++;
 	if (d->bits & B_OPEN) {
-		if (f->is_req)
+		if (f->l7.is_req)
 			req_done(f);
 		else
 			resp_done(f, MT_X_END_GUESSED);
@@ -1095,36 +1023,24 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chunk *ch,
 		mt_exchange_fn emit, void *ctx, struct http1_stats *stats)
 {
-	struct http1_stats scratch;
 	struct feed f;
 	const uint8_t *data;
 	size_t pos = 0, cap, len;
 
-	if (!c || !ch)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c,
-			  client_to_server ? &c->req : &c->resp,
-			  client_to_server,
-			  ch->seq,
-			  ch->ts_ns,
-			  emit,
-			  ctx,
-			  stats};
-	data = ch->data;
-	len = ch->len;
-	cap = data ? min_size(ch->captured, len) : 0;
-
-	if (f.d->state == ST_UPGRADED || len == 0)
+	f.c = c;
+	f.d = client_to_server ? &c->req : &c->resp;
+	data = f.l7.data;
+	len = f.l7.len;
+	cap = f.l7.cap;
+	if (f.d->state == ST_UPGRADED)
 		return;
 	if (f.d->state == ST_RESYNC && !resync(&f, data, cap)) {
 		if (f.d->bits & B_OPEN)
-			f.d->end_ns = f.ts; /* the open message may reach this far */
+			f.d->end_ns = f.l7.ts; /* the open message may reach this far */
 		else
-			garbage(&f, len);
+			l7_garbage(&f.l7, len);
 		pos = len;
 	}
 
@@ -1137,8 +1053,8 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 		case ST_CHUNK_DATA:
 			n = d->remaining < len - pos ? d->remaining : len - pos;
 			d->remaining -= n;
-			d->body_bytes = sat_add(d->body_bytes, n);
-			d->end_ns = f.ts;
+			d->body_bytes = l7_sat_add(d->body_bytes, n);
+			d->end_ns = f.l7.ts;
 			pos += n;
 			if (d->remaining == 0) {
 				if (d->state == ST_BODY)
@@ -1148,15 +1064,15 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 			}
 			break;
 		case ST_UNTIL_CLOSE:
-			d->body_bytes = sat_add(d->body_bytes, len - pos);
-			d->end_ns = f.ts;
+			d->body_bytes = l7_sat_add(d->body_bytes, len - pos);
+			d->end_ns = f.l7.ts;
 			pos = len;
 			break;
 		case ST_RESYNC:
 			if (d->bits & B_OPEN)
-				d->end_ns = f.ts;
+				d->end_ns = f.l7.ts;
 			else
-				garbage(&f, len - pos);
+				l7_garbage(&f.l7, len - pos);
 			pos = len;
 			break;
 		case ST_UPGRADED:
@@ -1179,24 +1095,15 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		 struct http1_stats *stats)
 {
-	struct http1_stats scratch;
 	struct http1_dir *r;
 	struct feed f;
 
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	r = &c->resp;
-	f = (struct feed){.c = c,
-			  .d = r,
-			  .is_req = false,
-			  .ts = ts_ns,
-			  .emit = emit,
-			  .ctx = ctx,
-			  .stats = stats};
+	f.c = c;
+	f.d = r;
 	req_sync(c);
 	if ((r->bits & B_OPEN) && (r->status >= 200 || r->status == 101)) {
 		if (r->state == ST_UNTIL_CLOSE) {
@@ -1214,12 +1121,12 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 			MT_X_REQ_TRUNCATED;
 	while (c->count > 0) {
 		c->pending[c->head].flags |= MT_X_NO_RESPONSE;
-		emit_oldest(c, emit, ctx, stats);
+		emit_oldest(c, &f.l7);
 	}
 	http1_init(c);
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
 static enum l7_verdict http1_verdict(const uint8_t *buf, size_t n)
 {
@@ -1230,23 +1137,6 @@ static enum l7_verdict http1_verdict(const uint8_t *buf, size_t n)
 	return is_request ? L7_FROM_CLIENT : L7_FROM_SERVER;
 }
 
-static void http1_init_state(void *state)
-{
-	http1_init(state);
-}
-
-static void http1_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			     void *ctx, struct l7_stats *stats)
-{
-	http1_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void http1_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			      struct l7_stats *stats)
-{
-	http1_close(state, ts_ns, emit, ctx, stats);
-}
-
 static bool http1_idle(const void *state)
 {
 	const struct http1_conn *c = state;
@@ -1255,14 +1145,5 @@ static bool http1_idle(const void *state)
 	       c->req.line_len == 0 && c->resp.state == ST_START && c->resp.line_len == 0;
 }
 
-const struct l7_parser http1_parser = {
-	.protocol = MT_PROTO_HTTP1,
-	.name = "http",
-	.state_size = sizeof(struct http1_conn),
-	.detect = http1_verdict,
-	.init = http1_init_state,
-	.feed = http1_feed_state,
-	.close = http1_close_state,
-	.release = NULL,
-	.idle = http1_idle,
-};
+L7_PARSER(http1_parser, struct http1_conn, http1, .protocol = MT_PROTO_HTTP1, .name = "http",
+	  .detect = http1_verdict, .idle = http1_idle);

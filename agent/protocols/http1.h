@@ -69,24 +69,11 @@ struct http1_conn {
 	struct mt_exchange pending[HTTP1_PIPELINE_MAX];
 };
 
-/* Resets @c to the state of a connection that has carried no bytes. */
-void http1_init(struct http1_conn *c);
-
 /*
- * Feeds one chunk. @client_to_server says which way the bytes went. Each
- * completed exchange is passed to @emit (may be NULL) before this returns.
- * Never fails: input that is not HTTP/1 is counted in @stats and skipped.
+ * HTTP/1.x (l7.h's contract): at close, a response framed by connection
+ * close ends there.
  */
-void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chunk *ch,
-		mt_exchange_fn emit, void *ctx, struct http1_stats *stats);
-
-/*
- * The connection ended at @ts_ns: a response framed by connection close ends
- * here; requests still waiting for a response are emitted with
- * MT_X_NO_RESPONSE.
- */
-void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-		 struct http1_stats *stats);
+L7_PARSER_DECLARE(http1_parser, struct http1_conn, http1);
 
 /*
  * Classifies the first bytes of a stream: returns true when @buf starts like
@@ -94,8 +81,5 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
  * Needs no more than the first 16 bytes; fewer than 4 are never enough.
  */
 bool http1_detect(const uint8_t *buf, size_t n, bool *is_request);
-
-/* The registry's entry for HTTP/1.x. */
-extern const struct l7_parser http1_parser;
 
 #endif /* MESHTRACE_HTTP1_H */

@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "agent/protocols/http2.h"
+#include "agent/protocols/kit.h"
+#include "agent/common/traceparent.h"
 
 #define H2_NO_SLOT	  UINT16_MAX
 #define FRAME_HEADER_LEN  9
@@ -128,38 +130,14 @@ enum {
 
 /* What one http2_feed() call works with. */
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct http2_conn *c;
 	struct h2_dir *d;
-	bool c2s;
-	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct l7_stats *stats;
 };
 
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
-
-/* Copies @n bytes to a NUL-terminated field of @cap bytes, truncating. */
-static void copy_field(char *dst, size_t cap, const void *src, size_t n)
-{
-	if (n > cap - 1)
-		n = cap - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 static bool name_is(const uint8_t *name, size_t n, const char *lit, size_t lit_n)
@@ -247,7 +225,7 @@ static struct mt_exchange *fill_exchange(struct http2_conn *c, const struct h2_s
 	if (s->bits & S_GRPC) {
 		const char *m = s->target[0] == '/' ? s->target + 1 : s->target;
 
-		copy_field(x->operation, sizeof(x->operation), m, strlen(m));
+		l7_copy_field(x->operation, sizeof(x->operation), m, strlen(m));
 		if (s->bits & S_GRPC_STATUS) {
 			unsigned code = s->grpc_status;
 			char *p = x->status_text;
@@ -273,9 +251,7 @@ static void emit_stream(struct feed *f, unsigned i, uint32_t extra_flags)
 	struct http2_conn *c = f->c;
 	struct mt_exchange *x = fill_exchange(c, &c->streams[i], extra_flags);
 
-	f->stats->exchanges++;
-	if (f->emit)
-		f->emit(f->ctx, x);
+	l7_emit_done(&f->l7, x);
 	free_slot(c, i);
 }
 
@@ -284,11 +260,11 @@ static void announce_request(struct feed *f, unsigned i)
 {
 	struct mt_exchange *x;
 
-	if (!f->emit)
+	if (!f->l7.emit)
 		return;
 	x = fill_exchange(f->c, &f->c->streams[i], 0);
 	x->stage = MT_STAGE_REQUEST;
-	f->emit(f->ctx, x);
+	f->l7.emit(f->l7.ctx, x);
 }
 
 /* A free slot for a new stream: the lowest free one, else the oldest suspect's. -1 if none. */
@@ -325,13 +301,13 @@ static void sweep(struct feed *f)
 {
 	struct http2_conn *c = f->c;
 
-	if (!c->suspect || f->ts < c->last_sweep_ns + SWEEP_EVERY_NS)
+	if (!c->suspect || f->l7.ts < c->last_sweep_ns + SWEEP_EVERY_NS)
 		return;
-	c->last_sweep_ns = f->ts;
+	c->last_sweep_ns = f->l7.ts;
 	for (unsigned i = 0; i < H2_STREAMS_MAX && c->suspect; i++) {
 		struct h2_stream *s = &c->streams[i];
 
-		if (c->ids[i] && (s->bits & S_SUSPECT) && f->ts >= s->last_ns + H2_SUSPECT_NS)
+		if (c->ids[i] && (s->bits & S_SUSPECT) && f->l7.ts >= s->last_ns + H2_SUSPECT_NS)
 			emit_stream(f, i, MT_X_END_GUESSED);
 	}
 }
@@ -339,65 +315,11 @@ static void sweep(struct feed *f)
 /* The server ended the stream in slot @i: the exchange is complete. */
 static void response_done(struct feed *f, unsigned i)
 {
-	f->c->streams[i].resp_end_ns = f->ts;
+	f->c->streams[i].resp_end_ns = f->l7.ts;
 	emit_stream(f, i, 0);
 }
 
 /* ---- header fields ---- */
-
-static bool is_lower_hex(uint8_t ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-}
-
-/* W3C trace context 3.2: version-traceid-parentid-flags, lower-case hex, ids not all zero. */
-static bool traceparent_ok(const uint8_t *v, size_t n)
-{
-	bool trace_zero = true, parent_zero = true;
-
-	if (n < MT_TRACEPARENT_LEN)
-		return false;
-	for (size_t i = 0; i < MT_TRACEPARENT_LEN; i++) {
-		if (i == 2 || i == 35 || i == 52) {
-			if (v[i] != '-')
-				return false;
-			continue;
-		}
-		if (!is_lower_hex(v[i]))
-			return false;
-		if (i >= 3 && i < 35 && v[i] != '0')
-			trace_zero = false;
-		if (i >= 36 && i < 52 && v[i] != '0')
-			parent_zero = false;
-	}
-	if (v[0] == 'f' && v[1] == 'f')
-		return false;
-	if (n > MT_TRACEPARENT_LEN &&
-	    ((v[0] == '0' && v[1] == '0') || v[MT_TRACEPARENT_LEN] != '-'))
-		return false;
-	return !trace_zero && !parent_zero;
-}
-
-/* Several tracestate fields are one list (RFC 9110 5.3); the whole is dropped when it does not fit. */
-static void tracestate_add(struct h2_stream *s, const uint8_t *v, size_t n)
-{
-	size_t cur;
-
-	if (s->bits & S_TS_DROP)
-		return;
-	cur = strnlen(s->tracestate, sizeof(s->tracestate));
-	if (cur + (cur && n ? 1 : 0) + n > sizeof(s->tracestate) - 1) {
-		s->tracestate[0] = '\0';
-		s->bits |= S_TS_DROP;
-		return;
-	}
-	if (n == 0)
-		return;
-	if (cur)
-		s->tracestate[cur++] = ',';
-	memcpy(s->tracestate + cur, v, n);
-	s->tracestate[cur + n] = '\0';
-}
 
 static bool is_grpc_type(const uint8_t *v, size_t n)
 {
@@ -427,27 +349,31 @@ static void request_field(struct h2_stream *s, const uint8_t *name, size_t nl, c
 			  size_t vl)
 {
 	if (NAME_IS(name, nl, ":method")) {
-		copy_field(s->method, sizeof(s->method), v, vl);
+		l7_copy_field(s->method, sizeof(s->method), v, vl);
 	} else if (NAME_IS(name, nl, ":path")) {
-		copy_field(s->target, sizeof(s->target), v, vl);
+		l7_copy_field(s->target, sizeof(s->target), v, vl);
 	} else if (NAME_IS(name, nl, ":authority")) {
-		copy_field(s->host, sizeof(s->host), v, vl);
+		l7_copy_field(s->host, sizeof(s->host), v, vl);
 		s->bits |= S_AUTHORITY;
 	} else if (NAME_IS(name, nl, "host")) {
 		if (!(s->bits & S_AUTHORITY) && !s->host[0])
-			copy_field(s->host, sizeof(s->host), v, vl);
+			l7_copy_field(s->host, sizeof(s->host), v, vl);
 	} else if (NAME_IS(name, nl, "content-type")) {
 		if (is_grpc_type(v, vl))
 			s->bits |= S_GRPC;
 	} else if (NAME_IS(name, nl, "traceparent")) {
 		/* More than one traceparent is malformed (W3C 3.2). */
-		if (!(s->bits & S_TP) && traceparent_ok(v, vl))
-			copy_field(s->traceparent, sizeof(s->traceparent), v, MT_TRACEPARENT_LEN);
+		if (!(s->bits & S_TP) && mt_traceparent_valid((const char *)v, vl))
+			l7_copy_field(s->traceparent, sizeof(s->traceparent), v,
+				      MT_TRACEPARENT_LEN);
 		else
 			s->traceparent[0] = '\0';
 		s->bits |= S_TP;
 	} else if (NAME_IS(name, nl, "tracestate")) {
-		tracestate_add(s, v, vl);
+		if (!(s->bits & S_TS_DROP) &&
+		    !mt_tracestate_append(s->tracestate, sizeof(s->tracestate), (const char *)v, vl,
+					  ','))
+			s->bits |= S_TS_DROP; /* does not fit: dropped whole */
 	}
 }
 
@@ -517,9 +443,9 @@ static void block_begin(struct feed *f, uint32_t sid, bool push)
 	slot = find_slot(c, sid);
 	if (slot >= 0) {
 		s = &c->streams[slot];
-		touch(c, s, f->ts);
+		touch(c, s, f->l7.ts);
 		d->blk_slot = (uint16_t)slot;
-		if (f->c2s)
+		if (f->l7.is_req)
 			d->blk_kind = B_REQ_TRAILERS;
 		else
 			d->blk_kind = (s->bits & S_RESP) ? B_RESP_TRAILERS : B_RESPONSE;
@@ -529,17 +455,17 @@ static void block_begin(struct feed *f, uint32_t sid, bool push)
 	 * A response on a stream above every request seen, after the client's
 	 * framing was lost: its request passed unseen. Traced with what is known.
 	 */
-	if (!f->c2s && !(c->c2s_lost_ns && sid > c->max_stream)) {
+	if (!f->l7.is_req && !(c->c2s_lost_ns && sid > c->max_stream)) {
 		d->blk_kind = B_ORPHAN;
 		return;
 	}
-	if (f->c2s)
-		f->stats->requests++;
+	if (f->l7.is_req)
+		f->l7.stats->requests++;
 	if (sid > c->max_stream)
 		c->max_stream = sid;
 	slot = alloc_slot(f);
 	if (slot < 0) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		if (sid > c->max_dropped)
 			c->max_dropped = sid;
 		return;
@@ -549,9 +475,9 @@ static void block_begin(struct feed *f, uint32_t sid, bool push)
 	s->id = sid;
 	s->req_seq = d->frame_seq;
 	s->req_start_ns = d->frame_ns;
-	s->req_end_ns = f->ts;
-	s->last_ns = f->ts;
-	if (!f->c2s) {
+	s->req_end_ns = f->l7.ts;
+	s->last_ns = f->l7.ts;
+	if (!f->l7.is_req) {
 		s->req_start_ns = c->c2s_lost_ns < d->frame_ns ? c->c2s_lost_ns : d->frame_ns;
 		s->req_end_ns = s->req_start_ns;
 		s->bits |= S_REQ_END;
@@ -561,7 +487,7 @@ static void block_begin(struct feed *f, uint32_t sid, bool push)
 	c->last_slot = (uint16_t)slot;
 	c->open++;
 	d->blk_slot = (uint16_t)slot;
-	d->blk_kind = f->c2s ? B_REQUEST : B_RESPONSE;
+	d->blk_kind = f->l7.is_req ? B_REQUEST : B_RESPONSE;
 }
 
 /* The stream in @s carries gRPC status @code (from a field or a reset). */
@@ -590,7 +516,7 @@ static void block_end(struct feed *f, bool complete)
 	if (d->blk_slot == H2_NO_SLOT) {
 		if (d->blk_kind == B_ORPHAN && d->blk_status >= 200 &&
 		    d->blk_stream > c->max_dropped)
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 		return;
 	}
 	s = &c->streams[d->blk_slot];
@@ -601,7 +527,7 @@ static void block_end(struct feed *f, bool complete)
 	case B_REQ_TRAILERS:
 		if (!ok)
 			s->flags |= MT_X_REQ_TRUNCATED;
-		s->req_end_ns = f->ts;
+		s->req_end_ns = f->l7.ts;
 		if (d->blk_end)
 			s->bits |= S_REQ_END;
 		if (d->blk_kind == B_REQUEST)
@@ -614,11 +540,11 @@ static void block_end(struct feed *f, bool complete)
 		s->bits |= S_RESP;
 		s->status = d->blk_status;
 		s->resp_start_ns = d->frame_ns;
-		s->resp_end_ns = f->ts;
-		f->stats->responses++;
+		s->resp_end_ns = f->l7.ts;
+		f->l7.stats->responses++;
 		break;
 	default: /* B_RESP_TRAILERS */
-		s->resp_end_ns = f->ts;
+		s->resp_end_ns = f->l7.ts;
 		break;
 	}
 	if (!ok)
@@ -658,10 +584,10 @@ static void on_rst_stream(struct feed *f, uint32_t sid, bool have_code, uint32_t
 	if (slot < 0)
 		return;
 	s = &f->c->streams[slot];
-	if (f->c2s)
-		s->req_end_ns = f->ts;
+	if (f->l7.is_req)
+		s->req_end_ns = f->l7.ts;
 	else
-		s->resp_end_ns = f->ts;
+		s->resp_end_ns = f->l7.ts;
 	if (!(s->bits & S_GRPC) || (!(s->bits & S_GRPC_STATUS) && !have_code))
 		s->flags |= MT_X_ERROR;
 	else if (!(s->bits & S_GRPC_STATUS))
@@ -688,7 +614,7 @@ static void on_goaway(struct feed *f, uint32_t last)
 static void on_setting(struct feed *f, uint16_t id, uint32_t value)
 {
 	/* A setting constrains what the peer sends: the other direction. */
-	struct h2_dir *other = &f->c->dir[f->c2s ? 1 : 0];
+	struct h2_dir *other = &f->c->dir[f->l7.is_req ? 1 : 0];
 
 	if (id == SETTINGS_HEADER_TABLE_SIZE)
 		hpack_dec_allow(&other->hp, value);
@@ -724,7 +650,7 @@ static void settings_bytes(struct feed *f, const uint8_t *p, size_t n)
 /* RST_STREAM / GOAWAY: their first 8 bytes are kept. */
 static void control_bytes(struct h2_dir *d, const uint8_t *p, size_t n)
 {
-	size_t k = min_size(n, sizeof(d->cbuf) - d->cbuf_len);
+	size_t k = l7_min_size(n, sizeof(d->cbuf) - d->cbuf_len);
 
 	if (k == 0)
 		return;
@@ -745,13 +671,13 @@ static void on_data(struct feed *f, size_t n)
 	if (slot < 0)
 		return;
 	s = &f->c->streams[slot];
-	touch(f->c, s, f->ts);
-	if (f->c2s) {
-		s->req_body_bytes = sat_add(s->req_body_bytes, n);
-		s->req_end_ns = f->ts;
+	touch(f->c, s, f->l7.ts);
+	if (f->l7.is_req) {
+		s->req_body_bytes = l7_sat_add(s->req_body_bytes, n);
+		s->req_end_ns = f->l7.ts;
 	} else {
-		s->resp_body_bytes = sat_add(s->resp_body_bytes, n);
-		s->resp_end_ns = f->ts;
+		s->resp_body_bytes = l7_sat_add(s->resp_body_bytes, n);
+		s->resp_end_ns = f->l7.ts;
 	}
 }
 
@@ -819,7 +745,7 @@ static void payload(struct feed *f, const uint8_t *p, size_t cap, size_t gap)
 				enter_content(d);
 			break;
 		case P_PRE:
-			k = min_size(avail, d->pre);
+			k = l7_min_size(avail, d->pre);
 			d->pre = (uint8_t)(d->pre - k);
 			d->left -= (uint32_t)k;
 			if (d->pre == 0)
@@ -830,7 +756,7 @@ static void payload(struct feed *f, const uint8_t *p, size_t cap, size_t gap)
 				d->pst = P_PAD;
 				continue;
 			}
-			k = min_size(avail, d->content);
+			k = l7_min_size(avail, d->content);
 			content(f, have ? p : NULL, k);
 			d->content -= (uint32_t)k;
 			d->left -= (uint32_t)k;
@@ -905,9 +831,9 @@ static void frame_end(struct feed *f)
 		slot = find_slot(f->c, d->stream_id);
 		if (slot < 0)
 			break;
-		if (f->c2s) {
+		if (f->l7.is_req) {
 			f->c->streams[slot].bits |= S_REQ_END;
-			f->c->streams[slot].req_end_ns = f->ts;
+			f->c->streams[slot].req_end_ns = f->l7.ts;
 		} else {
 			response_done(f, (unsigned)slot);
 		}
@@ -922,7 +848,7 @@ static void frame_end(struct feed *f)
 		on_rst_stream(f, d->stream_id, d->cbuf_len >= 4 && !d->cbuf_bad, be32(d->cbuf));
 		break;
 	case F_GOAWAY:
-		if (!f->c2s && d->cbuf_len >= 4 && !d->cbuf_bad)
+		if (!f->l7.is_req && d->cbuf_len >= 4 && !d->cbuf_bad)
 			on_goaway(f, be32(d->cbuf) & 0x7fffffffu);
 		break;
 	default:
@@ -1062,7 +988,7 @@ static enum l7_verdict block_side(const uint8_t *p, size_t n, bool whole)
 			huff = p[i] & 0x80;
 			if (!hp_int(p, n, &i, 7, &v))
 				goto cut;
-			if (!huff && !raw_string_ok(p + i, min_size(v, n - i), strings == 2))
+			if (!huff && !raw_string_ok(p + i, l7_min_size(v, n - i), strings == 2))
 				return L7_NO;
 			if (v > n - i)
 				goto cut;
@@ -1108,7 +1034,7 @@ static bool frames_plausible(const uint8_t *buf, size_t n, uint32_t max_frame,
 					return false;
 				end -= buf[start - 1];
 			}
-			end = min_size(end, n);
+			end = l7_min_size(end, n);
 			if (start < end)
 				*side = block_side(buf + start, end - start, whole);
 		}
@@ -1125,7 +1051,8 @@ enum l7_verdict http2_detect(const uint8_t *buf, size_t n)
 	if (!buf || n < 8)
 		return L7_NO;
 	if (buf[0] == 'P')
-		return memcmp(buf, preface, min_size(n, PREFACE_LEN)) == 0 ? L7_FROM_CLIENT : L7_NO;
+		return memcmp(buf, preface, l7_min_size(n, PREFACE_LEN)) == 0 ? L7_FROM_CLIENT
+									      : L7_NO;
 	if (buf[0] != 0 || n < FRAME_HEADER_LEN)
 		return L7_NO;
 	if (!frames_plausible(buf, n, DEFAULT_MAX_FRAME, &side))
@@ -1145,8 +1072,8 @@ static void framing_lost(struct feed *f)
 	hpack_dec_lost(&d->hp);
 	d->fh_len = 0;
 	d->st = D_RESYNC;
-	if (f->c2s)
-		f->c->c2s_lost_ns = f->ts;
+	if (f->l7.is_req)
+		f->c->c2s_lost_ns = f->l7.ts;
 	mark_suspects(f->c);
 }
 
@@ -1176,11 +1103,11 @@ static size_t read_preface(struct feed *f, const uint8_t *data, size_t cap, size
 	size_t k;
 
 	if (pos >= cap) {
-		k = min_size(PREFACE_LEN - d->preface, len - pos);
+		k = l7_min_size(PREFACE_LEN - d->preface, len - pos);
 	} else {
-		k = min_size(PREFACE_LEN - d->preface, cap - pos);
+		k = l7_min_size(PREFACE_LEN - d->preface, cap - pos);
 		if (memcmp(data + pos, preface + d->preface, k) != 0) {
-			f->stats->garbage_bytes += len - pos;
+			l7_garbage(&f->l7, len - pos);
 			d->st = D_RESYNC;
 			return len;
 		}
@@ -1194,23 +1121,19 @@ static size_t read_preface(struct feed *f, const uint8_t *data, size_t cap, size
 void http2_feed(struct http2_conn *c, bool client_to_server, const struct mt_chunk *ch,
 		mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 	struct h2_dir *d;
 	const uint8_t *data;
 	size_t pos = 0, cap, len;
 
-	if (!c || !ch || ch->len == 0)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
 	d = &c->dir[client_to_server ? 0 : 1];
-	f = (struct feed){c, d, client_to_server, ch->seq, ch->ts_ns, emit, ctx, stats};
-	data = ch->data;
-	len = ch->len;
-	cap = data ? min_size(ch->captured, len) : 0;
+	f.c = c;
+	f.d = d;
+	data = f.l7.data;
+	len = f.l7.len;
+	cap = f.l7.cap;
 
 	if (!c->started) {
 		c->started = 1;
@@ -1231,26 +1154,26 @@ void http2_feed(struct http2_conn *c, bool client_to_server, const struct mt_chu
 			if (pos == 0 && ((d->st == D_FIRST && cap > 0 && cap < FRAME_HEADER_LEN) ||
 					 chunk_starts_frames(&f, data, cap))) {
 				if (d->st == D_RESYNC)
-					stats->resyncs++;
+					f.l7.stats->resyncs++;
 				d->st = D_HEADER;
 				break;
 			}
-			stats->garbage_bytes += len - pos;
+			l7_garbage(&f.l7, len - pos);
 			d->st = D_RESYNC;
 			pos = len;
 			break;
 		case D_HEADER:
 			if (pos >= cap) {
 				framing_lost(&f);
-				stats->garbage_bytes += len - pos;
+				l7_garbage(&f.l7, len - pos);
 				pos = len;
 				break;
 			}
 			if (d->fh_len == 0) {
-				d->frame_ns = f.ts;
-				d->frame_seq = f.seq ? f.seq + (uint32_t)pos : 0;
+				d->frame_ns = f.l7.ts;
+				d->frame_seq = f.l7.seq ? f.l7.seq + (uint32_t)pos : 0;
 			}
-			k = min_size(FRAME_HEADER_LEN - d->fh_len, cap - pos);
+			k = l7_min_size(FRAME_HEADER_LEN - d->fh_len, cap - pos);
 			memcpy(d->fh + d->fh_len, data + pos, k);
 			d->fh_len = (uint8_t)(d->fh_len + k);
 			pos += k;
@@ -1261,8 +1184,8 @@ void http2_feed(struct http2_conn *c, bool client_to_server, const struct mt_chu
 			}
 			break;
 		default: /* D_PAYLOAD */
-			n = min_size(d->left, len - pos);
-			k = pos < cap ? min_size(n, cap - pos) : 0;
+			n = l7_min_size(d->left, len - pos);
+			k = pos < cap ? l7_min_size(n, cap - pos) : 0;
 			payload(&f, data + pos, k, n - k);
 			pos += n;
 			if (d->left == 0)
@@ -1273,29 +1196,27 @@ void http2_feed(struct http2_conn *c, bool client_to_server, const struct mt_chu
 	sweep(&f);
 	if (!c->lost_counted && (c->dir[0].hp.resets || c->dir[1].hp.resets)) {
 		c->lost_counted = 1;
-		stats->state_lost++;
+		f.l7.stats->state_lost++;
 	}
 }
 
 void http2_close(struct http2_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		 struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 
-	(void)ts_ns;
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
+	f.c = c;
 	for (unsigned k = 0; k < 2; k++) {
-		f = (struct feed){c, &c->dir[k], k == 0, 0, ts_ns, emit, ctx, stats};
+		f.d = &c->dir[k];
+		f.l7.is_req = k == 0;
 		if (c->dir[k].blk_open)
 			block_end(&f, false);
 	}
-	f = (struct feed){c, &c->dir[1], false, 0, ts_ns, emit, ctx, stats};
+	f.d = &c->dir[1];
+	f.l7.is_req = false;
 	for (unsigned i = 0; i < H2_STREAMS_MAX && c->open; i++) {
 		if (c->ids[i])
 			emit_stream(&f, i,
@@ -1329,38 +1250,13 @@ void http2_release(struct http2_conn *c)
 	hpack_dec_free(&c->dir[1].hp);
 }
 
-/* ---- registry adapter ---- */
-
-static void http2_init_state(void *state)
-{
-	/* Without inflaters the streams are still traced, their fields unknown. */
-	(void)http2_init(state);
-}
-
-static void http2_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			     void *ctx, struct l7_stats *stats)
-{
-	http2_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void http2_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			      struct l7_stats *stats)
-{
-	http2_close(state, ts_ns, emit, ctx, stats);
-}
+/* ---- registry entry ---- */
 
 static void http2_release_state(void *state)
 {
 	http2_release(state);
 }
 
-const struct l7_parser http2_parser = {
-	.protocol = MT_PROTO_HTTP2,
-	.name = "http2",
-	.state_size = sizeof(struct http2_conn),
-	.detect = http2_detect,
-	.init = http2_init_state,
-	.feed = http2_feed_state,
-	.close = http2_close_state,
-	.release = http2_release_state,
-};
+/* Without inflaters (http2_init() failed) streams are still traced, their fields unknown. */
+L7_PARSER(http2_parser, struct http2_conn, http2, .protocol = MT_PROTO_HTTP2, .name = "http2",
+	  .detect = http2_detect, .release = http2_release_state);

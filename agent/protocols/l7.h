@@ -1,8 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What protocol parsers consume and produce. Parsers are pure: they see
- * chunks of one connection's byte stream and emit exchanges (a request with
- * its response). No I/O, no globals, no allocation after creation.
+ * The parser contract: what protocol parsers consume and produce, and the
+ * registry entry through which the connection stage drives them
+ * (agent/protocols/README.md says more, and how to add a protocol).
+ *
+ * A parser receives chunks of one connection's byte stream, one direction
+ * at a time, in order (struct mt_chunk: the bytes a syscall moved, of which
+ * only the first `captured` are known), and hands on exchanges (struct
+ * mt_exchange: a request with its response) through an mt_exchange_fn,
+ * before the call returns; it adds to the protocol's struct l7_stats.
+ * A parser never does I/O, keeps no globals (all it knows is in its
+ * per-connection state), allocates nothing after init, and is bounded in
+ * memory and in work per byte: input that is not its protocol is counted
+ * and skipped, never a failure.
  */
 #ifndef MESHTRACE_L7_H
 #define MESHTRACE_L7_H
@@ -10,11 +20,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MT_METHOD_MAX	   16
-#define MT_TARGET_MAX	   256 /* request-target kept (path + query), truncated beyond */
-#define MT_HOST_MAX	   128
-#define MT_TRACEPARENT_LEN 55 /* "00-" 32 "-" 16 "-" 2 */
-#define MT_TRACESTATE_MAX  256
+#include "agent/common/traceparent.h" /* MT_TRACEPARENT_LEN */
+
+#define MT_METHOD_MAX	  16
+#define MT_TARGET_MAX	  256 /* request-target kept (path + query), truncated beyond */
+#define MT_HOST_MAX	  128
+#define MT_TRACESTATE_MAX 256
 
 /*
  * One piece of a connection's byte stream in one direction, as one syscall
@@ -160,6 +171,25 @@ struct l7_parser {
 	 */
 	bool (*idle)(const void *state);
 };
+
+/*
+ * Declares the entry points of a parser written against its own state type
+ * @type, which the tests call directly and kit.h's L7_PARSER() turns into the
+ * registry entry @var:
+ *   prefix_init(c)   @c becomes a connection that has carried no bytes;
+ *   prefix_feed(c, client_to_server, ch, emit, ctx, stats)   one chunk
+ *                    (struct l7_parser.feed; @emit and @stats may be NULL);
+ *   prefix_close(c, ts_ns, emit, ctx, stats)   the connection ended at
+ *                    @ts_ns: exchanges still open are handed on (unanswered
+ *                    requests with MT_X_NO_RESPONSE).
+ */
+#define L7_PARSER_DECLARE(var, type, prefix)                                          \
+	void prefix##_init(type *c);                                                  \
+	void prefix##_feed(type *c, bool client_to_server, const struct mt_chunk *ch, \
+			   mt_exchange_fn emit, void *ctx, struct l7_stats *stats);   \
+	void prefix##_close(type *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,  \
+			    struct l7_stats *stats);                                  \
+	extern const struct l7_parser var
 
 /* Every registered parser, in detection order; NULL-terminated. */
 extern const struct l7_parser *const l7_parsers[];

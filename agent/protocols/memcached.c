@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "agent/protocols/memcached.h"
-#include "agent/protocols/announce.h"
+#include "agent/protocols/kit.h"
 
 enum mc_state {
 	ST_LINE = 0, /* reading a line */
@@ -103,15 +103,9 @@ static const char *const responses[] = {
 #define DIGITS_MAX 19
 
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct memcached_conn *c;
 	struct memcached_dir *d;
-	bool is_req;
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct l7_stats *stats;
-	size_t len;
-	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
 
 #define PROTO MT_PROTO_MEMCACHED
@@ -121,16 +115,6 @@ struct tokens {
 	size_t n[TOKENS_MAX];
 	size_t count;
 };
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
 
 static void tokenize(const char *p, size_t n, struct tokens *t)
 {
@@ -217,12 +201,8 @@ static void emit_req(struct feed *f, const struct memcached_req *r, uint64_t res
 {
 	struct mt_exchange x;
 
-	memset(&x, 0, sizeof(x));
-	x.protocol = MT_PROTO_MEMCACHED;
-	x.req_seq = r->req_seq;
-	x.flags = r->flags | flags;
-	x.req_start_ns = r->start_ns;
-	x.req_end_ns = r->end_ns;
+	l7_exchange_init(&x, MT_PROTO_MEMCACHED, r->req_seq, r->flags | flags, r->start_ns,
+			 r->end_ns);
 	x.resp_start_ns = resp_start;
 	x.resp_end_ns = resp_end;
 	memcpy(x.operation, r->op, sizeof(r->op));
@@ -230,9 +210,7 @@ static void emit_req(struct feed *f, const struct memcached_req *r, uint64_t res
 	if (status)
 		memcpy(x.status_text, status, sizeof(x.status_text));
 	x.status_text[sizeof(x.status_text) - 1] = '\0';
-	f->stats->exchanges++;
-	if (f->emit)
-		f->emit(f->ctx, &x);
+	l7_emit_done(&f->l7, &x);
 }
 
 static void pop_head(struct memcached_conn *c)
@@ -252,7 +230,7 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 	struct memcached_dir *d = f->d;
 	struct memcached_req r;
 
-	f->stats->requests++;
+	f->l7.stats->requests++;
 	memset(&r, 0, sizeof(r));
 	r.start_ns = d->start_ns;
 	r.end_ns = d->end_ns;
@@ -261,17 +239,17 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 	r.flags = (uint8_t)flags;
 	r.quiet = quiet;
 	if (op_n) {
-		memcpy(r.op, op, min_size(op_n, sizeof(r.op) - 1));
+		memcpy(r.op, op, l7_min_size(op_n, sizeof(r.op) - 1));
 	} else {
 		memcpy(r.op, "unknown", sizeof("unknown"));
 	}
 	if (expects && c->count >= MEMCACHED_PIPELINE_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		if (c->skip_tail < UINT16_MAX)
 			c->skip_tail++;
 		return;
 	}
-	l7_announce(f->emit, f->ctx, PROTO, r.req_seq, r.start_ns, r.end_ns, r.op, sizeof(r.op));
+	l7_announce(&f->l7, PROTO, r.req_seq, r.start_ns, r.end_ns, r.op, sizeof(r.op));
 	if (!expects) {
 		emit_req(f, &r, 0, 0, 0, NULL);
 		return;
@@ -290,7 +268,7 @@ static void resp_done(struct feed *f, bool mn)
 	uint32_t flags =
 		((d->bits & B_ERROR) ? MT_X_ERROR : 0) | ((d->bits & B_CUT) ? MT_X_END_GUESSED : 0);
 
-	f->stats->responses++;
+	f->l7.stats->responses++;
 	/* Quiet meta commands before a no-op got no response: that was their success. */
 	while (mn && c->count && c->pending[c->head].quiet && !c->pending[c->head].skip_before) {
 		emit_req(f, &c->pending[c->head], 0, 0, 0, NULL);
@@ -305,7 +283,7 @@ static void resp_done(struct feed *f, bool mn)
 	} else if (c->skip_tail) {
 		c->skip_tail--;
 	} else {
-		f->stats->orphan_responses++;
+		f->l7.stats->orphan_responses++;
 	}
 	dir_reset(d);
 }
@@ -359,7 +337,7 @@ static void on_request_line(struct feed *f, const char *p, size_t n, bool cut)
 		d->data_left = bytes + 2;
 		d->state = ST_DATA;
 		d->bits |= B_LAST;
-		d->line_keep = (uint16_t)min_size(n, sizeof(d->line));
+		d->line_keep = (uint16_t)l7_min_size(n, sizeof(d->line));
 		memmove(d->line, p, d->line_keep);
 		return;
 	}
@@ -428,11 +406,11 @@ static void on_response_line(struct feed *f, const char *p, size_t n)
 
 static void line_piece(struct memcached_dir *d, const uint8_t *p, size_t n)
 {
-	size_t keep = min_size(n, sizeof(d->line) - d->line_keep);
+	size_t keep = l7_min_size(n, sizeof(d->line) - d->line_keep);
 
 	memcpy(d->line + d->line_keep, p, keep);
 	d->line_keep = (uint16_t)(d->line_keep + keep);
-	d->line_len = (uint32_t)min_size((size_t)d->line_len + n, UINT32_MAX);
+	d->line_len = (uint32_t)l7_min_size((size_t)d->line_len + n, UINT32_MAX);
 }
 
 static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t cap)
@@ -452,14 +430,14 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 				return cap;
 			}
 			d->bits |= B_OPEN;
-			d->start_ns = f->ts;
-			if (f->is_req)
-				d->start_seq = l7_request_seq(f->seq, pos, &f->c->req_counter);
+			d->start_ns = f->l7.ts;
+			if (f->l7.is_req)
+				d->start_seq = l7_request_seq(f->l7.seq, pos, &f->c->req_counter);
 		}
 		nl = memchr(data + pos, '\n', cap - pos);
 		seg = nl ? (size_t)(nl - data) - pos : cap - pos;
 		line_piece(d, data + pos, seg);
-		d->end_ns = f->ts;
+		d->end_ns = f->l7.ts;
 		if (!nl) {
 			if (d->line_len > LINE_LIMIT)
 				lost(f, SIZE_MAX);
@@ -471,7 +449,7 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			n--;
 		d->line_len = 0;
 		d->line_keep = 0;
-		if (f->is_req)
+		if (f->l7.is_req)
 			on_request_line(f, d->line, n, false);
 		else
 			on_response_line(f, d->line, n);
@@ -484,13 +462,13 @@ static void skip_data(struct feed *f, size_t n)
 	struct memcached_dir *d = f->d;
 
 	d->data_left -= n;
-	d->end_ns = f->ts;
+	d->end_ns = f->l7.ts;
 	if (d->data_left)
 		return;
 	d->state = ST_LINE;
 	if (!(d->bits & B_LAST))
 		return; /* a VALUE block: more lines follow */
-	if (f->is_req)
+	if (f->l7.is_req)
 		request_data_done(f);
 	else
 		resp_done(f, false);
@@ -504,12 +482,12 @@ static void lost(struct feed *f, size_t pos)
 	bool open = d->bits & B_OPEN;
 	uint64_t end = d->end_ns;
 
-	if (!open && pos < f->len)
-		f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, f->len - pos);
-	if (!f->is_req) {
+	if (!open && pos < f->l7.len)
+		l7_garbage(&f->l7, f->l7.len - pos);
+	if (!f->l7.is_req) {
 		d->lost_seq = f->c->client_seq;
 		if (open)
-			end = f->ts;
+			end = f->l7.ts;
 	}
 	dir_reset(d);
 	d->end_ns = end;
@@ -543,19 +521,20 @@ static void flush_lost(struct feed *f)
 	}
 }
 
-static bool resync(struct feed *f, const uint8_t *data, size_t cap)
+static bool resync(struct feed *f)
 {
 	struct memcached_conn *c = f->c;
 	struct memcached_dir *d = f->d;
+	bool reply_due =
+		c->count &&
+		c->pending[(c->head + c->count - 1) % MEMCACHED_PIPELINE_MAX].seq > d->lost_seq;
 
-	if (!f->is_req &&
-	    (!c->count ||
-	     c->pending[(c->head + c->count - 1) % MEMCACHED_PIPELINE_MAX].seq <= d->lost_seq))
+	if (!l7_resync_counts(&f->l7, reply_due,
+			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
+		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
 		return false;
-	if (!looks_like_start(f->is_req, data, cap))
-		return false;
-	f->stats->resyncs++;
-	if (!f->is_req)
+	}
+	if (!f->l7.is_req)
 		flush_lost(f);
 	dir_reset(d);
 	return true;
@@ -569,7 +548,7 @@ static void line_gap(struct feed *f, uint64_t gap)
 {
 	struct memcached_dir *d = f->d;
 
-	if (f->is_req) {
+	if (f->l7.is_req) {
 		if (d->bits & B_OPEN) {
 			d->bits |= B_CUT;
 			on_request_line(f, d->line, d->line_keep, true);
@@ -592,39 +571,20 @@ static void line_gap(struct feed *f, uint64_t gap)
 void memcached_feed(struct memcached_conn *c, bool client_to_server, const struct mt_chunk *ch,
 		    mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 	const uint8_t *data;
 	size_t pos = 0, cap, len;
 
-	if (!c || !ch || ch->len == 0)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c,
-			  client_to_server ? &c->req : &c->resp,
-			  client_to_server,
-			  ch->ts_ns,
-			  emit,
-			  ctx,
-			  stats,
-			  ch->len,
-			  ch->seq};
-	data = ch->data;
-	len = ch->len;
-	cap = data ? min_size(ch->captured, len) : 0;
-	if (client_to_server)
-		c->client_seq++;
-
-	if (f.d->state == ST_LOST && !resync(&f, data, cap)) {
-		if (!client_to_server && c->count)
-			f.d->end_ns = f.ts;
-		else if (!(f.d->bits & B_WAS_OPEN))
-			stats->garbage_bytes = sat_add(stats->garbage_bytes, len);
+	f.c = c;
+	f.d = client_to_server ? &c->req : &c->resp;
+	c->client_seq += client_to_server;
+	if (f.d->state == ST_LOST && !resync(&f))
 		return;
-	}
+	data = f.l7.data;
+	len = f.l7.len;
+	cap = f.l7.cap;
 	while (pos < len) {
 		struct memcached_dir *d = f.d;
 
@@ -653,19 +613,14 @@ void memcached_feed(struct memcached_conn *c, bool client_to_server, const struc
 void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		     struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
-	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
-		stats->state_lost++; /* the framing was never found again */
-	if (c->resp.state == ST_LOST)
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
+	f.c = c;
+	f.d = &c->resp;
+	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
 		flush_lost(&f);
 	while (c->count) {
 		if (!c->pending[c->head].skip_before)
@@ -678,80 +633,51 @@ void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn em
 
 /* ---- detection ---- */
 
-bool memcached_detect(const uint8_t *buf, size_t n)
+enum l7_verdict memcached_detect(const uint8_t *buf, size_t n)
 {
 	size_t i = 0, k;
 	int ci;
 	uint8_t kind;
 
 	if (!buf || n < 4 || buf[0] < 'a' || buf[0] > 'z')
-		return false;
+		return L7_NO;
 	while (i < n && i < 16 && buf[i] >= 'a' && buf[i] <= 'z')
 		i++;
 	if (i == n || (buf[i] != ' ' && buf[i] != '\r'))
-		return false;
+		return L7_NO;
 	ci = command_index((const char *)buf, i);
 	if (ci < 0)
-		return false;
+		return L7_NO;
 	kind = commands[ci].kind;
 	if (buf[i] == '\r')
-		return kind == K_LINE || kind == K_META ? i + 1 < n && buf[i + 1] == '\n' : false;
+		return l7_client_if((kind == K_LINE || kind == K_META) && i + 1 < n &&
+				    buf[i + 1] == '\n');
 	/* A key: printable, no control bytes. */
 	k = i + 1;
 	while (k < n && buf[k] > ' ' && buf[k] < 0x7f)
 		k++;
 	if (k == i + 1)
-		return false;
+		return L7_NO;
 	if (kind == K_STORE || kind == K_CAS) {
 		/* The whole line, when captured: numbers after the key. */
-		const uint8_t *nl = memchr(buf, '\n', min_size(n, MEMCACHED_LINE_MAX));
+		const uint8_t *nl = memchr(buf, '\n', l7_min_size(n, MEMCACHED_LINE_MAX));
 		struct tokens t;
 		uint64_t v;
 
 		if (!nl)
-			return n >= MEMCACHED_LINE_MAX;
+			return l7_client_if(n >= MEMCACHED_LINE_MAX);
 		tokenize((const char *)buf, (size_t)(nl - buf) - (nl[-1] == '\r' ? 1 : 0), &t);
 		if (t.count < (kind == K_CAS ? 6u : 5u))
-			return false;
+			return L7_NO;
 		for (size_t j = 2; j < (kind == K_CAS ? 6u : 5u); j++)
 			if (!parse_u64(t.p[j], t.n[j], &v) &&
 			    !(j == 3 && t.n[j] && t.p[j][0] == '-'))
-				return false;
+				return L7_NO;
 	}
-	return k == n || buf[k] == ' ' || buf[k] == '\r' || buf[k] == '\n';
+	return l7_client_if(k == n || buf[k] == ' ' || buf[k] == '\r' || buf[k] == '\n');
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
-static enum l7_verdict memcached_verdict(const uint8_t *buf, size_t n)
-{
-	return memcached_detect(buf, n) ? L7_FROM_CLIENT : L7_NO;
-}
-
-static void memcached_init_state(void *state)
-{
-	memcached_init(state);
-}
-
-static void memcached_feed_state(void *state, bool c2s, const struct mt_chunk *ch,
-				 mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
-{
-	memcached_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void memcached_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-				  struct l7_stats *stats)
-{
-	memcached_close(state, ts_ns, emit, ctx, stats);
-}
-
-const struct l7_parser memcached_parser = {
-	.protocol = MT_PROTO_MEMCACHED,
-	.name = "memcached",
-	.state_size = sizeof(struct memcached_conn),
-	.detect = memcached_verdict,
-	.init = memcached_init_state,
-	.feed = memcached_feed_state,
-	.close = memcached_close_state,
-	.release = NULL,
-};
+L7_PARSER(memcached_parser, struct memcached_conn, memcached, .protocol = MT_PROTO_MEMCACHED,
+	  .name = "memcached", .detect = memcached_detect);

@@ -73,24 +73,10 @@ struct memcached_conn {
 	struct memcached_req pending[MEMCACHED_PIPELINE_MAX];
 };
 
-/* Resets @c to the state of a connection that has carried no bytes. */
-void memcached_init(struct memcached_conn *c);
-
-/*
- * Feeds one chunk. @client_to_server says which way the bytes went. Each
- * completed exchange is passed to @emit (may be NULL) before this returns.
- * Never fails: input that is not memcached is counted in @stats and skipped.
- */
-void memcached_feed(struct memcached_conn *c, bool client_to_server, const struct mt_chunk *ch,
-		    mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
-
-/* The connection ended at @ts_ns: commands still waiting get MT_X_NO_RESPONSE. */
-void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-		     struct l7_stats *stats);
+/* memcached: quiet commands still waiting at close are emitted without MT_X_NO_RESPONSE. */
+L7_PARSER_DECLARE(memcached_parser, struct memcached_conn, memcached);
 
 /* Whether the first bytes of a stream are a memcached text command ("get k", "set k 0 0 5"). */
-bool memcached_detect(const uint8_t *buf, size_t n);
-
-extern const struct l7_parser memcached_parser;
+enum l7_verdict memcached_detect(const uint8_t *buf, size_t n);
 
 #endif /* MESHTRACE_MEMCACHED_H */

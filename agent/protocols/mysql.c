@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "agent/protocols/mysql.h"
-#include "agent/protocols/announce.h"
+#include "agent/protocols/kit.h"
 #include "agent/protocols/sql_sanitize.h"
 
 enum mysql_state {
@@ -125,29 +125,13 @@ static const struct {
 };
 
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct mysql_conn *c;
 	struct mysql_dir *d;
-	bool is_req;
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct l7_stats *stats;
-	size_t len;
-	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
 
 #define PROTO  MT_PROTO_MYSQL
 #define OP_MAX MYSQL_OP_MAX
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
 
 static uint32_t le16(const uint8_t *p)
 {
@@ -162,13 +146,6 @@ static uint32_t le24(const uint8_t *p)
 static uint32_t le32(const uint8_t *p)
 {
 	return le24(p) | (uint32_t)p[3] << 24;
-}
-
-static void copy_str(char *dst, size_t cap, const char *src, size_t n)
-{
-	n = min_size(n, cap - 1);
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 /* A length-encoded integer at @p (@n bytes available); its size in *@size, 0 if cut. */
@@ -230,22 +207,16 @@ static void emit_req(struct feed *f, const struct mysql_req *r, uint64_t resp_en
 	struct mysql_conn *c = f->c;
 	struct mt_exchange x;
 
-	memset(&x, 0, sizeof(x));
-	x.protocol = MT_PROTO_MYSQL;
-	x.req_seq = r->req_seq;
-	x.flags = flags;
-	x.req_start_ns = r->start_ns;
-	x.req_end_ns = r->end_ns;
+	l7_exchange_init(&x, MT_PROTO_MYSQL, r->req_seq, flags, r->start_ns, r->end_ns);
 	x.resp_start_ns = resp_end ? (r->resp_start_ns ? r->resp_start_ns : resp_end) : 0;
 	x.resp_end_ns = resp_end;
-	copy_str(x.operation, sizeof(x.operation), r->op, strnlen(r->op, sizeof(r->op)));
-	copy_str(x.query_text, sizeof(x.query_text), r->query, strnlen(r->query, sizeof(r->query)));
+	l7_copy_field(x.operation, sizeof(x.operation), r->op, strnlen(r->op, sizeof(r->op)));
+	l7_copy_field(x.query_text, sizeof(x.query_text), r->query,
+		      strnlen(r->query, sizeof(r->query)));
 	if (status)
-		copy_str(x.status_text, sizeof(x.status_text), status, strlen(status));
+		l7_copy_field(x.status_text, sizeof(x.status_text), status, strlen(status));
 	memcpy(x.db_namespace, c->db_namespace, sizeof(x.db_namespace));
-	f->stats->exchanges++;
-	if (f->emit)
-		f->emit(f->ctx, &x);
+	l7_emit_done(&f->l7, &x);
 }
 
 /* The head command's response ended (@err: the ERR's code, or NULL). */
@@ -254,12 +225,12 @@ static void resp_done(struct feed *f, const char *err)
 	struct mysql_conn *c = f->c;
 	struct mysql_req *r = head_req(c);
 
-	f->stats->responses++;
+	f->l7.stats->responses++;
 	if (!r || r->skip_before) {
 		if (r)
 			r->skip_before--;
 		else
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 		c->rs = RS_FIRST;
 		c->resp_seq = 1;
 		return;
@@ -347,8 +318,8 @@ static void handshake_response(struct mysql_conn *c, const struct mysql_dir *d)
 		return;
 	nul = memchr(p + off, 0, n - off);
 	if (nul && nul > p + off)
-		copy_str(c->db_namespace, sizeof(c->db_namespace), (const char *)p + off,
-			 (size_t)(nul - p) - off);
+		l7_copy_field(c->db_namespace, sizeof(c->db_namespace), (const char *)p + off,
+			      (size_t)(nul - p) - off);
 }
 
 /* The schema a "USE name" names (backticks removed), into @out. */
@@ -366,13 +337,13 @@ static void use_target(const char *q, size_t n, char *out, size_t cap)
 
 		i++;
 		e = memchr(q + i, '`', n - i);
-		copy_str(out, cap, q + i, e ? (size_t)(e - q) - i : 0);
+		l7_copy_field(out, cap, q + i, e ? (size_t)(e - q) - i : 0);
 		return;
 	}
 	s = i;
 	while (i < n && q[i] != ' ' && q[i] != ';' && q[i] != '\t' && q[i] != '\n' && q[i] != '\r')
 		i++;
-	copy_str(out, cap, q + s, i - s);
+	l7_copy_field(out, cap, q + s, i - s);
 }
 
 /*
@@ -437,11 +408,11 @@ static void command(struct feed *f)
 		if (s)
 			s->used = 0;
 	}
-	f->stats->requests++;
+	f->l7.stats->requests++;
 	if (!response)
 		return; /* QUIT, STMT_CLOSE, STMT_SEND_LONG_DATA: no response, no exchange */
 	if (c->count >= MYSQL_PIPELINE_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		if (c->skip_tail < UINT16_MAX)
 			c->skip_tail++;
 		return;
@@ -468,7 +439,7 @@ static void command(struct feed *f)
 		}
 		break;
 	case COM_STMT_PREPARE:
-		copy_str(r->op, sizeof(r->op), "PREPARE", 7);
+		l7_copy_field(r->op, sizeof(r->op), "PREPARE", 7);
 		sql_sanitize(text, tn, SQL_MYSQL, r->query, sizeof(r->query));
 		break;
 	case COM_STMT_EXECUTE:
@@ -491,21 +462,20 @@ static void command(struct feed *f)
 			memcpy(r->op, s->op, sizeof(r->op));
 			memcpy(r->query, s->query, sizeof(r->query));
 		} else {
-			copy_str(r->op, sizeof(r->op), "EXECUTE", 7);
+			l7_copy_field(r->op, sizeof(r->op), "EXECUTE", 7);
 		}
 		break;
 	}
 	case COM_INIT_DB:
-		copy_str(r->op, sizeof(r->op), name, strlen(name));
-		copy_str(c->next_ns, sizeof(c->next_ns), text, strnlen(text, tn));
+		l7_copy_field(r->op, sizeof(r->op), name, strlen(name));
+		l7_copy_field(c->next_ns, sizeof(c->next_ns), text, strnlen(text, tn));
 		r->sets_ns = c->next_ns[0] != '\0';
 		break;
 	default:
-		copy_str(r->op, sizeof(r->op), name, strlen(name));
+		l7_copy_field(r->op, sizeof(r->op), name, strlen(name));
 		break;
 	}
-	l7_announce(f->emit, f->ctx, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op,
-		    sizeof(r->op));
+	l7_announce(&f->l7, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op, sizeof(r->op));
 }
 
 static void client_packet(struct feed *f)
@@ -747,7 +717,7 @@ static void packet_done(struct feed *f)
 	struct mysql_dir *d = f->d;
 	bool next_cont = d->len == PACKET_MAX;
 
-	if (f->is_req)
+	if (f->l7.is_req)
 		client_packet(f);
 	else
 		server_packet(f);
@@ -763,7 +733,7 @@ static size_t keep_limit(const struct feed *f)
 
 	if (d->bits & B_CONTINUES)
 		return 0;
-	if (!f->is_req)
+	if (!f->l7.is_req)
 		return SERVER_KEEP;
 	/* the handshake response, or a command: its byte and its text */
 	return MYSQL_KEEP_MAX;
@@ -774,11 +744,11 @@ static void lost(struct feed *f, size_t pos)
 	struct mysql_dir *d = f->d;
 	bool open = d->state == ST_BODY || d->hdr_n > 0;
 
-	if (!open && pos < f->len)
-		f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, f->len - pos);
-	if (!f->is_req) {
+	if (!open && pos < f->l7.len)
+		l7_garbage(&f->l7, f->l7.len - pos);
+	if (!f->l7.is_req) {
 		d->lost_seq = f->c->client_seq;
-		d->end_ns = f->ts;
+		d->end_ns = f->l7.ts;
 	}
 	dir_reset(d);
 	d->bits = open ? B_WAS_OPEN : 0;
@@ -818,21 +788,22 @@ static void flush_lost(struct feed *f)
 	c->resp_seq = 1;
 }
 
-static bool resync(struct feed *f, const uint8_t *data, size_t cap)
+static bool resync(struct feed *f)
 {
 	struct mysql_conn *c = f->c;
+	struct mysql_dir *d = f->d;
+	bool reply_due = c->count && c->pending[(c->head + c->count - 1) % MYSQL_PIPELINE_MAX].seq >
+					     d->lost_seq;
 
-	if (!f->is_req &&
-	    (!c->count ||
-	     c->pending[(c->head + c->count - 1) % MYSQL_PIPELINE_MAX].seq <= f->d->lost_seq))
+	if (!l7_resync_counts(&f->l7, reply_due,
+			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
+		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
 		return false;
-	if (!looks_like_start(f->is_req, data, cap))
-		return false;
-	f->stats->resyncs++;
-	if (!f->is_req)
+	}
+	if (!f->l7.is_req)
 		flush_lost(f);
-	dir_reset(f->d);
-	f->d->bits = 0;
+	dir_reset(d);
+	d->bits = 0;
 	return true;
 }
 
@@ -848,15 +819,16 @@ static bool seq_ok(const struct feed *f)
 
 	if (c->phase != PH_COMMAND || (d->bits & B_CONTINUES))
 		return true;
-	if (f->is_req)
+	if (f->l7.is_req)
 		return d->seq == 0 || c->rs == RS_UNTIL_OK;
 	return d->seq == c->resp_seq;
 }
 
-static void frame(struct feed *f, const uint8_t *data, size_t cap, size_t len)
+static void frame(struct feed *f)
 {
 	struct mysql_dir *d = f->d;
-	size_t pos = 0;
+	const uint8_t *data = f->l7.data;
+	size_t pos = 0, cap = f->l7.cap, len = f->l7.len;
 
 	while (pos < len) {
 		if (d->state == ST_LOST || d->state == ST_OFF)
@@ -867,14 +839,14 @@ static void frame(struct feed *f, const uint8_t *data, size_t cap, size_t len)
 				return;
 			}
 			if (d->hdr_n == 0) {
-				d->start_ns = f->ts;
-				if (f->is_req)
+				d->start_ns = f->l7.ts;
+				if (f->l7.is_req)
 					d->start_seq =
-						l7_request_seq(f->seq, pos, &f->c->req_counter);
+						l7_request_seq(f->l7.seq, pos, &f->c->req_counter);
 			}
 			while (d->hdr_n < 4 && pos < cap)
 				d->hdr[d->hdr_n++] = data[pos++];
-			d->end_ns = f->ts;
+			d->end_ns = f->l7.ts;
 			if (d->hdr_n < 4)
 				continue;
 			d->len = d->left = le24(d->hdr);
@@ -884,93 +856,55 @@ static void frame(struct feed *f, const uint8_t *data, size_t cap, size_t len)
 				d->bits = (uint8_t)((d->bits & ~B_NEXT_CONT) | B_CONTINUES);
 			if (!seq_ok(f)) {
 				/* Not the packet the conversation calls for: garbage. */
-				f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, 4);
+				l7_garbage(&f->l7, 4);
 				d->hdr_n = 0;
 				lost(f, pos);
 				return;
 			}
-			if (!f->is_req)
+			if (!f->l7.is_req)
 				f->c->resp_seq = (uint8_t)(d->seq + 1);
 			d->state = ST_BODY;
 			if (d->left == 0)
 				packet_done(f);
 			continue;
 		}
-		{
-			size_t n = min_size(d->left, len - pos);
-			size_t limit = keep_limit(f);
-
-			if (d->keep_n < limit && !(d->bits & B_HOLE)) {
-				size_t seen = pos < cap ? min_size(n, cap - pos) : 0;
-				size_t k = min_size(seen, limit - d->keep_n);
-
-				memcpy(d->keep + d->keep_n, data + pos, k);
-				d->keep_n = (uint16_t)(d->keep_n + k);
-				if (seen < n && d->keep_n < limit)
-					d->bits |= B_HOLE;
-			}
-			d->left -= (uint32_t)n;
-			d->end_ns = f->ts;
-			pos += n;
-			if (d->left == 0)
-				packet_done(f);
-		}
+		if (l7_body_take(&f->l7, &pos, &d->left, d->keep, &d->keep_n,
+				 (d->bits & B_HOLE) ? 0 : keep_limit(f)))
+			d->bits |= B_HOLE;
+		d->end_ns = f->l7.ts;
+		if (d->left == 0)
+			packet_done(f);
 	}
 }
 
 void mysql_feed(struct mysql_conn *c, bool client_to_server, const struct mt_chunk *ch,
 		mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
-	size_t cap;
 
-	if (!c || !ch || ch->len == 0)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c,
-			  client_to_server ? &c->req : &c->resp,
-			  client_to_server,
-			  ch->ts_ns,
-			  emit,
-			  ctx,
-			  stats,
-			  ch->len,
-			  ch->seq};
-	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
-	if (client_to_server)
-		c->client_seq++;
+	f.c = c;
+	f.d = client_to_server ? &c->req : &c->resp;
+	c->client_seq += client_to_server;
 	if (f.d->state == ST_OFF)
 		return;
-	if (f.d->state == ST_LOST && !resync(&f, ch->data, cap)) {
-		if (!client_to_server && c->count)
-			f.d->end_ns = f.ts;
-		else if (!(f.d->bits & B_WAS_OPEN))
-			stats->garbage_bytes = sat_add(stats->garbage_bytes, ch->len);
+	if (f.d->state == ST_LOST && !resync(&f))
 		return;
-	}
-	frame(&f, ch->data, cap, ch->len);
+	frame(&f);
 }
 
 void mysql_close(struct mysql_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		 struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
-	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
-		stats->state_lost++; /* the framing was never found again */
-	if (c->resp.state == ST_LOST)
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
+	f.c = c;
+	f.d = &c->resp;
+	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
 		flush_lost(&f);
 	while (c->count) {
 		if (!c->pending[c->head].skip_before)
@@ -991,7 +925,7 @@ enum l7_verdict mysql_detect(const uint8_t *buf, size_t n)
 	len = le24(buf);
 	if (buf[4] == 0x0a) {
 		/* Greeting: protocol 10, a printable version string, NUL, id, 8 bytes, a 0 filler */
-		size_t i = 5, end = min_size(n, (size_t)len + 4);
+		size_t i = 5, end = l7_min_size(n, (size_t)len + 4);
 
 		if (len < 40 || len > 1024)
 			return L7_NO;
@@ -1007,7 +941,7 @@ enum l7_verdict mysql_detect(const uint8_t *buf, size_t n)
 		/* COM_QUERY: SQL text, printable as far as it goes (MySQL 8 may put "\0\1" first) */
 		size_t start = n > 7 && buf[5] == 0 && buf[6] == 1 ? 7 : 5;
 		uint8_t c0 = buf[start];
-		size_t end = min_size(n, min_size((size_t)len + 4, start + 32));
+		size_t end = l7_min_size(n, l7_min_size((size_t)len + 4, start + 32));
 
 		if (!((c0 >= 'A' && c0 <= 'Z') || (c0 >= 'a' && c0 <= 'z') || c0 == '(' ||
 		      c0 == '/' || c0 == ' '))
@@ -1021,32 +955,7 @@ enum l7_verdict mysql_detect(const uint8_t *buf, size_t n)
 	return L7_NO;
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
-static void mysql_init_state(void *state)
-{
-	mysql_init(state);
-}
-
-static void mysql_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			     void *ctx, struct l7_stats *stats)
-{
-	mysql_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void mysql_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			      struct l7_stats *stats)
-{
-	mysql_close(state, ts_ns, emit, ctx, stats);
-}
-
-const struct l7_parser mysql_parser = {
-	.protocol = MT_PROTO_MYSQL,
-	.name = "mysql",
-	.state_size = sizeof(struct mysql_conn),
-	.detect = mysql_detect,
-	.init = mysql_init_state,
-	.feed = mysql_feed_state,
-	.close = mysql_close_state,
-	.release = NULL,
-};
+L7_PARSER(mysql_parser, struct mysql_conn, mysql, .protocol = MT_PROTO_MYSQL, .name = "mysql",
+	  .detect = mysql_detect);

@@ -115,20 +115,8 @@ struct mysql_conn {
 	struct mysql_stmt stmts[MYSQL_STMT_MAX];
 };
 
-/* Resets @c to the state of a connection that has carried no bytes. */
-void mysql_init(struct mysql_conn *c);
-
-/*
- * Feeds one chunk. @client_to_server says which way the bytes went. Each
- * completed exchange is passed to @emit (may be NULL) before this returns.
- * Never fails: input that is not MySQL is counted in @stats and skipped.
- */
-void mysql_feed(struct mysql_conn *c, bool client_to_server, const struct mt_chunk *ch,
-		mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
-
-/* The connection ended at @ts_ns: commands still waiting get MT_X_NO_RESPONSE. */
-void mysql_close(struct mysql_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-		 struct l7_stats *stats);
+/* MySQL and MariaDB (l7.h's contract). */
+L7_PARSER_DECLARE(mysql_parser, struct mysql_conn, mysql);
 
 /*
  * Classifies the first bytes of a stream: L7_FROM_SERVER for a server
@@ -136,7 +124,5 @@ void mysql_close(struct mysql_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
  * seen after its handshake), else L7_NO.
  */
 enum l7_verdict mysql_detect(const uint8_t *buf, size_t n);
-
-extern const struct l7_parser mysql_parser;
 
 #endif /* MESHTRACE_MYSQL_H */

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "agent/protocols/postgres.h"
-#include "agent/protocols/announce.h"
+#include "agent/protocols/kit.h"
 #include "agent/protocols/sql_sanitize.h"
 
 enum pg_state {
@@ -69,29 +69,13 @@ enum {
 #define BACKEND_TYPES  "123ACDEGHIKNRSTVWZcdnstv"
 
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct pg_conn *c;
 	struct pg_dir *d;
-	bool is_req;
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct l7_stats *stats;
-	size_t len;
-	uint32_t seq; /* TCP sequence number of the chunk's first byte, 0 if unknown */
 };
 
 #define PROTO  MT_PROTO_POSTGRES
 #define OP_MAX PG_OP_MAX
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -101,13 +85,6 @@ static uint32_t be32(const uint8_t *p)
 static bool in_set(uint8_t t, const char *set)
 {
 	return t && strchr(set, t) != NULL;
-}
-
-static void copy_str(char *dst, size_t cap, const char *src, size_t n)
-{
-	n = min_size(n, cap - 1);
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 static void dir_reset(struct pg_dir *d)
@@ -134,21 +111,16 @@ static void emit_slot(struct feed *f, uint8_t i, uint64_t resp_end, uint32_t fla
 	struct pg_slot *s = &c->slots[i];
 	struct mt_exchange x;
 
-	memset(&x, 0, sizeof(x));
-	x.protocol = MT_PROTO_POSTGRES;
-	x.req_seq = s->req_seq;
-	x.flags = s->flags | flags;
-	x.req_start_ns = s->start_ns;
-	x.req_end_ns = s->end_ns;
+	l7_exchange_init(&x, MT_PROTO_POSTGRES, s->req_seq, s->flags | flags, s->start_ns,
+			 s->end_ns);
 	x.resp_start_ns = resp_end ? (s->resp_start_ns ? s->resp_start_ns : resp_end) : 0;
 	x.resp_end_ns = resp_end;
-	copy_str(x.operation, sizeof(x.operation), s->op, strnlen(s->op, sizeof(s->op)));
-	copy_str(x.query_text, sizeof(x.query_text), s->query, strnlen(s->query, sizeof(s->query)));
-	copy_str(x.status_text, sizeof(x.status_text), s->status, strnlen(s->status, 5));
+	l7_copy_field(x.operation, sizeof(x.operation), s->op, strnlen(s->op, sizeof(s->op)));
+	l7_copy_field(x.query_text, sizeof(x.query_text), s->query,
+		      strnlen(s->query, sizeof(s->query)));
+	l7_copy_field(x.status_text, sizeof(x.status_text), s->status, strnlen(s->status, 5));
 	memcpy(x.db_namespace, c->db_namespace, sizeof(x.db_namespace));
-	f->stats->exchanges++;
-	if (f->emit)
-		f->emit(f->ctx, &x);
+	l7_emit_done(&f->l7, &x);
 	c->slots_used &= (uint16_t) ~(1u << i);
 }
 
@@ -164,7 +136,7 @@ static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint6
 		if (!(c->slots_used & (1u << i)))
 			break;
 	if (i == PG_PIPELINE_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		return NO_SLOT;
 	}
 	c->slots_used |= (uint16_t)(1u << i);
@@ -173,9 +145,9 @@ static uint8_t slot_new(struct feed *f, const char *op, const char *query, uint6
 	s->start_ns = start;
 	s->end_ns = f->d->end_ns;
 	s->req_seq = req_seq;
-	copy_str(s->op, sizeof(s->op), op, strnlen(op, PG_OP_MAX));
-	copy_str(s->query, sizeof(s->query), query, strnlen(query, MT_QUERY_MAX));
-	l7_announce(f->emit, f->ctx, PROTO, req_seq, start, s->end_ns, s->op, sizeof(s->op));
+	l7_copy_field(s->op, sizeof(s->op), op, strnlen(op, PG_OP_MAX));
+	l7_copy_field(s->query, sizeof(s->query), query, strnlen(query, MT_QUERY_MAX));
+	l7_announce(&f->l7, PROTO, req_seq, start, s->end_ns, s->op, sizeof(s->op));
 	return i;
 }
 
@@ -196,7 +168,7 @@ static void expect_push(struct feed *f, uint8_t kind, uint8_t slot)
 	struct pg_expect *e;
 
 	if (c->e_count >= PG_EXPECT_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		if (slot != NO_SLOT)
 			c->slots_used &= (uint16_t) ~(1u << slot);
 		return;
@@ -286,9 +258,9 @@ static void startup_params(struct pg_conn *c, const struct pg_dir *d)
 		off += (size_t)kn + 1 + (size_t)vn + 1;
 	}
 	if (db && db_n)
-		copy_str(c->db_namespace, sizeof(c->db_namespace), db, db_n);
+		l7_copy_field(c->db_namespace, sizeof(c->db_namespace), db, db_n);
 	else if (user)
-		copy_str(c->db_namespace, sizeof(c->db_namespace), user, user_n);
+		l7_copy_field(c->db_namespace, sizeof(c->db_namespace), user, user_n);
 }
 
 static void frontend_msg(struct feed *f)
@@ -316,7 +288,7 @@ static void frontend_msg(struct feed *f)
 		return;
 	}
 	case 'Q':
-		f->stats->requests++;
+		f->l7.stats->requests++;
 		qn = kept_text(d, 0);
 		sql_operation(d->keep, qn, SQL_POSTGRES, op, sizeof(op));
 		sql_sanitize(d->keep, qn, SQL_POSTGRES, query, sizeof(query));
@@ -363,12 +335,13 @@ static void frontend_msg(struct feed *f)
 			if (sn >= 0)
 				s = stmt_find(c, d->keep + n + 1, (size_t)sn);
 		}
-		copy_str(c->bound_op, sizeof(c->bound_op), s ? s->op : "", s ? strlen(s->op) : 0);
-		copy_str(c->bound_query, sizeof(c->bound_query), s ? s->query : "",
-			 s ? strlen(s->query) : 0);
+		l7_copy_field(c->bound_op, sizeof(c->bound_op), s ? s->op : "",
+			      s ? strlen(s->op) : 0);
+		l7_copy_field(c->bound_query, sizeof(c->bound_query), s ? s->query : "",
+			      s ? strlen(s->query) : 0);
 		return;
 	case 'E':
-		f->stats->requests++;
+		f->l7.stats->requests++;
 		slot = slot_new(f, c->bound_op, c->bound_query,
 				c->group_start_ns ? c->group_start_ns : d->start_ns,
 				c->group_start_ns ? c->group_start_seq : d->start_seq);
@@ -379,7 +352,7 @@ static void frontend_msg(struct feed *f)
 	case 'S':
 		slot = NO_SLOT;
 		if (c->group_parse && !c->group_exec) {
-			f->stats->requests++;
+			f->l7.stats->requests++;
 			slot = slot_new(f, "PREPARE", c->last_query,
 					c->group_start_ns ? c->group_start_ns : d->start_ns,
 					c->group_start_ns ? c->group_start_seq : d->start_seq);
@@ -410,7 +383,7 @@ static void error_code(const struct pg_dir *d, char out[6])
 		if (n < 0)
 			return;
 		if (d->keep[off] == 'C') {
-			copy_str(out, 6, d->keep + off + 1, (size_t)n);
+			l7_copy_field(out, 6, d->keep + off + 1, (size_t)n);
 			return;
 		}
 		off += 1 + (size_t)n + 1;
@@ -439,20 +412,20 @@ static void backend_msg(struct feed *f)
 	case 'I':
 	case 's':
 		if (e && e->kind == X_EXEC) {
-			f->stats->responses++;
+			f->l7.stats->responses++;
 			emit_slot(f, e->slot, d->end_ns, 0);
 			expect_pop(c);
 		} else if (e && e->kind == X_EXEC_DROPPED) {
-			f->stats->responses++;
+			f->l7.stats->responses++;
 			expect_pop(c);
 		} else if (!e || e->kind != X_QUERY) {
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 		}
 		return;
 	case 'E':
 		error_code(d, code);
 		if (!e) {
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 			return;
 		}
 		if (e->slot != NO_SLOT) {
@@ -460,7 +433,7 @@ static void backend_msg(struct feed *f)
 			memcpy(c->slots[e->slot].status, code, sizeof(code));
 		}
 		if (e->kind == X_EXEC) {
-			f->stats->responses++;
+			f->l7.stats->responses++;
 			emit_slot(f, e->slot, d->end_ns, 0);
 			expect_pop(c);
 		} else if (e->kind == X_EXEC_DROPPED) {
@@ -470,7 +443,7 @@ static void backend_msg(struct feed *f)
 			c->aborted = 1; /* the backend skips to the Sync */
 		return;
 	case 'Z':
-		f->stats->responses++;
+		f->l7.stats->responses++;
 		while ((e = expect_head(c)) && !synced) {
 			if (e->kind == X_EXEC)
 				emit_slot(f, e->slot, d->end_ns,
@@ -481,7 +454,7 @@ static void backend_msg(struct feed *f)
 			expect_pop(c);
 		}
 		if (!synced)
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 		c->aborted = 0;
 		return;
 	default:
@@ -494,7 +467,7 @@ static void backend_msg(struct feed *f)
 /* What is worth keeping of a message's body. */
 static size_t keep_limit(const struct feed *f)
 {
-	if (!f->is_req)
+	if (!f->l7.is_req)
 		return f->d->type == 'E' ? SERVER_KEEP : 0;
 	return in_set(f->d->type, "QPB") || f->d->type == 0 ? PG_KEEP_MAX : 0;
 }
@@ -503,7 +476,7 @@ static void message_done(struct feed *f)
 {
 	struct pg_dir *d = f->d;
 
-	if (f->is_req)
+	if (f->l7.is_req)
 		frontend_msg(f);
 	else
 		backend_msg(f);
@@ -526,11 +499,11 @@ static void header_done(struct feed *f, size_t pos)
 		raw = be32(d->hdr + 1);
 		d->type = d->hdr[0];
 		ok = raw >= 4 && raw <= MSG_MAX &&
-		     in_set(d->type, f->is_req ? FRONTEND_TYPES : BACKEND_TYPES);
+		     in_set(d->type, f->l7.is_req ? FRONTEND_TYPES : BACKEND_TYPES);
 	}
 	if (!ok) {
 		/* Not a message: its header and what follows are garbage. */
-		f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, d->hdr_n);
+		l7_garbage(&f->l7, d->hdr_n);
 		d->hdr_n = 0;
 		lost(f, pos);
 		return;
@@ -551,11 +524,11 @@ static void lost(struct feed *f, size_t pos)
 	struct pg_dir *d = f->d;
 	bool open = d->state == ST_BODY || d->hdr_n > 0;
 
-	if (!open && pos < f->len)
-		f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, f->len - pos);
-	if (!f->is_req) {
+	if (!open && pos < f->l7.len)
+		l7_garbage(&f->l7, f->l7.len - pos);
+	if (!f->l7.is_req) {
 		d->lost_seq = f->c->client_seq;
-		d->end_ns = f->ts;
+		d->end_ns = f->l7.ts;
 	}
 	dir_reset(d);
 	d->bits = open ? B_WAS_OPEN : 0;
@@ -598,30 +571,33 @@ static void flush_lost(struct feed *f)
 	c->aborted = 0;
 }
 
-static bool resync(struct feed *f, const uint8_t *data, size_t cap)
-{
-	struct pg_conn *c = f->c;
-
-	if (!f->is_req &&
-	    (!c->e_count ||
-	     c->expect[(c->e_head + c->e_count - 1) % PG_EXPECT_MAX].seq <= f->d->lost_seq))
-		return false;
-	if (!looks_like_start(f->is_req, data, cap))
-		return false;
-	f->stats->resyncs++;
-	if (!f->is_req)
-		flush_lost(f);
-	if (f->is_req && c->phase == PH_NEW)
-		c->phase = PH_READY;
-	dir_reset(f->d);
-	return true;
-}
-
-/* Reads the chunk's bytes [@pos, @len); @cap of them are captured. */
-static void frame(struct feed *f, const uint8_t *data, size_t pos, size_t cap, size_t len)
+static bool resync(struct feed *f)
 {
 	struct pg_conn *c = f->c;
 	struct pg_dir *d = f->d;
+	bool reply_due = c->e_count &&
+			 c->expect[(c->e_head + c->e_count - 1) % PG_EXPECT_MAX].seq > d->lost_seq;
+
+	if (!l7_resync_counts(&f->l7, reply_due,
+			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
+		l7_lost_chunk(&f->l7, c->e_count, d->bits & B_WAS_OPEN, &d->end_ns);
+		return false;
+	}
+	if (!f->l7.is_req)
+		flush_lost(f);
+	if (f->l7.is_req && c->phase == PH_NEW)
+		c->phase = PH_READY;
+	dir_reset(d);
+	return true;
+}
+
+/* Reads the chunk's bytes, the captured ones and those that only passed. */
+static void frame(struct feed *f)
+{
+	struct pg_conn *c = f->c;
+	struct pg_dir *d = f->d;
+	const uint8_t *data = f->l7.data;
+	size_t pos = 0, cap = f->l7.cap, len = f->l7.len;
 
 	while (pos < len) {
 		if (d->state == ST_LOST || d->state == ST_OFF)
@@ -634,10 +610,11 @@ static void frame(struct feed *f, const uint8_t *data, size_t pos, size_t cap, s
 				return;
 			}
 			if (d->hdr_n == 0) {
-				d->start_ns = f->ts;
-				if (f->is_req)
-					d->start_seq = l7_request_seq(f->seq, pos, &c->req_counter);
-				if (!f->is_req && c->ssl_wait) {
+				d->start_ns = f->l7.ts;
+				if (f->l7.is_req)
+					d->start_seq =
+						l7_request_seq(f->l7.seq, pos, &c->req_counter);
+				if (!f->l7.is_req && c->ssl_wait) {
 					/* The answer to an SSLRequest: one byte. */
 					c->ssl_wait = 0;
 					if (data[pos] == 'S' || data[pos] == 'G') {
@@ -652,94 +629,56 @@ static void frame(struct feed *f, const uint8_t *data, size_t pos, size_t cap, s
 					pos++;
 					continue;
 				}
-				if (f->is_req && c->phase == PH_NEW && data[pos] != 0)
+				if (f->l7.is_req && c->phase == PH_NEW && data[pos] != 0)
 					c->phase = PH_READY; /* first seen after its startup */
 			}
-			need = (f->is_req && c->phase == PH_NEW) ? 4 : 5;
+			need = (f->l7.is_req && c->phase == PH_NEW) ? 4 : 5;
 			while (d->hdr_n < need && pos < cap)
 				d->hdr[d->hdr_n++] = data[pos++];
-			d->end_ns = f->ts;
+			d->end_ns = f->l7.ts;
 			if (d->hdr_n == need)
 				header_done(f, pos);
 			continue;
 		}
 		/* ST_BODY */
-		{
-			size_t n = min_size(d->left, len - pos);
-			size_t limit = keep_limit(f);
-
-			if (d->keep_n < limit && !(d->bits & B_HOLE)) {
-				size_t seen = pos < cap ? min_size(n, cap - pos) : 0;
-				size_t k = min_size(seen, limit - d->keep_n);
-
-				memcpy(d->keep + d->keep_n, data + pos, k);
-				d->keep_n = (uint16_t)(d->keep_n + k);
-				if (seen < n && d->keep_n < limit)
-					d->bits |= B_HOLE;
-			}
-			d->left -= (uint32_t)n;
-			d->end_ns = f->ts;
-			pos += n;
-			if (d->left == 0)
-				message_done(f);
-		}
+		if (l7_body_take(&f->l7, &pos, &d->left, d->keep, &d->keep_n,
+				 (d->bits & B_HOLE) ? 0 : keep_limit(f)))
+			d->bits |= B_HOLE;
+		d->end_ns = f->l7.ts;
+		if (d->left == 0)
+			message_done(f);
 	}
 }
 
 void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch,
 	     mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
-	size_t cap;
 
-	if (!c || !ch || ch->len == 0)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c,
-			  client_to_server ? &c->req : &c->resp,
-			  client_to_server,
-			  ch->ts_ns,
-			  emit,
-			  ctx,
-			  stats,
-			  ch->len,
-			  ch->seq};
-	cap = ch->data ? min_size(ch->captured, ch->len) : 0;
-	if (client_to_server)
-		c->client_seq++;
+	f.c = c;
+	f.d = client_to_server ? &c->req : &c->resp;
+	c->client_seq += client_to_server;
 	if (f.d->state == ST_OFF)
 		return;
-	if (f.d->state == ST_LOST && !resync(&f, ch->data, cap)) {
-		if (!client_to_server && c->e_count)
-			f.d->end_ns = f.ts; /* the lost responses may reach this far */
-		else if (!(f.d->bits & B_WAS_OPEN))
-			stats->garbage_bytes = sat_add(stats->garbage_bytes, ch->len);
+	if (f.d->state == ST_LOST && !resync(&f))
 		return;
-	}
-	frame(&f, ch->data, 0, cap, ch->len);
+	frame(&f);
 }
 
 void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 	      struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct pg_expect *e;
 	struct feed f;
 
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
-	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
-		stats->state_lost++; /* the framing was never found again */
-	if (c->resp.state == ST_LOST)
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
+	f.c = c;
+	f.d = &c->resp;
+	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
 		flush_lost(&f);
 	while ((e = expect_head(c))) {
 		if (e->slot != NO_SLOT)
@@ -751,75 +690,46 @@ void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 
 /* ---- detection ---- */
 
-bool pg_detect(const uint8_t *buf, size_t n)
+enum l7_verdict pg_detect(const uint8_t *buf, size_t n)
 {
 	uint32_t len, code;
 	size_t sql = 5;
 
 	if (!buf || n < 8)
-		return false;
+		return L7_NO;
 	if (buf[0] == 0) {
 		len = be32(buf);
 		code = be32(buf + 4);
 		if (code == CODE_SSL || code == CODE_GSSENC)
-			return len == 8;
+			return l7_client_if(len == 8);
 		if (code == CODE_CANCEL)
-			return len == 16;
+			return l7_client_if(len == 16);
 		/* StartupMessage: parameter names are lower-case words */
-		return code == CODE_V3 && len > 8 && len <= STARTUP_MAX &&
-		       (n == 8 || (buf[8] >= 'a' && buf[8] <= 'z') || (buf[8] == 0 && len == 9));
+		return l7_client_if(
+			code == CODE_V3 && len > 8 && len <= STARTUP_MAX &&
+			(n == 8 || (buf[8] >= 'a' && buf[8] <= 'z') || (buf[8] == 0 && len == 9)));
 	}
 	if (buf[0] != 'Q' && buf[0] != 'P')
-		return false;
+		return L7_NO;
 	len = be32(buf + 1);
 	if (len < 5 || len > (1u << 24))
-		return false;
+		return L7_NO;
 	if (buf[0] == 'P') {
 		/* Parse: a statement name (often empty), then the SQL */
-		const uint8_t *nul = memchr(buf + 5, 0, min_size(n - 5, PG_NAME_MAX + 1));
+		const uint8_t *nul = memchr(buf + 5, 0, l7_min_size(n - 5, PG_NAME_MAX + 1));
 
 		if (!nul)
-			return false;
+			return L7_NO;
 		sql = (size_t)(nul - buf) + 1;
 		if (sql >= n)
-			return false;
+			return L7_NO;
 	}
 	/* SQL begins with a letter, a comment, a parenthesis or white space */
-	return (buf[sql] >= 'A' && buf[sql] <= 'Z') || (buf[sql] >= 'a' && buf[sql] <= 'z') ||
-	       in_set(buf[sql], "(/- \n\t");
+	return l7_client_if((buf[sql] >= 'A' && buf[sql] <= 'Z') ||
+			    (buf[sql] >= 'a' && buf[sql] <= 'z') || in_set(buf[sql], "(/- \n\t"));
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
-static enum l7_verdict pg_verdict(const uint8_t *buf, size_t n)
-{
-	return pg_detect(buf, n) ? L7_FROM_CLIENT : L7_NO;
-}
-
-static void pg_init_state(void *state)
-{
-	pg_init(state);
-}
-
-static void pg_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			  void *ctx, struct l7_stats *stats)
-{
-	pg_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void pg_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			   struct l7_stats *stats)
-{
-	pg_close(state, ts_ns, emit, ctx, stats);
-}
-
-const struct l7_parser postgres_parser = {
-	.protocol = MT_PROTO_POSTGRES,
-	.name = "postgresql",
-	.state_size = sizeof(struct pg_conn),
-	.detect = pg_verdict,
-	.init = pg_init_state,
-	.feed = pg_feed_state,
-	.close = pg_close_state,
-	.release = NULL,
-};
+L7_PARSER(postgres_parser, struct pg_conn, pg, .protocol = MT_PROTO_POSTGRES, .name = "postgresql",
+	  .detect = pg_detect);

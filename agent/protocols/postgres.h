@@ -129,28 +129,14 @@ struct pg_conn {
 	struct pg_slot slots[PG_PIPELINE_MAX];
 };
 
-/* Resets @c to the state of a connection that has carried no bytes. */
-void pg_init(struct pg_conn *c);
-
-/*
- * Feeds one chunk. @client_to_server says which way the bytes went. Each
- * completed exchange is passed to @emit (may be NULL) before this returns.
- * Never fails: input that is not PostgreSQL is counted in @stats and skipped.
- */
-void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch,
-	     mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
-
-/* The connection ended at @ts_ns: exchanges still waiting get MT_X_NO_RESPONSE. */
-void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-	      struct l7_stats *stats);
+/* PostgreSQL (l7.h's contract). */
+L7_PARSER_DECLARE(postgres_parser, struct pg_conn, pg);
 
 /*
  * Whether the first bytes of a stream are a PostgreSQL client's: an
  * SSLRequest, GSSENCRequest, CancelRequest or StartupMessage (v3), or, for a
  * connection first seen later, a Query or Parse message.
  */
-bool pg_detect(const uint8_t *buf, size_t n);
-
-extern const struct l7_parser postgres_parser;
+enum l7_verdict pg_detect(const uint8_t *buf, size_t n);
 
 #endif /* MESHTRACE_POSTGRES_H */

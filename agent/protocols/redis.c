@@ -21,7 +21,7 @@
 #include <strings.h>
 
 #include "agent/protocols/redis.h"
-#include "agent/protocols/announce.h"
+#include "agent/protocols/kit.h"
 
 enum redis_state {
 	ST_TYPE = 0, /* at an element start: its type byte */
@@ -57,28 +57,12 @@ enum ps_kind {
 #define LINE_LIMIT (64u * 1024) /* longer lines are not RESP (inline commands stop there too) */
 
 struct feed {
+	struct l7_feed l7; /* the chunk, its direction, where exchanges go */
 	struct redis_conn *c;
 	struct redis_dir *d;
-	bool is_req;
-	uint64_t ts;
-	mt_exchange_fn emit;
-	void *ctx;
-	struct l7_stats *stats;
-	size_t len;   /* bytes in the chunk */
-	uint32_t seq; /* TCP sequence number of its first byte, 0 if unknown */
 };
 
 #define PROTO MT_PROTO_REDIS
-
-static size_t min_size(size_t a, size_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
 
 static bool is_type(uint8_t t)
 {
@@ -171,25 +155,18 @@ static void emit_req(struct feed *f, const struct redis_req *r, uint64_t resp_st
 	struct redis_conn *c = f->c;
 	struct mt_exchange x;
 
-	memset(&x, 0, sizeof(x));
-	x.protocol = MT_PROTO_REDIS;
-	x.req_seq = r->req_seq;
-	x.flags = r->flags | flags;
-	x.req_start_ns = r->start_ns;
-	x.req_end_ns = r->end_ns;
+	l7_exchange_init(&x, MT_PROTO_REDIS, r->req_seq, r->flags | flags, r->start_ns, r->end_ns);
 	x.resp_start_ns = resp_start;
 	x.resp_end_ns = resp_end;
 	memcpy(x.operation, r->op, sizeof(r->op));
 	x.operation[sizeof(r->op) - 1] = '\0';
 	if (err_n) {
-		err_n = min_size(err_n, sizeof(x.status_text) - 1);
+		err_n = l7_min_size(err_n, sizeof(x.status_text) - 1);
 		memcpy(x.status_text, err, err_n);
 	}
 	if (c->db >= 0)
 		snprintf(x.db_namespace, sizeof(x.db_namespace), "%d", c->db);
-	f->stats->exchanges++;
-	if (f->emit)
-		f->emit(f->ctx, &x);
+	l7_emit_done(&f->l7, &x);
 }
 
 static void pop_head(struct redis_conn *c)
@@ -206,9 +183,9 @@ static void push_req(struct feed *f, uint32_t flags)
 	struct redis_req *r;
 	size_t i;
 
-	f->stats->requests++;
+	f->l7.stats->requests++;
 	if (c->count >= REDIS_PIPELINE_MAX) {
-		f->stats->pipeline_drops++;
+		f->l7.stats->pipeline_drops++;
 		if (c->skip_tail < UINT16_MAX)
 			c->skip_tail++;
 		return;
@@ -239,8 +216,7 @@ static void push_req(struct feed *f, uint32_t flags)
 		if (parse_int(d->arg, d->arg_len, &db) && db >= 0 && db <= INT16_MAX)
 			r->select_db = (int16_t)db;
 	}
-	l7_announce(f->emit, f->ctx, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op,
-		    sizeof(r->op));
+	l7_announce(&f->l7, PROTO, r->req_seq, r->start_ns, r->end_ns, r->op, sizeof(r->op));
 }
 
 /* Length of the error prefix in @s: up to the first space. */
@@ -273,7 +249,7 @@ static void reply_done(struct feed *f)
 		if (!confirms && (d->top == '>' || sub))
 			return; /* a push: never a reply */
 	}
-	f->stats->responses++;
+	f->l7.stats->responses++;
 	if (r && r->skip_before) {
 		r->skip_before--;
 		return;
@@ -282,7 +258,7 @@ static void reply_done(struct feed *f)
 		if (c->skip_tail)
 			c->skip_tail--;
 		else
-			f->stats->orphan_responses++;
+			f->l7.stats->orphan_responses++;
 		return;
 	}
 	if (r->select_db >= 0 && !err)
@@ -295,7 +271,7 @@ static void reply_done(struct feed *f)
 
 static void message_done(struct feed *f)
 {
-	if (f->is_req)
+	if (f->l7.is_req)
 		push_req(f, (f->d->bits & B_CUT) ? MT_X_REQ_TRUNCATED : 0);
 	else
 		reply_done(f);
@@ -324,7 +300,7 @@ static void keep_string(struct redis_dir *d, const char *p, size_t n)
 	}
 	if (!dst || *len >= REDIS_NAME_MAX)
 		return;
-	n = min_size(n, REDIS_NAME_MAX - *len);
+	n = l7_min_size(n, REDIS_NAME_MAX - *len);
 	memcpy(dst + *len, p, n);
 	*len = (uint8_t)(*len + n);
 }
@@ -435,14 +411,14 @@ static void on_inline(struct feed *f, const char *p, size_t n)
 	w = i;
 	while (i < n && p[i] != ' ' && p[i] != '\t')
 		i++;
-	d->name_len = (uint8_t)min_size(i - w, REDIS_NAME_MAX);
+	d->name_len = (uint8_t)l7_min_size(i - w, REDIS_NAME_MAX);
 	memcpy(d->name, p + w, d->name_len);
 	while (i < n && (p[i] == ' ' || p[i] == '\t'))
 		i++;
 	w = i;
 	while (i < n && p[i] != ' ' && p[i] != '\t')
 		i++;
-	d->arg_len = (uint8_t)min_size(i - w, REDIS_NAME_MAX);
+	d->arg_len = (uint8_t)l7_min_size(i - w, REDIS_NAME_MAX);
 	memcpy(d->arg, p + w, d->arg_len);
 	message_done(f);
 }
@@ -450,11 +426,11 @@ static void on_inline(struct feed *f, const char *p, size_t n)
 /* The line (after its type byte) ends at @end; keeps its first bytes across chunks. */
 static void line_piece(struct redis_dir *d, const uint8_t *p, size_t n)
 {
-	size_t keep = min_size(n, REDIS_LINE_MAX - d->line_keep);
+	size_t keep = l7_min_size(n, REDIS_LINE_MAX - d->line_keep);
 
 	memcpy(d->line + d->line_keep, p, keep);
 	d->line_keep = (uint8_t)(d->line_keep + keep);
-	d->line_len = (uint32_t)min_size((size_t)d->line_len + n, UINT32_MAX);
+	d->line_len = (uint32_t)l7_min_size((size_t)d->line_len + n, UINT32_MAX);
 }
 
 /* Reads captured bytes from @pos while the direction is in a line state; returns the new pos. */
@@ -471,34 +447,34 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 			uint8_t t = data[pos];
 
 			if (!(d->bits & B_OPEN)) {
-				if (f->is_req && (t == '\r' || t == '\n')) {
+				if (f->l7.is_req && (t == '\r' || t == '\n')) {
 					pos++; /* empty lines between inline commands */
 					continue;
 				}
-				if (f->is_req ? (t != '*' && !is_alpha(t)) : !is_type(t)) {
+				if (f->l7.is_req ? (t != '*' && !is_alpha(t)) : !is_type(t)) {
 					lost(f, pos);
 					return cap;
 				}
 				d->bits |= B_OPEN;
-				d->start_ns = f->ts;
+				d->start_ns = f->l7.ts;
 				d->top = t;
-				if (f->is_req)
+				if (f->l7.is_req)
 					d->start_seq =
-						l7_request_seq(f->seq, pos, &f->c->req_counter);
+						l7_request_seq(f->l7.seq, pos, &f->c->req_counter);
 			} else if (d->top == 0) {
 				if (!is_type(t)) {
 					lost(f, SIZE_MAX);
 					return cap;
 				}
 				d->top = t; /* the reply after a top-level attribute */
-			} else if (!is_type(t) || (f->is_req && t != '$')) {
+			} else if (!is_type(t) || (f->l7.is_req && t != '$')) {
 				lost(f, SIZE_MAX);
 				return cap;
 			}
-			d->end_ns = f->ts;
+			d->end_ns = f->l7.ts;
 			d->line_len = 0;
 			d->line_keep = 0;
-			if (f->is_req && d->depth == 0 && t != '*') {
+			if (f->l7.is_req && d->depth == 0 && t != '*') {
 				d->state =
 					ST_INLINE; /* the type byte is the command's first letter */
 				continue;
@@ -511,7 +487,7 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 		nl = memchr(data + pos, '\n', cap - pos);
 		seg = nl ? (size_t)(nl - data) - pos : cap - pos;
 		line_piece(d, data + pos, seg);
-		d->end_ns = f->ts;
+		d->end_ns = f->l7.ts;
 		if (!nl) {
 			if (d->line_len > LINE_LIMIT)
 				lost(f, SIZE_MAX);
@@ -538,10 +514,10 @@ static void skip_bulk(struct feed *f, const uint8_t *data, size_t pos, size_t n,
 {
 	struct redis_dir *d = f->d;
 	uint64_t data_left = d->bulk_left > 2 ? d->bulk_left - 2 : 0;
-	size_t seen = pos < cap ? min_size(n, cap - pos) : 0;
+	size_t seen = pos < cap ? l7_min_size(n, cap - pos) : 0;
 
 	if (seen && data_left)
-		keep_string(d, (const char *)data + pos, min_size(seen, data_left));
+		keep_string(d, (const char *)data + pos, l7_min_size(seen, data_left));
 	/* The two bytes after the data must be CR LF, where they were captured. */
 	for (size_t i = data_left < n ? (size_t)data_left : n; i < n && i < seen; i++) {
 		uint64_t left = d->bulk_left - i;
@@ -553,7 +529,7 @@ static void skip_bulk(struct feed *f, const uint8_t *data, size_t pos, size_t n,
 		}
 	}
 	d->bulk_left -= n;
-	d->end_ns = f->ts;
+	d->end_ns = f->l7.ts;
 	if (d->bulk_left == 0)
 		element_done(f, false);
 }
@@ -568,20 +544,20 @@ static void lost(struct feed *f, size_t pos)
 {
 	struct redis_dir *d = f->d;
 
-	if (!(d->bits & B_OPEN) && pos < f->len)
-		f->stats->garbage_bytes = sat_add(f->stats->garbage_bytes, f->len - pos);
+	if (!(d->bits & B_OPEN) && pos < f->l7.len)
+		l7_garbage(&f->l7, f->l7.len - pos);
 
-	if (f->is_req) {
+	if (f->l7.is_req) {
 		/* The command is taken to end with this chunk. */
 		if ((d->bits & B_OPEN) && (d->name_len || d->depth > 0 || d->state == ST_INLINE)) {
 			d->bits |= B_CUT;
-			d->end_ns = f->ts;
+			d->end_ns = f->l7.ts;
 			push_req(f, MT_X_REQ_TRUNCATED);
 		}
 	} else {
 		d->lost_seq = f->c->client_seq;
 		if (d->bits & B_OPEN)
-			d->end_ns = f->ts;
+			d->end_ns = f->l7.ts;
 	}
 	{
 		uint64_t end = d->end_ns, seq = d->lost_seq;
@@ -623,7 +599,7 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 		if (!is_type(t) || (is_req && elems == 0 && t != '*') ||
 		    (is_req && elems > 0 && t != '$'))
 			return false;
-		nl = memchr(p + pos, '\n', min_size(n - pos, 24));
+		nl = memchr(p + pos, '\n', l7_min_size(n - pos, 24));
 		if (!nl)
 			return n - pos < 24;
 		if (nl == p + pos + 1 || nl[-1] != '\r')
@@ -663,22 +639,23 @@ static void flush_lost(struct feed *f)
 	}
 }
 
-/* At a chunk start in ST_LOST: does this chunk begin a message? */
-static bool resync(struct feed *f, const uint8_t *data, size_t cap)
+/*
+ * At a chunk start in ST_LOST: does this chunk begin a message? Only a
+ * command sent after the loss can have a reply that starts here.
+ */
+static bool resync(struct feed *f)
 {
 	struct redis_conn *c = f->c;
 	struct redis_dir *d = f->d;
+	bool reply_due = c->count && c->pending[(c->head + c->count - 1) % REDIS_PIPELINE_MAX].seq >
+					     d->lost_seq;
 
-	if (!f->is_req) {
-		/* Only a command sent after the loss can have a reply that starts here. */
-		if (!c->count ||
-		    c->pending[(c->head + c->count - 1) % REDIS_PIPELINE_MAX].seq <= d->lost_seq)
-			return false;
-	}
-	if (!looks_like_start(f->is_req, data, cap))
+	if (!l7_resync_counts(&f->l7, reply_due,
+			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
+		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
 		return false;
-	f->stats->resyncs++;
-	if (!f->is_req)
+	}
+	if (!f->l7.is_req)
 		flush_lost(f);
 	dir_reset(d);
 	return true;
@@ -687,39 +664,20 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chunk *ch,
 		mt_exchange_fn emit, void *ctx, struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 	const uint8_t *data;
 	size_t pos = 0, cap, len;
 
-	if (!c || !ch || ch->len == 0)
+	if (!c || !l7_feed_begin(&f.l7, client_to_server, ch, emit, ctx, stats))
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c,
-			  client_to_server ? &c->req : &c->resp,
-			  client_to_server,
-			  ch->ts_ns,
-			  emit,
-			  ctx,
-			  stats,
-			  ch->len,
-			  ch->seq};
-	data = ch->data;
-	len = ch->len;
-	cap = data ? min_size(ch->captured, len) : 0;
-	if (client_to_server)
-		c->client_seq++;
-
-	if (f.d->state == ST_LOST && !resync(&f, data, cap)) {
-		if (!client_to_server && c->count)
-			f.d->end_ns = f.ts; /* the lost replies may reach this far */
-		else if (!(f.d->bits & B_WAS_OPEN))
-			stats->garbage_bytes = sat_add(stats->garbage_bytes, len);
+	f.c = c;
+	f.d = client_to_server ? &c->req : &c->resp;
+	c->client_seq += client_to_server;
+	if (f.d->state == ST_LOST && !resync(&f))
 		return;
-	}
+	data = f.l7.data;
+	len = f.l7.len;
+	cap = f.l7.cap;
 	while (pos < len) {
 		struct redis_dir *d = f.d;
 
@@ -739,7 +697,7 @@ void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chu
 		/* A line or a message start in uncaptured bytes. */
 		if (d->state == ST_INLINE) {
 			d->bits |= B_CUT; /* an inline command: taken to end with its chunk */
-			d->end_ns = f.ts;
+			d->end_ns = f.l7.ts;
 			on_inline(&f, d->line, d->line_keep);
 		} else {
 			lost(&f, SIZE_MAX);
@@ -751,19 +709,14 @@ void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chu
 void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 		 struct l7_stats *stats)
 {
-	struct l7_stats scratch;
 	struct feed f;
 
 	if (!c)
 		return;
-	if (!stats) {
-		memset(&scratch, 0, sizeof(scratch));
-		stats = &scratch;
-	}
-	f = (struct feed){c, &c->resp, false, ts_ns, emit, ctx, stats, 0, 0};
-	if (c->req.state == ST_LOST || c->resp.state == ST_LOST)
-		stats->state_lost++; /* the framing was never found again */
-	if (c->resp.state == ST_LOST)
+	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
+	f.c = c;
+	f.d = &c->resp;
+	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
 		flush_lost(&f);
 	while (c->count) {
 		struct redis_req *r = &c->pending[c->head];
@@ -777,7 +730,7 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 
 /* ---- detection ---- */
 
-bool redis_detect(const uint8_t *buf, size_t n)
+enum l7_verdict redis_detect(const uint8_t *buf, size_t n)
 {
 	static const char *const inline_cmds[] = {"PING",  "ECHO", "INFO",
 						  "HELLO", "AUTH", "SELECT"};
@@ -785,72 +738,42 @@ bool redis_detect(const uint8_t *buf, size_t n)
 	int64_t count = 0, blen = 0;
 
 	if (!buf || n < 4)
-		return false;
+		return L7_NO;
 	if (buf[0] != '*') {
 		if (!is_upper(buf[0]))
-			return false;
+			return L7_NO;
 		while (i < n && i < 8 && is_upper(buf[i]))
 			i++;
 		if (i == n || (buf[i] != ' ' && buf[i] != '\r'))
-			return false;
+			return L7_NO;
 		for (j = 0; j < sizeof(inline_cmds) / sizeof(inline_cmds[0]); j++)
 			if (strlen(inline_cmds[j]) == i && memcmp(inline_cmds[j], buf, i) == 0)
-				return true;
-		return false;
+				return L7_FROM_CLIENT;
+		return L7_NO;
 	}
 	/* "*<count>\r\n$<len>\r\n<name>\r\n" */
 	while (i < n && i < 8 && buf[i] >= '0' && buf[i] <= '9')
 		count = count * 10 + (buf[i++] - '0');
 	if (i == 1 || count < 1 || i + 2 >= n || buf[i] != '\r' || buf[i + 1] != '\n' ||
 	    buf[i + 2] != '$')
-		return false;
+		return L7_NO;
 	i += 3;
 	j = i;
 	while (i < n && i < j + 3 && buf[i] >= '0' && buf[i] <= '9')
 		blen = blen * 10 + (buf[i++] - '0');
 	if (i == j || blen < 1 || blen > REDIS_NAME_MAX || i + 2 + (size_t)blen + 2 > n ||
 	    buf[i] != '\r' || buf[i + 1] != '\n')
-		return false;
+		return L7_NO;
 	i += 2;
 	if (!is_alpha(buf[i]))
-		return false;
+		return L7_NO;
 	for (j = 0; j < (size_t)blen; j++)
 		if (!is_name_byte(buf[i + j]))
-			return false;
-	return buf[i + blen] == '\r' && buf[i + blen + 1] == '\n';
+			return L7_NO;
+	return l7_client_if(buf[i + blen] == '\r' && buf[i + blen + 1] == '\n');
 }
 
-/* ---- registry adapter ---- */
+/* ---- registry entry ---- */
 
-static enum l7_verdict redis_verdict(const uint8_t *buf, size_t n)
-{
-	return redis_detect(buf, n) ? L7_FROM_CLIENT : L7_NO;
-}
-
-static void redis_init_state(void *state)
-{
-	redis_init(state);
-}
-
-static void redis_feed_state(void *state, bool c2s, const struct mt_chunk *ch, mt_exchange_fn emit,
-			     void *ctx, struct l7_stats *stats)
-{
-	redis_feed(state, c2s, ch, emit, ctx, stats);
-}
-
-static void redis_close_state(void *state, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-			      struct l7_stats *stats)
-{
-	redis_close(state, ts_ns, emit, ctx, stats);
-}
-
-const struct l7_parser redis_parser = {
-	.protocol = MT_PROTO_REDIS,
-	.name = "redis",
-	.state_size = sizeof(struct redis_conn),
-	.detect = redis_verdict,
-	.init = redis_init_state,
-	.feed = redis_feed_state,
-	.close = redis_close_state,
-	.release = NULL,
-};
+L7_PARSER(redis_parser, struct redis_conn, redis, .protocol = MT_PROTO_REDIS, .name = "redis",
+	  .detect = redis_detect);

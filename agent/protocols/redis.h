@@ -90,20 +90,8 @@ struct redis_conn {
 	struct redis_req pending[REDIS_PIPELINE_MAX];
 };
 
-/* Resets @c to the state of a connection that has carried no bytes. */
-void redis_init(struct redis_conn *c);
-
-/*
- * Feeds one chunk. @client_to_server says which way the bytes went. Each
- * completed exchange is passed to @emit (may be NULL) before this returns.
- * Never fails: input that is not RESP is counted in @stats and skipped.
- */
-void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chunk *ch,
-		mt_exchange_fn emit, void *ctx, struct l7_stats *stats);
-
-/* The connection ended at @ts_ns: commands still waiting get MT_X_NO_RESPONSE. */
-void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
-		 struct l7_stats *stats);
+/* Redis: commands still waiting at close get MT_X_NO_RESPONSE (l7.h's contract). */
+L7_PARSER_DECLARE(redis_parser, struct redis_conn, redis);
 
 /*
  * Whether the first bytes of a stream are a Redis command: a RESP array whose
@@ -111,8 +99,6 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
  * written upper case (PING, INFO, ...). Replies are not recognised: a
  * connection is picked up at a command.
  */
-bool redis_detect(const uint8_t *buf, size_t n);
-
-extern const struct l7_parser redis_parser;
+enum l7_verdict redis_detect(const uint8_t *buf, size_t n);
 
 #endif /* MESHTRACE_REDIS_H */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "agent/trace/linker.h"
-#include "agent/trace/spans.h" /* mt_traceparent_decode */
+#include "agent/common/traceparent.h"
 #include "agent/common/util.h"
 
 #define NIL		    UINT32_MAX
@@ -457,8 +457,8 @@ static void resolve_server(struct linker *l, struct req *r)
 		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
 		l->stats.linked_peer++;
-	} else if (r->traceparent[0] &&
-		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id)) {
+	} else if (r->traceparent[0] && mt_traceparent_decode(r->traceparent, r->ids.trace_id,
+							      r->ids.parent_span_id, NULL)) {
 		l->stats.linked_traceparent++;
 	} else if (c) {
 		/* An instrumented client: its own span id travelled as its request's parent. */
@@ -603,7 +603,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 		r->ids.emit = true;
 		if (x->traceparent[0] &&
 		    (!parent || strcmp(parent->traceparent, x->traceparent) != 0) &&
-		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id)) {
+		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id, NULL)) {
 			/* The client put its own context on the wire: its span is its own. */
 			r->ids.emit = false;
 			l->stats.skipped_instrumented++;

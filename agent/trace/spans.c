@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent/trace/spans.h"
+#include "agent/common/traceparent.h"
 #include "agent/common/util.h"
 
 struct span_builder {
@@ -101,34 +102,6 @@ void mt_format_addr(const uint8_t addr[16], char *out, size_t outlen)
 	} else if (!inet_ntop(AF_INET6, addr, out, (socklen_t)outlen)) {
 		snprintf(out, outlen, "?");
 	}
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static bool hex_decode(const char *s, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-bool mt_traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_id[8])
-{
-	if (strlen(tp) != MT_TRACEPARENT_LEN || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
-		return false;
-	return hex_decode(tp + 3, trace_id, 16) && hex_decode(tp + 36, parent_id, 8);
 }
 
 static bool known_method(const char *m)
@@ -235,7 +208,7 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 		uint8_t trace_id[16], parent_id[8];
 
 		/* In the trace the request carried: its tracestate belongs to it too. */
-		if (mt_traceparent_decode(x->traceparent, trace_id, parent_id) &&
+		if (mt_traceparent_decode(x->traceparent, trace_id, parent_id, NULL) &&
 		    memcmp(trace_id, s->trace_id, sizeof(trace_id)) == 0) {
 			b->stats.joined_traceparent++;
 			mt_strlcpy(s->tracestate, x->tracestate, sizeof(s->tracestate));

@@ -57,7 +57,4 @@ void span_builder_stats(const struct span_builder *b, struct span_stats *out);
 /* "a.b.c.d" for v4-mapped addresses, RFC 5952 text otherwise. */
 void mt_format_addr(const uint8_t addr[16], char *out, size_t outlen);
 
-/* Decodes a traceparent the parser validated. Returns false if it is not one. */
-bool mt_traceparent_decode(const char *tp, uint8_t trace_id[16], uint8_t parent_id[8]);
-
 #endif /* MESHTRACE_SPANS_H */
