@@ -38,8 +38,10 @@
 #define MT_INFLIGHT_MAX 16384
 
 enum mt_event_kind {
-	MT_EV_DATA = 1, /* bytes moved on a TCP socket */
-	MT_EV_CONN = 2, /* TCP state change worth knowing */
+	MT_EV_DATA = 1, /* bytes moved on a TCP socket: struct mt_data_event */
+	MT_EV_CONN = 2, /* TCP state change worth knowing: struct mt_conn_event */
+	MT_EV_DNS = 3,	/* a UDP datagram to or from port 53: struct mt_data_event layout */
+	MT_EV_PROC = 4, /* a process exited or exec'd: struct mt_proc_event */
 };
 
 enum mt_dir {
@@ -133,13 +135,7 @@ struct mt_conn_event {
 	struct mt_tuple tuple;
 };
 
-/* ---- appended for the service graph (issue 3): UDP DNS and process lifecycle ---- */
-
-/* Event kinds beyond enum mt_event_kind's first two. */
-enum mt_event_kind_ext {
-	MT_EV_DNS = 3,	/* a UDP datagram to or from port 53: struct mt_data_event layout */
-	MT_EV_PROC = 4, /* a process exited or exec'd: struct mt_proc_event */
-};
+/* ---- DNS over UDP (address -> name from the answers) and process lifecycle ---- */
 
 /* Bytes of a DNS datagram copied (EDNS answers are commonly up to 1232 bytes). */
 #define MT_DNS_CAPTURE_MAX 1536
@@ -158,7 +154,7 @@ struct mt_proc_event {
 	char comm[16]; /* after an exec: the new program's name */
 };
 
-/* Counters of the programs above (per-CPU array "ext_stats", index = value). */
+/* Counters of the DNS and process programs (per-CPU array "ext_stats", index = value). */
 enum mt_ext_stat {
 	MT_XSTAT_DNS_EVENTS = 0,  /* DNS datagrams emitted */
 	MT_XSTAT_PROC_EVENTS = 1, /* process exit/exec events emitted */

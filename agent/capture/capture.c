@@ -96,6 +96,16 @@ static bool kernel_has_sock_length_tracepoints(void)
 	return found;
 }
 
+/*
+ * True when the classic tracepoints' ids can be read, as libbpf reads them: from tracefs at
+ * /sys/kernel/tracing, or through debugfs at /sys/kernel/debug/tracing.
+ */
+static bool tracefs_mounted(void)
+{
+	return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ||
+	       access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0;
+}
+
 static void set_syscall_autoload(struct capture_bpf *skel, bool on)
 {
 	struct bpf_program *prog;
@@ -176,6 +186,16 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 			 "use --capture-mode syscalls on this kernel");
 		goto out_free;
 	}
+	/* Only the syscalls data path has classic tracepoints; the rest attaches through BTF. */
+	if (c->mode == CAPTURE_SYSCALLS && !tracefs_mounted()) {
+		snprintf(
+			err, errlen,
+			"--capture-mode syscalls attaches syscall tracepoints, which need tracefs, "
+			"and it is not mounted: mount it (mount -t tracefs nodev "
+			"/sys/kernel/tracing), or use --capture-mode sock (Linux >= 6.3), which "
+			"needs none");
+		goto out_free;
+	}
 
 	c->skel = capture_bpf__open();
 	if (!c->skel) {
@@ -203,10 +223,18 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	}
 	rc = capture_bpf__attach(c->skel);
 	if (rc) {
-		snprintf(err, errlen,
-			 "cannot attach the tracepoints (%s): is tracefs mounted at "
-			 "/sys/kernel/tracing? (mount -t tracefs nodev /sys/kernel/tracing)",
-			 strerror(-rc));
+		if (c->mode == CAPTURE_SYSCALLS)
+			snprintf(
+				err, errlen,
+				"cannot attach the syscall tracepoints (%s): is tracefs mounted at "
+				"/sys/kernel/tracing? (mount -t tracefs nodev /sys/kernel/tracing)",
+				strerror(-rc));
+		else
+			snprintf(
+				err, errlen,
+				"cannot attach the BPF programs to their BTF tracepoints (%s): run "
+				"with -v to see which one; --capture-mode syscalls is the fallback",
+				strerror(-rc));
 		goto out_destroy;
 	}
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_ring_event, c, NULL);

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Everything the kernel side keeps: the tunables user space sets before load, the ring buffer,
+ * the per-socket and per-thread tables (each bounded by a size from bpf/capture.h), the
+ * counters, and the few helpers that only touch them.
+ */
+#ifndef MESHTRACE_BPF_MAPS_BPF_H
+#define MESHTRACE_BPF_MAPS_BPF_H
+
+/* Set by user space before load. */
+const volatile __u32 agent_tgid = 0;
+const volatile __u32 capture_bytes = MT_CAPTURE_DEFAULT;
+const volatile __u64 wakeup_bytes = MT_WAKEUP_BYTES_DEFAULT;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, MT_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Why events never reached user space (index = enum mt_drop_reason). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_DROP__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* Counters of the data path and the connection lifecycle (index = enum mt_stat). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Counters of the DNS and process programs (index = enum mt_ext_stat). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_XSTAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ext_stats SEC(".maps");
+
+/* Event under construction: header, then room for a capture at any iovec offset. */
+struct scratch {
+	struct mt_data_event ev;
+	__u8 data[2 * MT_CAPTURE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* SYN_SENT time of active opens, for connect latency. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_CONNECTING_MAX);
+	__type(key, __u64);
+	__type(value, __u64);
+} connecting SEC(".maps");
+
+/*
+ * The agent's own connections. The agent's side is never traced (agent_tgid),
+ * but the far end of its export connection may be a collector on this node,
+ * whose server spans would be exported, observed and exported again without
+ * end. So the endpoints of the agent's connections are remembered, and a
+ * socket whose peer is one of them is not traced either.
+ */
+struct endpoint {
+	__u8 addr[16];
+	__u16 port;
+	__u16 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_AGENT_SOCKS_MAX);
+	__type(key, __u64);		/* struct sock of the agent */
+	__type(value, struct endpoint); /* its local endpoint, once connected */
+} agent_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_AGENT_SOCKS_MAX);
+	__type(key, struct endpoint);
+	__type(value, __u8);
+} agent_endpoints SEC(".maps");
+
+/*
+ * Sockets that lost a data event to a full ring buffer. The next event of
+ * the socket carries MT_DATA_F_LOST_BEFORE, so its parser starts over at a
+ * message boundary instead of misreading the stream.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_LOST_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} lost_socks SEC(".maps");
+
+/*
+ * Sockets user space gave up parsing (no known protocol): their payload is
+ * not copied any more, each call becomes a count-only event. Written by user
+ * space, removed here when the socket closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_MUTED_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, __u8);
+} muted_socks SEC(".maps");
+
+/* Set by user space when it first mutes a socket: skips the lookup until then. */
+volatile __u64 muted_used = 0;
+
+/* Entries ever put in lost_socks: skips the lookup while nothing was ever lost. */
+volatile __u64 lost_socks_used = 0;
+
+/* Live entries in agent_endpoints: skips the lookup when the agent has none. */
+volatile __u64 agent_endpoint_count = 0;
+
+/*
+ * Fallback mode: a data syscall's arguments between enter and exit, by thread
+ * (not named syscall_args: Linux 6.19 has a struct of that name).
+ */
+struct inflight_args {
+	__u64 buf; /* buffer, iovec array or msghdr, by nr */
+	__u64 cnt; /* iovcnt for readv/writev; splice: the fd it reads from */
+	__s32 fd;
+	__u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_INFLIGHT_MAX);
+	__type(key, __u32);
+	__type(value, struct inflight_args);
+} inflight SEC(".maps");
+
+static __always_inline void count(void *map, __u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &idx);
+
+	if (v)
+		*v += n;
+}
+
+/*
+ * Lazy wake-up: the consumer polls on a timer, and is woken early only when
+ * the waiting data crosses the threshold with this event. A wake-up per
+ * event costs ~2 us and halves throughput; waking on every event above the
+ * threshold (while the consumer is already running) costs nearly as much.
+ */
+static __always_inline __u64 wake_flags_at(__u64 avail, __u32 size)
+{
+	if (avail < wakeup_bytes && avail + size >= wakeup_bytes) {
+		count(&stats, MT_STAT_WAKEUPS, 1);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 wake_flags(__u32 size)
+{
+	return wake_flags_at(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size);
+}
+
+/*
+ * Reserves a @size-byte event in the ring buffer (connection and process events: fixed size,
+ * filled in place) with its head filled in. NULL, counted, when the ring buffer is full.
+ */
+static __always_inline void *reserve_event(__u32 size, __u8 kind, __u64 ts_ns, __u64 sock)
+{
+	struct mt_event_head *head = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!head) {
+		count(&drops, MT_DROP_RINGBUF_FULL, 1);
+		return NULL;
+	}
+	head->kind = kind;
+	__builtin_memset(head->_pad, 0, sizeof(head->_pad));
+	head->ts_ns = ts_ns;
+	head->sock = sock;
+	return head;
+}
+
+/*
+ * A data event of @sk was not delivered: count it, and have the socket's next
+ * event say so (one map write per socket, not per lost event).
+ */
+static __always_inline void lost_event(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	__u8 one = 1;
+
+	count(&drops, MT_DROP_RINGBUF_FULL, 1);
+	if (bpf_map_lookup_elem(&lost_socks, &key))
+		return;
+	if (bpf_map_update_elem(&lost_socks, &key, &one, BPF_ANY) == 0)
+		lost_socks_used = 1;
+}
+
+static __always_inline bool is_agent(__u32 tgid)
+{
+	return tgid == agent_tgid;
+}
+
+/* True when the far end of this connection is one of the agent's own sockets. */
+static __always_inline bool is_agent_peer(const struct mt_tuple *t)
+{
+	struct endpoint ep = {};
+
+	__builtin_memcpy(ep.addr, t->raddr, sizeof(ep.addr));
+	ep.port = t->rport;
+	return bpf_map_lookup_elem(&agent_endpoints, &ep) != NULL;
+}
+
+#endif /* MESHTRACE_BPF_MAPS_BPF_H */
