@@ -88,10 +88,11 @@ integration-test: $(BUILD)/meshtrace
 	@./tests/run_integration.sh
 
 # The README's test command: installs what is missing, builds, runs the unit tests built with
-# ASan/UBSan, then the integration tests against the normal build.
+# ASan/UBSan, then the integration tests against the normal build. make check-deps first: an
+# upstream include or a cycle fails the run.
 test:
 	@./scripts/deps.sh --check-or-install
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all check-deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 units $(BUILD)/san/meshtrace
 	@UNIT_DIR=$(BUILD)/san/tests ./tests/run_all.sh
 
