@@ -12,6 +12,7 @@
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -226,15 +227,18 @@ def podman_args(objects, seccomp, port, endpoint=None, drop=None, batch_delay_ms
     for m in c.get("volumeMounts", []):
         assert m.get("readOnly"), m
         args += ["-v", f"{host[m['name']]}:{m['mountPath']}:ro"]
+    defined = {}
     for e in c.get("env", []):
         if "valueFrom" in e:
             assert e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", e
-            args += ["-e", f"{e['name']}={NODE_NAME}"]
+            value = NODE_NAME
         elif e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT":
-            if endpoint:
-                args += ["-e", f"{e['name']}={endpoint}"]
-        else:
-            args += ["-e", f"{e['name']}={e['value']}"]
+            value = endpoint
+        else:  # $(VAR) of an earlier entry, as the kubelet expands it
+            value = re.sub(r"\$\((\w+)\)", lambda m: defined.get(m[1], m[0]), e["value"])
+        defined[e["name"]] = value
+        if value:
+            args += ["-e", f"{e['name']}={value}"]
     args += ["-e", f"OTEL_BSP_SCHEDULE_DELAY={batch_delay_ms}"]
     cmd = list(c.get("args", []))
     i = cmd.index("--listen")
@@ -398,6 +402,8 @@ def test_agent_in_its_container(request, tmp_path, monkeypatch, rendered, podman
     assert len(backend_srv) == 2 * ROUNDS, f"backend spans:{dump(spans)}"
     assert [s["name"] for s in redis_cli] == ["INCR"] * ROUNDS, f"redis client:{dump(spans)}"
     assert [s["name"] for s in redis_srv] == ["INCR"] * ROUNDS, f"redis server:{dump(spans)}"
+    nodes = {s["resource"].get("k8s.node.name") for s in spans}
+    assert nodes == {NODE_NAME}, f"k8s.node.name from the downward API: {nodes}"
     names = {s["resource"].get("service.name") for s in redis_srv}
     assert names == {redis_name}, f"the containerised redis is named {names}, not {redis_name}"
     assert {s["resource"].get("process.pid") for s in redis_srv} == {redis_container["pid"]}
