@@ -35,7 +35,8 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test units unit-test integration-test bench clean format check-format check-deps
+.PHONY: all deps run test units unit-test integration-test bench clean format check-format check-deps \
+	image
 .SECONDARY:
 all: $(BUILD)/meshtrace
 
@@ -97,6 +98,14 @@ test:
 	@UNIT_DIR=$(BUILD)/san/tests ./tests/run_all.sh
 
 units: $(TEST_BINS)
+
+# The DaemonSet's image (deploy/Dockerfile, FROM scratch): the agent and the libraries it loads,
+# laid out by scripts/image_rootfs.sh and built by buildah; no registry is needed.
+IMAGE ?= localhost/meshtrace:dev
+image: $(BUILD)/meshtrace
+	./scripts/image_rootfs.sh $(BUILD)/meshtrace $(BUILD)/image-root
+	buildah bud --quiet -f deploy/Dockerfile -t $(IMAGE) $(BUILD)/image-root
+	@buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' $(IMAGE)
 
 run:
 	@./scripts/deps.sh --check-or-install

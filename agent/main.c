@@ -28,6 +28,7 @@
 #include "agent/serve/httpd.h"
 #include "agent/identity/identity.h"
 #include "agent/common/log.h"
+#include "agent/common/privileges.h"
 #include "agent/export/metrics.h"
 #include "agent/identity/peers.h"
 #include "agent/trace/spans.h"
@@ -102,6 +103,7 @@ struct agent {
 	uint64_t events;
 	uint64_t bad_events;
 	uint64_t mute_failed;
+	bool attached; /* the kernel programs are attached: /healthz answers 200 only then */
 	int epfd;
 	int sigfd;
 	int timerfd;
@@ -112,7 +114,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: meshtrace [OPTION]...\n"
 		"Observe every TCP call on this node with eBPF, turn HTTP/1.x exchanges into\n"
-		"spans, and export them over OTLP/HTTP. Needs root (or CAP_BPF + CAP_PERFMON).\n"
+		"spans, and export them over OTLP/HTTP. Needs root (or the capabilities BPF,\n"
+		"PERFMON, SYS_PTRACE and DAC_READ_SEARCH).\n"
 		"\n"
 		"Options:\n"
 		"  --jsonl PATH            also write each finished span as one JSON line to PATH\n"
@@ -320,21 +323,6 @@ static void apply_cpu_priority(enum cpu_priority p)
 		mt_warn("--cpu-priority idle: %s; running at normal priority", strerror(errno));
 	if (p == CPU_PRIORITY_LOW && setpriority(PRIO_PROCESS, 0, 19) != 0)
 		mt_warn("--cpu-priority low: %s; running at normal priority", strerror(errno));
-}
-
-/* True when this process may load BPF programs: root, or CAP_BPF and CAP_PERFMON. */
-static bool have_bpf_privileges(void)
-{
-	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct data[2];
-	uint64_t eff;
-
-	if (geteuid() == 0)
-		return true;
-	if (syscall(SYS_capget, &hdr, data) != 0)
-		return false;
-	eff = (uint64_t)data[1].effective << 32 | data[0].effective;
-	return (eff & (1ull << 39 /* CAP_BPF */)) && (eff & (1ull << 38 /* CAP_PERFMON */));
 }
 
 static uint64_t now_mono_ns(void)
@@ -767,12 +755,18 @@ static int serve_graph(void *ctx, const char *path, const char *query, struct ht
 	return graph_write_json(a->graph, &resp->body, now_mono_ns());
 }
 
+/* The readiness probe: 200 while the kernel programs are attached, 503 otherwise (--replay). */
 static int serve_healthz(void *ctx, const char *path, const char *query,
 			 struct httpd_response *resp)
 {
-	(void)ctx;
+	const struct agent *a = ctx;
+
 	(void)path;
 	(void)query;
+	if (!a->attached) {
+		resp->status = 503;
+		return mt_buf_puts(&resp->body, "not attached\n");
+	}
 	return mt_buf_puts(&resp->body, "ok\n");
 }
 
@@ -991,9 +985,8 @@ int main(int argc, char **argv)
 		mt_err("%s", err);
 		return 2;
 	}
-	if (!a.opts.replay_path && !have_bpf_privileges()) {
-		mt_err("needs root, or CAP_BPF and CAP_PERFMON, to load its eBPF programs: "
-		       "run it with sudo");
+	if (!a.opts.replay_path && privileges_check(err, sizeof(err)) != 0) {
+		mt_err("%s", err);
 		return 2;
 	}
 
@@ -1055,6 +1048,7 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	a.attached = !a.opts.replay_path;
 	if (a.opts.record_path) {
 		rc = capture_record_to(a.capture, a.opts.record_path);
 		if (rc) {
@@ -1095,6 +1089,7 @@ int main(int argc, char **argv)
 		setpriority(PRIO_PROCESS, 0, 0);
 	}
 	/* Detach first so nothing new arrives, then flush what was captured. */
+	a.attached = false;
 	capture_detach(a.capture);
 	capture_drain(a.capture);
 	graph_flush(a.graph, now_mono_ns());

@@ -16,9 +16,15 @@ PKGS=(
 	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools
 	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
 	chromium # the page's test (Node.js and npm, for playwright-core, are on every machine)
+	# the image and its test (make image, tests/integration/test_deploy.py); runc, not crun:
+	# crun refuses hybrid cgroup hosts
+	podman buildah runc
 	# bench
 	wrk linux-perf
 )
+# kubectl renders deploy/kubernetes (kubectl kustomize): Debian's kubernetes-client, unless a
+# kubectl from another package is already there (both ship /usr/bin/kubectl).
+command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client)
 
 missing() {
 	local p

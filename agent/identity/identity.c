@@ -246,8 +246,9 @@ static void scan_component(const char *c, size_t n, bool kubepods, struct cgroup
 	for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
 		size_t pl = strlen(scopes[i].prefix);
 
-		if (n == pl + 64 + 6 && !memcmp(c, scopes[i].prefix, pl) && is_hex(c + pl, 64) &&
-		    !memcmp(c + pl + 64, ".scope", 6)) {
+		/* "<prefix><id>.scope" under systemd; podman's cgroupfs driver drops ".scope". */
+		if ((n == pl + 64 || (n == pl + 64 + 6 && !memcmp(c + pl + 64, ".scope", 6))) &&
+		    !memcmp(c, scopes[i].prefix, pl) && is_hex(c + pl, 64)) {
 			memcpy(out->container_id, c + pl, 64);
 			out->container_id[64] = '\0';
 			mt_strlcpy(out->runtime, scopes[i].runtime, sizeof(out->runtime));

@@ -192,6 +192,11 @@ static void test_cgroup_formats(void **state)
 		{"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-%s.scope/"
 		 "container\n",
 		 id, "", "podman", "container/3f2a6b0c9d8e"},
+		/* podman, cgroupfs driver (no systemd), cgroup v1 and the unified hierarchy */
+		{"4:memory:/libpod_parent/libpod-%s\n0::/libpod_parent/libpod-%s\n", id, "",
+		 "podman", "container/3f2a6b0c9d8e"},
+		/* podman's conmon under cgroupfs */
+		{"0::/libpod_parent/libpod-conmon-%s\n", "", "", "", ""},
 		/* systemd services and sessions: no container */
 		{"0::/system.slice/nginx.service\n", "", "", "", ""},
 		{"0::/user.slice/user-1000.slice/session-3.scope\n", "", "", "", ""},
