@@ -23,6 +23,18 @@ static inline size_t mt_strlcpy(char *dst, const char *src, size_t size)
 	return len;
 }
 
+/* The value of hex digit @ch (either case), -1 when it is none. */
+static inline int mt_hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* MESHTRACE_UTIL_H */

@@ -25,6 +25,7 @@
 #include "agent/protocols/http1.h"
 #include "agent/protocols/kit.h"
 #include "agent/common/traceparent.h"
+#include "agent/common/util.h"
 
 enum http1_state {
 	ST_START = 0,	/* at a message boundary: reading a start line */
@@ -95,17 +96,6 @@ static bool is_digit(uint8_t ch)
 static bool is_ows(char ch)
 {
 	return ch == ' ' || ch == '\t';
-}
-
-static int hex_val(uint8_t ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
 }
 
 static void trim_ows(const char **p, size_t *n)
@@ -764,7 +754,7 @@ static bool parse_chunk_size(const struct line *l, uint64_t *out)
 	int h;
 
 	for (; i < l->n; i++) {
-		h = hex_val((uint8_t)l->p[i]);
+		h = mt_hex_digit(l->p[i]);
 		if (h < 0)
 			break;
 		if (i >= CHUNK_DIGITS_MAX)

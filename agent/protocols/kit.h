@@ -10,9 +10,10 @@
  *  - exchanges: l7_exchange_init(), l7_emit_done(), l7_announce(),
  *    l7_request_seq();
  *  - framing: l7_body_take() (a body framed by its length, kept up to a
- *    limit), l7_garbage(), and for the parsers that pair requests in order
- *    and lose framing in uncaptured bytes, l7_resync_counts(),
- *    l7_lost_chunk() and l7_close_lost();
+ *    limit), l7_garbage();
+ *  - lost framing, for the parsers that pair responses in order:
+ *    l7_lost_at(), l7_lost_resync(), l7_lost_close() over struct l7_lost
+ *    (l7.h), answering requests through the parser's l7_answer_fn;
  *  - L7_PARSER(): the registry entry (struct l7_parser) of a parser written
  *    against its own state type.
  */
@@ -193,46 +194,89 @@ static inline bool l7_body_take(const struct l7_feed *f, size_t *pos, uint32_t *
 	return hole;
 }
 
+/* ---- lost framing: the parsers that pair responses in order ---- */
+
 /*
- * Parsers that pair responses with requests in order (Redis, memcached,
- * MySQL, PostgreSQL) lose a direction's framing when a header falls in
- * uncaptured bytes, and find it again at a chunk that starts a message:
- * requests at once; responses only once the client has sent a request after
- * the loss (@reply_due), the requests before it having been answered in the
- * lost bytes. Returns whether this chunk resumes the parsing (@starts: it
- * begins like a message of its direction), counting it.
+ * Redis, memcached, MySQL and PostgreSQL pair responses with requests in
+ * order and lose a direction's framing when a header falls in uncaptured
+ * bytes. The parser then resets that direction into its own lost state and
+ * tells the kit (l7_lost_at()); it finds the framing again at a chunk that
+ * starts a message (l7_lost_resync()): requests at once; responses only
+ * once the client has sent a request after the loss, the requests awaited
+ * at the loss having been answered inside the lost bytes. The parser keeps
+ * its requests awaiting responses, oldest first; the kit answers them
+ * through an l7_answer_fn, and at close (l7_lost_close()) those still
+ * awaited.
  */
-static inline bool l7_resync_counts(struct l7_feed *f, bool reply_due, bool starts)
+
+/*
+ * The oldest request awaiting a response ends without one: handed on with
+ * @flags (MT_X_END_GUESSED and its response ending at @resp_end_ns, or
+ * MT_X_NO_RESPONSE and 0) unless the parser dropped it, then forgotten.
+ * @p is the parser's (its per-call context).
+ */
+typedef void (*l7_answer_fn)(void *p, uint64_t resp_end_ns, uint32_t flags);
+
+/*
+ * The framing of @f's direction is lost at byte @pos of the chunk (SIZE_MAX:
+ * none of it is counted as garbage), inside a message when @open.
+ * @awaited: requests awaiting responses; @end_ns: where the responses read
+ * so far end.
+ */
+static inline void l7_lost_at(struct l7_lost *l, struct l7_feed *f, size_t pos, bool open,
+			      size_t awaited, uint64_t end_ns)
 {
-	if ((!f->is_req && !reply_due) || !starts)
+	if (!open && pos < f->len)
+		l7_garbage(f, f->len - pos);
+	if (!f->is_req) {
+		l->owed = (uint32_t)awaited;
+		l->end_ns = end_ns;
+	}
+	l->open[f->is_req] = open;
+}
+
+/*
+ * At a chunk of a direction whose framing is lost: whether it resumes the
+ * parsing (counted), @starts telling whether it begins like a message of
+ * its direction. Responses resume only once @awaited (requests awaiting
+ * responses) has grown past those owed, which are then answered through
+ * @answer(@p). A chunk skipped: responses still awaited may reach this far;
+ * otherwise it is garbage, unless it is the rest of the message the loss
+ * cut.
+ */
+static inline bool l7_lost_resync(struct l7_lost *l, struct l7_feed *f, bool starts, size_t awaited,
+				  l7_answer_fn answer, void *p)
+{
+	if (!starts || (!f->is_req && awaited <= l->owed)) {
+		if (!f->is_req && awaited)
+			l->end_ns = f->ts;
+		else if (!l->open[f->is_req])
+			l7_garbage(f, f->len);
 		return false;
+	}
 	f->stats->resyncs++;
+	for (; !f->is_req && l->owed; l->owed--)
+		answer(p, l->end_ns, MT_X_END_GUESSED);
 	return true;
 }
 
 /*
- * A chunk skipped while the framing stays lost: responses still awaited
- * (@awaited) may reach this far (*@end_ns); otherwise the chunk is garbage,
- * unless the framing was lost inside a message (@was_open) whose rest it is.
+ * At close, with @awaited requests awaiting responses, every one answered
+ * through @answer(@p): when the responses' framing was never found again
+ * (@resp_lost), those owed were answered in the lost bytes; the others got
+ * no response. A direction still lost (@req_lost, @resp_lost) is counted
+ * (state_lost).
  */
-static inline void l7_lost_chunk(struct l7_feed *f, bool awaited, bool was_open, uint64_t *end_ns)
+static inline void l7_lost_close(const struct l7_lost *l, struct l7_feed *f, bool req_lost,
+				 bool resp_lost, size_t awaited, l7_answer_fn answer, void *p)
 {
-	if (!f->is_req && awaited)
-		*end_ns = f->ts;
-	else if (!was_open)
-		l7_garbage(f, f->len);
-}
+	size_t guessed = resp_lost ? l7_min_size(l->owed, awaited) : 0;
 
-/*
- * At close: a direction whose framing was never found again is counted
- * (state_lost). Returns true when it is the responses' (@resp_lost): the
- * requests sent before the loss were answered in the lost bytes.
- */
-static inline bool l7_close_lost(struct l7_feed *f, bool req_lost, bool resp_lost)
-{
 	if (req_lost || resp_lost)
 		f->stats->state_lost++;
-	return resp_lost;
+	for (size_t i = 0; i < awaited; i++)
+		answer(p, i < guessed ? l->end_ns : 0,
+		       i < guessed ? MT_X_END_GUESSED : MT_X_NO_RESPONSE);
 }
 
 /* ---- the registry entry ---- */

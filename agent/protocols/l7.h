@@ -173,6 +173,19 @@ struct l7_parser {
 };
 
 /*
+ * What the kit (kit.h) remembers of a direction's lost framing, for the
+ * parsers that pair responses with requests in order (Redis, memcached,
+ * MySQL, PostgreSQL): embedded in their per-connection state, read and
+ * written by kit.h's l7_lost_*() only.
+ */
+struct l7_lost {
+	uint64_t end_ns; /* responses: where the bytes skipped since the loss end */
+	uint32_t owed;	 /* responses: requests awaiting one when it was lost */
+	uint8_t open[2]; /* [client -> server]: the framing was lost inside a message */
+	uint8_t _pad[2];
+};
+
+/*
  * Declares the entry points of a parser written against its own state type
  * @type, which the tests call directly and kit.h's L7_PARSER() turns into the
  * registry entry @var:

@@ -30,12 +30,11 @@ enum mc_state {
 
 /* memcached_dir.bits */
 enum {
-	B_OPEN = 1 << 0,     /* a message is being read */
-	B_MULTI = 1 << 1,    /* a response of VALUE/STAT lines, up to END */
-	B_ERROR = 1 << 2,    /* the response is an error */
-	B_CUT = 1 << 3,	     /* the message's end was guessed */
-	B_LAST = 1 << 4,     /* the message ends with the data block being skipped */
-	B_WAS_OPEN = 1 << 5, /* ST_LOST: the framing was lost inside a message */
+	B_OPEN = 1 << 0,  /* a message is being read */
+	B_MULTI = 1 << 1, /* a response of VALUE/STAT lines, up to END */
+	B_ERROR = 1 << 2, /* the response is an error */
+	B_CUT = 1 << 3,	  /* the message's end was guessed */
+	B_LAST = 1 << 4,  /* the message ends with the data block being skipped */
 };
 
 enum cmd_kind {
@@ -234,7 +233,6 @@ static void push_req(struct feed *f, const char *op, size_t op_n, bool expects, 
 	memset(&r, 0, sizeof(r));
 	r.start_ns = d->start_ns;
 	r.end_ns = d->end_ns;
-	r.seq = c->client_seq;
 	r.req_seq = d->start_seq;
 	r.flags = (uint8_t)flags;
 	r.quiet = quiet;
@@ -480,18 +478,9 @@ static void lost(struct feed *f, size_t pos)
 {
 	struct memcached_dir *d = f->d;
 	bool open = d->bits & B_OPEN;
-	uint64_t end = d->end_ns;
 
-	if (!open && pos < f->l7.len)
-		l7_garbage(&f->l7, f->l7.len - pos);
-	if (!f->l7.is_req) {
-		d->lost_seq = f->c->client_seq;
-		if (open)
-			end = f->l7.ts;
-	}
+	l7_lost_at(&f->c->lost, &f->l7, pos, open, f->c->count, open ? f->l7.ts : d->end_ns);
 	dir_reset(d);
-	d->end_ns = end;
-	d->bits = open ? B_WAS_OPEN : 0;
 	d->state = ST_LOST;
 }
 
@@ -509,35 +498,19 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 	return is_req ? command_index((const char *)p, i) >= 0 : response_word((const char *)p, i);
 }
 
-static void flush_lost(struct feed *f)
+/*
+ * The oldest command ends without its response (an l7_answer_fn); a quiet
+ * meta command's silence at close was its success.
+ */
+static void answer_head(void *p, uint64_t resp_end, uint32_t flags)
 {
-	struct memcached_conn *c = f->c;
-	struct memcached_dir *d = f->d;
+	struct feed *f = p;
+	struct memcached_req *r = &f->c->pending[f->c->head];
 
-	while (c->count && c->pending[c->head].seq <= d->lost_seq) {
-		if (!c->pending[c->head].skip_before)
-			emit_req(f, &c->pending[c->head], 0, d->end_ns, MT_X_END_GUESSED, NULL);
-		pop_head(c);
-	}
-}
-
-static bool resync(struct feed *f)
-{
-	struct memcached_conn *c = f->c;
-	struct memcached_dir *d = f->d;
-	bool reply_due =
-		c->count &&
-		c->pending[(c->head + c->count - 1) % MEMCACHED_PIPELINE_MAX].seq > d->lost_seq;
-
-	if (!l7_resync_counts(&f->l7, reply_due,
-			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
-		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
-		return false;
-	}
-	if (!f->l7.is_req)
-		flush_lost(f);
-	dir_reset(d);
-	return true;
+	if (!r->skip_before)
+		emit_req(f, r, 0, resp_end, r->quiet && flags == MT_X_NO_RESPONSE ? 0 : flags,
+			 NULL);
+	pop_head(f->c);
 }
 
 /*
@@ -579,9 +552,13 @@ void memcached_feed(struct memcached_conn *c, bool client_to_server, const struc
 		return;
 	f.c = c;
 	f.d = client_to_server ? &c->req : &c->resp;
-	c->client_seq += client_to_server;
-	if (f.d->state == ST_LOST && !resync(&f))
-		return;
+	if (f.d->state == ST_LOST) {
+		if (!l7_lost_resync(&c->lost, &f.l7,
+				    looks_like_start(client_to_server, f.l7.data, f.l7.cap),
+				    c->count, answer_head, &f))
+			return;
+		f.d->state = ST_LINE;
+	}
 	data = f.l7.data;
 	len = f.l7.len;
 	cap = f.l7.cap;
@@ -620,14 +597,8 @@ void memcached_close(struct memcached_conn *c, uint64_t ts_ns, mt_exchange_fn em
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	f.c = c;
 	f.d = &c->resp;
-	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
-		flush_lost(&f);
-	while (c->count) {
-		if (!c->pending[c->head].skip_before)
-			emit_req(&f, &c->pending[c->head], 0, 0,
-				 c->pending[c->head].quiet ? 0 : MT_X_NO_RESPONSE, NULL);
-		pop_head(c);
-	}
+	l7_lost_close(&c->lost, &f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST, c->count,
+		      answer_head, &f);
 	memcached_init(c);
 }
 

@@ -43,7 +43,6 @@ struct memcached_dir {
 	uint64_t data_left; /* data block bytes (CRLF included) still to skip */
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint64_t lost_seq; /* client chunks seen when the framing was lost */
 	char status[MT_STATUS_TEXT_MAX];
 	char line[MEMCACHED_LINE_MAX];
 };
@@ -52,7 +51,6 @@ struct memcached_dir {
 struct memcached_req {
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint64_t seq;	      /* client chunk that ended it */
 	uint16_t skip_before; /* dropped commands just before this one */
 	uint8_t flags;	      /* MT_X_* of the request */
 	uint8_t quiet;	      /* meta command in quiet mode: its response may not come */
@@ -63,7 +61,7 @@ struct memcached_req {
 struct memcached_conn {
 	struct memcached_dir req;  /* client -> server */
 	struct memcached_dir resp; /* server -> client */
-	uint64_t client_seq;	   /* client chunks seen */
+	struct l7_lost lost;
 	uint16_t head;
 	uint16_t count;
 	uint16_t skip_tail; /* dropped commands after the newest pending one */

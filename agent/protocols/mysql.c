@@ -62,9 +62,8 @@ enum mysql_rs {
 /* mysql_dir.bits */
 enum {
 	B_HOLE = 1 << 0,      /* the kept payload stopped at uncaptured bytes */
-	B_WAS_OPEN = 1 << 1,  /* ST_LOST: the framing was lost inside a packet */
-	B_CONTINUES = 1 << 2, /* the packet being read continues the previous one */
-	B_NEXT_CONT = 1 << 3, /* the next packet continues this one (0xffffff bytes) */
+	B_CONTINUES = 1 << 1, /* the packet being read continues the previous one */
+	B_NEXT_CONT = 1 << 2, /* the next packet continues this one (0xffffff bytes) */
 };
 
 enum {
@@ -423,7 +422,6 @@ static void command(struct feed *f)
 	r->op[0] = r->query[0] = '\0';
 	r->start_ns = d->start_ns;
 	r->end_ns = d->end_ns;
-	r->seq = c->client_seq;
 	r->req_seq = d->start_seq;
 	r->cmd = cmd;
 	r->skip_before = c->skip_tail;
@@ -744,14 +742,9 @@ static void lost(struct feed *f, size_t pos)
 	struct mysql_dir *d = f->d;
 	bool open = d->state == ST_BODY || d->hdr_n > 0;
 
-	if (!open && pos < f->l7.len)
-		l7_garbage(&f->l7, f->l7.len - pos);
-	if (!f->l7.is_req) {
-		d->lost_seq = f->c->client_seq;
-		d->end_ns = f->l7.ts;
-	}
+	l7_lost_at(&f->c->lost, &f->l7, pos, open, f->c->count, f->l7.ts);
 	dir_reset(d);
-	d->bits = open ? B_WAS_OPEN : 0;
+	d->bits = 0;
 	d->state = ST_LOST;
 }
 
@@ -775,35 +768,29 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 	return true;
 }
 
-static void flush_lost(struct feed *f)
+/* The oldest command ends without its response (an l7_answer_fn). */
+static void answer_head(void *p, uint64_t resp_end, uint32_t flags)
 {
-	struct mysql_conn *c = f->c;
+	struct feed *f = p;
 
-	while (c->count && c->pending[c->head].seq <= f->d->lost_seq) {
-		if (!c->pending[c->head].skip_before)
-			emit_req(f, &c->pending[c->head], f->d->end_ns, MT_X_END_GUESSED, NULL);
-		pop_head(c);
-	}
-	c->rs = RS_FIRST;
-	c->resp_seq = 1;
+	if (!head_req(f->c)->skip_before)
+		emit_req(f, head_req(f->c), resp_end, flags, NULL);
+	pop_head(f->c);
 }
 
+/* At a chunk in ST_LOST: whether it finds the framing again; the responses start afresh. */
 static bool resync(struct feed *f)
 {
 	struct mysql_conn *c = f->c;
-	struct mysql_dir *d = f->d;
-	bool reply_due = c->count && c->pending[(c->head + c->count - 1) % MYSQL_PIPELINE_MAX].seq >
-					     d->lost_seq;
 
-	if (!l7_resync_counts(&f->l7, reply_due,
-			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
-		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
+	if (!l7_lost_resync(&c->lost, &f->l7, looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap),
+			    c->count, answer_head, f))
 		return false;
+	if (!f->l7.is_req) {
+		c->rs = RS_FIRST;
+		c->resp_seq = 1;
 	}
-	if (!f->l7.is_req)
-		flush_lost(f);
-	dir_reset(d);
-	d->bits = 0;
+	f->d->state = ST_HEADER;
 	return true;
 }
 
@@ -886,7 +873,6 @@ void mysql_feed(struct mysql_conn *c, bool client_to_server, const struct mt_chu
 		return;
 	f.c = c;
 	f.d = client_to_server ? &c->req : &c->resp;
-	c->client_seq += client_to_server;
 	if (f.d->state == ST_OFF)
 		return;
 	if (f.d->state == ST_LOST && !resync(&f))
@@ -904,13 +890,8 @@ void mysql_close(struct mysql_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	f.c = c;
 	f.d = &c->resp;
-	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
-		flush_lost(&f);
-	while (c->count) {
-		if (!c->pending[c->head].skip_before)
-			emit_req(&f, &c->pending[c->head], 0, MT_X_NO_RESPONSE, NULL);
-		pop_head(c);
-	}
+	l7_lost_close(&c->lost, &f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST, c->count,
+		      answer_head, &f);
 	mysql_init(c);
 }
 

@@ -55,9 +55,7 @@ struct mysql_dir {
 	uint32_t left; /* payload bytes still to read */
 	uint16_t keep_n;
 	uint16_t _pad;
-	uint32_t lost_seq;  /* client chunks seen when the framing was lost */
 	uint32_t start_seq; /* TCP sequence number of the packet's first byte */
-	uint32_t _pad2;
 	uint64_t start_ns;
 	uint64_t end_ns;
 	char keep[MYSQL_KEEP_MAX];
@@ -68,7 +66,6 @@ struct mysql_req {
 	uint64_t start_ns;
 	uint64_t end_ns;
 	uint64_t resp_start_ns;
-	uint32_t seq;	  /* client chunk that sent it */
 	uint32_t req_seq; /* TCP sequence number of its first byte */
 	uint16_t skip_before;
 	uint8_t cmd;
@@ -89,8 +86,9 @@ struct mysql_stmt {
 struct mysql_conn {
 	struct mysql_dir req;  /* client -> server */
 	struct mysql_dir resp; /* server -> client */
-	uint32_t client_seq;
+	struct l7_lost lost;
 	uint32_t prepares;
+	uint32_t _pad0;
 	uint64_t server_caps; /* capabilities, MariaDB's extended ones in the upper half */
 	uint64_t client_caps;
 	uint8_t phase;

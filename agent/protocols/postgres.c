@@ -53,8 +53,7 @@ enum x_kind {
 
 /* pg_dir.bits */
 enum {
-	B_HOLE = 1 << 0,     /* the kept body stopped at uncaptured bytes */
-	B_WAS_OPEN = 1 << 1, /* ST_LOST: the framing was lost inside a message */
+	B_HOLE = 1 << 0, /* the kept body stopped at uncaptured bytes */
 };
 
 #define NO_SLOT	       0xff
@@ -177,7 +176,6 @@ static void expect_push(struct feed *f, uint8_t kind, uint8_t slot)
 	c->e_count++;
 	e->kind = kind;
 	e->slot = slot;
-	e->seq = c->client_seq;
 }
 
 /* ---- frontend messages ---- */
@@ -524,14 +522,8 @@ static void lost(struct feed *f, size_t pos)
 	struct pg_dir *d = f->d;
 	bool open = d->state == ST_BODY || d->hdr_n > 0;
 
-	if (!open && pos < f->l7.len)
-		l7_garbage(&f->l7, f->l7.len - pos);
-	if (!f->l7.is_req) {
-		d->lost_seq = f->c->client_seq;
-		d->end_ns = f->l7.ts;
-	}
+	l7_lost_at(&f->c->lost, &f->l7, pos, open, f->c->e_count, f->l7.ts);
 	dir_reset(d);
-	d->bits = open ? B_WAS_OPEN : 0;
 	d->state = ST_LOST;
 }
 
@@ -557,37 +549,33 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 	return pos > 0;
 }
 
-/* What was awaited before the backend's framing was lost was answered in the lost bytes. */
-static void flush_lost(struct feed *f)
+/* The oldest response awaited does not come (an l7_answer_fn). */
+static void answer_head(void *p, uint64_t resp_end, uint32_t flags)
 {
-	struct pg_conn *c = f->c;
-	struct pg_expect *e;
+	struct feed *f = p;
+	struct pg_expect *e = expect_head(f->c);
 
-	while ((e = expect_head(c)) && e->seq <= f->d->lost_seq) {
-		if (e->slot != NO_SLOT)
-			emit_slot(f, e->slot, f->d->end_ns, MT_X_END_GUESSED);
-		expect_pop(c);
-	}
-	c->aborted = 0;
+	if (e->slot != NO_SLOT)
+		emit_slot(f, e->slot, resp_end, flags);
+	expect_pop(f->c);
 }
 
+/*
+ * At a chunk in ST_LOST: whether it finds the framing again. Responses
+ * start outside any Sync group; a client found again is past its startup.
+ */
 static bool resync(struct feed *f)
 {
 	struct pg_conn *c = f->c;
-	struct pg_dir *d = f->d;
-	bool reply_due = c->e_count &&
-			 c->expect[(c->e_head + c->e_count - 1) % PG_EXPECT_MAX].seq > d->lost_seq;
 
-	if (!l7_resync_counts(&f->l7, reply_due,
-			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
-		l7_lost_chunk(&f->l7, c->e_count, d->bits & B_WAS_OPEN, &d->end_ns);
+	if (!l7_lost_resync(&c->lost, &f->l7, looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap),
+			    c->e_count, answer_head, f))
 		return false;
-	}
 	if (!f->l7.is_req)
-		flush_lost(f);
-	if (f->l7.is_req && c->phase == PH_NEW)
+		c->aborted = 0;
+	else if (c->phase == PH_NEW)
 		c->phase = PH_READY;
-	dir_reset(d);
+	f->d->state = ST_HEADER;
 	return true;
 }
 
@@ -659,7 +647,6 @@ void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch
 		return;
 	f.c = c;
 	f.d = client_to_server ? &c->req : &c->resp;
-	c->client_seq += client_to_server;
 	if (f.d->state == ST_OFF)
 		return;
 	if (f.d->state == ST_LOST && !resync(&f))
@@ -670,7 +657,6 @@ void pg_feed(struct pg_conn *c, bool client_to_server, const struct mt_chunk *ch
 void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 	      struct l7_stats *stats)
 {
-	struct pg_expect *e;
 	struct feed f;
 
 	if (!c)
@@ -678,13 +664,8 @@ void pg_close(struct pg_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void *ctx,
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	f.c = c;
 	f.d = &c->resp;
-	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
-		flush_lost(&f);
-	while ((e = expect_head(c))) {
-		if (e->slot != NO_SLOT)
-			emit_slot(&f, e->slot, 0, MT_X_NO_RESPONSE);
-		expect_pop(c);
-	}
+	l7_lost_close(&c->lost, &f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST,
+		      c->e_count, answer_head, &f);
 	pg_init(c);
 }
 

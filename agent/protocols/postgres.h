@@ -62,7 +62,6 @@ struct pg_dir {
 	uint32_t len;  /* body bytes in all */
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint32_t lost_seq;  /* client chunks seen when the framing was lost */
 	uint32_t start_seq; /* TCP sequence number of the message's first byte */
 	char keep[PG_KEEP_MAX];
 };
@@ -95,15 +94,14 @@ struct pg_slot {
 struct pg_expect {
 	uint8_t kind;
 	uint8_t slot; /* index into pg_conn.slots, 0xff for none */
-	uint16_t _pad;
-	uint32_t seq; /* client chunk that sent it */
 };
 
 struct pg_conn {
 	struct pg_dir req;  /* frontend -> backend */
 	struct pg_dir resp; /* backend -> frontend */
-	uint32_t client_seq;
-	uint32_t parses;     /* Parse messages seen: the statements' clock */
+	struct l7_lost lost;
+	uint32_t parses; /* Parse messages seen: the statements' clock */
+	uint32_t _pad0;
 	uint8_t phase;	     /* startup, authenticating, ready, encrypted */
 	uint8_t ssl_wait;    /* the backend's next byte answers an SSL/GSSENC request */
 	uint8_t aborted;     /* an ErrorResponse: the rest of the Sync group is skipped */

@@ -33,10 +33,9 @@ enum redis_state {
 
 /* redis_dir.bits */
 enum {
-	B_OPEN = 1 << 0,     /* a message is being read */
-	B_ERROR = 1 << 1,    /* the reply is an error */
-	B_CUT = 1 << 2,	     /* the message's end was guessed */
-	B_WAS_OPEN = 1 << 3, /* ST_LOST: the framing was lost inside a message */
+	B_OPEN = 1 << 0,  /* a message is being read */
+	B_ERROR = 1 << 1, /* the reply is an error */
+	B_CUT = 1 << 2,	  /* the message's end was guessed */
 };
 
 /* Pub/sub commands and the kinds of their confirmations. */
@@ -130,10 +129,7 @@ static bool is_unsub(uint8_t kind)
 
 static void dir_reset(struct redis_dir *d)
 {
-	uint64_t lost_seq = d->lost_seq;
-
 	memset(d, 0, sizeof(*d));
-	d->lost_seq = lost_seq;
 }
 
 void redis_init(struct redis_conn *c)
@@ -195,7 +191,6 @@ static void push_req(struct feed *f, uint32_t flags)
 	memset(r, 0, sizeof(*r));
 	r->start_ns = d->start_ns;
 	r->end_ns = d->end_ns;
-	r->seq = c->client_seq;
 	r->req_seq = d->start_seq;
 	r->skip_before = c->skip_tail;
 	c->skip_tail = 0;
@@ -543,31 +538,16 @@ static void skip_bulk(struct feed *f, const uint8_t *data, size_t pos, size_t n,
 static void lost(struct feed *f, size_t pos)
 {
 	struct redis_dir *d = f->d;
+	bool open = d->bits & B_OPEN;
 
-	if (!(d->bits & B_OPEN) && pos < f->l7.len)
-		l7_garbage(&f->l7, f->l7.len - pos);
-
-	if (f->l7.is_req) {
-		/* The command is taken to end with this chunk. */
-		if ((d->bits & B_OPEN) && (d->name_len || d->depth > 0 || d->state == ST_INLINE)) {
-			d->bits |= B_CUT;
-			d->end_ns = f->l7.ts;
-			push_req(f, MT_X_REQ_TRUNCATED);
-		}
-	} else {
-		d->lost_seq = f->c->client_seq;
-		if (d->bits & B_OPEN)
-			d->end_ns = f->l7.ts;
+	/* A command is taken to end with this chunk. */
+	if (f->l7.is_req && open && (d->name_len || d->depth > 0 || d->state == ST_INLINE)) {
+		d->bits |= B_CUT;
+		d->end_ns = f->l7.ts;
+		push_req(f, MT_X_REQ_TRUNCATED);
 	}
-	{
-		uint64_t end = d->end_ns, seq = d->lost_seq;
-		bool open = d->bits & B_OPEN;
-
-		dir_reset(d);
-		d->end_ns = end;
-		d->lost_seq = seq;
-		d->bits = open ? B_WAS_OPEN : 0;
-	}
+	l7_lost_at(&f->c->lost, &f->l7, pos, open, f->c->count, open ? f->l7.ts : d->end_ns);
+	dir_reset(d);
 	d->state = ST_LOST;
 }
 
@@ -624,41 +604,15 @@ static bool looks_like_start(bool is_req, const uint8_t *p, size_t n)
 	return true;
 }
 
-/* Replies lost in uncaptured bytes: those of every command sent before the loss. */
-static void flush_lost(struct feed *f)
+/* The oldest command ends without its reply (an l7_answer_fn). */
+static void answer_head(void *p, uint64_t resp_end, uint32_t flags)
 {
-	struct redis_conn *c = f->c;
-	struct redis_dir *d = f->d;
+	struct feed *f = p;
+	struct redis_req *r = head_req(f->c);
 
-	while (c->count && c->pending[c->head].seq <= d->lost_seq) {
-		struct redis_req *r = &c->pending[c->head];
-
-		if (r->skip_before == 0)
-			emit_req(f, r, 0, d->end_ns, MT_X_END_GUESSED, NULL, 0);
-		pop_head(c);
-	}
-}
-
-/*
- * At a chunk start in ST_LOST: does this chunk begin a message? Only a
- * command sent after the loss can have a reply that starts here.
- */
-static bool resync(struct feed *f)
-{
-	struct redis_conn *c = f->c;
-	struct redis_dir *d = f->d;
-	bool reply_due = c->count && c->pending[(c->head + c->count - 1) % REDIS_PIPELINE_MAX].seq >
-					     d->lost_seq;
-
-	if (!l7_resync_counts(&f->l7, reply_due,
-			      looks_like_start(f->l7.is_req, f->l7.data, f->l7.cap))) {
-		l7_lost_chunk(&f->l7, c->count, d->bits & B_WAS_OPEN, &d->end_ns);
-		return false;
-	}
-	if (!f->l7.is_req)
-		flush_lost(f);
-	dir_reset(d);
-	return true;
+	if (r->skip_before == 0)
+		emit_req(f, r, 0, resp_end, flags, NULL, 0);
+	pop_head(f->c);
 }
 
 void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chunk *ch,
@@ -672,9 +626,13 @@ void redis_feed(struct redis_conn *c, bool client_to_server, const struct mt_chu
 		return;
 	f.c = c;
 	f.d = client_to_server ? &c->req : &c->resp;
-	c->client_seq += client_to_server;
-	if (f.d->state == ST_LOST && !resync(&f))
-		return;
+	if (f.d->state == ST_LOST) {
+		if (!l7_lost_resync(&c->lost, &f.l7,
+				    looks_like_start(client_to_server, f.l7.data, f.l7.cap),
+				    c->count, answer_head, &f))
+			return;
+		f.d->state = ST_TYPE;
+	}
 	data = f.l7.data;
 	len = f.l7.len;
 	cap = f.l7.cap;
@@ -716,15 +674,8 @@ void redis_close(struct redis_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	f.c = c;
 	f.d = &c->resp;
-	if (l7_close_lost(&f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST))
-		flush_lost(&f);
-	while (c->count) {
-		struct redis_req *r = &c->pending[c->head];
-
-		if (r->skip_before == 0)
-			emit_req(&f, r, 0, 0, MT_X_NO_RESPONSE, NULL, 0);
-		pop_head(c);
-	}
+	l7_lost_close(&c->lost, &f.l7, c->req.state == ST_LOST, c->resp.state == ST_LOST, c->count,
+		      answer_head, &f);
 	redis_init(c);
 }
 

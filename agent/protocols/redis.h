@@ -52,7 +52,6 @@ struct redis_dir {
 	uint64_t bulk_left; /* bulk bytes (CRLF included) still to skip */
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint64_t lost_seq;	       /* client chunks seen when the framing was lost */
 	int64_t left[REDIS_DEPTH_MAX]; /* elements still to read, per open aggregate */
 	uint16_t attr;		       /* bit d: the aggregate at depth d is an attribute */
 	uint16_t _pad;
@@ -66,7 +65,6 @@ struct redis_dir {
 struct redis_req {
 	uint64_t start_ns;
 	uint64_t end_ns;
-	uint64_t seq;	      /* client chunk that ended it */
 	uint16_t skip_before; /* dropped commands just before this one */
 	int16_t select_db;    /* SELECT's index, -1 otherwise */
 	uint8_t kind;	      /* pub/sub confirmation expected, or none */
@@ -79,12 +77,12 @@ struct redis_req {
 struct redis_conn {
 	struct redis_dir req;  /* client -> server */
 	struct redis_dir resp; /* server -> client */
-	uint64_t client_seq;   /* client chunks seen */
-	uint16_t head;	       /* oldest pending command */
-	uint16_t count;	       /* pending commands */
-	uint16_t skip_tail;    /* dropped commands after the newest pending one */
-	int16_t db;	       /* database index after a SELECT, -1 unknown */
-	uint8_t subscribed;    /* a RESP2 connection in subscribed mode */
+	struct l7_lost lost;
+	uint16_t head;	    /* oldest pending command */
+	uint16_t count;	    /* pending commands */
+	uint16_t skip_tail; /* dropped commands after the newest pending one */
+	int16_t db;	    /* database index after a SELECT, -1 unknown */
+	uint8_t subscribed; /* a RESP2 connection in subscribed mode */
 	uint8_t _pad[3];
 	uint32_t req_counter; /* requests, when the capture gives no TCP sequence numbers */
 	struct redis_req pending[REDIS_PIPELINE_MAX];

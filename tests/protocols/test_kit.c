@@ -141,42 +141,76 @@ static void test_body_take_limit_zero_keeps_nothing(void **state)
 	assert_int_equal(keep[0], 0);
 }
 
+/* A toy ring of requests awaiting responses, answered through an l7_answer_fn. */
+struct answers {
+	int awaited, guessed, unanswered;
+	uint64_t last_end;
+};
+
+static void answer_toy(void *p, uint64_t resp_end_ns, uint32_t flags)
+{
+	struct answers *a = p;
+
+	a->awaited--;
+	if (flags == MT_X_END_GUESSED)
+		a->guessed++;
+	else if (flags == MT_X_NO_RESPONSE)
+		a->unanswered++;
+	a->last_end = resp_end_ns;
+}
+
 static void test_lost_framing(void **state)
 {
 	struct mt_chunk ch = {
 		.data = (const uint8_t *)"junk!", .captured = 5, .len = 5, .ts_ns = 9};
 	struct l7_stats st = {0};
+	struct l7_lost l = {0};
+	struct answers a = {.awaited = 2};
 	struct l7_feed f;
-	uint64_t end = 1;
 
 	(void)state;
-	/* Requests resume at any chunk that starts a message. */
-	assert_true(l7_feed_begin(&f, true, &ch, NULL, NULL, &st));
-	assert_true(l7_resync_counts(&f, false, true));
-	assert_false(l7_resync_counts(&f, true, false));
-	assert_int_equal(st.resyncs, 1);
-	/* Responses only once a request was sent after the loss. */
+	/* Responses lost inside a message, 2 requests awaited: nothing is garbage. */
 	assert_true(l7_feed_begin(&f, false, &ch, NULL, NULL, &st));
-	assert_false(l7_resync_counts(&f, false, true));
-	assert_true(l7_resync_counts(&f, true, true));
-	assert_int_equal(st.resyncs, 2);
-	/* Skipped responses still awaited stretch the lost ones' end... */
-	l7_lost_chunk(&f, true, false, &end);
-	assert_int_equal(end, 9);
+	l7_lost_at(&l, &f, SIZE_MAX, true, (size_t)a.awaited, 7);
 	assert_int_equal(st.garbage_bytes, 0);
-	/* ... else the chunk is garbage, unless it is the rest of the message the loss cut. */
-	l7_lost_chunk(&f, false, true, &end);
-	assert_int_equal(st.garbage_bytes, 0);
-	l7_lost_chunk(&f, false, false, &end);
-	assert_int_equal(st.garbage_bytes, 5);
+	/* Requests lost outside one, 2 bytes into the chunk: the rest is garbage. */
 	assert_true(l7_feed_begin(&f, true, &ch, NULL, NULL, &st));
-	l7_lost_chunk(&f, true, false, &end);
-	assert_int_equal(st.garbage_bytes, 10);
-	/* At close: one count for the connection; the responses' loss asks for a flush. */
-	assert_false(l7_close_lost(&f, false, false));
+	l7_lost_at(&l, &f, 2, false, (size_t)a.awaited, 0);
+	assert_int_equal(st.garbage_bytes, 3);
+	/* Requests resume at any chunk that starts a message, else it is garbage. */
+	assert_false(l7_lost_resync(&l, &f, false, (size_t)a.awaited, answer_toy, &a));
+	assert_int_equal(st.garbage_bytes, 8);
+	assert_true(l7_lost_resync(&l, &f, true, (size_t)a.awaited, answer_toy, &a));
+	assert_int_equal(st.resyncs, 1);
+	a.awaited++; /* a request sent after the loss */
+	/* Responses only once a request was sent after the loss... */
+	assert_true(l7_feed_begin(&f, false, &ch, NULL, NULL, &st));
+	assert_false(l7_lost_resync(&l, &f, true, 2, answer_toy, &a));
+	/* ... skipped ones still awaited stretch the lost ones' end, never garbage ... */
+	assert_int_equal(st.garbage_bytes, 8);
+	assert_int_equal(st.resyncs, 1);
+	/* ... and then the requests owed were answered in the lost bytes. */
+	assert_true(l7_lost_resync(&l, &f, true, (size_t)a.awaited, answer_toy, &a));
+	assert_int_equal(st.resyncs, 2);
+	assert_int_equal(a.guessed, 2);
+	assert_int_equal(a.awaited, 1);
+	assert_int_equal(a.last_end, 9);
+	/* Lost outside a message with nothing awaited: skipped chunks are garbage. */
+	l7_lost_at(&l, &f, SIZE_MAX, false, 0, 0);
+	assert_false(l7_lost_resync(&l, &f, false, 0, answer_toy, &a));
+	assert_int_equal(st.garbage_bytes, 13);
+	/* At close: one count for the connection; every awaited request answered. */
+	l7_lost_close(&l, &f, false, false, 0, answer_toy, &a);
 	assert_int_equal(st.state_lost, 0);
-	assert_false(l7_close_lost(&f, true, false));
-	assert_true(l7_close_lost(&f, true, true));
+	l7_lost_at(&l, &f, SIZE_MAX, true, 1, 11);
+	a.awaited = 2;
+	l7_lost_close(&l, &f, false, true, (size_t)a.awaited, answer_toy, &a);
+	assert_int_equal(st.state_lost, 1);
+	assert_int_equal(a.guessed, 3);
+	assert_int_equal(a.unanswered, 1);
+	assert_int_equal(a.awaited, 0);
+	assert_int_equal(a.last_end, 0);
+	l7_lost_close(&l, &f, true, false, 0, answer_toy, &a);
 	assert_int_equal(st.state_lost, 2);
 }
 
