@@ -18,11 +18,11 @@
 #include <time.h>
 
 #include "agent/serve/tracestore.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
 
 #define NIL	     (-1)
-#define HASH_BUCKETS (2 * TRACESTORE_TRACES_MAX)
 #define NS_PER_MS    UINT64_C(1000000)
 #define SLOW_KEEP_NS ((uint64_t)TRACESTORE_SLOW_KEEP_S * UINT64_C(1000000000))
 
@@ -38,16 +38,14 @@ struct ts_trace {
 	bool slow; /* pinned in t->slow[] */
 	uint32_t nspans;
 	int32_t spans; /* first span */
-	int32_t hash_next;
 	int32_t lru_prev, lru_next;
 	uint64_t start_ns, end_ns; /* earliest start, latest end over its spans */
 };
 
 struct tracestore {
 	struct ts_trace traces[TRACESTORE_TRACES_MAX];
-	int32_t buckets[HASH_BUCKETS];
+	struct hashtab by_id;	    /* traces by id; its free list holds the free trace slots */
 	int32_t lru_head, lru_tail; /* most and least recently active */
-	int32_t free_traces;	    /* chained through hash_next */
 	int32_t free_spans;
 	int32_t slow[TRACESTORE_SLOWEST_MAX];
 	unsigned nslow;
@@ -61,10 +59,7 @@ static uint32_t hash_id(const uint8_t id[16])
 
 	/* Trace ids are random (W3C) or made by our own generator: mixing 8 bytes is plenty. */
 	memcpy(&h, id + 8, sizeof(h));
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return (uint32_t)(h % HASH_BUCKETS);
+	return hashtab_hash64(h);
 }
 
 struct tracestore *tracestore__new(void)
@@ -74,13 +69,12 @@ struct tracestore *tracestore__new(void)
 
 	if (!t)
 		return NULL;
-	for (i = 0; i < HASH_BUCKETS; i++)
-		t->buckets[i] = NIL;
-	for (i = 0; i < TRACESTORE_TRACES_MAX; i++)
-		t->traces[i].hash_next = i + 1 < TRACESTORE_TRACES_MAX ? i + 1 : NIL;
+	if (hashtab_init(&t->by_id, TRACESTORE_TRACES_MAX, 0)) {
+		free(t);
+		return NULL;
+	}
 	for (i = 0; i < TRACESTORE_SPANS_MAX; i++)
 		t->spans[i].next = i + 1 < TRACESTORE_SPANS_MAX ? i + 1 : NIL;
-	t->free_traces = 0;
 	t->free_spans = 0;
 	t->lru_head = t->lru_tail = NIL;
 	return t;
@@ -88,6 +82,9 @@ struct tracestore *tracestore__new(void)
 
 void tracestore__free(struct tracestore *t)
 {
+	if (!t)
+		return;
+	hashtab_fini(&t->by_id);
 	free(t);
 }
 
@@ -98,11 +95,11 @@ void tracestore_stats(const struct tracestore *t, struct tracestore_stats *out)
 
 static int32_t find(const struct tracestore *t, const uint8_t id[16])
 {
-	int32_t i;
+	uint32_t i;
 
-	for (i = t->buckets[hash_id(id)]; i != NIL; i = t->traces[i].hash_next)
+	for (i = hashtab_first(&t->by_id, hash_id(id)); i != HT_NIL; i = hashtab_next(&t->by_id, i))
 		if (!memcmp(t->traces[i].trace_id, id, 16))
-			return i;
+			return (int32_t)i;
 	return NIL;
 }
 
@@ -144,7 +141,6 @@ static void unpin(struct tracestore *t, unsigned k)
 static void evict(struct tracestore *t, int32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
-	int32_t *pp = &t->buckets[hash_id(tr->trace_id)];
 	int32_t s = tr->spans;
 
 	if (tr->slow) {
@@ -163,13 +159,10 @@ static void evict(struct tracestore *t, int32_t i)
 		s = next;
 	}
 	t->stats.spans -= tr->nspans;
-	while (*pp != i)
-		pp = &t->traces[*pp].hash_next;
-	*pp = tr->hash_next;
+	hashtab_unlink(&t->by_id, hash_id(tr->trace_id), (uint32_t)i);
 	lru_unlink(t, i);
 	memset(tr, 0, sizeof(*tr));
-	tr->hash_next = t->free_traces;
-	t->free_traces = i;
+	hashtab_slot_free(&t->by_id, (uint32_t)i);
 	t->stats.traces--;
 	t->stats.traces_evicted++;
 }
@@ -224,21 +217,22 @@ static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
 
 static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
 {
-	uint32_t h = hash_id(id);
+	uint32_t slot = hashtab_slot_alloc(&t->by_id);
 	struct ts_trace *tr;
 	int32_t i;
 
-	if (t->free_traces == NIL && !evict_one(t, NIL))
-		return NIL;
-	i = t->free_traces;
+	if (slot == HT_NIL) {
+		if (!evict_one(t, NIL))
+			return NIL;
+		slot = hashtab_slot_alloc(&t->by_id);
+	}
+	i = (int32_t)slot;
 	tr = &t->traces[i];
-	t->free_traces = tr->hash_next;
 	memset(tr, 0, sizeof(*tr));
 	memcpy(tr->trace_id, id, 16);
 	tr->used = true;
 	tr->spans = NIL;
-	tr->hash_next = t->buckets[h];
-	t->buckets[h] = i;
+	hashtab_link(&t->by_id, hash_id(id), slot);
 	tr->lru_prev = tr->lru_next = NIL;
 	lru_push_head(t, i);
 	t->stats.traces++;
