@@ -39,3 +39,25 @@ void hashtab_clear(struct hashtab *t)
 	t->used = 0;
 	t->free_head = HT_NIL;
 }
+
+int lrulist_init(struct lrulist *l, uint32_t cap)
+{
+	size_t n = (size_t)(cap ? cap : 1) * sizeof(uint32_t);
+
+	l->prev = malloc(n);
+	l->next = malloc(n);
+	l->head = l->tail = HT_NIL;
+	if (!l->prev || !l->next) {
+		lrulist_fini(l);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void lrulist_fini(struct lrulist *l)
+{
+	free(l->prev);
+	free(l->next);
+	l->prev = l->next = NULL;
+	l->head = l->tail = HT_NIL;
+}

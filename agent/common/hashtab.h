@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A bounded chained hash table over caller-owned entries, and the hash
+ * A bounded chained hash table over caller-owned entries, a recency list
+ * for the tables that evict the least recently used entry, and the hash
  * functions every table of the agent uses.
  *
  * The caller keeps its entries in an array of @cap records and names them by
@@ -98,6 +99,68 @@ static inline void hashtab_slot_free(struct hashtab *t, uint32_t i)
 {
 	t->next[i] = t->free_head;
 	t->free_head = i;
+}
+
+/*
+ * A recency list over the same kind of entries (most recent at the head), for
+ * tables that evict the least recently used entry when full or idle.
+ */
+struct lrulist {
+	uint32_t *prev;
+	uint32_t *next;
+	uint32_t head; /* most recent, HT_NIL when empty */
+	uint32_t tail; /* least recent */
+};
+
+/* Sets up an empty list for entries 0..@cap-1. Returns 0 or -ENOMEM (lrulist_fini() safe). */
+int lrulist_init(struct lrulist *l, uint32_t cap);
+void lrulist_fini(struct lrulist *l);
+
+/* The entry more recent than @i, or HT_NIL. */
+static inline uint32_t lrulist_prev(const struct lrulist *l, uint32_t i)
+{
+	return l->prev[i];
+}
+
+/* The entry less recent than @i, or HT_NIL. */
+static inline uint32_t lrulist_next(const struct lrulist *l, uint32_t i)
+{
+	return l->next[i];
+}
+
+/* Takes @i out of the list; it must be in it. */
+static inline void lrulist_unlink(struct lrulist *l, uint32_t i)
+{
+	if (l->prev[i] != HT_NIL)
+		l->next[l->prev[i]] = l->next[i];
+	else
+		l->head = l->next[i];
+	if (l->next[i] != HT_NIL)
+		l->prev[l->next[i]] = l->prev[i];
+	else
+		l->tail = l->prev[i];
+	l->prev[i] = l->next[i] = HT_NIL;
+}
+
+/* Puts @i, not in the list, at its head. */
+static inline void lrulist_push_head(struct lrulist *l, uint32_t i)
+{
+	l->prev[i] = HT_NIL;
+	l->next[i] = l->head;
+	if (l->head != HT_NIL)
+		l->prev[l->head] = i;
+	l->head = i;
+	if (l->tail == HT_NIL)
+		l->tail = i;
+}
+
+/* Moves @i, in the list, to its head. */
+static inline void lrulist_touch(struct lrulist *l, uint32_t i)
+{
+	if (l->head != i) {
+		lrulist_unlink(l, i);
+		lrulist_push_head(l, i);
+	}
 }
 
 /* ---- hash functions: spread every input bit over the low bits used as the bucket ---- */

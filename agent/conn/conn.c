@@ -12,8 +12,6 @@
 struct conn {
 	uint64_t sock;
 	uint64_t last_ns;
-	uint32_t prev; /* LRU list, most recent at head */
-	uint32_t next;
 	uint8_t in_use;
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
 	uint8_t detect_tries;
@@ -24,11 +22,10 @@ struct conn {
 };
 
 struct conn_table {
-	struct conn *conns; /* max entries; untouched ones cost no memory */
-	struct hashtab by_sock;
-	uint32_t lru_head;
-	uint32_t lru_tail;
-	uint32_t hand; /* where the next reclaim scan starts */
+	struct conn *conns;	/* max entries; untouched ones cost no memory */
+	struct hashtab by_sock; /* owns the free slots */
+	struct lrulist lru;	/* most recently active first */
+	uint32_t hand;		/* where the next reclaim scan starts */
 	uint64_t idle_ns;
 	conn_exchange_fn fn;
 	conn_io_fn io_fn;
@@ -54,12 +51,11 @@ struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_ex
 	if (!t)
 		return NULL;
 	t->conns = calloc(max_conns, sizeof(*t->conns));
-	if (!t->conns || hashtab_init(&t->by_sock, max_conns, 0)) {
-		free(t->conns);
-		free(t);
+	if (!t->conns || hashtab_init(&t->by_sock, max_conns, 0) ||
+	    lrulist_init(&t->lru, max_conns)) {
+		conn_table__free(t);
 		return NULL;
 	}
-	t->lru_head = t->lru_tail = NIL;
 	t->idle_ns = idle_ns ? idle_ns : CONN_IDLE_NS_DEFAULT;
 	t->fn = fn;
 	t->ctx = ctx;
@@ -80,35 +76,8 @@ void conn_table__free(struct conn_table *t)
 	}
 	free(t->conns);
 	hashtab_fini(&t->by_sock);
+	lrulist_fini(&t->lru);
 	free(t);
-}
-
-static void lru_unlink(struct conn_table *t, uint32_t i)
-{
-	struct conn *c = &t->conns[i];
-
-	if (c->prev != NIL)
-		t->conns[c->prev].next = c->next;
-	else
-		t->lru_head = c->next;
-	if (c->next != NIL)
-		t->conns[c->next].prev = c->prev;
-	else
-		t->lru_tail = c->prev;
-	c->prev = c->next = NIL;
-}
-
-static void lru_push_head(struct conn_table *t, uint32_t i)
-{
-	struct conn *c = &t->conns[i];
-
-	c->prev = NIL;
-	c->next = t->lru_head;
-	if (t->lru_head != NIL)
-		t->conns[t->lru_head].prev = i;
-	t->lru_head = i;
-	if (t->lru_tail == NIL)
-		t->lru_tail = i;
 }
 
 static uint32_t lookup(const struct conn_table *t, uint64_t sock)
@@ -183,15 +152,10 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 
 	if (c->parser) {
 		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
-		if (c->parser->release)
-			c->parser->release(c->l7);
-		t->stats.parser_bytes -= c->parser->state_size;
-		free(c->l7);
-		c->l7 = NULL;
-		c->parser = NULL;
+		free_parser_state(t, c);
 	}
 	hashtab_unlink(&t->by_sock, hash_sock(c->sock), i);
-	lru_unlink(t, i);
+	lrulist_unlink(&t->lru, i);
 	c->in_use = 0;
 	hashtab_slot_free(&t->by_sock, i);
 	t->stats.active--;
@@ -204,7 +168,7 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 	uint32_t i = hashtab_slot_alloc(&t->by_sock);
 
 	if (i == NIL) {
-		end_conn(t, t->lru_tail, now_ns);
+		end_conn(t, t->lru.tail, now_ns);
 		t->stats.evicted_full++;
 		i = hashtab_slot_alloc(&t->by_sock);
 	}
@@ -216,8 +180,7 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 	c->info.sock = sock;
 	c->info.fd = -1;
 	hashtab_link(&t->by_sock, hash_sock(sock), i);
-	c->prev = c->next = NIL;
-	lru_push_head(t, i);
+	lrulist_push_head(&t->lru, i);
 	t->stats.active++;
 	t->stats.opened++;
 	return i;
@@ -226,10 +189,7 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 static void touch(struct conn_table *t, uint32_t i, uint64_t now_ns)
 {
 	t->conns[i].last_ns = now_ns;
-	if (t->lru_head != i) {
-		lru_unlink(t, i);
-		lru_push_head(t, i);
-	}
+	lrulist_touch(&t->lru, i);
 }
 
 /* The first parser that recognises these bytes, and which side sends such bytes. */
@@ -433,15 +393,16 @@ void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
 void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 {
 	/* Quiet connections, oldest first: give back parser state they do not need. */
-	for (uint32_t i = t->lru_tail;
-	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns; i = t->conns[i].prev) {
+	for (uint32_t i = t->lru.tail;
+	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns;
+	     i = lrulist_prev(&t->lru, i)) {
 		struct conn *c = &t->conns[i];
 
 		if (c->parser && c->parser->idle && c->parser->idle(c->l7))
 			release_idle_parser(t, c);
 	}
-	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
-		end_conn(t, t->lru_tail, now_ns);
+	while (t->lru.tail != NIL && t->conns[t->lru.tail].last_ns + t->idle_ns < now_ns) {
+		end_conn(t, t->lru.tail, now_ns);
 		t->stats.evicted_idle++;
 	}
 	/*

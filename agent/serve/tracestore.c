@@ -37,15 +37,14 @@ struct ts_trace {
 	bool error;
 	bool slow; /* pinned in t->slow[] */
 	uint32_t nspans;
-	int32_t spans; /* first span */
-	int32_t lru_prev, lru_next;
+	int32_t spans;		   /* first span */
 	uint64_t start_ns, end_ns; /* earliest start, latest end over its spans */
 };
 
 struct tracestore {
 	struct ts_trace traces[TRACESTORE_TRACES_MAX];
-	struct hashtab by_id;	    /* traces by id; its free list holds the free trace slots */
-	int32_t lru_head, lru_tail; /* most and least recently active */
+	struct hashtab by_id; /* traces by id; its free list holds the free trace slots */
+	struct lrulist lru;   /* most recently active first */
 	int32_t free_spans;
 	int32_t slow[TRACESTORE_SLOWEST_MAX];
 	unsigned nslow;
@@ -69,14 +68,14 @@ struct tracestore *tracestore__new(void)
 
 	if (!t)
 		return NULL;
-	if (hashtab_init(&t->by_id, TRACESTORE_TRACES_MAX, 0)) {
-		free(t);
+	if (hashtab_init(&t->by_id, TRACESTORE_TRACES_MAX, 0) ||
+	    lrulist_init(&t->lru, TRACESTORE_TRACES_MAX)) {
+		tracestore__free(t);
 		return NULL;
 	}
 	for (i = 0; i < TRACESTORE_SPANS_MAX; i++)
 		t->spans[i].next = i + 1 < TRACESTORE_SPANS_MAX ? i + 1 : NIL;
 	t->free_spans = 0;
-	t->lru_head = t->lru_tail = NIL;
 	return t;
 }
 
@@ -85,6 +84,7 @@ void tracestore__free(struct tracestore *t)
 	if (!t)
 		return;
 	hashtab_fini(&t->by_id);
+	lrulist_fini(&t->lru);
 	free(t);
 }
 
@@ -101,34 +101,6 @@ static int32_t find(const struct tracestore *t, const uint8_t id[16])
 		if (!memcmp(t->traces[i].trace_id, id, 16))
 			return (int32_t)i;
 	return NIL;
-}
-
-static void lru_unlink(struct tracestore *t, int32_t i)
-{
-	struct ts_trace *tr = &t->traces[i];
-
-	if (tr->lru_prev != NIL)
-		t->traces[tr->lru_prev].lru_next = tr->lru_next;
-	else
-		t->lru_head = tr->lru_next;
-	if (tr->lru_next != NIL)
-		t->traces[tr->lru_next].lru_prev = tr->lru_prev;
-	else
-		t->lru_tail = tr->lru_prev;
-	tr->lru_prev = tr->lru_next = NIL;
-}
-
-static void lru_push_head(struct tracestore *t, int32_t i)
-{
-	struct ts_trace *tr = &t->traces[i];
-
-	tr->lru_prev = NIL;
-	tr->lru_next = t->lru_head;
-	if (t->lru_head != NIL)
-		t->traces[t->lru_head].lru_prev = i;
-	t->lru_head = i;
-	if (t->lru_tail == NIL)
-		t->lru_tail = i;
 }
 
 static void unpin(struct tracestore *t, unsigned k)
@@ -160,7 +132,7 @@ static void evict(struct tracestore *t, int32_t i)
 	}
 	t->stats.spans -= tr->nspans;
 	hashtab_unlink(&t->by_id, hash_id(tr->trace_id), (uint32_t)i);
-	lru_unlink(t, i);
+	lrulist_unlink(&t->lru, (uint32_t)i);
 	memset(tr, 0, sizeof(*tr));
 	hashtab_slot_free(&t->by_id, (uint32_t)i);
 	t->stats.traces--;
@@ -170,11 +142,9 @@ static void evict(struct tracestore *t, int32_t i)
 /* Evicts the least recently active trace that is neither pinned nor @keep. */
 static bool evict_one(struct tracestore *t, int32_t keep)
 {
-	int32_t i;
-
-	for (i = t->lru_tail; i != NIL; i = t->traces[i].lru_prev) {
-		if (i != keep && !t->traces[i].slow) {
-			evict(t, i);
+	for (uint32_t i = t->lru.tail; i != HT_NIL; i = lrulist_prev(&t->lru, i)) {
+		if ((int32_t)i != keep && !t->traces[i].slow) {
+			evict(t, (int32_t)i);
 			return true;
 		}
 	}
@@ -233,8 +203,7 @@ static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
 	tr->used = true;
 	tr->spans = NIL;
 	hashtab_link(&t->by_id, hash_id(id), slot);
-	tr->lru_prev = tr->lru_next = NIL;
-	lru_push_head(t, i);
+	lrulist_push_head(&t->lru, slot);
 	t->stats.traces++;
 	t->stats.traces_added++;
 	return i;
@@ -254,8 +223,7 @@ void tracestore_add(struct tracestore *t, const struct mt_span *s)
 			return;
 		}
 	} else {
-		lru_unlink(t, i);
-		lru_push_head(t, i);
+		lrulist_touch(&t->lru, (uint32_t)i);
 	}
 	tr = &t->traces[i];
 	if (tr->nspans >= TRACESTORE_TRACE_SPANS_MAX) {
@@ -363,10 +331,10 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 	unsigned n = 0, i;
 	int rc = 0;
 
-	for (int32_t k = t->lru_head; k != NIL; k = t->traces[k].lru_next) {
+	for (uint32_t k = t->lru.head; k != HT_NIL; k = lrulist_next(&t->lru, k)) {
 		if (sort == TRACESTORE_SLOWEST && t->traces[k].end_ns + SLOW_KEEP_NS < now_unix_ns)
 			continue;
-		idx[n++] = k;
+		idx[n++] = (int32_t)k;
 	}
 	qsort_r(idx, n, sizeof(idx[0]), cmp_traces, &o);
 	if (n > limit)
