@@ -15,13 +15,12 @@
 #include "agent/export/metrics.h"
 #include "agent/protocols/l7.h"
 #include "otlp.pb-c.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
 #include "agent/common/utf8.h"
 
-#define NIL	     UINT32_MAX
 #define ATTRS_MAX    8
-#define SERIES_BKTS  (METRICS_SERIES_MAX * 2)
 #define ARENA_CHUNK  (256u << 10)
 #define HIST_BKT_MAX 17 /* the largest bound list + 1 */
 
@@ -131,7 +130,6 @@ struct http_series {
 	uint8_t _pad;
 	uint16_t status;
 	uint16_t server_port;
-	uint32_t hnext;
 	char service[MT_SERVICE_MAX];
 	char method[MT_METHOD_MAX];
 	char error_type[8];
@@ -148,7 +146,7 @@ struct metrics {
 	uint64_t start_unix_ns;
 	struct http_series *series;
 	uint32_t nseries;
-	uint32_t *buckets;
+	struct hashtab by_key; /* series by their attributes */
 	struct metrics_stats stats;
 };
 
@@ -450,12 +448,10 @@ struct metrics *metrics__new(const struct otlp_config *cfg)
 	else
 		otlp_config_defaults(&m->cfg);
 	m->series = calloc(METRICS_SERIES_MAX, sizeof(*m->series));
-	m->buckets = malloc(SERIES_BKTS * sizeof(uint32_t));
-	if (!m->series || !m->buckets) {
+	if (!m->series || hashtab_init(&m->by_key, METRICS_SERIES_MAX, 0)) {
 		metrics__free(m);
 		return NULL;
 	}
-	memset(m->buckets, 0xff, SERIES_BKTS * sizeof(uint32_t));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->start_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	return m;
@@ -465,16 +461,9 @@ void metrics__free(struct metrics *m)
 {
 	if (!m)
 		return;
+	hashtab_fini(&m->by_key);
 	free(m->series);
-	free(m->buckets);
 	free(m);
-}
-
-static uint32_t fnv(uint32_t h, const char *s)
-{
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return (h ^ 0xff) * 16777619u;
 }
 
 static bool series_eq(const struct http_series *a, const struct http_series *b)
@@ -488,37 +477,37 @@ static bool series_eq(const struct http_series *a, const struct http_series *b)
 
 static uint32_t series_hash(const struct http_series *k)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)(k->server | k->overflow << 1) ^
-		     (uint32_t)k->status << 8 ^ (uint32_t)k->server_port << 16;
+	uint32_t h = (uint32_t)(k->server | k->overflow << 1) ^ (uint32_t)k->status << 8 ^
+		     (uint32_t)k->server_port << 16;
 
-	h = fnv(h, k->service);
-	h = fnv(h, k->method);
-	h = fnv(h, k->error_type);
-	h = fnv(h, k->version);
-	h = fnv(h, k->scheme);
-	h = fnv(h, k->server_address);
-	return h & (SERIES_BKTS - 1);
+	/* Each string's length goes into its hash: "ab","c" and "a","bc" differ. */
+	h = hashtab_hash_str(k->service, h);
+	h = hashtab_hash_str(k->method, h);
+	h = hashtab_hash_str(k->error_type, h);
+	h = hashtab_hash_str(k->version, h);
+	h = hashtab_hash_str(k->scheme, h);
+	return hashtab_hash_str(k->server_address, h);
 }
 
 static struct http_series *series_get(struct metrics *m, const struct http_series *key)
 {
-	uint32_t b = series_hash(key), i;
+	uint32_t h = series_hash(key), i;
 	struct http_series *s;
 
-	for (i = m->buckets[b]; i != NIL; i = m->series[i].hnext)
+	for (i = hashtab_first(&m->by_key, h); i != HT_NIL; i = hashtab_next(&m->by_key, i))
 		if (series_eq(&m->series[i], key))
 			return &m->series[i];
-	if (m->nseries >= METRICS_SERIES_MAX)
+	i = hashtab_slot_alloc(&m->by_key);
+	if (i == HT_NIL)
 		return NULL;
-	i = m->nseries++;
+	m->nseries++;
 	s = &m->series[i];
 	*s = *key;
 	s->used = 1;
 	s->count = 0;
 	s->sum = 0;
 	memset(s->buckets, 0, sizeof(s->buckets));
-	s->hnext = m->buckets[b];
-	m->buckets[b] = i;
+	hashtab_link(&m->by_key, h, i);
 	m->stats.series = m->nseries;
 	return s;
 }
