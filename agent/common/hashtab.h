@@ -198,10 +198,27 @@ static inline uint32_t hashtab_hash_bytes(const void *p, size_t n, uint32_t seed
 	return hashtab_hash64(h);
 }
 
-/* A NUL-terminated string. */
+/*
+ * Strings, in one pass (no strlen): FNV-1a over the bytes and the terminator
+ * (so "ab","c" and "a","bc" differ), then the finaliser. A key of several
+ * strings steps through each from HASHTAB_STR_INIT and is finished once:
+ *
+ *	h = hashtab_str_step(hashtab_str_step(HASHTAB_STR_INIT ^ n, a), b);
+ *	return hashtab_hash64(h);
+ */
+#define HASHTAB_STR_INIT 0xcbf29ce484222325ull
+
+static inline uint64_t hashtab_str_step(uint64_t h, const char *s)
+{
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 0x100000001b3ull;
+	return h * 0x100000001b3ull;
+}
+
+/* One NUL-terminated string (names, methods, addresses). */
 static inline uint32_t hashtab_hash_str(const char *s, uint32_t seed)
 {
-	return hashtab_hash_bytes(s, strlen(s), seed);
+	return hashtab_hash64(hashtab_str_step(HASHTAB_STR_INIT ^ seed, s));
 }
 
 #endif /* MESHTRACE_HASHTAB_H */

@@ -477,16 +477,16 @@ static bool series_eq(const struct http_series *a, const struct http_series *b)
 
 static uint32_t series_hash(const struct http_series *k)
 {
-	uint32_t h = (uint32_t)(k->server | k->overflow << 1) ^ (uint32_t)k->status << 8 ^
-		     (uint32_t)k->server_port << 16;
+	uint64_t h = HASHTAB_STR_INIT ^ (uint64_t)(k->server | k->overflow << 1) ^
+		     (uint64_t)k->status << 8 ^ (uint64_t)k->server_port << 16;
 
-	/* Each string's length goes into its hash: "ab","c" and "a","bc" differ. */
-	h = hashtab_hash_str(k->service, h);
-	h = hashtab_hash_str(k->method, h);
-	h = hashtab_hash_str(k->error_type, h);
-	h = hashtab_hash_str(k->version, h);
-	h = hashtab_hash_str(k->scheme, h);
-	return hashtab_hash_str(k->server_address, h);
+	h = hashtab_str_step(h, k->service);
+	h = hashtab_str_step(h, k->method);
+	h = hashtab_str_step(h, k->error_type);
+	h = hashtab_str_step(h, k->version);
+	h = hashtab_str_step(h, k->scheme);
+	h = hashtab_str_step(h, k->server_address);
+	return hashtab_hash64(h);
 }
 
 static struct http_series *series_get(struct metrics *m, const struct http_series *key)
