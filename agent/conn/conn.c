@@ -4,16 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/common/hashtab.h"
 #include "agent/conn/conn.h"
 
-#define NIL UINT32_MAX
+#define NIL HT_NIL
 
 struct conn {
 	uint64_t sock;
 	uint64_t last_ns;
-	uint32_t hnext; /* hash chain */
-	uint32_t prev;	/* LRU list, most recent at head */
-	uint32_t next;
 	uint8_t in_use;
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
 	uint8_t detect_tries;
@@ -24,15 +22,10 @@ struct conn {
 };
 
 struct conn_table {
-	struct conn *conns; /* max entries; untouched ones cost no memory */
-	uint32_t *buckets;
-	uint32_t nbuckets; /* power of two */
-	uint32_t max;
-	uint32_t used;	    /* entries ever handed out from the array */
-	uint32_t free_head; /* free list through hnext */
-	uint32_t lru_head;
-	uint32_t lru_tail;
-	uint32_t hand; /* where the next reclaim scan starts */
+	struct conn *conns;	/* max entries; untouched ones cost no memory */
+	struct hashtab by_sock; /* owns the free slots */
+	struct lrulist lru;	/* most recently active first */
+	uint32_t hand;		/* where the next reclaim scan starts */
 	uint64_t idle_ns;
 	conn_exchange_fn fn;
 	conn_io_fn io_fn;
@@ -42,10 +35,9 @@ struct conn_table {
 	struct conn_stats stats;
 };
 
-static uint32_t hash_sock(uint64_t sock, uint32_t nbuckets)
+static uint32_t hash_sock(uint64_t sock)
 {
-	/* struct sock pointers are cache-line aligned: drop the low bits, then mix. */
-	return (uint32_t)(((sock >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (nbuckets - 1);
+	return hashtab_hash64(sock);
 }
 
 struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_exchange_fn fn,
@@ -58,21 +50,12 @@ struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_ex
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->max = max_conns;
-	t->nbuckets = 1;
-	while (t->nbuckets < 2 * max_conns)
-		t->nbuckets <<= 1;
 	t->conns = calloc(max_conns, sizeof(*t->conns));
-	t->buckets = malloc(t->nbuckets * sizeof(*t->buckets));
-	if (!t->conns || !t->buckets) {
-		free(t->conns);
-		free(t->buckets);
-		free(t);
+	if (!t->conns || hashtab_init(&t->by_sock, max_conns, 0) ||
+	    lrulist_init(&t->lru, max_conns)) {
+		conn_table__free(t);
 		return NULL;
 	}
-	memset(t->buckets, 0xff, t->nbuckets * sizeof(*t->buckets));
-	t->free_head = NIL;
-	t->lru_head = t->lru_tail = NIL;
 	t->idle_ns = idle_ns ? idle_ns : CONN_IDLE_NS_DEFAULT;
 	t->fn = fn;
 	t->ctx = ctx;
@@ -83,7 +66,7 @@ void conn_table__free(struct conn_table *t)
 {
 	if (!t)
 		return;
-	for (uint32_t i = 0; i < t->used; i++) {
+	for (uint32_t i = 0; i < t->by_sock.used; i++) {
 		struct conn *c = &t->conns[i];
 
 		if (c->in_use && c->parser && c->parser->release)
@@ -92,44 +75,17 @@ void conn_table__free(struct conn_table *t)
 			free(c->l7);
 	}
 	free(t->conns);
-	free(t->buckets);
+	hashtab_fini(&t->by_sock);
+	lrulist_fini(&t->lru);
 	free(t);
-}
-
-static void lru_unlink(struct conn_table *t, uint32_t i)
-{
-	struct conn *c = &t->conns[i];
-
-	if (c->prev != NIL)
-		t->conns[c->prev].next = c->next;
-	else
-		t->lru_head = c->next;
-	if (c->next != NIL)
-		t->conns[c->next].prev = c->prev;
-	else
-		t->lru_tail = c->prev;
-	c->prev = c->next = NIL;
-}
-
-static void lru_push_head(struct conn_table *t, uint32_t i)
-{
-	struct conn *c = &t->conns[i];
-
-	c->prev = NIL;
-	c->next = t->lru_head;
-	if (t->lru_head != NIL)
-		t->conns[t->lru_head].prev = i;
-	t->lru_head = i;
-	if (t->lru_tail == NIL)
-		t->lru_tail = i;
 }
 
 static uint32_t lookup(const struct conn_table *t, uint64_t sock)
 {
-	uint32_t i = t->buckets[hash_sock(sock, t->nbuckets)];
+	uint32_t i = hashtab_first(&t->by_sock, hash_sock(sock));
 
 	while (i != NIL && t->conns[i].sock != sock)
-		i = t->conns[i].hnext;
+		i = hashtab_next(&t->by_sock, i);
 	return i;
 }
 
@@ -192,45 +148,29 @@ static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns
 static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 {
 	struct conn *c = &t->conns[i];
-	uint32_t *pp = &t->buckets[hash_sock(c->sock, t->nbuckets)];
 	struct emit_ctx e = {t, c};
 
 	if (c->parser) {
 		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
-		if (c->parser->release)
-			c->parser->release(c->l7);
-		t->stats.parser_bytes -= c->parser->state_size;
-		free(c->l7);
-		c->l7 = NULL;
-		c->parser = NULL;
+		free_parser_state(t, c);
 	}
-	while (*pp != i)
-		pp = &t->conns[*pp].hnext;
-	*pp = c->hnext;
-	lru_unlink(t, i);
+	hashtab_unlink(&t->by_sock, hash_sock(c->sock), i);
+	lrulist_unlink(&t->lru, i);
 	c->in_use = 0;
-	c->hnext = t->free_head;
-	t->free_head = i;
+	hashtab_slot_free(&t->by_sock, i);
 	t->stats.active--;
 }
 
 /* Returns a fresh record for @sock, evicting the least recently used one if full. */
 static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 {
-	uint32_t h = hash_sock(sock, t->nbuckets);
 	struct conn *c;
-	uint32_t i;
+	uint32_t i = hashtab_slot_alloc(&t->by_sock);
 
-	if (t->free_head != NIL) {
-		i = t->free_head;
-		t->free_head = t->conns[i].hnext;
-	} else if (t->used < t->max) {
-		i = t->used++;
-	} else {
-		i = t->lru_tail;
-		end_conn(t, i, now_ns);
+	if (i == NIL) {
+		end_conn(t, t->lru.tail, now_ns);
 		t->stats.evicted_full++;
-		t->free_head = t->conns[i].hnext;
+		i = hashtab_slot_alloc(&t->by_sock);
 	}
 	c = &t->conns[i];
 	memset(c, 0, sizeof(*c));
@@ -239,10 +179,8 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 	c->last_ns = now_ns;
 	c->info.sock = sock;
 	c->info.fd = -1;
-	c->hnext = t->buckets[h];
-	t->buckets[h] = i;
-	c->prev = c->next = NIL;
-	lru_push_head(t, i);
+	hashtab_link(&t->by_sock, hash_sock(sock), i);
+	lrulist_push_head(&t->lru, i);
 	t->stats.active++;
 	t->stats.opened++;
 	return i;
@@ -251,10 +189,7 @@ static uint32_t insert(struct conn_table *t, uint64_t sock, uint64_t now_ns)
 static void touch(struct conn_table *t, uint32_t i, uint64_t now_ns)
 {
 	t->conns[i].last_ns = now_ns;
-	if (t->lru_head != i) {
-		lru_unlink(t, i);
-		lru_push_head(t, i);
-	}
+	lrulist_touch(&t->lru, i);
 }
 
 /* The first parser that recognises these bytes, and which side sends such bytes. */
@@ -283,12 +218,12 @@ static void release_idle_parser(struct conn_table *t, struct conn *c)
  */
 static void reclaim_parsers(struct conn_table *t, size_t need, uint64_t now_ns)
 {
-	for (uint32_t k = 0; k < CONN_RECLAIM_SCAN && t->used; k++) {
+	for (uint32_t k = 0; k < CONN_RECLAIM_SCAN && t->by_sock.used; k++) {
 		struct conn *c;
 
 		if (t->stats.parser_bytes + need <= CONN_PARSER_SOFT_MAX)
 			return;
-		if (t->hand >= t->used)
+		if (t->hand >= t->by_sock.used)
 			t->hand = 0;
 		c = &t->conns[t->hand++];
 		if (c->in_use && c->parser && c->parser->idle &&
@@ -458,15 +393,16 @@ void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)
 void conn_table_expire(struct conn_table *t, uint64_t now_ns)
 {
 	/* Quiet connections, oldest first: give back parser state they do not need. */
-	for (uint32_t i = t->lru_tail;
-	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns; i = t->conns[i].prev) {
+	for (uint32_t i = t->lru.tail;
+	     i != NIL && t->conns[i].last_ns + CONN_PARSER_IDLE_NS < now_ns;
+	     i = lrulist_prev(&t->lru, i)) {
 		struct conn *c = &t->conns[i];
 
 		if (c->parser && c->parser->idle && c->parser->idle(c->l7))
 			release_idle_parser(t, c);
 	}
-	while (t->lru_tail != NIL && t->conns[t->lru_tail].last_ns + t->idle_ns < now_ns) {
-		end_conn(t, t->lru_tail, now_ns);
+	while (t->lru.tail != NIL && t->conns[t->lru.tail].last_ns + t->idle_ns < now_ns) {
+		end_conn(t, t->lru.tail, now_ns);
 		t->stats.evicted_idle++;
 	}
 	/*

@@ -93,7 +93,7 @@ struct conn_table;
 /* NULL on allocation failure. @max_conns 0 means CONN_MAX_DEFAULT. */
 struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_exchange_fn fn,
 				   void *ctx);
-/* Ends every connection (pending requests are emitted) and frees the table. */
+/* Frees the table and all parser state; pending requests are dropped, not emitted. NULL: no-op. */
 void conn_table__free(struct conn_table *t);
 
 /* Told when a connection is left at TCP level, so its payload need not be copied. */

@@ -16,8 +16,6 @@
 #include "agent/export/span_attrs.h"
 #include "agent/protocols/l7.h"
 
-#define NIL	    UINT32_MAX
-#define SERIES_BKTS (METRICS_SERIES_MAX * 2)
 #define ARENA_CHUNK (256u << 10)
 
 const double metrics_http_bounds[METRICS_HTTP_BOUNDS] = {
@@ -369,12 +367,10 @@ struct metrics *metrics__new(const struct otlp_config *cfg)
 	else
 		otlp_config_defaults(&m->cfg);
 	m->series = calloc(METRICS_SERIES_MAX, sizeof(*m->series));
-	m->buckets = malloc(SERIES_BKTS * sizeof(uint32_t));
-	if (!m->series || !m->buckets) {
+	if (!m->series || hashtab_init(&m->by_key, METRICS_SERIES_MAX, 0)) {
 		metrics__free(m);
 		return NULL;
 	}
-	memset(m->buckets, 0xff, SERIES_BKTS * sizeof(uint32_t));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	m->start_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	return m;
@@ -384,16 +380,9 @@ void metrics__free(struct metrics *m)
 {
 	if (!m)
 		return;
+	hashtab_fini(&m->by_key);
 	free(m->series);
-	free(m->buckets);
 	free(m);
-}
-
-static uint32_t fnv(uint32_t h, const char *s)
-{
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return (h ^ 0xff) * 16777619u;
 }
 
 static bool series_eq(const struct http_series *a, const struct http_series *b)
@@ -407,37 +396,37 @@ static bool series_eq(const struct http_series *a, const struct http_series *b)
 
 static uint32_t series_hash(const struct http_series *k)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)(k->server | k->overflow << 1) ^
-		     (uint32_t)k->status << 8 ^ (uint32_t)k->server_port << 16;
+	uint64_t h = HASHTAB_STR_INIT ^ (uint64_t)(k->server | k->overflow << 1) ^
+		     (uint64_t)k->status << 8 ^ (uint64_t)k->server_port << 16;
 
-	h = fnv(h, k->service);
-	h = fnv(h, k->method);
-	h = fnv(h, k->error_type);
-	h = fnv(h, k->version);
-	h = fnv(h, k->scheme);
-	h = fnv(h, k->server_address);
-	return h & (SERIES_BKTS - 1);
+	h = hashtab_str_step(h, k->service);
+	h = hashtab_str_step(h, k->method);
+	h = hashtab_str_step(h, k->error_type);
+	h = hashtab_str_step(h, k->version);
+	h = hashtab_str_step(h, k->scheme);
+	h = hashtab_str_step(h, k->server_address);
+	return hashtab_hash64(h);
 }
 
 static struct http_series *series_get(struct metrics *m, const struct http_series *key)
 {
-	uint32_t b = series_hash(key), i;
+	uint32_t h = series_hash(key), i;
 	struct http_series *s;
 
-	for (i = m->buckets[b]; i != NIL; i = m->series[i].hnext)
+	for (i = hashtab_first(&m->by_key, h); i != HT_NIL; i = hashtab_next(&m->by_key, i))
 		if (series_eq(&m->series[i], key))
 			return &m->series[i];
-	if (m->nseries >= METRICS_SERIES_MAX)
+	i = hashtab_slot_alloc(&m->by_key);
+	if (i == HT_NIL)
 		return NULL;
-	i = m->nseries++;
+	m->nseries++;
 	s = &m->series[i];
 	*s = *key;
 	s->used = 1;
 	s->count = 0;
 	s->sum = 0;
 	memset(s->buckets, 0, sizeof(s->buckets));
-	s->hnext = m->buckets[b];
-	m->buckets[b] = i;
+	hashtab_link(&m->by_key, h, i);
 	m->stats.series = m->nseries;
 	return s;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/common/hashtab.h"
 #include "agent/export/metrics.h"
 
 /* Attributes of one point at the most. */
@@ -58,7 +59,6 @@ struct http_series {
 	uint8_t _pad;
 	uint16_t status;
 	uint16_t server_port;
-	uint32_t hnext;
 	char service[MT_SERVICE_MAX];
 	char method[MT_METHOD_MAX];
 	char error_type[8];
@@ -75,7 +75,7 @@ struct metrics {
 	uint64_t start_unix_ns;
 	struct http_series *series;
 	uint32_t nseries;
-	uint32_t *buckets;
+	struct hashtab by_key; /* series by their attributes */
 	struct metrics_stats stats;
 };
 

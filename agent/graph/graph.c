@@ -10,12 +10,10 @@
 
 #include "agent/graph/graph.h"
 #include "agent/protocols/l7.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 
-#define NIL	     UINT32_MAX
-#define SOCK_BUCKETS (GRAPH_SOCKS_MAX * 2)
-#define NODE_BUCKETS (GRAPH_NODES_MAX * 2)
-#define EDGE_BUCKETS (GRAPH_EDGES_MAX * 2)
+#define NIL HT_NIL
 /* graph_on_span's cost is timed on one span in this many. */
 #define COST_SAMPLE 64
 
@@ -38,8 +36,6 @@ struct gsock {
 	uint64_t sock;
 	uint64_t first_ns;
 	uint64_t last_ns;
-	uint32_t hnext; /* sock hash chain; free list when not in use */
-	uint32_t tnext; /* tuple hash chain */
 	uint32_t pid;
 	uint32_t edge;	    /* where its TCP counts go, once decided */
 	uint32_t span_edge; /* the edge of its spans (cache) */
@@ -73,19 +69,15 @@ struct graph {
 
 	struct graph_node *nodes;
 	uint32_t nnodes;
-	uint32_t *node_buckets;
-	uint32_t *node_next;
+	struct hashtab node_by_name;
 
 	struct graph_edge *edges;
 	uint32_t nedges;
-	uint32_t *edge_buckets;
-	uint32_t *edge_next;
+	struct hashtab edge_by_key;
 
 	struct gsock *socks;
-	uint32_t socks_used; /* entries ever handed out */
-	uint32_t free_head;
-	uint32_t *sock_buckets;
-	uint32_t *tuple_buckets;
+	struct hashtab sock_by_addr;  /* by struct sock address; owns the free slots */
+	struct hashtab sock_by_tuple; /* by 4-tuple, once both ports are known */
 
 	struct graph_stats stats;
 };
@@ -125,24 +117,16 @@ struct graph *graph__new(struct identity *id, struct peers *peers)
 	g->start_ns = mono_ns();
 	g->self_pid = (uint32_t)getpid();
 	g->nodes = calloc(GRAPH_NODES_MAX, sizeof(*g->nodes));
-	g->node_buckets = malloc(NODE_BUCKETS * sizeof(uint32_t));
-	g->node_next = malloc(GRAPH_NODES_MAX * sizeof(uint32_t));
 	g->edges = calloc(GRAPH_EDGES_MAX, sizeof(*g->edges));
-	g->edge_buckets = malloc(EDGE_BUCKETS * sizeof(uint32_t));
-	g->edge_next = malloc(GRAPH_EDGES_MAX * sizeof(uint32_t));
 	g->socks = calloc(GRAPH_SOCKS_MAX, sizeof(*g->socks));
-	g->sock_buckets = malloc(SOCK_BUCKETS * sizeof(uint32_t));
-	g->tuple_buckets = malloc(SOCK_BUCKETS * sizeof(uint32_t));
-	if (!g->nodes || !g->node_buckets || !g->node_next || !g->edges || !g->edge_buckets ||
-	    !g->edge_next || !g->socks || !g->sock_buckets || !g->tuple_buckets) {
+	if (!g->nodes || !g->edges || !g->socks ||
+	    hashtab_init(&g->node_by_name, GRAPH_NODES_MAX, 0) ||
+	    hashtab_init(&g->edge_by_key, GRAPH_EDGES_MAX, 0) ||
+	    hashtab_init(&g->sock_by_addr, GRAPH_SOCKS_MAX, 0) ||
+	    hashtab_init(&g->sock_by_tuple, GRAPH_SOCKS_MAX, 0)) {
 		graph__free(g);
 		return NULL;
 	}
-	memset(g->node_buckets, 0xff, NODE_BUCKETS * sizeof(uint32_t));
-	memset(g->edge_buckets, 0xff, EDGE_BUCKETS * sizeof(uint32_t));
-	memset(g->sock_buckets, 0xff, SOCK_BUCKETS * sizeof(uint32_t));
-	memset(g->tuple_buckets, 0xff, SOCK_BUCKETS * sizeof(uint32_t));
-	g->free_head = NIL;
 	read_ephemeral_range(g);
 	return g;
 }
@@ -151,15 +135,13 @@ void graph__free(struct graph *g)
 {
 	if (!g)
 		return;
+	hashtab_fini(&g->node_by_name);
 	free(g->nodes);
-	free(g->node_buckets);
-	free(g->node_next);
+	hashtab_fini(&g->edge_by_key);
 	free(g->edges);
-	free(g->edge_buckets);
-	free(g->edge_next);
+	hashtab_fini(&g->sock_by_addr);
+	hashtab_fini(&g->sock_by_tuple);
 	free(g->socks);
-	free(g->sock_buckets);
-	free(g->tuple_buckets);
 	free(g);
 }
 
@@ -279,39 +261,38 @@ double graph_quantile(const double *bounds, unsigned n, const uint32_t *buckets,
 
 /* ---- nodes and edges ---- */
 
-static uint32_t hash_str(const char *s)
+/* A free slot of @t, or NIL counted in @full. */
+static uint32_t slot_take(struct hashtab *t, uint64_t *full)
 {
-	uint32_t h = 2166136261u;
+	uint32_t i = hashtab_slot_alloc(t);
 
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	if (i == NIL)
+		(*full)++;
+	return i;
 }
 
 static uint32_t node_get(struct graph *g, const char *name, uint8_t kind)
 {
-	uint32_t b = hash_str(name) & (NODE_BUCKETS - 1);
+	uint32_t h = hashtab_hash_str(name, 0);
 	struct graph_node *n;
 	uint32_t i;
 
-	for (i = g->node_buckets[b]; i != NIL; i = g->node_next[i])
+	for (i = hashtab_first(&g->node_by_name, h); i != NIL;
+	     i = hashtab_next(&g->node_by_name, i))
 		if (strcmp(g->nodes[i].name, name) == 0) {
 			/* A name some process carries is a service, however it was first seen. */
 			if (kind == GRAPH_NODE_SERVICE)
 				g->nodes[i].kind = GRAPH_NODE_SERVICE;
 			return i;
 		}
-	if (g->nnodes >= GRAPH_NODES_MAX) {
-		g->stats.nodes_full++;
+	i = slot_take(&g->node_by_name, &g->stats.nodes_full);
+	if (i == NIL)
 		return NIL;
-	}
-	i = g->nnodes++;
 	n = &g->nodes[i];
 	mt_strlcpy(n->name, name, sizeof(n->name));
 	n->kind = kind;
-	g->node_next[i] = g->node_buckets[b];
-	g->node_buckets[b] = i;
-	g->stats.nodes = g->nnodes;
+	hashtab_link(&g->node_by_name, h, i);
+	g->stats.nodes = ++g->nnodes;
 	return i;
 }
 
@@ -334,16 +315,15 @@ static bool is_database(uint8_t proto)
 
 static uint32_t edge_hash(uint32_t client, uint32_t server, uint8_t proto)
 {
-	uint64_t k = (uint64_t)client << 40 ^ (uint64_t)server << 8 ^ proto;
-
-	return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & (EDGE_BUCKETS - 1);
+	return hashtab_hash64((uint64_t)client << 40 ^ (uint64_t)server << 8 ^ proto);
 }
 
 static uint32_t edge_find(const struct graph *g, uint32_t client, uint32_t server, uint8_t proto)
 {
 	uint32_t i;
 
-	for (i = g->edge_buckets[edge_hash(client, server, proto)]; i != NIL; i = g->edge_next[i]) {
+	for (i = hashtab_first(&g->edge_by_key, edge_hash(client, server, proto)); i != NIL;
+	     i = hashtab_next(&g->edge_by_key, i)) {
 		const struct graph_edge *e = &g->edges[i];
 
 		if (e->client == client && e->server == server && e->protocol == proto)
@@ -354,19 +334,17 @@ static uint32_t edge_find(const struct graph *g, uint32_t client, uint32_t serve
 
 static uint32_t edge_get(struct graph *g, uint32_t client, uint32_t server, uint8_t proto)
 {
-	uint32_t b, i;
 	struct graph_edge *e;
+	uint32_t i;
 
 	if (client == NIL || server == NIL)
 		return NIL;
 	i = edge_find(g, client, server, proto);
 	if (i != NIL)
 		return i;
-	if (g->nedges >= GRAPH_EDGES_MAX) {
-		g->stats.edges_full++;
+	i = slot_take(&g->edge_by_key, &g->stats.edges_full);
+	if (i == NIL)
 		return NIL;
-	}
-	i = g->nedges++;
 	e = &g->edges[i];
 	e->client = client;
 	e->server = server;
@@ -376,10 +354,8 @@ static uint32_t edge_get(struct graph *g, uint32_t client, uint32_t server, uint
 	else if (g->nodes[client].kind != GRAPH_NODE_SERVICE ||
 		 g->nodes[server].kind != GRAPH_NODE_SERVICE)
 		e->connection_type = GRAPH_CT_VIRTUAL_NODE;
-	b = edge_hash(client, server, proto);
-	g->edge_next[i] = g->edge_buckets[b];
-	g->edge_buckets[b] = i;
-	g->stats.edges = g->nedges;
+	hashtab_link(&g->edge_by_key, edge_hash(client, server, proto), i);
+	g->stats.edges = ++g->nedges;
 	return i;
 }
 
@@ -396,28 +372,21 @@ static uint8_t pair_protocol(const struct graph *g, uint32_t client, uint32_t se
 
 static uint32_t hash_sock(uint64_t sock)
 {
-	return (uint32_t)(((sock >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (SOCK_BUCKETS - 1);
+	return hashtab_hash64(sock);
 }
 
 /* Hash of the connection as seen from its client: (client addr:port, server addr:port). */
 static uint32_t hash_conn(const uint8_t a[16], uint16_t ap, const uint8_t b[16], uint16_t bp)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 1099511628211ull;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	h = (h ^ ap) * 1099511628211ull;
-	h = (h ^ bp) * 1099511628211ull;
-	return (uint32_t)(h >> 20) & (SOCK_BUCKETS - 1);
+	return hashtab_hash_bytes(b, 16, hashtab_hash_bytes(a, 16, (uint32_t)ap << 16 | bp));
 }
 
 static uint32_t sock_find(const struct graph *g, uint64_t sock)
 {
 	uint32_t i;
 
-	for (i = g->sock_buckets[hash_sock(sock)]; i != NIL; i = g->socks[i].hnext)
+	for (i = hashtab_first(&g->sock_by_addr, hash_sock(sock)); i != NIL;
+	     i = hashtab_next(&g->sock_by_addr, i))
 		if (g->socks[i].sock == sock)
 			return i;
 	return NIL;
@@ -426,28 +395,23 @@ static uint32_t sock_find(const struct graph *g, uint64_t sock)
 static void tuple_unhash(struct graph *g, uint32_t i)
 {
 	struct gsock *s = &g->socks[i];
-	uint32_t *pp;
 
 	if (!s->hashed)
 		return;
-	pp = &g->tuple_buckets[hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr,
-					 s->tuple.rport)];
-	while (*pp != i)
-		pp = &g->socks[*pp].tnext;
-	*pp = s->tnext;
+	hashtab_unlink(&g->sock_by_tuple,
+		       hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr, s->tuple.rport),
+		       i);
 	s->hashed = 0;
 }
 
 static void tuple_hash(struct graph *g, uint32_t i)
 {
 	struct gsock *s = &g->socks[i];
-	uint32_t b;
 
 	if (s->hashed || !s->tuple.lport || !s->tuple.rport)
 		return;
-	b = hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr, s->tuple.rport);
-	s->tnext = g->tuple_buckets[b];
-	g->tuple_buckets[b] = i;
+	hashtab_link(&g->sock_by_tuple,
+		     hash_conn(s->tuple.laddr, s->tuple.lport, s->tuple.raddr, s->tuple.rport), i);
 	s->hashed = 1;
 }
 
@@ -465,10 +429,10 @@ static void set_tuple(struct graph *g, uint32_t i, const struct mt_tuple *t)
 /* The socket at the other end of @s's connection, when it is on this node. */
 static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 {
-	uint32_t i = g->tuple_buckets[hash_conn(s->tuple.raddr, s->tuple.rport, s->tuple.laddr,
-						s->tuple.lport)];
+	uint32_t i = hashtab_first(&g->sock_by_tuple, hash_conn(s->tuple.raddr, s->tuple.rport,
+								s->tuple.laddr, s->tuple.lport));
 
-	for (; i != NIL; i = g->socks[i].tnext) {
+	for (; i != NIL; i = hashtab_next(&g->sock_by_tuple, i)) {
 		const struct gsock *p = &g->socks[i];
 
 		if (p->tuple.lport == s->tuple.rport && p->tuple.rport == s->tuple.lport &&
@@ -481,26 +445,18 @@ static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 
 static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
 {
-	uint32_t i, b = hash_sock(sock);
+	uint32_t i = slot_take(&g->sock_by_addr, &g->stats.sockets_full);
 	struct gsock *s;
 
-	if (g->free_head != NIL) {
-		i = g->free_head;
-		g->free_head = g->socks[i].hnext;
-	} else if (g->socks_used < GRAPH_SOCKS_MAX) {
-		i = g->socks_used++;
-	} else {
-		g->stats.sockets_full++;
+	if (i == NIL)
 		return NIL;
-	}
 	s = &g->socks[i];
 	memset(s, 0, sizeof(*s));
 	s->sock = sock;
 	s->in_use = 1;
 	s->first_ns = s->last_ns = now_ns;
 	s->edge = s->span_edge = NIL;
-	s->hnext = g->sock_buckets[b];
-	g->sock_buckets[b] = i;
+	hashtab_link(&g->sock_by_addr, hash_sock(sock), i);
 	g->stats.sockets++;
 	return i;
 }
@@ -508,15 +464,11 @@ static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
 static void sock_free(struct graph *g, uint32_t i)
 {
 	struct gsock *s = &g->socks[i];
-	uint32_t *pp = &g->sock_buckets[hash_sock(s->sock)];
 
 	tuple_unhash(g, i);
-	while (*pp != i)
-		pp = &g->socks[*pp].hnext;
-	*pp = s->hnext;
+	hashtab_unlink(&g->sock_by_addr, hash_sock(s->sock), i);
 	s->in_use = 0;
-	s->hnext = g->free_head;
-	g->free_head = i;
+	hashtab_slot_free(&g->sock_by_addr, i);
 	g->stats.sockets--;
 }
 
@@ -935,7 +887,7 @@ out:
 
 void graph_tick(struct graph *g, uint64_t now_ns)
 {
-	for (uint32_t i = 0; i < g->socks_used; i++) {
+	for (uint32_t i = 0; i < g->sock_by_addr.used; i++) {
 		struct gsock *s = &g->socks[i];
 
 		if (!s->in_use)
@@ -951,7 +903,7 @@ void graph_tick(struct graph *g, uint64_t now_ns)
 
 void graph_flush(struct graph *g, uint64_t now_ns)
 {
-	for (uint32_t i = 0; i < g->socks_used; i++)
+	for (uint32_t i = 0; i < g->sock_by_addr.used; i++)
 		if (g->socks[i].in_use && !g->socks[i].decided)
 			decide(g, i, now_ns);
 }

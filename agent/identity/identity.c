@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/identity/identity.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 
 struct identity_entry {
@@ -381,7 +382,7 @@ static struct identity_entry *find_entry(struct identity *id, uint32_t pid);
 const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, const char *comm,
 					  uint64_t now_ns)
 {
-	uint32_t h = (pid * 2654435761u) & (IDENTITY_MAX - 1);
+	uint32_t h = hashtab_hash64(pid) & (IDENTITY_MAX - 1);
 	struct identity_entry *e = find_entry(id, pid), *empty = NULL, *oldest = NULL;
 
 	id->stats.lookups++;
@@ -423,7 +424,7 @@ const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, con
 
 static struct identity_entry *find_entry(struct identity *id, uint32_t pid)
 {
-	uint32_t h = (pid * 2654435761u) & (IDENTITY_MAX - 1);
+	uint32_t h = hashtab_hash64(pid) & (IDENTITY_MAX - 1);
 
 	for (uint32_t probe = 0; probe < 8; probe++) {
 		struct identity_entry *e = &id->slots[(h + probe) & (IDENTITY_MAX - 1)];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent/identity/peers.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 
 struct listener {
@@ -46,15 +47,6 @@ struct peers *peers__new(void)
 void peers__free(struct peers *p)
 {
 	free(p);
-}
-
-static uint32_t hash_bytes(const uint8_t *b, size_t n, uint32_t seed)
-{
-	uint32_t h = 2166136261u ^ seed; /* FNV-1a */
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
 }
 
 void peers_set_local_addrs(struct peers *p, const uint8_t (*addrs)[16], unsigned n)
@@ -108,7 +100,7 @@ bool peers_is_local_addr(const struct peers *p, const uint8_t addr[16])
 static struct listener *listener_slot(struct peers *p, const uint8_t addr[16], uint16_t port,
 				      uint64_t now_ns)
 {
-	uint32_t h = hash_bytes(addr, 16, port) & (PEERS_LISTENERS_MAX - 1);
+	uint32_t h = hashtab_hash_bytes(addr, 16, port) & (PEERS_LISTENERS_MAX - 1);
 	struct listener *empty = NULL, *oldest = NULL;
 
 	for (unsigned i = 0; i < PEERS_PROBE; i++) {
@@ -156,7 +148,7 @@ void peers_learn_listener(struct peers *p, const uint8_t addr[16], uint16_t port
 static const struct listener *listener_find(const struct peers *p, const uint8_t addr[16],
 					    uint16_t port)
 {
-	uint32_t h = hash_bytes(addr, 16, port) & (PEERS_LISTENERS_MAX - 1);
+	uint32_t h = hashtab_hash_bytes(addr, 16, port) & (PEERS_LISTENERS_MAX - 1);
 
 	for (unsigned i = 0; i < PEERS_PROBE; i++) {
 		const struct listener *l = &p->listeners[(h + i) & (PEERS_LISTENERS_MAX - 1)];
@@ -196,7 +188,7 @@ void peers_forget_pid(struct peers *p, uint32_t pid)
 void peers_learn_name(struct peers *p, const uint8_t addr[16], const char *name, uint32_t ttl_s,
 		      uint64_t now_ns)
 {
-	uint32_t h = hash_bytes(addr, 16, 0) & (PEERS_DNS_MAX - 1);
+	uint32_t h = hashtab_hash_bytes(addr, 16, 0) & (PEERS_DNS_MAX - 1);
 	struct dns_entry *slot = NULL, *soonest = NULL;
 
 	if (ttl_s < PEERS_DNS_TTL_FLOOR_S)
@@ -227,7 +219,7 @@ void peers_learn_name(struct peers *p, const uint8_t addr[16], const char *name,
 
 const char *peers_dns_name(const struct peers *p, const uint8_t addr[16], uint64_t now_ns)
 {
-	uint32_t h = hash_bytes(addr, 16, 0) & (PEERS_DNS_MAX - 1);
+	uint32_t h = hashtab_hash_bytes(addr, 16, 0) & (PEERS_DNS_MAX - 1);
 
 	for (unsigned i = 0; i < PEERS_PROBE; i++) {
 		const struct dns_entry *e = &p->names[(h + i) & (PEERS_DNS_MAX - 1)];

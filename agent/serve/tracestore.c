@@ -18,11 +18,11 @@
 #include <time.h>
 
 #include "agent/serve/tracestore.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
 
 #define NIL	     (-1)
-#define HASH_BUCKETS (2 * TRACESTORE_TRACES_MAX)
 #define NS_PER_MS    UINT64_C(1000000)
 #define SLOW_KEEP_NS ((uint64_t)TRACESTORE_SLOW_KEEP_S * UINT64_C(1000000000))
 
@@ -37,17 +37,14 @@ struct ts_trace {
 	bool error;
 	bool slow; /* pinned in t->slow[] */
 	uint32_t nspans;
-	int32_t spans; /* first span */
-	int32_t hash_next;
-	int32_t lru_prev, lru_next;
+	int32_t spans;		   /* first span */
 	uint64_t start_ns, end_ns; /* earliest start, latest end over its spans */
 };
 
 struct tracestore {
 	struct ts_trace traces[TRACESTORE_TRACES_MAX];
-	int32_t buckets[HASH_BUCKETS];
-	int32_t lru_head, lru_tail; /* most and least recently active */
-	int32_t free_traces;	    /* chained through hash_next */
+	struct hashtab by_id; /* traces by id; its free list holds the free trace slots */
+	struct lrulist lru;   /* most recently active first */
 	int32_t free_spans;
 	int32_t slow[TRACESTORE_SLOWEST_MAX];
 	unsigned nslow;
@@ -61,10 +58,7 @@ static uint32_t hash_id(const uint8_t id[16])
 
 	/* Trace ids are random (W3C) or made by our own generator: mixing 8 bytes is plenty. */
 	memcpy(&h, id + 8, sizeof(h));
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return (uint32_t)(h % HASH_BUCKETS);
+	return hashtab_hash64(h);
 }
 
 struct tracestore *tracestore__new(void)
@@ -74,20 +68,23 @@ struct tracestore *tracestore__new(void)
 
 	if (!t)
 		return NULL;
-	for (i = 0; i < HASH_BUCKETS; i++)
-		t->buckets[i] = NIL;
-	for (i = 0; i < TRACESTORE_TRACES_MAX; i++)
-		t->traces[i].hash_next = i + 1 < TRACESTORE_TRACES_MAX ? i + 1 : NIL;
+	if (hashtab_init(&t->by_id, TRACESTORE_TRACES_MAX, 0) ||
+	    lrulist_init(&t->lru, TRACESTORE_TRACES_MAX)) {
+		tracestore__free(t);
+		return NULL;
+	}
 	for (i = 0; i < TRACESTORE_SPANS_MAX; i++)
 		t->spans[i].next = i + 1 < TRACESTORE_SPANS_MAX ? i + 1 : NIL;
-	t->free_traces = 0;
 	t->free_spans = 0;
-	t->lru_head = t->lru_tail = NIL;
 	return t;
 }
 
 void tracestore__free(struct tracestore *t)
 {
+	if (!t)
+		return;
+	hashtab_fini(&t->by_id);
+	lrulist_fini(&t->lru);
 	free(t);
 }
 
@@ -98,40 +95,12 @@ void tracestore_stats(const struct tracestore *t, struct tracestore_stats *out)
 
 static int32_t find(const struct tracestore *t, const uint8_t id[16])
 {
-	int32_t i;
+	uint32_t i;
 
-	for (i = t->buckets[hash_id(id)]; i != NIL; i = t->traces[i].hash_next)
+	for (i = hashtab_first(&t->by_id, hash_id(id)); i != HT_NIL; i = hashtab_next(&t->by_id, i))
 		if (!memcmp(t->traces[i].trace_id, id, 16))
-			return i;
+			return (int32_t)i;
 	return NIL;
-}
-
-static void lru_unlink(struct tracestore *t, int32_t i)
-{
-	struct ts_trace *tr = &t->traces[i];
-
-	if (tr->lru_prev != NIL)
-		t->traces[tr->lru_prev].lru_next = tr->lru_next;
-	else
-		t->lru_head = tr->lru_next;
-	if (tr->lru_next != NIL)
-		t->traces[tr->lru_next].lru_prev = tr->lru_prev;
-	else
-		t->lru_tail = tr->lru_prev;
-	tr->lru_prev = tr->lru_next = NIL;
-}
-
-static void lru_push_head(struct tracestore *t, int32_t i)
-{
-	struct ts_trace *tr = &t->traces[i];
-
-	tr->lru_prev = NIL;
-	tr->lru_next = t->lru_head;
-	if (t->lru_head != NIL)
-		t->traces[t->lru_head].lru_prev = i;
-	t->lru_head = i;
-	if (t->lru_tail == NIL)
-		t->lru_tail = i;
 }
 
 static void unpin(struct tracestore *t, unsigned k)
@@ -144,7 +113,6 @@ static void unpin(struct tracestore *t, unsigned k)
 static void evict(struct tracestore *t, int32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
-	int32_t *pp = &t->buckets[hash_id(tr->trace_id)];
 	int32_t s = tr->spans;
 
 	if (tr->slow) {
@@ -163,13 +131,10 @@ static void evict(struct tracestore *t, int32_t i)
 		s = next;
 	}
 	t->stats.spans -= tr->nspans;
-	while (*pp != i)
-		pp = &t->traces[*pp].hash_next;
-	*pp = tr->hash_next;
-	lru_unlink(t, i);
+	hashtab_unlink(&t->by_id, hash_id(tr->trace_id), (uint32_t)i);
+	lrulist_unlink(&t->lru, (uint32_t)i);
 	memset(tr, 0, sizeof(*tr));
-	tr->hash_next = t->free_traces;
-	t->free_traces = i;
+	hashtab_slot_free(&t->by_id, (uint32_t)i);
 	t->stats.traces--;
 	t->stats.traces_evicted++;
 }
@@ -177,11 +142,9 @@ static void evict(struct tracestore *t, int32_t i)
 /* Evicts the least recently active trace that is neither pinned nor @keep. */
 static bool evict_one(struct tracestore *t, int32_t keep)
 {
-	int32_t i;
-
-	for (i = t->lru_tail; i != NIL; i = t->traces[i].lru_prev) {
-		if (i != keep && !t->traces[i].slow) {
-			evict(t, i);
+	for (uint32_t i = t->lru.tail; i != HT_NIL; i = lrulist_prev(&t->lru, i)) {
+		if ((int32_t)i != keep && !t->traces[i].slow) {
+			evict(t, (int32_t)i);
 			return true;
 		}
 	}
@@ -224,23 +187,23 @@ static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
 
 static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
 {
-	uint32_t h = hash_id(id);
+	uint32_t slot = hashtab_slot_alloc(&t->by_id);
 	struct ts_trace *tr;
 	int32_t i;
 
-	if (t->free_traces == NIL && !evict_one(t, NIL))
-		return NIL;
-	i = t->free_traces;
+	if (slot == HT_NIL) {
+		if (!evict_one(t, NIL))
+			return NIL;
+		slot = hashtab_slot_alloc(&t->by_id);
+	}
+	i = (int32_t)slot;
 	tr = &t->traces[i];
-	t->free_traces = tr->hash_next;
 	memset(tr, 0, sizeof(*tr));
 	memcpy(tr->trace_id, id, 16);
 	tr->used = true;
 	tr->spans = NIL;
-	tr->hash_next = t->buckets[h];
-	t->buckets[h] = i;
-	tr->lru_prev = tr->lru_next = NIL;
-	lru_push_head(t, i);
+	hashtab_link(&t->by_id, hash_id(id), slot);
+	lrulist_push_head(&t->lru, slot);
 	t->stats.traces++;
 	t->stats.traces_added++;
 	return i;
@@ -260,8 +223,7 @@ void tracestore_add(struct tracestore *t, const struct mt_span *s)
 			return;
 		}
 	} else {
-		lru_unlink(t, i);
-		lru_push_head(t, i);
+		lrulist_touch(&t->lru, (uint32_t)i);
 	}
 	tr = &t->traces[i];
 	if (tr->nspans >= TRACESTORE_TRACE_SPANS_MAX) {
@@ -369,10 +331,10 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 	unsigned n = 0, i;
 	int rc = 0;
 
-	for (int32_t k = t->lru_head; k != NIL; k = t->traces[k].lru_next) {
+	for (uint32_t k = t->lru.head; k != HT_NIL; k = lrulist_next(&t->lru, k)) {
 		if (sort == TRACESTORE_SLOWEST && t->traces[k].end_ns + SLOW_KEEP_NS < now_unix_ns)
 			continue;
-		idx[n++] = k;
+		idx[n++] = (int32_t)k;
 	}
 	qsort_r(idx, n, sizeof(idx[0]), cmp_traces, &o);
 	if (n > limit)

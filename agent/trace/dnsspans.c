@@ -10,6 +10,7 @@
 
 #include "agent/trace/dnsspans.h"
 #include "agent/protocols/dns.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 
 /* The id slot of a socket's query sent without bytes (sendmmsg): above any DNS id. */
@@ -57,9 +58,7 @@ void dnsspans__free(struct dnsspans *d)
 
 static uint32_t slot_hash(uint64_t sock, uint32_t id)
 {
-	uint64_t h = (sock ^ ((uint64_t)id << 32 | id)) * 0x9E3779B97F4A7C15ull;
-
-	return (uint32_t)(h >> 40) & (DNSSPANS_PENDING_MAX - 1);
+	return hashtab_hash64(sock ^ ((uint64_t)id << 32 | id)) & (DNSSPANS_PENDING_MAX - 1);
 }
 
 static struct pending *slot_find(struct dnsspans *d, uint64_t sock, uint32_t id)

@@ -3,10 +3,11 @@
 #include <string.h>
 
 #include "agent/trace/linker.h"
+#include "agent/common/hashtab.h"
 #include "agent/common/traceparent.h"
 #include "agent/common/util.h"
 
-#define NIL		    UINT32_MAX
+#define NIL		    HT_NIL
 #define OWNER_PROBE	    8
 #define DONE_CLIENT_KEEP_NS (100ull * 1000000ull)
 
@@ -26,8 +27,6 @@ struct req {
 	uint32_t seq;
 	uint32_t tid;
 	uint32_t pid;
-	uint32_t next_sock; /* hash chains */
-	uint32_t next_flow;
 	uint8_t in_use;
 	uint8_t role;
 	uint8_t resolved;
@@ -65,13 +64,10 @@ struct tie {
 struct linker {
 	struct req *reqs;
 	struct tie *ties;
-	uint32_t *by_sock;
-	uint32_t *by_flow;
-	uint32_t nbuckets;
-	uint32_t free_head; /* through next_sock */
-	uint32_t used;
-	uint32_t cursor; /* eviction clock hand */
-	uint32_t live;	 /* requests in use */
+	struct hashtab by_sock; /* every request, by (socket, position); owns the free slots */
+	struct hashtab by_flow; /* client requests, by (flow, position) */
+	uint32_t cursor;	/* eviction clock hand */
+	uint32_t live;		/* requests in use */
 	struct owner *threads;
 	struct owner *procs;
 	struct req scratch; /* a freed client request's ids, while they are copied */
@@ -80,32 +76,14 @@ struct linker {
 	struct link_stats stats;
 };
 
-static uint64_t mix64(uint64_t x)
+static uint32_t sock_hash(uint64_t sock, uint32_t seq)
 {
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
+	return hashtab_hash64(sock ^ ((uint64_t)seq << 32 | seq));
 }
 
-static uint32_t sock_bucket(const struct linker *l, uint64_t sock, uint32_t seq)
+static uint32_t flow_hash(const struct flow *f, uint32_t seq)
 {
-	return (uint32_t)mix64(sock ^ ((uint64_t)seq << 32 | seq)) & (l->nbuckets - 1);
-}
-
-static uint32_t flow_bucket(const struct linker *l, const struct flow *f, uint32_t seq)
-{
-	uint64_t h = seq;
-
-	for (size_t i = 0; i < sizeof(*f); i += 8) {
-		uint64_t w = 0;
-
-		memcpy(&w, (const uint8_t *)f + i, sizeof(*f) - i < 8 ? sizeof(*f) - i : 8);
-		h = mix64(h ^ w);
-	}
-	return (uint32_t)h & (l->nbuckets - 1);
+	return hashtab_hash_bytes(f, sizeof(*f), seq);
 }
 
 static uint64_t rotl(uint64_t x, int k)
@@ -138,22 +116,16 @@ struct linker *linker__new(const uint64_t seed[4])
 
 	if (!l)
 		return NULL;
-	l->nbuckets = 1;
-	while (l->nbuckets < 2 * LINK_REQS_MAX)
-		l->nbuckets <<= 1;
 	l->reqs = calloc(LINK_REQS_MAX, sizeof(*l->reqs));
-	l->by_sock = malloc(l->nbuckets * sizeof(*l->by_sock));
-	l->by_flow = malloc(l->nbuckets * sizeof(*l->by_flow));
 	l->threads = calloc(LINK_THREADS_MAX, sizeof(*l->threads));
 	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
 	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
-	if (!l->reqs || !l->by_sock || !l->by_flow || !l->threads || !l->procs || !l->ties) {
+	if (!l->reqs || !l->threads || !l->procs || !l->ties ||
+	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
+	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0)) {
 		linker__free(l);
 		return NULL;
 	}
-	memset(l->by_sock, 0xff, l->nbuckets * sizeof(*l->by_sock));
-	memset(l->by_flow, 0xff, l->nbuckets * sizeof(*l->by_flow));
-	l->free_head = NIL;
 	memcpy(l->rng, seed, sizeof(l->rng));
 	if (!(l->rng[0] | l->rng[1] | l->rng[2] | l->rng[3]))
 		l->rng[0] = 0x9E3779B97F4A7C15ull;
@@ -165,8 +137,8 @@ void linker__free(struct linker *l)
 	if (!l)
 		return;
 	free(l->reqs);
-	free(l->by_sock);
-	free(l->by_flow);
+	hashtab_fini(&l->by_sock);
+	hashtab_fini(&l->by_flow);
 	free(l->threads);
 	free(l->procs);
 	free(l->ties);
@@ -199,7 +171,7 @@ void linker_stats(const struct linker *l, struct link_stats *out)
 /* The entry for @id, created when @create; the least recently used in its window is reused. */
 static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id, bool create)
 {
-	uint32_t h = (uint32_t)mix64(id) & (LINK_THREADS_MAX - 1);
+	uint32_t h = hashtab_hash64(id) & (LINK_THREADS_MAX - 1);
 	struct owner *victim = NULL;
 
 	if (!id)
@@ -286,7 +258,7 @@ static struct req *current_request(struct linker *l, const struct owner *t)
 
 static struct tie *tie_slot(struct linker *l, uint64_t client_sock)
 {
-	return &l->ties[mix64(client_sock) & (LINK_TIES_MAX - 1)];
+	return &l->ties[hashtab_hash64(client_sock) & (LINK_TIES_MAX - 1)];
 }
 
 void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t sock)
@@ -324,55 +296,44 @@ static struct req *take_tie(struct linker *l, uint64_t client_sock)
 
 static struct req *find_sock(const struct linker *l, uint64_t sock, uint32_t seq)
 {
-	uint32_t i = l->by_sock[sock_bucket(l, sock, seq)];
+	uint32_t i = hashtab_first(&l->by_sock, sock_hash(sock, seq));
 
 	while (i != NIL && (l->reqs[i].sock != sock || l->reqs[i].seq != seq))
-		i = l->reqs[i].next_sock;
+		i = hashtab_next(&l->by_sock, i);
 	return i == NIL ? NULL : &l->reqs[i];
 }
 
 static struct req *find_client_flow(const struct linker *l, const struct flow *f, uint32_t seq)
 {
-	uint32_t i = l->by_flow[flow_bucket(l, f, seq)];
+	uint32_t i = hashtab_first(&l->by_flow, flow_hash(f, seq));
 
 	while (i != NIL && (l->reqs[i].seq != seq || memcmp(&l->reqs[i].flow, f, sizeof(*f)) != 0))
-		i = l->reqs[i].next_flow;
+		i = hashtab_next(&l->by_flow, i);
 	return i == NIL ? NULL : &l->reqs[i];
-}
-
-static void unchain(uint32_t *head, struct req *reqs, uint32_t i, bool flow)
-{
-	while (*head != NIL && *head != i)
-		head = flow ? &reqs[*head].next_flow : &reqs[*head].next_sock;
-	if (*head == i)
-		*head = flow ? reqs[i].next_flow : reqs[i].next_sock;
 }
 
 static void req_free(struct linker *l, uint32_t i)
 {
 	struct req *r = &l->reqs[i];
 
-	unchain(&l->by_sock[sock_bucket(l, r->sock, r->seq)], l->reqs, i, false);
+	hashtab_unlink(&l->by_sock, sock_hash(r->sock, r->seq), i);
 	if (r->in_flow)
-		unchain(&l->by_flow[flow_bucket(l, &r->flow, r->seq)], l->reqs, i, true);
+		hashtab_unlink(&l->by_flow, flow_hash(&r->flow, r->seq), i);
 	if (r->role == CONN_ROLE_SERVER && !r->done_ns) {
 		owner_remove(owner_get(l, l->threads, r->tid, false), i);
 		owner_remove(owner_get(l, l->procs, r->pid, false), i);
 	}
 	r->in_use = 0;
 	l->live--;
-	r->next_sock = l->free_head;
-	l->free_head = i;
+	hashtab_slot_free(&l->by_sock, i);
 }
 
 /* A free request slot; when none is left, one goes, oldest-first by the clock hand. */
 static uint32_t req_alloc(struct linker *l)
 {
-	uint32_t i;
+	uint32_t i = hashtab_slot_alloc(&l->by_sock);
 
-	if (l->free_head == NIL && l->used < LINK_REQS_MAX)
-		return l->used++;
-	if (l->free_head == NIL) {
+	if (i == NIL) {
 		/* Completed client requests go first: they are only kept for late servers. */
 		uint32_t victim = NIL;
 
@@ -386,9 +347,8 @@ static uint32_t req_alloc(struct linker *l)
 			l->stats.unlinked[LINK_TABLE_FULL]++;
 		}
 		req_free(l, victim);
+		i = hashtab_slot_alloc(&l->by_sock);
 	}
-	i = l->free_head;
-	l->free_head = l->reqs[i].next_sock;
 	return i;
 }
 
@@ -569,7 +529,6 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 {
 	uint32_t i = req_alloc(l);
 	struct req *r = &l->reqs[i];
-	uint32_t h;
 
 	memset(r, 0, sizeof(*r));
 	r->in_use = 1;
@@ -582,10 +541,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	r->protocol = x->protocol;
 	r->start_ns = x->req_start_ns;
 	flow_of(ci, &r->flow);
-	h = sock_bucket(l, r->sock, r->seq);
-	r->next_sock = l->by_sock[h];
-	l->by_sock[h] = i;
-	r->next_flow = NIL;
+	hashtab_link(&l->by_sock, sock_hash(r->sock, r->seq), i);
 
 	if (ci->role == CONN_ROLE_SERVER) {
 		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
@@ -622,9 +578,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 			linker_random_id(l, r->ids.span_id, 8);
 			l->stats.unlinked[reason]++;
 		}
-		h = flow_bucket(l, &r->flow, r->seq);
-		r->next_flow = l->by_flow[h];
-		l->by_flow[h] = i;
+		hashtab_link(&l->by_flow, flow_hash(&r->flow, r->seq), i);
 		r->in_flow = 1;
 	}
 	return r;
@@ -673,7 +627,7 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 
 void linker_expire(struct linker *l, uint64_t now_ns)
 {
-	for (uint32_t i = 0; i < l->used; i++) {
+	for (uint32_t i = 0; i < l->by_sock.used; i++) {
 		struct req *r = &l->reqs[i];
 
 		if (!r->in_use)
