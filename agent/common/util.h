@@ -4,6 +4,7 @@
 #define MESHTRACE_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -22,6 +23,9 @@ static inline size_t mt_strlcpy(char *dst, const char *src, size_t size)
 	}
 	return len;
 }
+
+/* No entry: the end of an index-linked list (a free list, a hash chain, an LRU). */
+#define NIL UINT32_MAX
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/common/util.h"
 #include "agent/conn/conn.h"
-
-#define NIL UINT32_MAX
 
 struct conn {
 	uint64_t sock;

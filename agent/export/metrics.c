@@ -19,7 +19,6 @@
 #include "agent/export/span_attrs.h"
 #include "agent/common/utf8.h"
 
-#define NIL	     UINT32_MAX
 #define ATTRS_MAX    8
 #define SERIES_BKTS  (METRICS_SERIES_MAX * 2)
 #define ARENA_CHUNK  (256u << 10)

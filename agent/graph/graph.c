@@ -10,9 +10,9 @@
 
 #include "agent/graph/graph.h"
 #include "agent/protocols/l7.h"
+#include "agent/common/clock.h"
 #include "agent/common/util.h"
 
-#define NIL	     UINT32_MAX
 #define SOCK_BUCKETS (GRAPH_SOCKS_MAX * 2)
 #define NODE_BUCKETS (GRAPH_NODES_MAX * 2)
 #define EDGE_BUCKETS (GRAPH_EDGES_MAX * 2)
@@ -90,14 +90,6 @@ struct graph {
 	struct graph_stats stats;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void read_ephemeral_range(struct graph *g)
 {
 	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
@@ -122,7 +114,7 @@ struct graph *graph__new(struct identity *id, struct peers *peers)
 		return NULL;
 	g->id = id;
 	g->peers = peers;
-	g->start_ns = mono_ns();
+	g->start_ns = mt_now_mono_ns();
 	g->self_pid = (uint32_t)getpid();
 	g->nodes = calloc(GRAPH_NODES_MAX, sizeof(*g->nodes));
 	g->node_buckets = malloc(NODE_BUCKETS * sizeof(uint32_t));
@@ -843,7 +835,7 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 	unsigned b;
 
 	if ((g->stats.spans++ % COST_SAMPLE) == 0)
-		t0 = mono_ns();
+		t0 = mt_now_mono_ns();
 	i = span_sock(g, s, now);
 	if (i != NIL) {
 		gs = &g->socks[i];
@@ -928,7 +920,7 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 	}
 out:
 	if (t0) {
-		g->stats.update_ns_sum += mono_ns() - t0;
+		g->stats.update_ns_sum += mt_now_mono_ns() - t0;
 		g->stats.update_ns_count++;
 	}
 }

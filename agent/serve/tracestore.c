@@ -21,14 +21,13 @@
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
 
-#define NIL	     (-1)
 #define HASH_BUCKETS (2 * TRACESTORE_TRACES_MAX)
 #define NS_PER_MS    UINT64_C(1000000)
 #define SLOW_KEEP_NS ((uint64_t)TRACESTORE_SLOW_KEEP_S * UINT64_C(1000000000))
 
 struct ts_span {
 	struct mt_span span;
-	int32_t next; /* next span of the same trace, or of the free list */
+	uint32_t next; /* next span of the same trace, or of the free list */
 };
 
 struct ts_trace {
@@ -37,19 +36,19 @@ struct ts_trace {
 	bool error;
 	bool slow; /* pinned in t->slow[] */
 	uint32_t nspans;
-	int32_t spans; /* first span */
-	int32_t hash_next;
-	int32_t lru_prev, lru_next;
+	uint32_t spans; /* first span */
+	uint32_t hash_next;
+	uint32_t lru_prev, lru_next;
 	uint64_t start_ns, end_ns; /* earliest start, latest end over its spans */
 };
 
 struct tracestore {
 	struct ts_trace traces[TRACESTORE_TRACES_MAX];
-	int32_t buckets[HASH_BUCKETS];
-	int32_t lru_head, lru_tail; /* most and least recently active */
-	int32_t free_traces;	    /* chained through hash_next */
-	int32_t free_spans;
-	int32_t slow[TRACESTORE_SLOWEST_MAX];
+	uint32_t buckets[HASH_BUCKETS];
+	uint32_t lru_head, lru_tail; /* most and least recently active */
+	uint32_t free_traces;	     /* chained through hash_next */
+	uint32_t free_spans;
+	uint32_t slow[TRACESTORE_SLOWEST_MAX];
 	unsigned nslow;
 	struct tracestore_stats stats;
 	struct ts_span spans[TRACESTORE_SPANS_MAX];
@@ -70,7 +69,7 @@ static uint32_t hash_id(const uint8_t id[16])
 struct tracestore *tracestore__new(void)
 {
 	struct tracestore *t = calloc(1, sizeof(*t));
-	int i;
+	uint32_t i;
 
 	if (!t)
 		return NULL;
@@ -96,9 +95,9 @@ void tracestore_stats(const struct tracestore *t, struct tracestore_stats *out)
 	*out = t->stats;
 }
 
-static int32_t find(const struct tracestore *t, const uint8_t id[16])
+static uint32_t find(const struct tracestore *t, const uint8_t id[16])
 {
-	int32_t i;
+	uint32_t i;
 
 	for (i = t->buckets[hash_id(id)]; i != NIL; i = t->traces[i].hash_next)
 		if (!memcmp(t->traces[i].trace_id, id, 16))
@@ -106,7 +105,7 @@ static int32_t find(const struct tracestore *t, const uint8_t id[16])
 	return NIL;
 }
 
-static void lru_unlink(struct tracestore *t, int32_t i)
+static void lru_unlink(struct tracestore *t, uint32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
 
@@ -121,7 +120,7 @@ static void lru_unlink(struct tracestore *t, int32_t i)
 	tr->lru_prev = tr->lru_next = NIL;
 }
 
-static void lru_push_head(struct tracestore *t, int32_t i)
+static void lru_push_head(struct tracestore *t, uint32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
 
@@ -141,11 +140,11 @@ static void unpin(struct tracestore *t, unsigned k)
 }
 
 /* Forgets trace @i: its spans go back to the pool, its slot to the free list. */
-static void evict(struct tracestore *t, int32_t i)
+static void evict(struct tracestore *t, uint32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
-	int32_t *pp = &t->buckets[hash_id(tr->trace_id)];
-	int32_t s = tr->spans;
+	uint32_t *pp = &t->buckets[hash_id(tr->trace_id)];
+	uint32_t s = tr->spans;
 
 	if (tr->slow) {
 		for (unsigned k = 0; k < t->nslow; k++) {
@@ -156,7 +155,7 @@ static void evict(struct tracestore *t, int32_t i)
 		}
 	}
 	while (s != NIL) {
-		int32_t next = t->spans[s].next;
+		uint32_t next = t->spans[s].next;
 
 		t->spans[s].next = t->free_spans;
 		t->free_spans = s;
@@ -175,9 +174,9 @@ static void evict(struct tracestore *t, int32_t i)
 }
 
 /* Evicts the least recently active trace that is neither pinned nor @keep. */
-static bool evict_one(struct tracestore *t, int32_t keep)
+static bool evict_one(struct tracestore *t, uint32_t keep)
 {
-	int32_t i;
+	uint32_t i;
 
 	for (i = t->lru_tail; i != NIL; i = t->traces[i].lru_prev) {
 		if (i != keep && !t->traces[i].slow) {
@@ -194,7 +193,7 @@ static uint64_t duration_ns(const struct ts_trace *tr)
 }
 
 /* Keeps t->slow[] the slowest recent traces after trace @i changed. */
-static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
+static void update_slowest(struct tracestore *t, uint32_t i, uint64_t now_ns)
 {
 	struct ts_trace *tr = &t->traces[i];
 	unsigned k, fastest = 0;
@@ -222,11 +221,11 @@ static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
 	}
 }
 
-static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
+static uint32_t new_trace(struct tracestore *t, const uint8_t id[16])
 {
 	uint32_t h = hash_id(id);
 	struct ts_trace *tr;
-	int32_t i;
+	uint32_t i;
 
 	if (t->free_traces == NIL && !evict_one(t, NIL))
 		return NIL;
@@ -249,7 +248,7 @@ static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
 void tracestore_add(struct tracestore *t, const struct mt_span *s)
 {
 	struct ts_trace *tr;
-	int32_t i, si;
+	uint32_t i, si;
 
 	t->stats.spans_added++;
 	i = find(t, s->trace_id);
@@ -302,11 +301,11 @@ static const struct mt_span *trace_root(const struct tracestore *t, const struct
 {
 	const struct mt_span *best = NULL;
 
-	for (int32_t a = tr->spans; a != NIL; a = t->spans[a].next) {
+	for (uint32_t a = tr->spans; a != NIL; a = t->spans[a].next) {
 		const struct mt_span *s = &t->spans[a].span;
 		bool orphan = !is_root_zero(s->parent_span_id);
 
-		for (int32_t b = tr->spans; b != NIL && orphan; b = t->spans[b].next)
+		for (uint32_t b = tr->spans; b != NIL && orphan; b = t->spans[b].next)
 			if (!memcmp(t->spans[b].span.span_id, s->parent_span_id, 8))
 				orphan = false;
 		if (!is_root_zero(s->parent_span_id) && !orphan)
@@ -347,8 +346,8 @@ struct order_ctx {
 static int cmp_traces(const void *pa, const void *pb, void *arg)
 {
 	const struct order_ctx *o = arg;
-	const struct ts_trace *a = &o->t->traces[*(const int32_t *)pa];
-	const struct ts_trace *b = &o->t->traces[*(const int32_t *)pb];
+	const struct ts_trace *a = &o->t->traces[*(const uint32_t *)pa];
+	const struct ts_trace *b = &o->t->traces[*(const uint32_t *)pb];
 	uint64_t ka, kb;
 
 	if (o->sort == TRACESTORE_SLOWEST) {
@@ -365,11 +364,11 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 			 uint64_t now_unix_ns, struct mt_buf *out)
 {
 	struct order_ctx o = {t, sort};
-	int32_t idx[TRACESTORE_TRACES_MAX];
+	uint32_t idx[TRACESTORE_TRACES_MAX];
 	unsigned n = 0, i;
 	int rc = 0;
 
-	for (int32_t k = t->lru_head; k != NIL; k = t->traces[k].lru_next) {
+	for (uint32_t k = t->lru_head; k != NIL; k = t->traces[k].lru_next) {
 		if (sort == TRACESTORE_SLOWEST && t->traces[k].end_ns + SLOW_KEEP_NS < now_unix_ns)
 			continue;
 		idx[n++] = k;
@@ -498,7 +497,7 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	const struct ts_trace *tr;
 	uint8_t id[16];
 	unsigned n = 0;
-	int32_t i;
+	uint32_t i;
 	int rc = 0;
 
 	if (strlen(trace_id_hex) != 32)
@@ -514,7 +513,7 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	if (i == NIL)
 		return -ENOENT;
 	tr = &t->traces[i];
-	for (int32_t s = tr->spans; s != NIL && n < ARRAY_SIZE(spans); s = t->spans[s].next)
+	for (uint32_t s = tr->spans; s != NIL && n < ARRAY_SIZE(spans); s = t->spans[s].next)
 		spans[n++] = &t->spans[s].span;
 	qsort(spans, n, sizeof(spans[0]), cmp_span_start);
 

@@ -6,7 +6,6 @@
 #include "agent/trace/spans.h" /* mt_traceparent_decode */
 #include "agent/common/util.h"
 
-#define NIL		    UINT32_MAX
 #define OWNER_PROBE	    8
 #define DONE_CLIENT_KEEP_NS (100ull * 1000000ull)
 
