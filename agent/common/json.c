@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/common/json.h"
@@ -129,16 +130,23 @@ void mt_json_str(struct mt_json *j, const char *s)
 	mt_json_strn(j, s, strlen(s));
 }
 
+/* Numbers are formatted on the stack: one snprintf, no measuring pass (JSON lines are per span). */
 void mt_json_u64(struct mt_json *j, uint64_t v)
 {
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+
 	before_value(j);
-	mt_buf_printf(j->b, "%" PRIu64, v);
+	mt_buf_append(j->b, num, (size_t)n);
 }
 
 void mt_json_i64(struct mt_json *j, int64_t v)
 {
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRId64, v);
+
 	before_value(j);
-	mt_buf_printf(j->b, "%" PRId64, v);
+	mt_buf_append(j->b, num, (size_t)n);
 }
 
 void mt_json_f64(struct mt_json *j, double v, int decimals)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/json.h"
 #include "agent/serve/tracestore.h"
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
@@ -319,7 +320,7 @@ static const struct mt_span *trace_root(const struct tracestore *t, const struct
 }
 
 /* "GET /api/ok" for HTTP, else the span's name. */
-static int put_display_name(struct mt_buf *b, const struct mt_span *s)
+static void put_display_name(struct mt_json *j, const char *key, const struct mt_span *s)
 {
 	char name[MT_OPERATION_MAX + MT_TARGET_MAX + 2];
 
@@ -327,15 +328,15 @@ static int put_display_name(struct mt_buf *b, const struct mt_span *s)
 		snprintf(name, sizeof(name), "%s %s", s->method[0] ? s->method : s->name, s->path);
 	else
 		snprintf(name, sizeof(name), "%s", s->name);
-	return mt_buf_json_str(b, name);
+	mt_json_key_str(j, key, name);
 }
 
-static int put_id(struct mt_buf *b, const uint8_t *id, size_t n)
+static void put_id(struct mt_json *j, const char *key, const uint8_t *id, size_t n)
 {
 	char hex[33];
 
 	span_attrs_hex(hex, id, n);
-	return mt_buf_printf(b, "\"%s\"", hex);
+	mt_json_key_str(j, key, hex);
 }
 
 struct order_ctx {
@@ -366,7 +367,7 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 	struct order_ctx o = {t, sort};
 	uint32_t idx[TRACESTORE_TRACES_MAX];
 	unsigned n = 0, i;
-	int rc = 0;
+	struct mt_json j;
 
 	for (uint32_t k = t->lru_head; k != NIL; k = t->traces[k].lru_next) {
 		if (sort == TRACESTORE_SLOWEST && t->traces[k].end_ns + SLOW_KEEP_NS < now_unix_ns)
@@ -376,25 +377,29 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 	qsort_r(idx, n, sizeof(idx[0]), cmp_traces, &o);
 	if (n > limit)
 		n = limit;
-	rc |= mt_buf_puts(out, "[");
+	mt_json_init(&j, out);
+	mt_json_arr_open(&j);
 	for (i = 0; i < n; i++) {
 		const struct ts_trace *tr = &t->traces[idx[i]];
 		const struct mt_span *root = trace_root(t, tr);
 
-		rc |= mt_buf_puts(out, i ? ",{\"trace_id\":" : "{\"trace_id\":");
-		rc |= put_id(out, tr->trace_id, 16);
-		rc |= mt_buf_puts(out, ",\"root_name\":");
-		rc |= root ? put_display_name(out, root) : mt_buf_puts(out, "\"\"");
-		rc |= mt_buf_puts(out, ",\"root_service\":");
-		rc |= mt_buf_json_str(out, root ? root->resource.service_name : "");
-		rc |= mt_buf_printf(out,
-				    ",\"start_unix_ms\":%" PRIu64 ",\"duration_ms\":%.3f"
-				    ",\"spans\":%u,\"error\":%s}",
-				    tr->start_ns / NS_PER_MS, (double)duration_ns(tr) / 1e6,
-				    tr->nspans, tr->error ? "true" : "false");
+		mt_json_obj_open(&j);
+		put_id(&j, "trace_id", tr->trace_id, 16);
+		if (root)
+			put_display_name(&j, "root_name", root);
+		else
+			mt_json_key_str(&j, "root_name", "");
+		mt_json_key_str(&j, "root_service", root ? root->resource.service_name : "");
+		mt_json_key_u64(&j, "start_unix_ms", tr->start_ns / NS_PER_MS);
+		mt_json_key(&j, "duration_ms");
+		mt_json_f64(&j, (double)duration_ns(tr) / 1e6, 3);
+		mt_json_key_u64(&j, "spans", tr->nspans);
+		mt_json_key(&j, "error");
+		mt_json_bool(&j, tr->error);
+		mt_json_obj_close(&j);
 	}
-	rc |= mt_buf_puts(out, "]");
-	return rc ? -ENOMEM : 0;
+	mt_json_arr_close(&j);
+	return mt_json_err(&j);
 }
 
 static int hex_nibble(char c)
@@ -418,23 +423,10 @@ static const char *status_name(uint8_t status)
 	return status == MT_STATUS_ERROR ? "ERROR" : status == MT_STATUS_OK ? "OK" : "UNSET";
 }
 
-static int put_attr_str(struct mt_buf *b, bool *first, const char *key, const char *val)
+static void put_attr_int(struct mt_json *j, const char *key, int64_t val)
 {
-	int rc = mt_buf_puts(b, *first ? "" : ",");
-
-	*first = false;
-	rc |= mt_buf_json_str(b, key);
-	rc |= mt_buf_puts(b, ":");
-	return rc | mt_buf_json_str(b, val);
-}
-
-static int put_attr_int(struct mt_buf *b, bool *first, const char *key, int64_t val)
-{
-	int rc = mt_buf_puts(b, *first ? "" : ",");
-
-	*first = false;
-	rc |= mt_buf_json_str(b, key);
-	return rc | mt_buf_printf(b, ":%" PRId64, val);
+	mt_json_key(j, key);
+	mt_json_i64(j, val);
 }
 
 /*
@@ -442,10 +434,9 @@ static int put_attr_int(struct mt_buf *b, bool *first, const char *key, int64_t 
  * span_attrs.c. Other protocols: the operation, namespace and peer only (a
  * database statement may hold values; the page has no need for it).
  */
-static int put_attributes(struct mt_buf *b, const struct mt_span *s)
+static void put_attributes(struct mt_json *j, const struct mt_span *s)
 {
-	bool first = true;
-	int rc = mt_buf_puts(b, "{");
+	mt_json_obj_open(j);
 
 	if (s->protocol == MT_PROTO_HTTP1 || s->protocol == MT_PROTO_UNKNOWN ||
 	    s->protocol == MT_PROTO_DNS) {
@@ -456,28 +447,29 @@ static int put_attributes(struct mt_buf *b, const struct mt_span *s)
 			const struct span_attr *a = &attrs.attr[i];
 
 			if (a->type == SPAN_ATTR_INT)
-				rc |= put_attr_int(b, &first, a->key, a->num);
+				put_attr_int(j, a->key, a->num);
 			else
-				rc |= put_attr_str(b, &first, a->key, a->str);
+				mt_json_key_str(j, a->key, a->str);
 		}
-		return rc | mt_buf_puts(b, "}");
+		mt_json_obj_close(j);
+		return;
 	}
-	rc |= put_attr_str(b, &first, "network.protocol.name", l7_protocol_name(s->protocol));
+	mt_json_key_str(j, "network.protocol.name", l7_protocol_name(s->protocol));
 	if (s->operation[0])
-		rc |= put_attr_str(b, &first, "db.operation.name", s->operation);
+		mt_json_key_str(j, "db.operation.name", s->operation);
 	if (s->db_namespace[0])
-		rc |= put_attr_str(b, &first, "db.namespace", s->db_namespace);
+		mt_json_key_str(j, "db.namespace", s->db_namespace);
 	if (s->status_text[0])
-		rc |= put_attr_str(b, &first, "db.response.status_code", s->status_text);
+		mt_json_key_str(j, "db.response.status_code", s->status_text);
 	if (s->server_address[0])
-		rc |= put_attr_str(b, &first, "server.address", s->server_address);
+		mt_json_key_str(j, "server.address", s->server_address);
 	if (s->server_port)
-		rc |= put_attr_int(b, &first, "server.port", s->server_port);
+		put_attr_int(j, "server.port", s->server_port);
 	if (s->peer_address[0])
-		rc |= put_attr_str(b, &first, "network.peer.address", s->peer_address);
+		mt_json_key_str(j, "network.peer.address", s->peer_address);
 	if (s->peer_port)
-		rc |= put_attr_int(b, &first, "network.peer.port", s->peer_port);
-	return rc | mt_buf_puts(b, "}");
+		put_attr_int(j, "network.peer.port", s->peer_port);
+	mt_json_obj_close(j);
 }
 
 static int cmp_span_start(const void *pa, const void *pb)
@@ -497,8 +489,8 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	const struct ts_trace *tr;
 	uint8_t id[16];
 	unsigned n = 0;
+	struct mt_json j;
 	uint32_t i;
-	int rc = 0;
 
 	if (strlen(trace_id_hex) != 32)
 		return -EINVAL;
@@ -517,31 +509,34 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 		spans[n++] = &t->spans[s].span;
 	qsort(spans, n, sizeof(spans[0]), cmp_span_start);
 
-	rc |= mt_buf_puts(out, "{\"trace_id\":");
-	rc |= put_id(out, tr->trace_id, 16);
-	rc |= mt_buf_puts(out, ",\"spans\":[");
+	mt_json_init(&j, out);
+	mt_json_obj_open(&j);
+	put_id(&j, "trace_id", tr->trace_id, 16);
+	mt_json_key(&j, "spans");
+	mt_json_arr_open(&j);
 	for (unsigned k = 0; k < n; k++) {
 		const struct mt_span *s = spans[k];
 
-		rc |= mt_buf_puts(out, k ? ",{\"span_id\":" : "{\"span_id\":");
-		rc |= put_id(out, s->span_id, 8);
-		rc |= mt_buf_puts(out, ",\"parent_span_id\":");
-		rc |= is_root_zero(s->parent_span_id) ? mt_buf_puts(out, "\"\"")
-						      : put_id(out, s->parent_span_id, 8);
-		rc |= mt_buf_puts(out, ",\"name\":");
-		rc |= put_display_name(out, s);
-		rc |= mt_buf_printf(out, ",\"kind\":\"%s\",\"service\":", kind_name(s->kind));
-		rc |= mt_buf_json_str(out, s->resource.service_name);
-		rc |= mt_buf_printf(
-			out,
-			",\"pid\":%u,\"start_unix_ns\":%" PRIu64 ",\"end_unix_ns\":%" PRIu64
-			",\"status\":\"%s\",\"attributes\":",
-			s->resource.pid, s->start_unix_ns, s->end_unix_ns, status_name(s->status));
-		rc |= put_attributes(out, s);
-		rc |= mt_buf_puts(out, "}");
+		mt_json_obj_open(&j);
+		put_id(&j, "span_id", s->span_id, 8);
+		if (is_root_zero(s->parent_span_id))
+			mt_json_key_str(&j, "parent_span_id", "");
+		else
+			put_id(&j, "parent_span_id", s->parent_span_id, 8);
+		put_display_name(&j, "name", s);
+		mt_json_key_str(&j, "kind", kind_name(s->kind));
+		mt_json_key_str(&j, "service", s->resource.service_name);
+		mt_json_key_u64(&j, "pid", s->resource.pid);
+		mt_json_key_u64(&j, "start_unix_ns", s->start_unix_ns);
+		mt_json_key_u64(&j, "end_unix_ns", s->end_unix_ns);
+		mt_json_key_str(&j, "status", status_name(s->status));
+		mt_json_key(&j, "attributes");
+		put_attributes(&j, s);
+		mt_json_obj_close(&j);
 	}
-	rc |= mt_buf_puts(out, "]}");
-	return rc ? -ENOMEM : 0;
+	mt_json_arr_close(&j);
+	mt_json_obj_close(&j);
+	return mt_json_err(&j);
 }
 
 /* ---- HTTP */
