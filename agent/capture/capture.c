@@ -15,6 +15,7 @@
 
 #include "agent/capture/capture.h"
 #include "capture.skel.h"
+#include "agent/common/clock.h"
 #include "agent/common/log.h"
 
 /*
@@ -349,12 +350,9 @@ static bool replay_read(struct replay *r)
 static int replay_drain(struct capture *c)
 {
 	struct replay *r = c->replay;
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = mt_now_mono_ns();
 	int n = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	while (!r->done) {
 		struct mt_event_head *h = (struct mt_event_head *)r->buf;
 

@@ -24,11 +24,14 @@ void mt_buf_free(struct mt_buf *b);
 /* Empties the buffer, keeping its memory. */
 void mt_buf_reset(struct mt_buf *b);
 
+/*
+ * Makes room for @n more bytes (and a NUL) now, so that appends up to that
+ * allocate nothing. Returns 0, or -ENOMEM (and sets overflow) past the limit.
+ */
+int mt_buf_reserve(struct mt_buf *b, size_t n);
 /* Appends @n bytes. Returns 0, or -ENOMEM (and sets overflow) past the limit. */
 int mt_buf_append(struct mt_buf *b, const void *p, size_t n);
 int mt_buf_puts(struct mt_buf *b, const char *s);
 int mt_buf_printf(struct mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends @s as a JSON string, quotes included; invalid UTF-8 becomes U+FFFD. */
-int mt_buf_json_str(struct mt_buf *b, const char *s);
 
 #endif /* MESHTRACE_BUF_H */

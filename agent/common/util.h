@@ -4,6 +4,7 @@
 #define MESHTRACE_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -34,6 +35,8 @@ static inline int mt_hex_digit(char ch)
 		return ch - 'A' + 10;
 	return -1;
 }
+/* No entry: the end of an index-linked list (a free list, a hash chain, an LRU). */
+#define NIL UINT32_MAX
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -5,9 +5,8 @@
 #include <string.h>
 
 #include "agent/common/hashtab.h"
+#include "agent/common/util.h"
 #include "agent/conn/conn.h"
-
-#define NIL HT_NIL
 
 struct conn {
 	uint64_t sock;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/json.h"
 #include "agent/graph/graph.h"
 #include "agent/protocols/l7.h"
 
@@ -40,6 +41,12 @@ static double pick_connect_ms(const uint32_t *window, const struct graph_hist *t
 	       graph_quantile64(graph_connect_bounds, GRAPH_CONNECT_BOUNDS, total->buckets, 0.5);
 }
 
+static void key_f64(struct mt_json *j, const char *key, double v, int decimals)
+{
+	mt_json_key(j, key);
+	mt_json_f64(j, v, decimals);
+}
+
 static double round3(double v)
 {
 	return round(v * 1000) / 1000;
@@ -54,7 +61,7 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 	struct timespec rt;
 	struct graph_slot w;
 	double window = 0;
-	bool first;
+	struct mt_json j;
 
 	if (!sums)
 		return -ENOMEM;
@@ -72,9 +79,14 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 
 		window = graph_window(g, none, now_ns, &w);
 	}
-	mt_buf_printf(b, "{\"generated_unix_ms\":%" PRIu64 ",\"window_s\":%.0f,\"nodes\":[",
-		      (uint64_t)rt.tv_sec * 1000 + (uint64_t)rt.tv_nsec / 1000000, round(window));
-	first = true;
+	mt_json_init(&j, b);
+	mt_json_obj_open(&j);
+	mt_json_key_u64(&j, "generated_unix_ms",
+			(uint64_t)rt.tv_sec * 1000 + (uint64_t)rt.tv_nsec / 1000000);
+	mt_json_key(&j, "window_s");
+	mt_json_f64(&j, round(window), 0);
+	mt_json_key(&j, "nodes");
+	mt_json_arr_open(&j);
 	for (uint32_t i = 0; i < nnodes; i++) {
 		const struct graph_node *n = graph_node_at(g, i);
 		bool has_in = false, has_edge = false;
@@ -86,87 +98,92 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 		}
 		if (!has_edge && n->kind != GRAPH_NODE_SERVICE)
 			continue;
-		mt_buf_printf(b, "%s{\"id\":", first ? "" : ",");
-		mt_buf_json_str(b, n->name);
-		mt_buf_puts(b, ",\"name\":");
-		mt_buf_json_str(b, n->name);
-		mt_buf_printf(b,
-			      ",\"kind\":\"%s\",\"requests\":%" PRIu64 ",\"failed\":%" PRIu64 "}",
-			      graph_node_kind_name(n->kind), has_in ? in_req[i] : out_req[i],
-			      has_in ? in_fail[i] : out_fail[i]);
-		first = false;
+		mt_json_obj_open(&j);
+		mt_json_key_str(&j, "id", n->name);
+		mt_json_key_str(&j, "name", n->name);
+		mt_json_key_str(&j, "kind", graph_node_kind_name(n->kind));
+		mt_json_key_u64(&j, "requests", has_in ? in_req[i] : out_req[i]);
+		mt_json_key_u64(&j, "failed", has_in ? in_fail[i] : out_fail[i]);
+		mt_json_obj_close(&j);
 	}
-	mt_buf_puts(b, "],\"edges\":[");
+	mt_json_arr_close(&j);
+	mt_json_key(&j, "edges");
+	mt_json_arr_open(&j);
 	for (uint32_t i = 0; i < nedges; i++) {
 		const struct graph_edge *e = graph_edge_at(g, i);
-		double rate, err_rate;
+		const struct graph_hist *ch = &e->client_latency;
+		const uint32_t *cw;
+		uint64_t cn = 0;
 
 		window = graph_window(g, e->slots, now_ns, &w);
-		rate = w.requests / window;
-		err_rate = w.requests ? (double)w.failed / w.requests : 0;
-		mt_buf_printf(b, "%s{\"client\":", i ? "," : "");
-		mt_buf_json_str(b, graph_node_at(g, e->client)->name);
-		mt_buf_puts(b, ",\"server\":");
-		mt_buf_json_str(b, graph_node_at(g, e->server)->name);
-		mt_buf_printf(
-			b,
-			",\"protocol\":\"%s\",\"connection_type\":\"%s\",\"requests\":%" PRIu64
-			",\"failed\":%" PRIu64 ",\"rate_per_s\":%.3f,\"error_rate\":%.4f",
-			l7_protocol_name(e->protocol), graph_conn_type_name(e->connection_type),
-			e->requests, e->failed, round3(rate), err_rate);
-		{
-			const uint32_t *cw = w.client;
-			const struct graph_hist *ch = &e->client_latency;
-			uint64_t cn = 0;
-
-			for (unsigned k = 0; k <= GRAPH_LATENCY_BOUNDS; k++)
-				cn += w.client[k];
-			if (!cn && !ch->count) { /* no client side seen: the server's view */
-				cw = w.server;
-				ch = &e->server_latency;
-			}
-			mt_buf_printf(
-				b, ",\"p50_ms\":%.3f,\"p99_ms\":%.3f",
-				pick_ms(cw, ch, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, 0.5),
-				pick_ms(cw, ch, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, 0.99));
+		mt_json_obj_open(&j);
+		mt_json_key_str(&j, "client", graph_node_at(g, e->client)->name);
+		mt_json_key_str(&j, "server", graph_node_at(g, e->server)->name);
+		mt_json_key_str(&j, "protocol", l7_protocol_name(e->protocol));
+		mt_json_key_str(&j, "connection_type", graph_conn_type_name(e->connection_type));
+		mt_json_key_u64(&j, "requests", e->requests);
+		mt_json_key_u64(&j, "failed", e->failed);
+		key_f64(&j, "rate_per_s", round3(w.requests / window), 3);
+		key_f64(&j, "error_rate", w.requests ? (double)w.failed / w.requests : 0, 4);
+		cw = w.client;
+		for (unsigned k = 0; k <= GRAPH_LATENCY_BOUNDS; k++)
+			cn += w.client[k];
+		if (!cn && !ch->count) { /* no client side seen: the server's view */
+			cw = w.server;
+			ch = &e->server_latency;
 		}
-		mt_buf_printf(
-			b,
-			",\"server_p50_ms\":%.3f,\"server_p99_ms\":%.3f,\"bytes_sent\":%" PRIu64
-			",\"bytes_received\":%" PRIu64 ",\"connects\":%" PRIu64
-			",\"connect_failures\":%" PRIu64
-			",\"connect_p50_ms\":%.3f,\"retransmits\":%" PRIu64 "}",
+		key_f64(&j, "p50_ms",
+			pick_ms(cw, ch, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, 0.5), 3);
+		key_f64(&j, "p99_ms",
+			pick_ms(cw, ch, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, 0.99), 3);
+		key_f64(&j, "server_p50_ms",
 			pick_ms(w.server, &e->server_latency, graph_latency_bounds,
 				GRAPH_LATENCY_BOUNDS, 0.5),
+			3);
+		key_f64(&j, "server_p99_ms",
 			pick_ms(w.server, &e->server_latency, graph_latency_bounds,
 				GRAPH_LATENCY_BOUNDS, 0.99),
-			e->bytes_sent, e->bytes_received, e->connects, e->connect_failures,
-			pick_connect_ms(w.connect, &e->connect_latency), e->retransmits);
+			3);
+		mt_json_key_u64(&j, "bytes_sent", e->bytes_sent);
+		mt_json_key_u64(&j, "bytes_received", e->bytes_received);
+		mt_json_key_u64(&j, "connects", e->connects);
+		mt_json_key_u64(&j, "connect_failures", e->connect_failures);
+		key_f64(&j, "connect_p50_ms", pick_connect_ms(w.connect, &e->connect_latency), 3);
+		mt_json_key_u64(&j, "retransmits", e->retransmits);
+		mt_json_obj_close(&j);
 	}
-	mt_buf_puts(b, "],\"services\":[");
-	first = true;
+	mt_json_arr_close(&j);
+	mt_json_key(&j, "services");
+	mt_json_arr_open(&j);
 	for (uint32_t i = 0; i < nnodes; i++) {
 		const struct graph_node *n = graph_node_at(g, i);
 
 		if (n->kind != GRAPH_NODE_SERVICE)
 			continue;
 		window = graph_window(g, n->slots, now_ns, &w);
-		mt_buf_printf(b, "%s{\"name\":", first ? "" : ",");
-		mt_buf_json_str(b, n->name);
-		mt_buf_puts(b, ",\"pids\":[");
+		mt_json_obj_open(&j);
+		mt_json_key_str(&j, "name", n->name);
+		mt_json_key(&j, "pids");
+		mt_json_arr_open(&j);
 		for (unsigned k = 0; k < n->npids; k++)
-			mt_buf_printf(b, "%s%u", k ? "," : "", n->pids[k]);
-		mt_buf_printf(b,
-			      "],\"requests\":%" PRIu64 ",\"failed\":%" PRIu64
-			      ",\"rate_per_s\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
-			      n->served, n->served_failed, round3(w.requests / window),
-			      pick_ms(w.server, &n->served_latency, graph_latency_bounds,
-				      GRAPH_LATENCY_BOUNDS, 0.5),
-			      pick_ms(w.server, &n->served_latency, graph_latency_bounds,
-				      GRAPH_LATENCY_BOUNDS, 0.99));
-		first = false;
+			mt_json_u64(&j, n->pids[k]);
+		mt_json_arr_close(&j);
+		mt_json_key_u64(&j, "requests", n->served);
+		mt_json_key_u64(&j, "failed", n->served_failed);
+		key_f64(&j, "rate_per_s", round3(w.requests / window), 3);
+		key_f64(&j, "p50_ms",
+			pick_ms(w.server, &n->served_latency, graph_latency_bounds,
+				GRAPH_LATENCY_BOUNDS, 0.5),
+			3);
+		key_f64(&j, "p99_ms",
+			pick_ms(w.server, &n->served_latency, graph_latency_bounds,
+				GRAPH_LATENCY_BOUNDS, 0.99),
+			3);
+		mt_json_obj_close(&j);
 	}
-	mt_buf_puts(b, "]}\n");
+	mt_json_arr_close(&j);
+	mt_json_obj_close(&j);
+	mt_buf_puts(b, "\n");
 	free(sums);
 	return b->overflow ? -ENOMEM : 0;
 }

@@ -14,7 +14,7 @@
 
 #include "agent/export/jsonl.h"
 #include "agent/export/span_attrs.h"
-#include "agent/common/utf8.h"
+#include "agent/common/json.h"
 
 /*
  * The longest line: every string byte may become 6 ("\u00XX", or "\ufffd"
@@ -26,10 +26,9 @@
 struct jsonl_exporter {
 	int fd;
 	bool own_fd;
-	size_t len;
 	unsigned lines; /* in buf */
 	struct jsonl_stats stats;
-	char buf[JSONL_BUF_BYTES];
+	struct mt_buf buf; /* JSONL_BUF_BYTES, allocated up front: no allocation per span */
 };
 
 _Static_assert(JSONL_LINE_MAX < JSONL_BUF_BYTES, "a line must fit the buffer");
@@ -46,6 +45,12 @@ struct jsonl_exporter *jsonl_exporter__new(const char *path)
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return NULL; /* calloc() set errno to ENOMEM */
+	mt_buf_init(&x->buf, JSONL_BUF_BYTES);
+	if (mt_buf_reserve(&x->buf, JSONL_BUF_BYTES - 1) != 0) {
+		free(x);
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (!strcmp(path, "-")) {
 		x->fd = STDOUT_FILENO;
 		return x;
@@ -53,6 +58,7 @@ struct jsonl_exporter *jsonl_exporter__new(const char *path)
 	x->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (x->fd < 0) {
 		err = errno;
+		mt_buf_free(&x->buf);
 		free(x);
 		errno = err;
 		return NULL;
@@ -66,8 +72,8 @@ int jsonl_exporter_flush(struct jsonl_exporter *x)
 	size_t off = 0;
 	int err = 0;
 
-	while (off < x->len) {
-		ssize_t n = write(x->fd, x->buf + off, x->len - off);
+	while (off < x->buf.len) {
+		ssize_t n = write(x->fd, x->buf.data + off, x->buf.len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -84,7 +90,7 @@ int jsonl_exporter_flush(struct jsonl_exporter *x)
 	} else {
 		x->stats.spans_written += x->lines;
 	}
-	x->len = 0;
+	mt_buf_reset(&x->buf);
 	x->lines = 0;
 	return err;
 }
@@ -96,6 +102,7 @@ void jsonl_exporter__free(struct jsonl_exporter *x)
 	jsonl_exporter_flush(x);
 	if (x->own_fd)
 		close(x->fd);
+	mt_buf_free(&x->buf);
 	free(x);
 }
 
@@ -104,92 +111,12 @@ void jsonl_exporter_stats(const struct jsonl_exporter *x, struct jsonl_stats *ou
 	*out = x->stats;
 }
 
-/* Appends to the buffer; the caller made sure a whole line fits. */
-static void put(struct jsonl_exporter *x, const char *s, size_t n)
-{
-	if (n > sizeof(x->buf) - x->len)
-		n = sizeof(x->buf) - x->len;
-	memcpy(x->buf + x->len, s, n);
-	x->len += n;
-}
-
-static void put_lit(struct jsonl_exporter *x, const char *s)
-{
-	put(x, s, strlen(s));
-}
-
-static void put_u64(struct jsonl_exporter *x, uint64_t v)
-{
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%" PRIu64, v);
-
-	put(x, num, (size_t)n);
-}
-
-static void put_i64(struct jsonl_exporter *x, int64_t v)
-{
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%" PRId64, v);
-
-	put(x, num, (size_t)n);
-}
-
-/* A JSON string: quoted, escaped, U+FFFD for what is not UTF-8. */
-static void put_str(struct jsonl_exporter *x, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, run = 0, len, bad;
-
-	put(x, "\"", 1);
-	while (i < n) {
-		unsigned char c = p[i];
-
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			i++;
-			run++;
-			continue;
-		}
-		put(x, s + i - run, run);
-		run = 0;
-		if (c == '"' || c == '\\') {
-			char esc[2] = {'\\', (char)c};
-
-			put(x, esc, 2);
-			i++;
-		} else if (c < 0x20) {
-			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
-
-			put(x, esc, 6);
-			i++;
-		} else {
-			len = utf8_seq_len(p + i, n - i, &bad);
-			if (len) {
-				put(x, s + i, len);
-				i += len;
-			} else {
-				put_lit(x, "\\ufffd");
-				i += bad;
-			}
-		}
-	}
-	put(x, s + i - run, run);
-	put(x, "\"", 1);
-}
-
-static void put_cstr(struct jsonl_exporter *x, const char *s)
-{
-	put_str(x, s, strlen(s));
-}
-
-static void put_hex(struct jsonl_exporter *x, const uint8_t *id, size_t n)
+static void put_hex(struct mt_json *j, const char *key, const uint8_t *id, size_t n)
 {
 	char hex[33];
 
 	span_attrs_hex(hex, id, n);
-	put(x, "\"", 1);
-	put(x, hex, 2 * n);
-	put(x, "\"", 1);
+	mt_json_key_str(j, key, hex);
 }
 
 static const char *kind_name(uint8_t kind)
@@ -221,51 +148,46 @@ void jsonl_exporter_add_span(struct jsonl_exporter *x, const struct mt_span *spa
 	static const uint8_t zero[8];
 	struct span_attrs attrs;
 	struct mt_span s;
+	struct mt_json j;
 	unsigned i;
 
-	if (sizeof(x->buf) - x->len < JSONL_LINE_MAX)
+	if (x->buf.max - x->buf.len < JSONL_LINE_MAX)
 		jsonl_exporter_flush(x);
 	span_attrs_copy_span(&s, span);
 	span_attrs_build(&attrs, &s, NULL, 0);
 
-	put_lit(x, "{\"trace_id\":");
-	put_hex(x, s.trace_id, sizeof(s.trace_id));
-	put_lit(x, ",\"span_id\":");
-	put_hex(x, s.span_id, sizeof(s.span_id));
-	put_lit(x, ",\"parent_span_id\":");
+	mt_json_init(&j, &x->buf);
+	mt_json_obj_open(&j);
+	put_hex(&j, "trace_id", s.trace_id, sizeof(s.trace_id));
+	put_hex(&j, "span_id", s.span_id, sizeof(s.span_id));
 	if (memcmp(s.parent_span_id, zero, sizeof(zero)))
-		put_hex(x, s.parent_span_id, sizeof(s.parent_span_id));
+		put_hex(&j, "parent_span_id", s.parent_span_id, sizeof(s.parent_span_id));
 	else
-		put_lit(x, "\"\"");
-	put_lit(x, ",\"name\":");
-	put_cstr(x, s.name);
-	put_lit(x, ",\"kind\":\"");
-	put_lit(x, kind_name(s.kind));
-	put_lit(x, "\",\"start_unix_nano\":");
-	put_u64(x, s.start_unix_ns);
-	put_lit(x, ",\"end_unix_nano\":");
-	put_u64(x, s.end_unix_ns);
-	put_lit(x, ",\"status\":\"");
-	put_lit(x, status_name(s.status));
-	put_lit(x, "\",\"resource\":{\"service.name\":");
-	put_cstr(x, s.resource.service_name);
-	put_lit(x, ",\"process.pid\":");
-	put_u64(x, s.resource.pid);
-	put_lit(x, ",\"process.executable.name\":");
-	put_cstr(x, s.resource.exe_name);
-	put_lit(x, "},\"attributes\":{");
+		mt_json_key_str(&j, "parent_span_id", "");
+	mt_json_key_str(&j, "name", s.name);
+	mt_json_key_str(&j, "kind", kind_name(s.kind));
+	mt_json_key_u64(&j, "start_unix_nano", s.start_unix_ns);
+	mt_json_key_u64(&j, "end_unix_nano", s.end_unix_ns);
+	mt_json_key_str(&j, "status", status_name(s.status));
+	mt_json_key(&j, "resource");
+	mt_json_obj_open(&j);
+	mt_json_key_str(&j, "service.name", s.resource.service_name);
+	mt_json_key_u64(&j, "process.pid", s.resource.pid);
+	mt_json_key_str(&j, "process.executable.name", s.resource.exe_name);
+	mt_json_obj_close(&j);
+	mt_json_key(&j, "attributes");
+	mt_json_obj_open(&j);
 	for (i = 0; i < attrs.n; i++) {
 		const struct span_attr *a = &attrs.attr[i];
 
-		if (i)
-			put(x, ",", 1);
-		put_cstr(x, a->key);
-		put(x, ":", 1);
+		mt_json_key(&j, a->key);
 		if (a->type == SPAN_ATTR_INT)
-			put_i64(x, a->num);
+			mt_json_i64(&j, a->num);
 		else
-			put_cstr(x, a->str);
+			mt_json_str(&j, a->str);
 	}
-	put_lit(x, "}}\n");
+	mt_json_obj_close(&j);
+	mt_json_obj_close(&j);
+	mt_buf_append(&x->buf, "\n", 1);
 	x->lines++;
 }

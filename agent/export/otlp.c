@@ -153,7 +153,7 @@ static void run_due(struct otlp_exporter *x)
 
 	/* Starting a transfer arms curl's timer at 0: go round again rather than return. */
 	for (round = 0; round < 3; round++) {
-		uint64_t now = otlp_now_ms();
+		uint64_t now = mt_now_mono_ms();
 
 		otlp_transport_run(x, now);
 		if (x->npending && backlog_small(x) &&
@@ -161,7 +161,7 @@ static void run_due(struct otlp_exporter *x)
 			cut_batch(x, now);
 		for (i = 0; i < OTLP_SIGNALS; i++)
 			otlp_signal_maybe_start(&x->sig[i], now);
-		if (x->curl_deadline_ms < 0 || (uint64_t)x->curl_deadline_ms > otlp_now_ms())
+		if (x->curl_deadline_ms < 0 || (uint64_t)x->curl_deadline_ms > mt_now_mono_ms())
 			break;
 	}
 }
@@ -180,7 +180,7 @@ int otlp_exporter_fd(struct otlp_exporter *x)
 
 int otlp_exporter_timeout_ms(struct otlp_exporter *x)
 {
-	uint64_t now = otlp_now_ms();
+	uint64_t now = mt_now_mono_ms();
 	int64_t next = x->curl_deadline_ms;
 	unsigned i;
 
@@ -213,10 +213,10 @@ void otlp_exporter_add_span(struct otlp_exporter *x, const struct mt_span *s)
 	x->stats.spans_received++;
 	span_attrs_copy_span(&x->pending[x->npending++], s);
 	if (x->npending == 1)
-		x->pending_since_ms = otlp_now_ms();
+		x->pending_since_ms = mt_now_mono_ms();
 	if (x->npending < x->cfg.batch_max)
 		return;
-	now = otlp_now_ms();
+	now = mt_now_mono_ms();
 	cut_batch(x, now);
 	otlp_signal_maybe_start(&x->sig[OTLP_TRACES], now);
 }
@@ -224,7 +224,7 @@ void otlp_exporter_add_span(struct otlp_exporter *x, const struct mt_span *s)
 int otlp_exporter_send_metrics(struct otlp_exporter *x, const uint8_t *pb, size_t len)
 {
 	struct otlp_signal *s = &x->sig[OTLP_METRICS];
-	uint64_t now = otlp_now_ms();
+	uint64_t now = mt_now_mono_ms();
 	struct otlp_batch *b;
 	int err;
 
@@ -274,10 +274,10 @@ static void drop_all(struct otlp_exporter *x)
 
 int otlp_exporter_flush(struct otlp_exporter *x, int deadline_ms)
 {
-	uint64_t end = otlp_now_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 0);
+	uint64_t end = mt_now_mono_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 0);
 	struct epoll_event ev;
 
-	cut_batch(x, otlp_now_ms());
+	cut_batch(x, mt_now_mono_ms());
 	for (;;) {
 		uint64_t now;
 		int t;
@@ -285,7 +285,7 @@ int otlp_exporter_flush(struct otlp_exporter *x, int deadline_ms)
 		otlp_exporter_poll(x);
 		if (idle(x))
 			return 0;
-		now = otlp_now_ms();
+		now = mt_now_mono_ms();
 		if (now >= end)
 			break;
 		t = otlp_exporter_timeout_ms(x);
@@ -340,7 +340,7 @@ struct otlp_exporter *otlp_exporter__new(const struct otlp_config *cfg)
 		goto out_free;
 	}
 	if (getrandom(&x->rng, sizeof(x->rng), GRND_NONBLOCK) != sizeof(x->rng) || !x->rng)
-		x->rng = otlp_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+		x->rng = mt_now_mono_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
 
 	err = otlp_transport_init(x);
 	if (err)

@@ -87,14 +87,6 @@ struct otlp_encoder {
 	size_t out_len;
 };
 
-uint64_t otlp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- the output buffer ---- */
 
 /* Makes room for @need more bytes (and PB_SLACK). Returns 0 or -ENOMEM. */

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <libdeflate.h>
 
+#include "agent/common/clock.h"
 #include "agent/export/otlp.h"
 
 #define OTLP_LOG_PREFIX "meshtrace: otlp: "
@@ -51,9 +52,6 @@ int otlp_encoder_encode(struct otlp_encoder *enc, const struct mt_span *spans, s
  * owns, possibly NULL / 0): hands over the last encoding without a copy.
  */
 void otlp_encoder_swap_buf(struct otlp_encoder *enc, uint8_t **buf, size_t *cap);
-
-/* Milliseconds of CLOCK_MONOTONIC. */
-uint64_t otlp_now_ms(void);
 
 /* ---- exporter state ---- */
 

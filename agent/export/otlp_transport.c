@@ -292,7 +292,8 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 	struct otlp_exporter *x = userp;
 
 	(void)multi;
-	x->curl_deadline_ms = timeout_ms < 0 ? -1 : (int64_t)(otlp_now_ms() + (uint64_t)timeout_ms);
+	x->curl_deadline_ms =
+		timeout_ms < 0 ? -1 : (int64_t)(mt_now_mono_ms() + (uint64_t)timeout_ms);
 	return 0;
 }
 

@@ -10,10 +10,9 @@
 
 #include "agent/graph/graph.h"
 #include "agent/protocols/l7.h"
+#include "agent/common/clock.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
-
-#define NIL HT_NIL
 /* graph_on_span's cost is timed on one span in this many. */
 #define COST_SAMPLE 64
 
@@ -82,14 +81,6 @@ struct graph {
 	struct graph_stats stats;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void read_ephemeral_range(struct graph *g)
 {
 	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
@@ -114,7 +105,7 @@ struct graph *graph__new(struct identity *id, struct peers *peers)
 		return NULL;
 	g->id = id;
 	g->peers = peers;
-	g->start_ns = mono_ns();
+	g->start_ns = mt_now_mono_ns();
 	g->self_pid = (uint32_t)getpid();
 	g->nodes = calloc(GRAPH_NODES_MAX, sizeof(*g->nodes));
 	g->edges = calloc(GRAPH_EDGES_MAX, sizeof(*g->edges));
@@ -795,7 +786,7 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 	unsigned b;
 
 	if ((g->stats.spans++ % COST_SAMPLE) == 0)
-		t0 = mono_ns();
+		t0 = mt_now_mono_ns();
 	i = span_sock(g, s, now);
 	if (i != NIL) {
 		gs = &g->socks[i];
@@ -880,7 +871,7 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 	}
 out:
 	if (t0) {
-		g->stats.update_ns_sum += mono_ns() - t0;
+		g->stats.update_ns_sum += mt_now_mono_ns() - t0;
 		g->stats.update_ns_count++;
 	}
 }

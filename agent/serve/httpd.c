@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/serve/httpd.h"
+#include "agent/common/clock.h"
 #include "agent/common/util.h"
 
 struct client {
@@ -37,14 +38,6 @@ struct httpd {
 	struct client clients[HTTPD_CLIENTS_MAX];
 	struct httpd_stats stats;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Parses "IP:PORT" or "[IPv6]:PORT" into @ss. */
 static int parse_listen(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
@@ -312,7 +305,7 @@ static void on_readable(struct httpd *h, struct client *c)
 	}
 	if (n < 0)
 		return;
-	c->last_ms = now_ms();
+	c->last_ms = mt_now_mono_ms();
 	c->head_len += (size_t)n;
 	c->head[c->head_len] = '\0';
 	if (strstr(c->head, "\r\n\r\n") || strstr(c->head, "\n\n")) {
@@ -333,7 +326,7 @@ static void on_writable(struct httpd *h, struct client *c)
 		client_close(h, c);
 		return;
 	}
-	c->last_ms = now_ms();
+	c->last_ms = mt_now_mono_ms();
 	c->sent += (size_t)n;
 	if (c->sent >= c->out.len)
 		client_close(h, c);
@@ -362,7 +355,7 @@ static void accept_clients(struct httpd *h)
 		c->fd = fd;
 		c->head_len = 0;
 		c->sent = 0;
-		c->last_ms = now_ms();
+		c->last_ms = mt_now_mono_ms();
 		mt_buf_init(&c->out, HTTPD_RESPONSE_MAX + 1024);
 		ev.data.ptr = c;
 		if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -391,7 +384,7 @@ void httpd_poll(struct httpd *h)
 		else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			on_readable(h, c);
 	}
-	now = now_ms();
+	now = mt_now_mono_ms();
 	for (int i = 0; i < HTTPD_CLIENTS_MAX; i++) {
 		struct client *c = &h->clients[i];
 

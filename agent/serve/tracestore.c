@@ -17,18 +17,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/common/json.h"
 #include "agent/serve/tracestore.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 #include "agent/export/span_attrs.h"
 
-#define NIL	     (-1)
 #define NS_PER_MS    UINT64_C(1000000)
 #define SLOW_KEEP_NS ((uint64_t)TRACESTORE_SLOW_KEEP_S * UINT64_C(1000000000))
 
 struct ts_span {
 	struct mt_span span;
-	int32_t next; /* next span of the same trace, or of the free list */
+	uint32_t next; /* next span of the same trace, or of the free list */
 };
 
 struct ts_trace {
@@ -37,7 +37,7 @@ struct ts_trace {
 	bool error;
 	bool slow; /* pinned in t->slow[] */
 	uint32_t nspans;
-	int32_t spans;		   /* first span */
+	uint32_t spans;		   /* first span */
 	uint64_t start_ns, end_ns; /* earliest start, latest end over its spans */
 };
 
@@ -45,8 +45,8 @@ struct tracestore {
 	struct ts_trace traces[TRACESTORE_TRACES_MAX];
 	struct hashtab by_id; /* traces by id; its free list holds the free trace slots */
 	struct lrulist lru;   /* most recently active first */
-	int32_t free_spans;
-	int32_t slow[TRACESTORE_SLOWEST_MAX];
+	uint32_t free_spans;
+	uint32_t slow[TRACESTORE_SLOWEST_MAX];
 	unsigned nslow;
 	struct tracestore_stats stats;
 	struct ts_span spans[TRACESTORE_SPANS_MAX];
@@ -64,7 +64,7 @@ static uint32_t hash_id(const uint8_t id[16])
 struct tracestore *tracestore__new(void)
 {
 	struct tracestore *t = calloc(1, sizeof(*t));
-	int i;
+	uint32_t i;
 
 	if (!t)
 		return NULL;
@@ -93,13 +93,13 @@ void tracestore_stats(const struct tracestore *t, struct tracestore_stats *out)
 	*out = t->stats;
 }
 
-static int32_t find(const struct tracestore *t, const uint8_t id[16])
+static uint32_t find(const struct tracestore *t, const uint8_t id[16])
 {
 	uint32_t i;
 
-	for (i = hashtab_first(&t->by_id, hash_id(id)); i != HT_NIL; i = hashtab_next(&t->by_id, i))
+	for (i = hashtab_first(&t->by_id, hash_id(id)); i != NIL; i = hashtab_next(&t->by_id, i))
 		if (!memcmp(t->traces[i].trace_id, id, 16))
-			return (int32_t)i;
+			return i;
 	return NIL;
 }
 
@@ -110,10 +110,10 @@ static void unpin(struct tracestore *t, unsigned k)
 }
 
 /* Forgets trace @i: its spans go back to the pool, its slot to the free list. */
-static void evict(struct tracestore *t, int32_t i)
+static void evict(struct tracestore *t, uint32_t i)
 {
 	struct ts_trace *tr = &t->traces[i];
-	int32_t s = tr->spans;
+	uint32_t s = tr->spans;
 
 	if (tr->slow) {
 		for (unsigned k = 0; k < t->nslow; k++) {
@@ -124,27 +124,29 @@ static void evict(struct tracestore *t, int32_t i)
 		}
 	}
 	while (s != NIL) {
-		int32_t next = t->spans[s].next;
+		uint32_t next = t->spans[s].next;
 
 		t->spans[s].next = t->free_spans;
 		t->free_spans = s;
 		s = next;
 	}
 	t->stats.spans -= tr->nspans;
-	hashtab_unlink(&t->by_id, hash_id(tr->trace_id), (uint32_t)i);
-	lrulist_unlink(&t->lru, (uint32_t)i);
+	hashtab_unlink(&t->by_id, hash_id(tr->trace_id), i);
+	lrulist_unlink(&t->lru, i);
 	memset(tr, 0, sizeof(*tr));
-	hashtab_slot_free(&t->by_id, (uint32_t)i);
+	hashtab_slot_free(&t->by_id, i);
 	t->stats.traces--;
 	t->stats.traces_evicted++;
 }
 
 /* Evicts the least recently active trace that is neither pinned nor @keep. */
-static bool evict_one(struct tracestore *t, int32_t keep)
+static bool evict_one(struct tracestore *t, uint32_t keep)
 {
-	for (uint32_t i = t->lru.tail; i != HT_NIL; i = lrulist_prev(&t->lru, i)) {
-		if ((int32_t)i != keep && !t->traces[i].slow) {
-			evict(t, (int32_t)i);
+	uint32_t i;
+
+	for (i = t->lru.tail; i != NIL; i = lrulist_prev(&t->lru, i)) {
+		if (i != keep && !t->traces[i].slow) {
+			evict(t, i);
 			return true;
 		}
 	}
@@ -157,7 +159,7 @@ static uint64_t duration_ns(const struct ts_trace *tr)
 }
 
 /* Keeps t->slow[] the slowest recent traces after trace @i changed. */
-static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
+static void update_slowest(struct tracestore *t, uint32_t i, uint64_t now_ns)
 {
 	struct ts_trace *tr = &t->traces[i];
 	unsigned k, fastest = 0;
@@ -185,25 +187,23 @@ static void update_slowest(struct tracestore *t, int32_t i, uint64_t now_ns)
 	}
 }
 
-static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
+static uint32_t new_trace(struct tracestore *t, const uint8_t id[16])
 {
-	uint32_t slot = hashtab_slot_alloc(&t->by_id);
+	uint32_t i = hashtab_slot_alloc(&t->by_id);
 	struct ts_trace *tr;
-	int32_t i;
 
-	if (slot == HT_NIL) {
+	if (i == NIL) {
 		if (!evict_one(t, NIL))
 			return NIL;
-		slot = hashtab_slot_alloc(&t->by_id);
+		i = hashtab_slot_alloc(&t->by_id);
 	}
-	i = (int32_t)slot;
 	tr = &t->traces[i];
 	memset(tr, 0, sizeof(*tr));
 	memcpy(tr->trace_id, id, 16);
 	tr->used = true;
 	tr->spans = NIL;
-	hashtab_link(&t->by_id, hash_id(id), slot);
-	lrulist_push_head(&t->lru, slot);
+	hashtab_link(&t->by_id, hash_id(id), i);
+	lrulist_push_head(&t->lru, i);
 	t->stats.traces++;
 	t->stats.traces_added++;
 	return i;
@@ -212,7 +212,7 @@ static int32_t new_trace(struct tracestore *t, const uint8_t id[16])
 void tracestore_add(struct tracestore *t, const struct mt_span *s)
 {
 	struct ts_trace *tr;
-	int32_t i, si;
+	uint32_t i, si;
 
 	t->stats.spans_added++;
 	i = find(t, s->trace_id);
@@ -223,7 +223,7 @@ void tracestore_add(struct tracestore *t, const struct mt_span *s)
 			return;
 		}
 	} else {
-		lrulist_touch(&t->lru, (uint32_t)i);
+		lrulist_touch(&t->lru, i);
 	}
 	tr = &t->traces[i];
 	if (tr->nspans >= TRACESTORE_TRACE_SPANS_MAX) {
@@ -264,11 +264,11 @@ static const struct mt_span *trace_root(const struct tracestore *t, const struct
 {
 	const struct mt_span *best = NULL;
 
-	for (int32_t a = tr->spans; a != NIL; a = t->spans[a].next) {
+	for (uint32_t a = tr->spans; a != NIL; a = t->spans[a].next) {
 		const struct mt_span *s = &t->spans[a].span;
 		bool orphan = !is_root_zero(s->parent_span_id);
 
-		for (int32_t b = tr->spans; b != NIL && orphan; b = t->spans[b].next)
+		for (uint32_t b = tr->spans; b != NIL && orphan; b = t->spans[b].next)
 			if (!memcmp(t->spans[b].span.span_id, s->parent_span_id, 8))
 				orphan = false;
 		if (!is_root_zero(s->parent_span_id) && !orphan)
@@ -282,7 +282,7 @@ static const struct mt_span *trace_root(const struct tracestore *t, const struct
 }
 
 /* "GET /api/ok" for HTTP, else the span's name. */
-static int put_display_name(struct mt_buf *b, const struct mt_span *s)
+static void put_display_name(struct mt_json *j, const char *key, const struct mt_span *s)
 {
 	char name[MT_OPERATION_MAX + MT_TARGET_MAX + 2];
 
@@ -290,15 +290,15 @@ static int put_display_name(struct mt_buf *b, const struct mt_span *s)
 		snprintf(name, sizeof(name), "%s %s", s->method[0] ? s->method : s->name, s->path);
 	else
 		snprintf(name, sizeof(name), "%s", s->name);
-	return mt_buf_json_str(b, name);
+	mt_json_key_str(j, key, name);
 }
 
-static int put_id(struct mt_buf *b, const uint8_t *id, size_t n)
+static void put_id(struct mt_json *j, const char *key, const uint8_t *id, size_t n)
 {
 	char hex[33];
 
 	span_attrs_hex(hex, id, n);
-	return mt_buf_printf(b, "\"%s\"", hex);
+	mt_json_key_str(j, key, hex);
 }
 
 struct order_ctx {
@@ -309,8 +309,8 @@ struct order_ctx {
 static int cmp_traces(const void *pa, const void *pb, void *arg)
 {
 	const struct order_ctx *o = arg;
-	const struct ts_trace *a = &o->t->traces[*(const int32_t *)pa];
-	const struct ts_trace *b = &o->t->traces[*(const int32_t *)pb];
+	const struct ts_trace *a = &o->t->traces[*(const uint32_t *)pa];
+	const struct ts_trace *b = &o->t->traces[*(const uint32_t *)pb];
 	uint64_t ka, kb;
 
 	if (o->sort == TRACESTORE_SLOWEST) {
@@ -327,37 +327,52 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 			 uint64_t now_unix_ns, struct mt_buf *out)
 {
 	struct order_ctx o = {t, sort};
-	int32_t idx[TRACESTORE_TRACES_MAX];
+	uint32_t idx[TRACESTORE_TRACES_MAX];
 	unsigned n = 0, i;
-	int rc = 0;
+	struct mt_json j;
 
-	for (uint32_t k = t->lru.head; k != HT_NIL; k = lrulist_next(&t->lru, k)) {
+	for (uint32_t k = t->lru.head; k != NIL; k = lrulist_next(&t->lru, k)) {
 		if (sort == TRACESTORE_SLOWEST && t->traces[k].end_ns + SLOW_KEEP_NS < now_unix_ns)
 			continue;
-		idx[n++] = (int32_t)k;
+		idx[n++] = k;
 	}
 	qsort_r(idx, n, sizeof(idx[0]), cmp_traces, &o);
 	if (n > limit)
 		n = limit;
-	rc |= mt_buf_puts(out, "[");
+	mt_json_init(&j, out);
+	mt_json_arr_open(&j);
 	for (i = 0; i < n; i++) {
 		const struct ts_trace *tr = &t->traces[idx[i]];
 		const struct mt_span *root = trace_root(t, tr);
 
-		rc |= mt_buf_puts(out, i ? ",{\"trace_id\":" : "{\"trace_id\":");
-		rc |= put_id(out, tr->trace_id, 16);
-		rc |= mt_buf_puts(out, ",\"root_name\":");
-		rc |= root ? put_display_name(out, root) : mt_buf_puts(out, "\"\"");
-		rc |= mt_buf_puts(out, ",\"root_service\":");
-		rc |= mt_buf_json_str(out, root ? root->resource.service_name : "");
-		rc |= mt_buf_printf(out,
-				    ",\"start_unix_ms\":%" PRIu64 ",\"duration_ms\":%.3f"
-				    ",\"spans\":%u,\"error\":%s}",
-				    tr->start_ns / NS_PER_MS, (double)duration_ns(tr) / 1e6,
-				    tr->nspans, tr->error ? "true" : "false");
+		mt_json_obj_open(&j);
+		put_id(&j, "trace_id", tr->trace_id, 16);
+		if (root)
+			put_display_name(&j, "root_name", root);
+		else
+			mt_json_key_str(&j, "root_name", "");
+		mt_json_key_str(&j, "root_service", root ? root->resource.service_name : "");
+		mt_json_key_u64(&j, "start_unix_ms", tr->start_ns / NS_PER_MS);
+		mt_json_key(&j, "duration_ms");
+		mt_json_f64(&j, (double)duration_ns(tr) / 1e6, 3);
+		mt_json_key_u64(&j, "spans", tr->nspans);
+		mt_json_key(&j, "error");
+		mt_json_bool(&j, tr->error);
+		mt_json_obj_close(&j);
 	}
-	rc |= mt_buf_puts(out, "]");
-	return rc ? -ENOMEM : 0;
+	mt_json_arr_close(&j);
+	return mt_json_err(&j);
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 static const char *kind_name(uint8_t kind)
@@ -370,23 +385,10 @@ static const char *status_name(uint8_t status)
 	return status == MT_STATUS_ERROR ? "ERROR" : status == MT_STATUS_OK ? "OK" : "UNSET";
 }
 
-static int put_attr_str(struct mt_buf *b, bool *first, const char *key, const char *val)
+static void put_attr_int(struct mt_json *j, const char *key, int64_t val)
 {
-	int rc = mt_buf_puts(b, *first ? "" : ",");
-
-	*first = false;
-	rc |= mt_buf_json_str(b, key);
-	rc |= mt_buf_puts(b, ":");
-	return rc | mt_buf_json_str(b, val);
-}
-
-static int put_attr_int(struct mt_buf *b, bool *first, const char *key, int64_t val)
-{
-	int rc = mt_buf_puts(b, *first ? "" : ",");
-
-	*first = false;
-	rc |= mt_buf_json_str(b, key);
-	return rc | mt_buf_printf(b, ":%" PRId64, val);
+	mt_json_key(j, key);
+	mt_json_i64(j, val);
 }
 
 /*
@@ -394,10 +396,9 @@ static int put_attr_int(struct mt_buf *b, bool *first, const char *key, int64_t 
  * span_attrs.c. Other protocols: the operation, namespace and peer only (a
  * database statement may hold values; the page has no need for it).
  */
-static int put_attributes(struct mt_buf *b, const struct mt_span *s)
+static void put_attributes(struct mt_json *j, const struct mt_span *s)
 {
-	bool first = true;
-	int rc = mt_buf_puts(b, "{");
+	mt_json_obj_open(j);
 
 	if (s->protocol == MT_PROTO_HTTP1 || s->protocol == MT_PROTO_UNKNOWN ||
 	    s->protocol == MT_PROTO_DNS) {
@@ -408,28 +409,29 @@ static int put_attributes(struct mt_buf *b, const struct mt_span *s)
 			const struct span_attr *a = &attrs.attr[i];
 
 			if (a->type == SPAN_ATTR_INT)
-				rc |= put_attr_int(b, &first, a->key, a->num);
+				put_attr_int(j, a->key, a->num);
 			else
-				rc |= put_attr_str(b, &first, a->key, a->str);
+				mt_json_key_str(j, a->key, a->str);
 		}
-		return rc | mt_buf_puts(b, "}");
+		mt_json_obj_close(j);
+		return;
 	}
-	rc |= put_attr_str(b, &first, "network.protocol.name", l7_protocol_name(s->protocol));
+	mt_json_key_str(j, "network.protocol.name", l7_protocol_name(s->protocol));
 	if (s->operation[0])
-		rc |= put_attr_str(b, &first, "db.operation.name", s->operation);
+		mt_json_key_str(j, "db.operation.name", s->operation);
 	if (s->db_namespace[0])
-		rc |= put_attr_str(b, &first, "db.namespace", s->db_namespace);
+		mt_json_key_str(j, "db.namespace", s->db_namespace);
 	if (s->status_text[0])
-		rc |= put_attr_str(b, &first, "db.response.status_code", s->status_text);
+		mt_json_key_str(j, "db.response.status_code", s->status_text);
 	if (s->server_address[0])
-		rc |= put_attr_str(b, &first, "server.address", s->server_address);
+		mt_json_key_str(j, "server.address", s->server_address);
 	if (s->server_port)
-		rc |= put_attr_int(b, &first, "server.port", s->server_port);
+		put_attr_int(j, "server.port", s->server_port);
 	if (s->peer_address[0])
-		rc |= put_attr_str(b, &first, "network.peer.address", s->peer_address);
+		mt_json_key_str(j, "network.peer.address", s->peer_address);
 	if (s->peer_port)
-		rc |= put_attr_int(b, &first, "network.peer.port", s->peer_port);
-	return rc | mt_buf_puts(b, "}");
+		put_attr_int(j, "network.peer.port", s->peer_port);
+	mt_json_obj_close(j);
 }
 
 static int cmp_span_start(const void *pa, const void *pb)
@@ -449,14 +451,13 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	const struct ts_trace *tr;
 	uint8_t id[16];
 	unsigned n = 0;
-	int32_t i;
-	int rc = 0;
+	struct mt_json j;
+	uint32_t i;
 
 	if (strlen(trace_id_hex) != 32)
 		return -EINVAL;
 	for (int k = 0; k < 16; k++) {
-		int hi = mt_hex_digit(trace_id_hex[2 * k]),
-		    lo = mt_hex_digit(trace_id_hex[2 * k + 1]);
+		int hi = hex_nibble(trace_id_hex[2 * k]), lo = hex_nibble(trace_id_hex[2 * k + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -466,35 +467,38 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	if (i == NIL)
 		return -ENOENT;
 	tr = &t->traces[i];
-	for (int32_t s = tr->spans; s != NIL && n < ARRAY_SIZE(spans); s = t->spans[s].next)
+	for (uint32_t s = tr->spans; s != NIL && n < ARRAY_SIZE(spans); s = t->spans[s].next)
 		spans[n++] = &t->spans[s].span;
 	qsort(spans, n, sizeof(spans[0]), cmp_span_start);
 
-	rc |= mt_buf_puts(out, "{\"trace_id\":");
-	rc |= put_id(out, tr->trace_id, 16);
-	rc |= mt_buf_puts(out, ",\"spans\":[");
+	mt_json_init(&j, out);
+	mt_json_obj_open(&j);
+	put_id(&j, "trace_id", tr->trace_id, 16);
+	mt_json_key(&j, "spans");
+	mt_json_arr_open(&j);
 	for (unsigned k = 0; k < n; k++) {
 		const struct mt_span *s = spans[k];
 
-		rc |= mt_buf_puts(out, k ? ",{\"span_id\":" : "{\"span_id\":");
-		rc |= put_id(out, s->span_id, 8);
-		rc |= mt_buf_puts(out, ",\"parent_span_id\":");
-		rc |= is_root_zero(s->parent_span_id) ? mt_buf_puts(out, "\"\"")
-						      : put_id(out, s->parent_span_id, 8);
-		rc |= mt_buf_puts(out, ",\"name\":");
-		rc |= put_display_name(out, s);
-		rc |= mt_buf_printf(out, ",\"kind\":\"%s\",\"service\":", kind_name(s->kind));
-		rc |= mt_buf_json_str(out, s->resource.service_name);
-		rc |= mt_buf_printf(
-			out,
-			",\"pid\":%u,\"start_unix_ns\":%" PRIu64 ",\"end_unix_ns\":%" PRIu64
-			",\"status\":\"%s\",\"attributes\":",
-			s->resource.pid, s->start_unix_ns, s->end_unix_ns, status_name(s->status));
-		rc |= put_attributes(out, s);
-		rc |= mt_buf_puts(out, "}");
+		mt_json_obj_open(&j);
+		put_id(&j, "span_id", s->span_id, 8);
+		if (is_root_zero(s->parent_span_id))
+			mt_json_key_str(&j, "parent_span_id", "");
+		else
+			put_id(&j, "parent_span_id", s->parent_span_id, 8);
+		put_display_name(&j, "name", s);
+		mt_json_key_str(&j, "kind", kind_name(s->kind));
+		mt_json_key_str(&j, "service", s->resource.service_name);
+		mt_json_key_u64(&j, "pid", s->resource.pid);
+		mt_json_key_u64(&j, "start_unix_ns", s->start_unix_ns);
+		mt_json_key_u64(&j, "end_unix_ns", s->end_unix_ns);
+		mt_json_key_str(&j, "status", status_name(s->status));
+		mt_json_key(&j, "attributes");
+		put_attributes(&j, s);
+		mt_json_obj_close(&j);
 	}
-	rc |= mt_buf_puts(out, "]}");
-	return rc ? -ENOMEM : 0;
+	mt_json_arr_close(&j);
+	mt_json_obj_close(&j);
+	return mt_json_err(&j);
 }
 
 /* ---- HTTP */

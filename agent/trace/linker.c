@@ -7,7 +7,6 @@
 #include "agent/common/traceparent.h"
 #include "agent/common/util.h"
 
-#define NIL		    HT_NIL
 #define OWNER_PROBE	    8
 #define DONE_CLIENT_KEEP_NS (100ull * 1000000ull)
 

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The composed agent: every stage's object and the few counters that belong
+ * to no stage (events the demultiplexer saw). Shared by the files at agent/'s
+ * top level only: main.c builds it, cli.c fills its options, loop.c runs it,
+ * health.c reads its counters. No stage includes this header.
+ */
+#ifndef MESHTRACE_AGENT_H
+#define MESHTRACE_AGENT_H
+
+#include <stdint.h>
+
+#include "agent/capture/capture.h"
+#include "agent/export/metrics.h"
+#include "agent/export/otlp.h"
+#include "agent/trace/spans.h"
+
+/*
+ * How the agent competes for CPU with the applications it watches. Below
+ * "normal" it takes (nearly) only the time they leave over: on a busy node it
+ * falls behind and the kernel sheds data events, counted, instead of the
+ * applications losing throughput or latency to the agent. Measured in
+ * docs/performance.md: on a 2-core machine at half its capacity, "idle" kept
+ * only a sixth of the spans, so it is a choice, not the default.
+ */
+enum cpu_priority {
+	CPU_PRIORITY_NORMAL = 0, /* as started: competes with the applications (default) */
+	CPU_PRIORITY_LOW,	 /* nice 19: a small share on a saturated node */
+	CPU_PRIORITY_IDLE,	 /* SCHED_IDLE: only CPU time that would otherwise idle */
+	CPU_PRIORITY__MAX,
+};
+
+struct agent_opts {
+	const char *jsonl_path;
+	struct capture_opts capture;
+	struct span_opts spans;
+	uint32_t max_conns;
+	unsigned stats_interval_s;
+	const char *listen; /* NULL: HTTPD_DEFAULT_LISTEN; "off": no listener */
+	enum cpu_priority priority;
+	const char *record_path; /* --record */
+	const char *replay_path; /* --replay */
+};
+
+struct agent {
+	struct agent_opts opts;
+	struct otlp_config otlp_cfg;
+	struct capture *capture;
+	struct conn_table *conns;
+	struct identity *identity;
+	struct span_builder *spans;
+	struct otlp_exporter *otlp;
+	struct jsonl_exporter *jsonl;
+	struct httpd *httpd;
+	struct tracestore *traces;  /* recent traces for the page; NULL without a listener */
+	struct peers *peers;	    /* address -> who is there */
+	struct dnsspans *dns_spans; /* DNS lookups -> client spans */
+	struct graph *graph;	    /* who calls whom */
+	struct metrics *metrics;    /* http.* series and the encoders */
+	struct metrics_health health;
+	uint64_t metric_interval_ms;
+	uint64_t next_metrics_ms;
+	uint64_t dns_events;
+	uint64_t proc_events;
+	uint64_t events;
+	uint64_t bad_events;
+	uint64_t mute_failed;
+	bool attached; /* the kernel programs are attached: /healthz answers 200 only then */
+	int epfd;
+	int sigfd;
+	int timerfd;
+};
+
+#endif /* MESHTRACE_AGENT_H */
