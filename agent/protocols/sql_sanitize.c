@@ -253,6 +253,11 @@ size_t sql_sanitize(const char *sql, size_t n, enum sql_dialect d, char *out, si
 				i++;
 			}
 			break;
+		case '\0':
+			/* Not SQL text (a binary prefix read as text): copied, it would end the string. */
+			o.space = true;
+			i++;
+			break;
 		case '-':
 		case '/':
 		case '#':
