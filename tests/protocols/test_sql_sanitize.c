@@ -151,6 +151,13 @@ static void test_bare_nul(void **state)
 		assert_int_equal(strlen(out), n);
 		assert_string_equal(out, "SELECT ? FROM t");
 	}
+	/* Inside a quoted identifier (found by tests/fuzz/fuzz_sql.c). */
+	n = sql_sanitize("SELECT `a\0b` FROM t", 19, SQL_MYSQL, out, sizeof(out));
+	assert_int_equal(strlen(out), n);
+	assert_string_equal(out, "SELECT ? FROM t");
+	n = sql_sanitize("SELECT \"a\0b\", \"c\" FROM t", 24, SQL_POSTGRES, out, sizeof(out));
+	assert_int_equal(strlen(out), n);
+	assert_string_equal(out, "SELECT ?, \"c\" FROM t");
 }
 
 int main(void)
