@@ -2,8 +2,8 @@
 /*
  * libFuzzer harness for the DNS message parser (agent/protocols/dns.c).
  *
- * Input: two messages separated by the first NUL byte (none: one message).
- * The second is parsed twice: into a fresh struct, and into the struct the
+ * Input: the first message's size (2 bytes, little-endian), the first
+ * message, then the second (the rest). The second is parsed twice: into a fresh struct, and into the struct the
  * first one filled (DNS over TCP reuses its struct). Both must say the same:
  * nothing of an earlier message may leak into a later one. Each message is
  * copied to a buffer of exactly its size, so ASan sees any read past it.
@@ -89,16 +89,20 @@ static bool same(const struct dns_msg *a, const struct dns_msg *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct dns_msg reused, fresh;
-	const uint8_t *sep = memchr(data, '\0', size);
-	const uint8_t *second = sep ? sep + 1 : data;
-	size_t n1 = sep ? (size_t)(sep - data) : size, n2 = size - (size_t)(second - data);
+	const uint8_t *first = data + 2, *second;
+	size_t n1, n2;
 	int rc;
 
-	if (size > 65535)
+	if (size < 2 || size > 65535)
 		return 0;
+	n1 = (size_t)data[0] | (size_t)data[1] << 8;
+	if (n1 > size - 2)
+		n1 = size - 2;
+	second = first + n1;
+	n2 = size - 2 - n1;
 	memset(&reused, 0, sizeof(reused));
 	memset(&fresh, 0, sizeof(fresh));
-	(void)parse(data, n1, &reused);
+	(void)parse(first, n1, &reused);
 	rc = parse(second, n2, &reused);
 	if (parse(second, n2, &fresh) != rc)
 		abort();

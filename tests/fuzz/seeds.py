@@ -14,6 +14,7 @@ Input formats (they must match the harnesses):
                    (tests/fuzz/fuzz_l7.c); op bit 0 = client to server
   fuzz_http1       mode byte, then records [op][len][len bytes] (fuzz_http1.c)
   fuzz_replay      a --record file of struct mt_data_event / mt_conn_event
+  fuzz_dns         the first message's size (2 bytes, little-endian), two messages
   others           the bytes themselves (fuzz_sql: a leading option byte;
                    fuzz_otlp_env: NUL-separated "<variable index byte><value>")
 """
@@ -278,9 +279,12 @@ def main():
     add("fuzz_http1", http1_input(http1, 0))
     add("fuzz_http1", http1_input(http1, 1))
 
-    add("fuzz_dns", dns_query(7, "api.example.com") + b"\0" + dns_cname_response(7, "shop.example.test"))
-    add("fuzz_dns", dns_aaaa_response(9, "v6.example") + b"\0" + dns_aaaa_response(9, "x.test", 3))
-    add("fuzz_dns", dns_cname_response(1, "www.example.com") + b"\0" + dns_query(2, "abc.example.org")[:16])
+    def two(first, second):
+        return struct.pack("<H", len(first)) + first + second
+
+    add("fuzz_dns", two(dns_query(7, "api.example.com"), dns_cname_response(7, "shop.example.test")))
+    add("fuzz_dns", two(dns_aaaa_response(9, "v6.example"), dns_aaaa_response(9, "x.test", 3)))
+    add("fuzz_dns", two(dns_cname_response(1, "www.example.org"), dns_query(2, "abc.example.com")))
 
     sql = read("test_sql_sanitize.c")
     stmts = set()
