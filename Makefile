@@ -16,6 +16,13 @@ ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
+# The fuzzers' build (make fuzzers): clang, the library instrumented for libFuzzer.
+ifeq ($(SAN),fuzz)
+# (clang, unlike gcc, flags a va_list passed on from libbpf's print callback: not ours to change.)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+	    -Wno-format-nonliteral
+LDFLAGS  += -fsanitize=fuzzer,address,undefined
+endif
 LDLIBS   := -lbpf -lelf -lz -ldeflate -lcurl -lprotobuf-c -lnghttp2 -lpthread -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
@@ -35,8 +42,18 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
+# libFuzzer harnesses (tests/fuzz/): one per input the agent reads from outside; fuzz_l7_<p> is
+# tests/fuzz/fuzz_l7.c built for the parser <p>.
+FUZZ_L7	       := http1 http2 postgres mysql redis memcached dnstcp
+FUZZ_HARNESSES := $(addprefix fuzz_l7_,$(FUZZ_L7)) fuzz_http1 fuzz_dns fuzz_sql fuzz_httpd \
+		  fuzz_otlp_env fuzz_replay
+FUZZ_BUILD     ?= $(BUILD)/fuzz
+FUZZ_SECONDS   ?= 60
+FUZZ_SMOKE_SECONDS ?= 2
+FUZZ_BINS      := $(addprefix $(BUILD)/fuzzers/,$(FUZZ_HARNESSES))
+
 .PHONY: all deps run test units unit-test integration-test bench clean format check-format check-deps \
-	image
+	image fuzz fuzzers fuzz-bins
 .SECONDARY:
 all: $(BUILD)/meshtrace
 
@@ -82,6 +99,29 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libmeshtrace.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS) -lcmocka
 
+# The harnesses, built by clang in $(FUZZ_BUILD), and their seeds (tests/fuzz/seeds.py).
+fuzzers:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(CLANG) SAN=fuzz fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS) $(BUILD)/fuzz-seeds/.stamp
+
+$(BUILD)/fuzzers/fuzz_l7_%: tests/fuzz/fuzz_l7.c tests/fuzz/fuzz_check.h $(BUILD)/libmeshtrace.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DFUZZ_PROTO=MT_PROTO_$$(echo $* | tr a-z A-Z | sed 's/^DNSTCP$$/DNS/') \
+		-o $@ $< $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzzers/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(BUILD)/libmeshtrace.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz-seeds/.stamp: tests/fuzz/seeds.py $(wildcard tests/protocols/*.c tests/protocols/*.h)
+	rm -rf $(@D) && ./tests/fuzz/seeds.py $(@D) && touch $@
+
+# Runs every harness for FUZZ_SECONDS (FUZZ=name ... picks some); the corpus grows in
+# $(FUZZ_BUILD)/corpus/, crashes land in $(FUZZ_BUILD)/artifacts/.
+fuzz: fuzzers
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_DIR=$(FUZZ_BUILD) ./tests/run_fuzz.sh $(FUZZ)
+
 unit-test: $(TEST_BINS)
 	@./tests/run_units.sh $(TEST_BINS)
 
@@ -89,13 +129,15 @@ integration-test: $(BUILD)/meshtrace
 	@./tests/run_integration.sh
 
 # The README's test command: installs what is missing, builds, runs the unit tests built with
-# ASan/UBSan, then the integration tests against the normal build. make check-deps first: an
-# upstream include or a cycle fails the run.
+# ASan/UBSan and a short pass of every fuzzer (FUZZ_SMOKE_SECONDS each), then the integration tests
+# against the normal build. make check-deps first: an upstream include or a cycle fails the run.
 test:
 	@./scripts/deps.sh --check-or-install
 	@$(MAKE) --no-print-directory all check-deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 units $(BUILD)/san/meshtrace
-	@UNIT_DIR=$(BUILD)/san/tests ./tests/run_all.sh
+	@$(MAKE) --no-print-directory fuzzers
+	@UNIT_DIR=$(BUILD)/san/tests FUZZ_DIR=$(FUZZ_BUILD) FUZZ_SMOKE_SECONDS=$(FUZZ_SMOKE_SECONDS) \
+		./tests/run_all.sh
 
 units: $(TEST_BINS)
 

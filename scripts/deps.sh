@@ -10,6 +10,7 @@ PKGS=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	libcurl4-openssl-dev protobuf-c-compiler libprotobuf-c-dev libdeflate-dev libnghttp2-dev
 	xxd # embeds dashboards/web/ in the binary
+	libclang-rt-dev # libFuzzer and the sanitizers' runtimes for clang (make fuzz; only recommended by clang)
 	# test
 	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest python3-yaml
 	nginx-light curl redis-server iproute2 procps prometheus nftables

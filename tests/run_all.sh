@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs every test and prints one final line: "N passed, N failed, N skipped".
 # Builds nothing: `make test` builds first. Units are every executable $UNIT_DIR/<stage>/test_*
-# (default build/tests; `make test` points it at the ASan/UBSan build);
-# integration is tests/integration (pytest). Exit status: non-zero if anything failed, or if
+# (default build/tests; `make test` points it at the ASan/UBSan build); fuzz is a short pass of
+# every harness in $FUZZ_DIR/fuzzers (tests/run_fuzz.sh); integration is tests/integration (pytest). Exit status: non-zero if anything failed, or if
 # CI=true and anything was skipped (in CI every root/BPF test must run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -32,6 +32,28 @@ else
 		echo "run_all: run_units.sh gave no tally" >&2
 		failed=$((failed + 1))
 	fi
+fi
+
+# ---- fuzz: a short pass of every libFuzzer harness (`make fuzzers` builds them in $FUZZ_DIR),
+# from its seeds alone, FUZZ_SMOKE_SECONDS (default 2) each; each harness counts as one test.
+fuzz_dir=${FUZZ_DIR:-build/fuzz}
+if compgen -G "$fuzz_dir/fuzzers/fuzz_*" >/dev/null; then
+	log=$(mktemp)
+	FUZZ_SECONDS=${FUZZ_SMOKE_SECONDS:-2} FUZZ_CORPUS=tmp FUZZ_DIR=$fuzz_dir \
+		./tests/run_fuzz.sh | tee "$log"
+	tally=$(tail -n 1 "$log")
+	rm -f "$log"
+	if [[ $tally =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+		passed=$((passed + BASH_REMATCH[1]))
+		failed=$((failed + BASH_REMATCH[2]))
+		skipped=$((skipped + BASH_REMATCH[3]))
+	else
+		echo "run_all: run_fuzz.sh gave no tally" >&2
+		failed=$((failed + 1))
+	fi
+else
+	echo "run_all: no fuzzers in $fuzz_dir/fuzzers/ (run 'make fuzzers'): skipped" >&2
+	skipped=$((skipped + 1))
 fi
 
 # ---- integration

@@ -18,11 +18,8 @@
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
 
-/*
- * A recording (--record, --replay): every ring-buffer record as a 4-byte
- * native-endian length, then its bytes, padded to 8. Same machine only.
- */
-#define REC_MAX	  (64u << 10) /* larger than any event the kernel makes */
+/* A recording's format: see CAPTURE_RECORD_MAX in capture.h. */
+#define REC_MAX	  CAPTURE_RECORD_MAX
 #define REC_ALIGN 8
 /* A gap between recorded events longer than this is not waited out. */
 #define REPLAY_JUMP_NS (10ull * 1000000000ull)
@@ -319,28 +316,39 @@ fail:
 	return NULL;
 }
 
-/* Reads the next record into r->buf; false at the end (or a short, damaged tail). */
-static bool replay_read(struct replay *r)
+int capture_read_record(FILE *f, void *buf)
 {
 	uint32_t n;
 	size_t padded, got;
 
-	got = fread(&n, 1, sizeof(n), r->f);
-	if (got == 0 && feof(r->f))
-		return false; /* the end, cleanly */
-	if (got != sizeof(n) || n == 0 || n > REC_MAX) {
-		mt_warn("--replay: %s after %" PRIu64 " events: the rest is not replayed",
-			ferror(r->f) ? strerror(errno) : "not a recording, or damaged", r->records);
-		return false;
-	}
+	got = fread(&n, 1, sizeof(n), f);
+	if (got == 0 && feof(f))
+		return 0; /* the end, cleanly */
+	if (got != sizeof(n) || n == 0 || n > REC_MAX)
+		return ferror(f) ? -EIO : -EBADMSG;
 	padded = n + (REC_ALIGN - n % REC_ALIGN) % REC_ALIGN;
-	if (fread(r->buf, 1, padded, r->f) != padded) {
+	if (fread(buf, 1, padded, f) != padded)
+		return -ENODATA;
+	return (int)n;
+}
+
+/* Reads the next record into r->buf; false at the end (or a short, damaged tail). */
+static bool replay_read(struct replay *r)
+{
+	int n = capture_read_record(r->f, r->buf);
+
+	if (n == -ENODATA) {
 		mt_warn("--replay: the recording ends inside an event after %" PRIu64 " events",
 			r->records);
 		return false;
 	}
-	r->size = n;
-	return true;
+	if (n < 0) {
+		mt_warn("--replay: %s after %" PRIu64 " events: the rest is not replayed",
+			n == -EIO ? strerror(errno) : "not a recording, or damaged", r->records);
+		return false;
+	}
+	r->size = (uint32_t)n;
+	return n > 0;
 }
 
 /*

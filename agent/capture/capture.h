@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bpf/capture.h"
 
@@ -67,6 +68,20 @@ int capture_record_to(struct capture *c, const char *path);
  */
 struct capture *capture__open_replay(const char *path, capture_event_fn fn, void *ctx, char *err,
 				     size_t errlen);
+
+/*
+ * A recording (--record, --replay): every ring-buffer record as a 4-byte
+ * native-endian length, then its bytes, padded to 8. Same machine only.
+ */
+#define CAPTURE_RECORD_MAX (64u << 10) /* larger than any event the kernel makes */
+
+/*
+ * Reads the next record of a recording from @f into @buf (CAPTURE_RECORD_MAX
+ * bytes). Returns its size; 0 at a clean end; -EBADMSG when the bytes are not
+ * a recording (a length of 0 or over the maximum, a torn length), -ENODATA
+ * when @f ends inside a record, -EIO on a read error (errno says which).
+ */
+int capture_read_record(FILE *f, void *buf);
 
 /* True once a replay has handed over its last event. */
 bool capture_replay_done(const struct capture *c);

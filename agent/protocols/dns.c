@@ -23,7 +23,8 @@ static uint32_t rd32(const uint8_t *p)
  * Reads the name at @off into @out (presentation form, lower case). Sets
  * *@next to the offset after the name as it sits at @off (after its first
  * pointer, if any). Returns 0, -EAGAIN when the bytes end inside the name,
- * -EINVAL when it is malformed.
+ * -EINVAL when it is malformed; on an error @out holds what was read so far,
+ * not NUL-terminated.
  */
 static int read_name(const uint8_t *p, size_t len, size_t off, char *out, size_t *next)
 {
@@ -115,6 +116,9 @@ int dns_parse(const uint8_t *p, size_t len, struct dns_msg *m)
 	if (m->qdcount) {
 		err = read_name(p, len, off, m->qname, &off);
 		if (err == -EAGAIN || (!err && off + 4 > len)) {
+			/* A name cut short is not the name asked for: none, not its first labels. */
+			if (err)
+				m->qname[0] = '\0';
 			m->partial = true;
 			return 0;
 		}

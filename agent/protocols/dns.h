@@ -67,7 +67,8 @@ struct dns_msg {
 	uint16_t arcount;
 	uint16_t qtype; /* of the first question; 0 when there is none */
 	uint16_t qclass;
-	char qname[DNS_NAME_MAX]; /* the first question's name, lower case, no final dot */
+	/* The first question's name, lower case, no final dot; "" when the bytes end inside it. */
+	char qname[DNS_NAME_MAX];
 	unsigned n_answers;	  /* answers[] filled: A, AAAA and CNAME records only */
 	unsigned answers_skipped; /* answer records of other types, or past DNS_ANSWERS_MAX */
 	struct dns_answer answers[DNS_ANSWERS_MAX];

@@ -54,6 +54,18 @@ static void put(struct out *o, const char *s, size_t n)
 	o->n += n;
 }
 
+/*
+ * A quoted identifier, as written. One holding a NUL is no identifier a
+ * server accepts (nor text: copied, the NUL would end the string): "?".
+ */
+static void put_quoted_ident(struct out *o, const char *s, size_t n)
+{
+	if (memchr(s, '\0', n))
+		put(o, "?", 1);
+	else
+		put(o, s, n);
+}
+
 static bool is_ident(unsigned char c)
 {
 	return kind[c] == K_ALPHA || kind[c] == K_DIGIT || c == '$';
@@ -220,12 +232,12 @@ size_t sql_sanitize(const char *sql, size_t n, enum sql_dialect d, char *out, si
 			if (d == SQL_MYSQL)
 				put(&o, "?", 1);
 			else
-				put(&o, sql + i, j - i); /* a quoted identifier */
+				put_quoted_ident(&o, sql + i, j - i);
 			i = j;
 			break;
 		case '`':
 			j = d == SQL_MYSQL ? skip_quoted(sql, n, i, '`', false) : i + 1;
-			put(&o, sql + i, j - i);
+			put_quoted_ident(&o, sql + i, j - i);
 			i = j;
 			break;
 		case '.':
@@ -252,6 +264,11 @@ size_t sql_sanitize(const char *sql, size_t n, enum sql_dialect d, char *out, si
 				put(&o, "$", 1);
 				i++;
 			}
+			break;
+		case '\0':
+			/* Not SQL text (a binary prefix read as text): copied, it would end the string. */
+			o.space = true;
+			i++;
 			break;
 		case '-':
 		case '/':

@@ -254,31 +254,41 @@ static const struct route *find_route(const struct httpd *h, const char *path)
 	return NULL;
 }
 
+int httpd_parse_request(const char *head, struct httpd_request *req)
+{
+	char *query;
+
+	if (sscanf(head, "%7s %1023s HTTP/1.%*c", req->method, req->target) != 2 ||
+	    req->target[0] != '/')
+		return -EINVAL;
+	query = strchr(req->target, '?');
+	if (query)
+		*query++ = '\0';
+	req->query = query ? query : "";
+	return 0;
+}
+
 /* The request head is complete: route it and queue the answer. */
 static void handle_request(struct httpd *h, struct client *c)
 {
-	char method[8], target[1024];
+	struct httpd_request req;
 	struct httpd_response resp;
 	const struct route *r;
-	char *query;
 	bool head;
 	int rc;
 
 	h->stats.requests++;
-	if (sscanf(c->head, "%7s %1023s HTTP/1.%*c", method, target) != 2 || target[0] != '/') {
+	if (httpd_parse_request(c->head, &req)) {
 		h->stats.bad_requests++;
 		respond_text(h, c, 400, "bad request");
 		return;
 	}
-	head = strcmp(method, "HEAD") == 0;
-	if (!head && strcmp(method, "GET") != 0) {
+	head = strcmp(req.method, "HEAD") == 0;
+	if (!head && strcmp(req.method, "GET") != 0) {
 		respond_text(h, c, 405, "only GET and HEAD");
 		return;
 	}
-	query = strchr(target, '?');
-	if (query)
-		*query++ = '\0';
-	r = find_route(h, target);
+	r = find_route(h, req.target);
 	if (!r) {
 		respond_text(h, c, 404, "not found");
 		return;
@@ -286,7 +296,7 @@ static void handle_request(struct httpd *h, struct client *c)
 	memset(&resp, 0, sizeof(resp));
 	resp.status = 200;
 	mt_buf_init(&resp.body, HTTPD_RESPONSE_MAX);
-	rc = r->fn(r->ctx, target, query ? query : "", &resp);
+	rc = r->fn(r->ctx, req.target, req.query, &resp);
 	if (rc || resp.body.overflow)
 		respond_text(h, c, 500, "internal error");
 	else

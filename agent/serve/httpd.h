@@ -41,6 +41,19 @@ struct httpd_stats {
 	uint64_t timeouts;
 };
 
+/* What a request head asks for, as the listener reads it. */
+struct httpd_request {
+	char method[8];
+	char target[1024]; /* the path, cut at '?' */
+	const char *query; /* into @target: what followed '?', or "" */
+};
+
+/*
+ * Reads the request line of the NUL-terminated request head @head into @req.
+ * Returns 0, or -EINVAL when it is not "METHOD /target ..." (a 400). Pure.
+ */
+int httpd_parse_request(const char *head, struct httpd_request *req);
+
 struct httpd;
 
 /*

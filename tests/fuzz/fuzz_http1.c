@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * libFuzzer harness for agent/protocols/http1.c; not part of `make test`.
- *
- *   clang -g -O1 -std=gnu11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
- *     tests/fuzz/fuzz_http1.c agent/protocols/http1.c -o /tmp/fuzz_http1
- *   /tmp/fuzz_http1 -max_total_time=120 /tmp/http1-corpus
+ * libFuzzer harness for agent/protocols/http1.c, called directly (fuzz_l7_http1
+ * drives it through its l7_parser): `make fuzz FUZZ=fuzz_http1`.
  *
  * Input: one mode byte, then records of [op][n][n bytes of data]. op bit 0
  * is the direction, bit 1 closes the connection after the chunk, bits 2-3

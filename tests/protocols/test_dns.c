@@ -253,6 +253,31 @@ static void test_every_truncation(void **state)
 	free(m);
 }
 
+/*
+ * A question name cut short leaves no name behind, not the previous message's: the struct is
+ * reused (DNS over TCP), and "abc" over "www.example.com" read as "abc.example.com".
+ */
+static void test_cut_name_is_not_the_previous_one(void **state)
+{
+	struct dns_msg *m = malloc(sizeof(*m));
+	struct wire w;
+
+	(void)state;
+	header(&w, 0x0100, 1, 0);
+	put_name(&w, "www.example.com");
+	put16(&w, DNS_TYPE_A);
+	put16(&w, 1);
+	assert_int_equal(dns_parse(w.b, w.n, m), 0);
+	assert_string_equal(m->qname, "www.example.com");
+	header(&w, 0x0100, 1, 0);
+	put_name(&w, "abc.example.org");
+	/* The bytes end after the first label: the name is not known. */
+	assert_int_equal(dns_parse(w.b, DNS_HEADER_LEN + 4, m), 0);
+	assert_true(m->partial);
+	assert_string_equal(m->qname, "");
+	free(m);
+}
+
 /* Random bytes: never a crash or a read out of bounds (ASan watches). */
 static void test_noise(void **state)
 {
@@ -281,9 +306,13 @@ static void test_noise(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cname_chain),	   cmocka_unit_test(test_aaaa_and_names),
-		cmocka_unit_test(test_query_and_nxdomain), cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_every_truncation),   cmocka_unit_test(test_noise),
+		cmocka_unit_test(test_cname_chain),
+		cmocka_unit_test(test_aaaa_and_names),
+		cmocka_unit_test(test_query_and_nxdomain),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_every_truncation),
+		cmocka_unit_test(test_noise),
+		cmocka_unit_test(test_cut_name_is_not_the_previous_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

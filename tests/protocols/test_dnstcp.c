@@ -221,6 +221,32 @@ static void test_server_reading_length_apart(void **state)
 	assert_string_equal(rec.x[1].query_text, "split.test");
 }
 
+/*
+ * A query whose name was not captured in full (fewer bytes copied than moved) names nothing:
+ * not the previous query's name with its first label overwritten ("abc.example.com").
+ */
+static void test_cut_name_after_a_whole_one(void **state)
+{
+	uint8_t q1[128], q2[128];
+	size_t n1 = query(q1, 1, "www.example.com", 1), n2 = query(q2, 2, "abc.example.org", 1);
+	struct dnstcp_conn c;
+	struct l7_stats st = {0};
+	struct rec rec = {0};
+	struct mt_chunk ch;
+
+	(void)state;
+	dnstcp_init(&c);
+	feed_split(&c, true, q1, n1, n1, &rec, &st);
+	/* The length, the header and "\3abc" captured; the rest moved uncopied. */
+	ch = (struct mt_chunk){.data = q2, .captured = 2 + 12 + 4, .len = (uint32_t)n2, .ts_ns = 7};
+	dnstcp_feed(&c, true, &ch, on_x, &rec, &st);
+	assert_int_equal(rec.requests, 2);
+	dnstcp_close(&c, 9, on_x, &rec, &st);
+	assert_int_equal(rec.done, 2);
+	assert_string_equal(rec.x[0].query_text, "www.example.com");
+	assert_string_equal(rec.x[1].query_text, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_servfail_garbage_and_close),
 		cmocka_unit_test(test_large_answer_skipped_by_length),
 		cmocka_unit_test(test_server_reading_length_apart),
+		cmocka_unit_test(test_cut_name_after_a_whole_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

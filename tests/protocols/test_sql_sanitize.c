@@ -135,12 +135,37 @@ static void test_prefixes(void **state)
 	}
 }
 
+/*
+ * A NUL outside a literal (MySQL's query-attribute prefix read as text) is not copied: the
+ * returned length is the string's, and the text does not end at it.
+ */
+static void test_bare_nul(void **state)
+{
+	static const char in[] = "\0\0SELECT\0 1 FROM t\0";
+	char out[64];
+	size_t n;
+
+	(void)state;
+	for (int d = SQL_POSTGRES; d <= SQL_MYSQL; d++) {
+		n = sql_sanitize(in, sizeof(in) - 1, (enum sql_dialect)d, out, sizeof(out));
+		assert_int_equal(strlen(out), n);
+		assert_string_equal(out, "SELECT ? FROM t");
+	}
+	/* Inside a quoted identifier (found by tests/fuzz/fuzz_sql.c). */
+	n = sql_sanitize("SELECT `a\0b` FROM t", 19, SQL_MYSQL, out, sizeof(out));
+	assert_int_equal(strlen(out), n);
+	assert_string_equal(out, "SELECT ? FROM t");
+	n = sql_sanitize("SELECT \"a\0b\", \"c\" FROM t", 24, SQL_POSTGRES, out, sizeof(out));
+	assert_int_equal(strlen(out), n);
+	assert_string_equal(out, "SELECT ?, \"c\" FROM t");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_postgres),  cmocka_unit_test(test_mysql),
 		cmocka_unit_test(test_operation), cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_prefixes),  cmocka_unit_test(test_bare_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
