@@ -35,8 +35,9 @@ struct health_snap {
 	struct metrics_stats ms;
 	struct identity_stats is;
 	struct dnsspans_stats ds;
-	uint64_t events;     /* events the loop received */
-	uint64_t bad_events; /* of which malformed */
+	uint64_t events;      /* events the loop received */
+	uint64_t bad_events;  /* of which malformed */
+	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
 	uint64_t dns_events;
 	uint64_t proc_events;
 	uint64_t max_conns;
@@ -165,6 +166,7 @@ static const struct health_row rows[] = {
 	JSON("user", "role_unknown_bytes", cs.role_unknown_bytes),
 	JSON("user", "conns_not_parsed", cs.not_parsed),
 	JSON("user", "conns_muted", cs.muted),
+	BOTH("user", "mute_failed", MH_DROPS, "stage", "kernel_mute_failed", mute_failed),
 	JSON("user", "parser_released", cs.parser_released),
 	JSON("user", "heap_trims", cs.trims),
 	BOTH("user.link", "linked_in_process", MH_LINKS, "result", "in_process",
@@ -323,6 +325,7 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	dnsspans_stats(a->dns_spans, &s->ds);
 	s->events = a->events;
 	s->bad_events = a->bad_events;
+	s->mute_failed = a->mute_failed;
 	s->dns_events = a->dns_events;
 	s->proc_events = a->proc_events;
 	s->max_conns = a->opts.max_conns;

@@ -137,7 +137,7 @@ cc "${BCFLAGS[@]}" -o "$BIN/sink" bench/sink.c -lz || die "cannot build bench/si
 ENCODE_OK=1
 # The libraries the agent links, as the Makefile says today.
 LIBS=$(make -pn 2>/dev/null | sed -n 's/^LDLIBS *:= *//p' | head -1)
-[ -n "$LIBS" ] || LIBS="-lbpf -lelf -lz -lcurl -lprotobuf-c -lpthread -lm"
+[ -n "$LIBS" ] || LIBS="-lbpf -lelf -lz -ldeflate -lcurl -lprotobuf-c -lnghttp2 -lpthread -lm"
 # shellcheck disable=SC2086 # LIBS is a list of flags
 if make --no-print-directory -s build/libmeshtrace.a >/dev/null 2>&1 &&
 	cc "${BCFLAGS[@]}" -o "$BIN/encode" bench/encode.c build/libmeshtrace.a $LIBS 2>"$TMP/encode-build.log"; then
