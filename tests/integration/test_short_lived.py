@@ -118,3 +118,74 @@ def test_short_lived_named_from_exec(request, tmp_path, agent, server, client):
     for s in select(spans, "CLIENT"):
         if s["resource"].get("process.pid") in {r[0] for r in runs}:
             assert a(s, "server.port") == server, s
+
+
+CONTAINER_ID = "5b0c5b0c" * 8  # 64 hex digits
+
+
+@pytest.fixture(params=["all", "v1-memory"])
+def container_cgroup(request):
+    """A cgroup named as podman names a container's, in each hierarchy the kernel side may read
+    (the default one; on v1 and hybrid hosts, the memory controller's), or in the v1 memory
+    controller's alone (a hybrid host whose runtime leaves the default hierarchy at its root)."""
+    leaf = f"libpod-{CONTAINER_ID}.scope"
+    dirs = []
+    tops = ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+    if request.param == "v1-memory":
+        if not os.path.exists("/sys/fs/cgroup/memory/cgroup.procs"):
+            pytest.skip("no v1 memory controller on this host (pure cgroup v2)")
+        tops = ("/sys/fs/cgroup/memory",)
+    for top in tops:
+        if not os.path.exists(os.path.join(top, "cgroup.procs")):
+            continue
+        if top == "/sys/fs/cgroup" and dirs:
+            continue  # v1/hybrid: /sys/fs/cgroup itself is a tmpfs of hierarchies
+        path = os.path.join(top, leaf)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            pytest.skip(f"cannot make a cgroup under {top}: {e}")
+        dirs.append(path)
+    if not dirs:
+        pytest.skip("no writable cgroup hierarchy")
+    yield dirs
+    for d in dirs:
+        for _ in range(50):  # the clients are reaped, but the kernel frees their cgroup lazily
+            try:
+                os.rmdir(d)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def test_short_lived_named_by_container(request, tmp_path, agent, server, client,
+                                        container_cgroup):
+    """No OTEL_* variable: a short-lived process is named by its container, read at exec."""
+    def join():
+        for d in container_cgroup:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    jsonl_path = tmp_path / "spans.jsonl"
+    ag = agent(["--jsonl", str(jsonl_path)])
+    runs = []
+    for i in range(8):
+        t0 = time.monotonic()
+        p = subprocess.Popen([client, str(server), str(DELAYS_US[i % len(DELAYS_US)])], env=env,
+                             stdout=subprocess.PIPE, preexec_fn=join)
+        out, _ = p.communicate(timeout=10)
+        assert p.returncode == 0
+        runs.append((p.pid, int(out) / 1000 if out.strip().isdigit() else
+                     (time.monotonic() - t0) * 1000))
+    time.sleep(1.5)
+    ag.stop()
+    spans = read_jsonl(jsonl_path)
+    want = f"container/{CONTAINER_ID[:12]}"
+    got = {pid: sorted({s["resource"]["service.name"] for s in select(spans, "CLIENT", pid=pid)})
+           for pid, _ in runs}
+    right = [pid for pid, names in got.items() if names == [want]]
+    figure(request, f"{len(right)} of {len(runs)} short-lived clients in a container cgroup named "
+                    f"{want}; lifetimes {min(ms for _, ms in runs):.1f}-"
+                    f"{max(ms for _, ms in runs):.1f} ms (main to exit); cgroups {container_cgroup}")
+    assert len(right) == len(runs), f"service names by pid (want {want}): {got}"
