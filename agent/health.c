@@ -258,6 +258,12 @@ static const struct health_row rows[] = {
 	METRIC(MH_DROPS, "stage", "identity_evicted", is.evicted),
 	JSON("identity", "exits", is.exits),
 	JSON("identity", "execs", is.execs),
+	JSON("identity", "births", is.births),
+	JSON("identity", "kept", is.kept),
+	BOTH("identity", "exec_env_truncated", MH_DROPS, "stage", "exec_env_truncated",
+	     ext[MT_XSTAT_EXEC_ENV_TRUNC]),
+	BOTH("identity", "exec_env_unreadable", MH_DROPS, "stage", "exec_env_unreadable",
+	     ext[MT_XSTAT_EXEC_ENV_FAULT]),
 	JSON("identity", "resolved", is.resolved),
 
 	/* metrics: the http.* series and their export */

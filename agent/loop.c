@@ -78,7 +78,9 @@ void loop_on_event(void *ctx, const void *data, size_t size)
 		const struct mt_proc_event *ev = data;
 
 		a->proc_events++;
-		if (ev->op == MT_PROC_EXEC) {
+		if (ev->op == MT_PROC_EXEC && size >= sizeof(struct mt_exec_event)) {
+			identity_on_exec_event(a->identity, data, head->ts_ns);
+		} else if (ev->op == MT_PROC_EXEC) { /* a recording made before exec events grew */
 			identity_on_exec(a->identity, ev->pid);
 		} else if (ev->op == MT_PROC_EXIT) {
 			identity_on_exit(a->identity, ev->pid, head->ts_ns);

@@ -146,6 +146,7 @@ enum mt_proc_op {
 	MT_PROC_EXEC = 2, /* the process replaced its program (execve) */
 };
 
+/* MT_PROC_EXIT: the whole event. MT_PROC_EXEC: the head of struct mt_exec_event. */
 struct mt_proc_event {
 	struct mt_event_head head; /* head.sock is 0 */
 	__u32 pid;		   /* the process (thread-group) id */
@@ -154,11 +155,51 @@ struct mt_proc_event {
 	char comm[16]; /* after an exec: the new program's name */
 };
 
+/*
+ * What names a process, read by the kernel when it execs (its new
+ * environment and its cgroup), so that a process gone in a few milliseconds
+ * is still named by it. Per exec: at most MT_EXEC_ENV_ENTRIES_MAX entries of
+ * the environment are looked at, one bounded read each.
+ */
+#define MT_EXEC_ENV_ENTRIES_MAX 512
+#define MT_EXEC_ENV_READ	512 /* bytes of one entry read at once; longer ones take more */
+#define MT_EXEC_SERVICE_MAX	64  /* OTEL_SERVICE_NAME's value, NUL-terminated */
+#define MT_EXEC_ATTRS_MAX	256 /* OTEL_RESOURCE_ATTRIBUTES's value, NUL-terminated */
+#define MT_EXEC_EXE_MAX		32  /* the executable file's name */
+#define MT_EXEC_CGROUP_LEVELS	4   /* cgroup names sent, from the leaf up */
+#define MT_EXEC_CGROUP_NAME_MAX 128
+
+/* mt_exec_event.flags */
+enum mt_exec_flags {
+	MT_EXEC_F_ENV_TRUNC = 1 << 0,	/* the environment was not looked at to its end */
+	MT_EXEC_F_ENV_FAULT = 1 << 1,	/* the environment could not be read */
+	MT_EXEC_F_SVC_TRUNC = 1 << 2,	/* OTEL_SERVICE_NAME longer than its field */
+	MT_EXEC_F_ATTRS_TRUNC = 1 << 3, /* OTEL_RESOURCE_ATTRIBUTES longer than its field */
+};
+
+struct mt_exec_event {
+	struct mt_proc_event proc; /* proc.op is MT_PROC_EXEC */
+	__u8 flags;		   /* enum mt_exec_flags */
+	__u8 _pad[7];
+	char exe[MT_EXEC_EXE_MAX]; /* the name of the file exec'd, symlinks resolved */
+	char otel_service_name[MT_EXEC_SERVICE_MAX];	  /* "" when not set */
+	char otel_resource_attributes[MT_EXEC_ATTRS_MAX]; /* "" when not set */
+	/*
+	 * The task's cgroup in the default (v2) hierarchy, or in the memory
+	 * controller's when that is the root (v1 and hybrid hosts): its name,
+	 * then its parents' ("" above the top). The leaf holds a container's
+	 * id, a parent the kubelet's pod uid.
+	 */
+	char cgroup[MT_EXEC_CGROUP_LEVELS][MT_EXEC_CGROUP_NAME_MAX];
+};
+
 /* Counters of the DNS and process programs (per-CPU array "ext_stats", index = value). */
 enum mt_ext_stat {
-	MT_XSTAT_DNS_EVENTS = 0,  /* DNS datagrams emitted */
-	MT_XSTAT_PROC_EVENTS = 1, /* process exit/exec events emitted */
-	MT_XSTAT__MAX = 2,
+	MT_XSTAT_DNS_EVENTS = 0,     /* DNS datagrams emitted */
+	MT_XSTAT_PROC_EVENTS = 1,    /* process exit/exec events emitted */
+	MT_XSTAT_EXEC_ENV_TRUNC = 2, /* execs whose environment was too long to look at whole */
+	MT_XSTAT_EXEC_ENV_FAULT = 3, /* execs whose environment could not be read */
+	MT_XSTAT__MAX = 4,
 };
 
 #endif /* MESHTRACE_BPF_CAPTURE_H */

@@ -54,6 +54,25 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
+/* An exec'ing process's environment, looked at one entry at a time, and what was found. */
+struct exec_scratch {
+	char entry[MT_EXEC_ENV_READ];
+	char otel_service_name[MT_EXEC_SERVICE_MAX];
+	char otel_resource_attributes[MT_EXEC_ATTRS_MAX];
+	unsigned long p;   /* the next entry */
+	unsigned long end; /* the environment's end */
+	__u8 flags;	   /* enum mt_exec_flags */
+	__u8 cont;	   /* p is inside an entry longer than one read */
+	__u8 done;	   /* the end, OTEL_SERVICE_NAME or a fault was reached */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_scratch);
+} exec_scratch_map SEC(".maps");
+
 /* SYN_SENT time of active opens, for connect latency. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -12,9 +12,19 @@
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 
+/* Where a service name came from, weakest first: a later read never replaces a stronger one. */
+enum name_source {
+	NAME_COMM = 0,	  /* the kernel's thread name: the process was gone */
+	NAME_EXE = 1,	  /* the executable */
+	NAME_CGROUP = 2,  /* the container or pod */
+	NAME_ENVIRON = 3, /* OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES */
+};
+
 struct identity_entry {
 	uint64_t resolved_ns; /* 0: empty slot */
 	uint64_t exited_ns;   /* 0: alive (as far as we know) */
+	uint8_t source;	      /* enum name_source of res.service_name */
+	bool reread; /* named at exec from a partial environment: read /proc at next lookup */
 	struct mt_resource res;
 };
 
@@ -357,8 +367,12 @@ static void program_name(const struct identity *id, uint32_t pid, const char *ex
 		mt_strlcpy(out, comm, outlen);
 }
 
-/* Fills @r from /proc. Returns false when the process is gone (@r then uses @comm). */
-static bool resolve(struct identity *id, struct mt_resource *r, uint32_t pid, const char *comm)
+/*
+ * Fills @r from /proc. Returns the source of the name, NAME_COMM when the
+ * process is gone (@r then uses @comm).
+ */
+static enum name_source resolve(struct identity *id, struct mt_resource *r, uint32_t pid,
+				const char *comm)
 {
 	memset(r, 0, sizeof(*r));
 	r->pid = pid;
@@ -367,36 +381,103 @@ static bool resolve(struct identity *id, struct mt_resource *r, uint32_t pid, co
 		id->stats.gone++;
 		snprintf(r->exe_name, sizeof(r->exe_name), "%.16s", comm ? comm : "");
 		mt_strlcpy(r->service_name, r->exe_name, sizeof(r->service_name));
-		return false;
+		return NAME_COMM;
 	}
 	read_service_name(id, pid, r->service_name, sizeof(r->service_name));
-	if (!r->service_name[0])
-		read_cgroup_service(id, pid, r->service_name, sizeof(r->service_name));
-	if (!r->service_name[0])
-		program_name(id, pid, r->exe_name, r->service_name, sizeof(r->service_name));
-	return true;
+	if (r->service_name[0])
+		return NAME_ENVIRON;
+	read_cgroup_service(id, pid, r->service_name, sizeof(r->service_name));
+	if (r->service_name[0])
+		return NAME_CGROUP;
+	program_name(id, pid, r->exe_name, r->service_name, sizeof(r->service_name));
+	return NAME_EXE;
+}
+
+/* A fixed-size field of a kernel event as a C string: up to its first NUL, at most @n bytes. */
+static size_t field_len(const char *f, size_t n)
+{
+	const char *nul = memchr(f, '\0', n);
+
+	return nul ? (size_t)(nul - f) : n;
+}
+
+/* Feeds "KEY=VALUE" to @scan as one environment entry, when the value is not empty. */
+static void scan_field(struct environ_scan *scan, const char *key, const char *v, size_t n)
+{
+	size_t len = field_len(v, n);
+
+	if (!len)
+		return;
+	environ_scan_feed(scan, key, strlen(key));
+	environ_scan_feed(scan, v, len);
+	environ_scan_feed(scan, "", 1);
+}
+
+/* The same choice as resolve(), from what the kernel read at the exec. */
+static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_resource *r)
+{
+	struct environ_scan scan;
+	struct cgroup_identity ci;
+	char comm[sizeof(ev->proc.comm) + 1];
+	char path[8 + MT_EXEC_CGROUP_LEVELS * (MT_EXEC_CGROUP_NAME_MAX + 1)];
+	size_t o = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->pid = ev->proc.pid;
+	snprintf(comm, sizeof(comm), "%.*s", (int)field_len(ev->proc.comm, sizeof(ev->proc.comm)),
+		 ev->proc.comm);
+	if (ev->exe[0])
+		snprintf(r->exe_name, sizeof(r->exe_name), "%.*s",
+			 (int)field_len(ev->exe, sizeof(ev->exe)), ev->exe);
+	else
+		mt_strlcpy(r->exe_name, comm, sizeof(r->exe_name));
+
+	environ_scan_init(&scan);
+	scan_field(&scan, "OTEL_SERVICE_NAME=", ev->otel_service_name,
+		   sizeof(ev->otel_service_name));
+	scan_field(&scan, "OTEL_RESOURCE_ATTRIBUTES=", ev->otel_resource_attributes,
+		   sizeof(ev->otel_resource_attributes));
+	mt_strlcpy(r->service_name, environ_scan_result(&scan), sizeof(r->service_name));
+	if (r->service_name[0])
+		return NAME_ENVIRON;
+
+	/* The cgroup names, leaf first, as the v2 line of /proc/PID/cgroup: "0::/top/../leaf". */
+	o = (size_t)snprintf(path, sizeof(path), "0::");
+	for (int i = MT_EXEC_CGROUP_LEVELS - 1; i >= 0; i--) {
+		size_t len = field_len(ev->cgroup[i], sizeof(ev->cgroup[i]));
+
+		if (!len)
+			continue;
+		path[o++] = '/';
+		memcpy(path + o, ev->cgroup[i], len);
+		o += len;
+	}
+	if (cgroup_identity_parse(path, o, &ci)) {
+		cgroup_identity_service(&ci, r->service_name, sizeof(r->service_name));
+		if (r->service_name[0])
+			return NAME_CGROUP;
+	}
+
+	/* program_name(): the exec'd name when it is not a cut-down form of the file's. */
+	mt_strlcpy(r->service_name, r->exe_name, sizeof(r->service_name));
+	if (comm[0] && strncmp(r->exe_name, comm, strlen(comm)) != 0)
+		mt_strlcpy(r->service_name, comm, sizeof(r->service_name));
+	return NAME_EXE;
+}
+
+void identity_from_exec_event(const struct mt_exec_event *ev, struct mt_resource *out)
+{
+	birth_resolve(ev, out);
 }
 
 static struct identity_entry *find_entry(struct identity *id, uint32_t pid);
 
-const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, const char *comm,
-					  uint64_t now_ns)
+/* A slot for @pid, which has none: an empty one in its probe window, else the window's oldest. */
+static struct identity_entry *claim_slot(struct identity *id, uint32_t pid)
 {
 	uint32_t h = hashtab_hash64(pid) & (IDENTITY_MAX - 1);
-	struct identity_entry *e = find_entry(id, pid), *empty = NULL, *oldest = NULL;
+	struct identity_entry *e, *empty = NULL, *oldest = NULL;
 
-	id->stats.lookups++;
-	if (e) {
-		if (!e->exited_ns && e->resolved_ns + IDENTITY_TTL_NS < now_ns) {
-			struct mt_resource fresh;
-
-			/* A process that is gone keeps the name it had. */
-			if (resolve(id, &fresh, pid, comm))
-				e->res = fresh;
-			e->resolved_ns = now_ns ? now_ns : 1;
-		}
-		return &e->res;
-	}
 	/* Slots are emptied anywhere (exit, exec): look at the whole window. */
 	for (uint32_t probe = 0; probe < 8; probe++) {
 		struct identity_entry *s = &id->slots[(h + probe) & (IDENTITY_MAX - 1)];
@@ -416,7 +497,38 @@ const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, con
 		e = oldest;
 		id->stats.evicted++;
 	}
-	resolve(id, &e->res, pid, comm);
+	return e;
+}
+
+const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, const char *comm,
+					  uint64_t now_ns)
+{
+	struct identity_entry *e = find_entry(id, pid);
+
+	id->stats.lookups++;
+	if (e) {
+		if (!e->exited_ns && (e->reread || e->resolved_ns + IDENTITY_TTL_NS < now_ns)) {
+			struct mt_resource fresh;
+			enum name_source src = resolve(id, &fresh, pid, comm);
+
+			/*
+			 * A process that is gone keeps the name it had; one whose environment
+			 * or cgroup cannot be read (any more) keeps the stronger name it had.
+			 */
+			if (src != NAME_COMM && src >= e->source) {
+				e->res = fresh;
+				e->source = (uint8_t)src;
+			} else if (src != NAME_COMM) {
+				id->stats.kept++;
+			}
+			e->reread = false;
+			e->resolved_ns = now_ns ? now_ns : 1;
+		}
+		return &e->res;
+	}
+	e = claim_slot(id, pid);
+	e->source = (uint8_t)resolve(id, &e->res, pid, comm);
+	e->reread = false;
 	e->resolved_ns = now_ns ? now_ns : 1;
 	e->exited_ns = 0;
 	return &e->res;
@@ -454,6 +566,23 @@ void identity_on_exec(struct identity *id, uint32_t pid)
 	e->exited_ns = 0;
 	id->count--;
 	id->stats.execs++;
+}
+
+void identity_on_exec_event(struct identity *id, const struct mt_exec_event *ev, uint64_t now_ns)
+{
+	struct identity_entry *e = find_entry(id, ev->proc.pid);
+
+	if (e)
+		id->stats.execs++;
+	else
+		e = claim_slot(id, ev->proc.pid);
+	e->source = (uint8_t)birth_resolve(ev, &e->res);
+	/* Past the entries looked at, OTEL_SERVICE_NAME may still be set: /proc has it all. */
+	e->reread = (ev->flags & (MT_EXEC_F_ENV_TRUNC | MT_EXEC_F_ENV_FAULT)) &&
+		    e->source != NAME_ENVIRON;
+	e->resolved_ns = now_ns ? now_ns : 1;
+	e->exited_ns = 0;
+	id->stats.births++;
 }
 
 void identity_expire(struct identity *id, uint64_t now_ns)

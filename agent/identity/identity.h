@@ -10,8 +10,14 @@
  * for docker, containerd, cri-o and podman), then the executable's name, then
  * the thread name the kernel reported (for processes already gone).
  *
- * Cached per pid for IDENTITY_TTL_NS; read again after an exec
- * (identity_on_exec); dropped IDENTITY_EXIT_GRACE_NS after the process exits
+ * A process that execs while the agent runs is named from what the kernel
+ * read at the exec (identity_on_exec_event): its new environment and its
+ * cgroup, so a process gone within milliseconds is still named by them.
+ * Older processes are read from /proc at their first span.
+ *
+ * Cached per pid for IDENTITY_TTL_NS, then read again from /proc; a read
+ * that would give a name of a weaker source (an environment or cgroup it
+ * cannot read) keeps the one it has. Dropped IDENTITY_EXIT_GRACE_NS after the process exits
  * (identity_on_exit), the grace letting the spans it left behind (a
  * connection closed by its exit) still carry its name.
  */
@@ -21,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "bpf/capture.h"
 
 #define MT_SERVICE_MAX 64
 #define MT_EXE_MAX     32
@@ -45,6 +53,8 @@ struct identity_stats {
 	uint64_t evicted;
 	uint64_t exits;	  /* entries dropped because the process exited */
 	uint64_t execs;	  /* entries refreshed because the process exec'd */
+	uint64_t births;  /* entries named from an exec event (what the kernel read) */
+	uint64_t kept;	  /* /proc reads that gave a weaker name than the entry had: kept */
 	uint64_t entries; /* live cache entries */
 };
 
@@ -64,6 +74,14 @@ const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, con
 void identity_on_exit(struct identity *id, uint32_t pid, uint64_t now_ns);
 /* The process exec'd: its entry is read again from /proc at the next lookup. */
 void identity_on_exec(struct identity *id, uint32_t pid);
+/*
+ * The process exec'd and the kernel read what names it: its entry is named
+ * from @ev now, and is read from /proc at the next lookup only if the kernel
+ * could not look at its whole environment.
+ */
+void identity_on_exec_event(struct identity *id, const struct mt_exec_event *ev, uint64_t now_ns);
+/* The resource @ev names, as identity_on_exec_event would cache it. Pure. */
+void identity_from_exec_event(const struct mt_exec_event *ev, struct mt_resource *out);
 /* Drops the entries of processes that exited more than the grace period ago. */
 void identity_expire(struct identity *id, uint64_t now_ns);
 

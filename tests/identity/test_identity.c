@@ -299,6 +299,129 @@ static void test_container_name_and_lifecycle(void **state)
 	identity__free(id);
 }
 
+/* An exec event as the kernel sends it. */
+static void exec_event(struct mt_exec_event *ev, uint32_t pid, const char *comm, const char *exe,
+		       const char *svc, const char *attrs)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->proc.head.kind = MT_EV_PROC;
+	ev->proc.pid = pid;
+	ev->proc.op = MT_PROC_EXEC;
+	/* Fields are NUL-padded, not always NUL-terminated: memcpy what fits. */
+	memcpy(ev->proc.comm, comm, strnlen(comm, sizeof(ev->proc.comm)));
+	memcpy(ev->exe, exe, strnlen(exe, sizeof(ev->exe)));
+	memcpy(ev->otel_service_name, svc, strnlen(svc, sizeof(ev->otel_service_name)));
+	memcpy(ev->otel_resource_attributes, attrs,
+	       strnlen(attrs, sizeof(ev->otel_resource_attributes)));
+}
+
+/* What the kernel read at exec names the process, by the same precedence as /proc. */
+static void test_from_exec_event(void **state)
+{
+	static const char cid[] =
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	struct mt_exec_event ev;
+	struct mt_resource r;
+
+	(void)state;
+	exec_event(&ev, 7, "psql", "psql", "psql-client", "service.name=other");
+	identity_from_exec_event(&ev, &r);
+	assert_int_equal(r.pid, 7);
+	assert_string_equal(r.service_name, "psql-client");
+	assert_string_equal(r.exe_name, "psql");
+
+	exec_event(&ev, 7, "job", "job", "", "deployment.environment=x,service.name=my%20job");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.service_name, "my job");
+
+	/* A value filling its whole field (no NUL): cut, never read past. */
+	exec_event(&ev, 7, "job", "job", "", "");
+	memset(ev.otel_service_name, 'a', sizeof(ev.otel_service_name));
+	identity_from_exec_event(&ev, &r);
+	assert_int_equal(strlen(r.service_name), MT_SERVICE_MAX - 1);
+
+	/* The container from the cgroup names, leaf first: podman, then a kubelet pod. */
+	exec_event(&ev, 8, "app", "app", "", "");
+	snprintf(ev.cgroup[0], sizeof(ev.cgroup[0]), "libpod-%s.scope", cid);
+	snprintf(ev.cgroup[1], sizeof(ev.cgroup[1]), "machine.slice");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.service_name, "container/0123456789ab");
+	exec_event(&ev, 8, "app", "app", "", "");
+	snprintf(ev.cgroup[0], sizeof(ev.cgroup[0]), "%s", cid);
+	snprintf(ev.cgroup[1], sizeof(ev.cgroup[1]), "pod11111111-2222-3333-4444-555555555555");
+	snprintf(ev.cgroup[2], sizeof(ev.cgroup[2]), "burstable");
+	snprintf(ev.cgroup[3], sizeof(ev.cgroup[3]), "kubepods");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.service_name, "pod/11111111-2222-3333-4444-555555555555");
+
+	/* The executable: the name it was started as when not a cut-down form of the file's. */
+	exec_event(&ev, 9, "redis-server", "redis-check-rdb", "", "");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.service_name, "redis-server");
+	assert_string_equal(r.exe_name, "redis-check-rdb");
+	exec_event(&ev, 9, "python3", "python3.11", "", "");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.service_name, "python3.11");
+	exec_event(&ev, 9, "sh", "", "", "");
+	identity_from_exec_event(&ev, &r);
+	assert_string_equal(r.exe_name, "sh");
+}
+
+/*
+ * A process that exec'd and is gone before its first span is still named
+ * from the exec; a later /proc read never replaces a stronger name with a
+ * weaker one; a partial environment is completed from /proc.
+ */
+static void test_seeded_by_exec_event(void **state)
+{
+	char root[] = "/tmp/mt-proc-XXXXXX";
+	struct mt_exec_event ev;
+	struct identity_stats st;
+	struct identity *id;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	id = identity__new(root);
+	assert_non_null(id);
+
+	/* 500: exec'd with OTEL_SERVICE_NAME, gone from /proc before the lookup. */
+	exec_event(&ev, 500, "psql", "psql", "psql-client", "");
+	identity_on_exec_event(id, &ev, 1);
+	assert_string_equal(identity_lookup(id, 500, "psql", 2)->service_name, "psql-client");
+	identity_on_exit(id, 500, 3);
+	assert_string_equal(identity_lookup(id, 500, "psql", 4)->service_name, "psql-client");
+
+	/* 501: alive, its environ unreadable later (no file): the stronger name stays. */
+	make_proc(root, 501, "/usr/bin/app", "", 0);
+	exec_event(&ev, 501, "app", "app", "named-at-birth", "");
+	identity_on_exec_event(id, &ev, 1);
+	assert_string_equal(identity_lookup(id, 501, "app", 2)->service_name, "named-at-birth");
+	assert_string_equal(identity_lookup(id, 501, "app", 2 + IDENTITY_TTL_NS * 2)->service_name,
+			    "named-at-birth");
+	identity_stats(id, &st);
+	assert_int_equal(st.kept, 1);
+
+	/* 502: the kernel could not look at the whole environment: /proc completes it. */
+	make_proc(root, 502, "/usr/bin/big", "A=1\0OTEL_SERVICE_NAME=from-proc\0", 32);
+	exec_event(&ev, 502, "big", "big", "", "");
+	ev.flags = MT_EXEC_F_ENV_TRUNC;
+	identity_on_exec_event(id, &ev, 1);
+	assert_string_equal(identity_lookup(id, 502, "big", 2)->service_name, "from-proc");
+
+	/* 503: a second exec names the new program. */
+	exec_event(&ev, 503, "sh", "dash", "", "");
+	identity_on_exec_event(id, &ev, 1);
+	assert_string_equal(identity_lookup(id, 503, "sh", 2)->service_name, "sh");
+	exec_event(&ev, 503, "worker", "worker", "batch", "");
+	identity_on_exec_event(id, &ev, 3);
+	assert_string_equal(identity_lookup(id, 503, "worker", 4)->service_name, "batch");
+
+	identity_stats(id, &st);
+	assert_int_equal(st.births, 5);
+	assert_int_equal(st.execs, 1);
+	identity__free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +433,8 @@ int main(void)
 		cmocka_unit_test(test_lookup_fake_proc),
 		cmocka_unit_test(test_cgroup_formats),
 		cmocka_unit_test(test_container_name_and_lifecycle),
+		cmocka_unit_test(test_from_exec_event),
+		cmocka_unit_test(test_seeded_by_exec_event),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Processes that live 1-10 ms are named by their own OTEL_SERVICE_NAME (or service.name in
+OTEL_RESOURCE_ATTRIBUTES), not by their thread name: the kernel reads the environment when the
+process execs, since /proc is gone by the time its span is built (issue 12, point 2)."""
+
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from mt_agent import read_jsonl, stat
+from mt_report import figure
+from mt_spans import a, dump, select
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DELAYS_US = [0, 2000, 5000, 8000]  # time each client lingers after its answer
+RUNS = 20
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def client(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler: run 'sudo make deps'")
+    out = tmp_path / "short_client"
+    subprocess.run([cc, "-O2", "-o", str(out), os.path.join(HERE, "peer_short_client.c")],
+                   check=True)
+    return str(out)
+
+
+def run(argv, env):
+    """Runs argv to its end; returns (pid, lifetime in ms): what the process printed (the C
+    client: main() to exit), else from fork to reaped."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=10)
+    ms = (time.monotonic() - t0) * 1000
+    assert p.returncode == 0, f"{argv} exited {p.returncode}"
+    if out.strip().isdigit():
+        ms = int(out) / 1000
+    return p.pid, ms
+
+
+def test_short_lived_named_from_exec(request, tmp_path, agent, server, client):
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    jsonl_path = tmp_path / "spans.jsonl"
+    ag = agent(["--jsonl", str(jsonl_path)])
+    runs = []  # (pid, lifetime_ms, expected service, how)
+    for i in range(RUNS):
+        delay = DELAYS_US[i % len(DELAYS_US)]
+        env = dict(base)
+        if i % 4 == 3:  # service.name inside the resource attributes, after another one
+            env["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment=test,service.name=short-attrs"
+            want = "short-attrs"
+        else:
+            env["OTEL_SERVICE_NAME"] = "short-client"
+            want = "short-client"
+        pid, ms = run([client, str(server), str(delay)], env)
+        runs.append((pid, ms, want, "c"))
+    curl = shutil.which("curl")
+    if curl:
+        for _ in range(5):
+            env = dict(base, OTEL_SERVICE_NAME="curl-client")
+            pid, ms = run([curl, "-s", "-o", "/dev/null", f"http://127.0.0.1:{server}/short"],
+                          env)
+            runs.append((pid, ms, "curl-client", "curl"))
+    time.sleep(1.5)  # past the agent's 1 s flush of idle spans
+    stats = ag.stop()
+    spans = read_jsonl(jsonl_path)
+
+    right, wrong, missing = [], [], []
+    for pid, ms, want, how in runs:
+        mine = select(spans, "CLIENT", pid=pid)
+        if not mine:
+            missing.append((pid, ms, how))
+        elif all(s["resource"]["service.name"] == want for s in mine):
+            right.append((pid, ms, how))
+        else:
+            wrong.append((pid, ms, how, mine[0]["resource"]["service.name"], want))
+    c_ms = sorted(ms for _, ms, _, how in runs if how == "c")
+    curl_ms = sorted(ms for _, ms, _, how in runs if how == "curl") or [0]
+    figure(request, f"{len(right)} of {len(runs)} short-lived clients named right "
+                    f"({len(wrong)} wrong, {len(missing)} without a CLIENT span); C client "
+                    f"lifetimes {c_ms[0]:.1f}-{c_ms[-1]:.1f} ms (main to exit), curl "
+                    f"{curl_ms[0]:.1f}-{curl_ms[-1]:.1f} ms (fork to reaped); identity births "
+                    f"{stat(stats, 'identity', 'births')}, kept {stat(stats, 'identity', 'kept')}")
+    assert not missing, f"no CLIENT span for {missing}; spans:{dump(spans[:20])}"
+    assert not wrong, f"named wrong (pid, ms, how, got, want): {wrong}"
+    for s in select(spans, "CLIENT"):
+        if s["resource"].get("process.pid") in {r[0] for r in runs}:
+            assert a(s, "server.port") == server, s
+
+
+CONTAINER_ID = "5b0c5b0c" * 8  # 64 hex digits
+
+
+@pytest.fixture(params=["all", "v1-memory"])
+def container_cgroup(request):
+    """A cgroup named as podman names a container's, in each hierarchy the kernel side may read
+    (the default one; on v1 and hybrid hosts, the memory controller's), or in the v1 memory
+    controller's alone (a hybrid host whose runtime leaves the default hierarchy at its root)."""
+    leaf = f"libpod-{CONTAINER_ID}.scope"
+    dirs = []
+    tops = ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+    if request.param == "v1-memory":
+        if not os.path.exists("/sys/fs/cgroup/memory/cgroup.procs"):
+            pytest.skip("no v1 memory controller on this host (pure cgroup v2)")
+        tops = ("/sys/fs/cgroup/memory",)
+    for top in tops:
+        if not os.path.exists(os.path.join(top, "cgroup.procs")):
+            continue
+        if top == "/sys/fs/cgroup" and dirs:
+            continue  # v1/hybrid: /sys/fs/cgroup itself is a tmpfs of hierarchies
+        path = os.path.join(top, leaf)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            pytest.skip(f"cannot make a cgroup under {top}: {e}")
+        dirs.append(path)
+    if not dirs:
+        pytest.skip("no writable cgroup hierarchy")
+    yield dirs
+    for d in dirs:
+        for _ in range(50):  # the clients are reaped, but the kernel frees their cgroup lazily
+            try:
+                os.rmdir(d)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def test_short_lived_named_by_container(request, tmp_path, agent, server, client,
+                                        container_cgroup):
+    """No OTEL_* variable: a short-lived process is named by its container, read at exec."""
+    def join():
+        for d in container_cgroup:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    jsonl_path = tmp_path / "spans.jsonl"
+    ag = agent(["--jsonl", str(jsonl_path)])
+    runs = []
+    for i in range(8):
+        t0 = time.monotonic()
+        p = subprocess.Popen([client, str(server), str(DELAYS_US[i % len(DELAYS_US)])], env=env,
+                             stdout=subprocess.PIPE, preexec_fn=join)
+        out, _ = p.communicate(timeout=10)
+        assert p.returncode == 0
+        runs.append((p.pid, int(out) / 1000 if out.strip().isdigit() else
+                     (time.monotonic() - t0) * 1000))
+    time.sleep(1.5)
+    ag.stop()
+    spans = read_jsonl(jsonl_path)
+    want = f"container/{CONTAINER_ID[:12]}"
+    got = {pid: sorted({s["resource"]["service.name"] for s in select(spans, "CLIENT", pid=pid)})
+           for pid, _ in runs}
+    right = [pid for pid, names in got.items() if names == [want]]
+    figure(request, f"{len(right)} of {len(runs)} short-lived clients in a container cgroup named "
+                    f"{want}; lifetimes {min(ms for _, ms in runs):.1f}-"
+                    f"{max(ms for _, ms in runs):.1f} ms (main to exit); cgroups {container_cgroup}")
+    assert len(right) == len(runs), f"service names by pid (want {want}): {got}"
