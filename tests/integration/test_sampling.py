@@ -5,6 +5,7 @@ nginx's access log exactly; about a tenth of the traces is exported, each exactl
 rule keeps its trace id, and with all its local spans (a trace is kept or dropped whole)."""
 
 import collections
+import os
 import time
 
 from mt_agent import stat
@@ -99,3 +100,53 @@ def test_ratio_keeps_metrics_exact_and_traces_whole(request, tmp_path, monkeypat
     assert len(ours) == sum(4 if span_path(s).startswith("/api/") else 2 for s in nginx_server), \
         f"spans of traces whose nginx request was not exported:{dump(ours)}"
     assert all(a(s, "http.request.method") == "GET" for s in ours)
+
+
+def test_parentbased_follows_the_traceparent_flag(request, tmp_path, monkeypatch, agent,
+                                                   receiver, make_backend, make_nginx):
+    """parentbased_always_off: a request that arrives with a sampled traceparent is exported
+    whole on this node (nginx's SERVER and CLIENT spans, the backend's SERVER span: the flag
+    travelled through the linker); one whose traceparent is not sampled, and a trace that starts
+    here (the root sampler, always_off), export nothing. The RED metrics count them all."""
+    nginx_name = private_nginx(tmp_path, monkeypatch, tag())
+    backend_port = free_port()
+    ag = agent([], env={"OTEL_METRIC_EXPORT_INTERVAL": "500",
+                        "OTEL_TRACES_SAMPLER": "parentbased_always_off"}, receiver=receiver)
+    backend = make_backend(backend_port)
+    nginx = make_nginx(backend_port)
+    sampled, unsampled = set(), set()
+    runs = 0
+    for i in range(12):
+        tid = os.urandom(16).hex()
+        flag = "01" if i % 3 == 0 else "00"
+        (sampled if flag == "01" else unsampled).add(tid)
+        tp = f"00-{tid}-{os.urandom(8).hex()}-{flag}"
+        for headers in ([f"traceparent: {tp}"], []):
+            run = CurlRun([nginx.url("/api/ok")], headers=headers).run()
+            assert [r["status"] for r in run.results] == [200]
+            runs += 1
+    deadline = time.monotonic() + 5
+    while len(nginx.log_lines()) < runs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(nginx.log_lines()) == runs
+    time.sleep(1.5)
+    stats = ag.stop()
+    flat = last_metrics(receiver)
+    spans = receiver.spans()
+    ours = select(spans, "SERVER", nginx.port) + select(spans, "CLIENT", nginx.port) + \
+        select(spans, "CLIENT", backend.port) + select(spans, "SERVER", backend.port)
+    by_trace = collections.defaultdict(list)
+    for s in ours:
+        by_trace[s["trace_id"]].append(s)
+    figure(request, f"parentbased_always_off: {len(sampled)} sampled and {len(unsampled)} "
+                    f"unsampled traceparents, {runs - len(sampled) - len(unsampled)} roots -> "
+                    f"{len(ours)} spans exported; user {stat(stats, 'user')}")
+    assert set(by_trace) == sampled, f"exported traces {sorted(by_trace)}, sampled {sorted(sampled)}"
+    for tid, local in by_trace.items():
+        kinds = sorted((s["kind"], a(s, "server.port")) for s in local)
+        assert kinds == sorted([("SERVER", nginx.port), ("CLIENT", backend.port),
+                                ("SERVER", backend.port)]), f"trace {tid}:{dump(local)}"
+    assert stat(stats, "user", "spans_sampled_out") >= 2 * (runs - len(sampled)) + 2 * len(sampled)
+    total = sum(p["count"] for p in points(flat, "http.server.request.duration")
+                if p["resource"] == nginx_name)
+    assert total == runs, f"http.server.request.duration counted {total} of {runs} at nginx"
