@@ -13,6 +13,7 @@
 #include "agent/capture/capture.h"
 #include "agent/export/metrics.h"
 #include "agent/export/otlp.h"
+#include "agent/trace/sampler.h"
 #include "agent/trace/spans.h"
 
 /*
@@ -65,6 +66,8 @@ struct agent {
 	uint64_t events;
 	uint64_t bad_events;
 	uint64_t mute_failed;
+	struct mt_sampler sampler;  /* OTEL_TRACES_SAMPLER: which spans the exporters get */
+	uint64_t spans_sampled_out; /* counted by the graph and metrics, not exported */
 	bool attached; /* the kernel programs are attached: /healthz answers 200 only then */
 	int epfd;
 	int sigfd;

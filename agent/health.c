@@ -38,12 +38,14 @@ struct health_snap {
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
+	uint64_t spans_sampled_out; /* not exported: OTEL_TRACES_SAMPLER */
 	uint64_t dns_events;
 	uint64_t proc_events;
 	uint64_t max_conns;
 	double span_update_ns; /* mean cost of one span in the graph stage */
 	double cpu_user_s, cpu_system_s, rss_bytes;
 	const char *capture_mode;
+	const char *sampler; /* OTEL_TRACES_SAMPLER's name */
 	const char *cpu_priority;
 	bool otlp_enabled;
 };
@@ -153,6 +155,8 @@ static const struct health_row rows[] = {
 	BOTH("user", "spans_server", MH_SPANS, "kind", "server", ss.server),
 	BOTH("user", "spans_client", MH_SPANS, "kind", "client", ss.client),
 	JSON("user", "spans_joined_traceparent", ss.joined_traceparent),
+	BOTH("user", "spans_sampled_out", MH_SPANS_SAMPLED_OUT, NULL, NULL, spans_sampled_out),
+	TEXT("user", "sampler", sampler),
 	BOTH("user", "role_unknown", MH_DROPS, "stage", "span_role_unknown", ss.role_unknown),
 	BOTH("user", "conns_active", MH_TABLE_USAGE, "table", "connections", cs.active),
 	METRIC(MH_TABLE_CAPACITY, "table", "connections", max_conns),
@@ -332,6 +336,8 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;
+	s->spans_sampled_out = a->spans_sampled_out;
+	s->sampler = mt_sampler_name(&a->sampler);
 	s->dns_events = a->dns_events;
 	s->proc_events = a->proc_events;
 	s->max_conns = a->opts.max_conns;

@@ -32,15 +32,24 @@
 static void on_span(void *ctx, const struct mt_span *s)
 {
 	struct agent *a = ctx;
+	enum mt_sample_parent parent = MT_PARENT_NONE;
 
+	/* Every span counts, whatever is exported: the graph, the RED metrics, the page. */
+	graph_on_span(a->graph, s);
+	metrics_on_span(a->metrics, s);
+	if (a->traces)
+		tracestore_add(a->traces, s);
+	if (s->trace_remote)
+		parent = (s->trace_flags & 0x01) ? MT_PARENT_REMOTE_SAMPLED
+						 : MT_PARENT_REMOTE_NOT_SAMPLED;
+	if (!mt_sampler_sample(&a->sampler, s->trace_id, parent)) {
+		a->spans_sampled_out++;
+		return;
+	}
 	if (a->otlp)
 		otlp_exporter_add_span(a->otlp, s);
 	if (a->jsonl)
 		jsonl_exporter_add_span(a->jsonl, s);
-	if (a->traces)
-		tracestore_add(a->traces, s);
-	graph_on_span(a->graph, s);
-	metrics_on_span(a->metrics, s);
 }
 
 static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_exchange *x)
@@ -165,6 +174,10 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? 0 : 2;
 	if (otlp_config_from_env(&a.otlp_cfg, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	if (mt_sampler_from_env(&a.sampler, err, sizeof(err)) != 0) {
 		mt_err("%s", err);
 		return 2;
 	}

@@ -64,6 +64,10 @@ const struct family metrics_families[F__MAX] = {
 	[F_HEALTH0 + MH_SPANS] = {"meshtrace.spans", "{span}", "Spans made, by kind", T_SUM},
 	[F_HEALTH0 + MH_SPANS_EXPORTED] = {"meshtrace.spans.exported", "{span}",
 					   "Spans the collector accepted", T_SUM},
+	[F_HEALTH0 + MH_SPANS_SAMPLED_OUT] = {"meshtrace.spans.sampled_out", "{span}",
+					      "Spans counted in the graph and metrics but not "
+					      "exported: the sampler decided so",
+					      T_SUM},
 	[F_HEALTH0 + MH_EXPORT_FAILURES] = {"meshtrace.export.failures", "{request}",
 					    "Export requests given up, by signal", T_SUM},
 	[F_HEALTH0 + MH_EXPORT_RETRIES] = {"meshtrace.export.retries", "{request}",

@@ -59,6 +59,7 @@ enum metrics_health_family {
 	MH_PROCESS_CPU,	      /* counter s, attribute cpu.mode: the agent's own CPU time */
 	MH_PROCESS_MEMORY,    /* gauge By: the agent's resident memory */
 	MH_LINKS,	      /* counter {span}, attribute result: trace linking outcomes */
+	MH_SPANS_SAMPLED_OUT, /* counter {span}: counted, not exported (OTEL_TRACES_SAMPLER) */
 	MH__MAX,
 };
 

@@ -415,17 +415,24 @@ static void resolve_server(struct linker *l, struct req *r)
 	if (c && c->ids.emit) {
 		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		r->ids.remote = c->ids.remote;
+		r->ids.trace_flags = c->ids.trace_flags;
 		l->stats.linked_peer++;
-	} else if (r->traceparent[0] && mt_traceparent_decode(r->traceparent, r->ids.trace_id,
-							      r->ids.parent_span_id, NULL)) {
+	} else if (r->traceparent[0] &&
+		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id,
+					 &r->ids.trace_flags)) {
+		r->ids.remote = true;
 		l->stats.linked_traceparent++;
 	} else if (c) {
 		/* An instrumented client: its own span id travelled as its request's parent. */
 		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
+		r->ids.remote = c->ids.remote;
+		r->ids.trace_flags = c->ids.trace_flags;
 		l->stats.linked_peer++;
 	} else {
 		linker_random_id(l, r->ids.trace_id, 16);
+		r->ids.trace_flags = 0; /* a failed decode may have written it */
 		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
 						       : LINK_EXTERNAL_CALLER]++;
 	}
@@ -467,6 +474,8 @@ static void settle(struct linker *l, struct req *c)
 	resolve_server(l, p);
 	memcpy(c->ids.trace_id, p->ids.trace_id, 16);
 	memcpy(c->ids.parent_span_id, p->ids.span_id, 8);
+	c->ids.remote = p->ids.remote;
+	c->ids.trace_flags = p->ids.trace_flags;
 	if (p->children && --p->children == 0 && p->done_ns)
 		req_free(l, (uint32_t)(p - l->reqs));
 }
@@ -558,9 +567,11 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 		r->ids.emit = true;
 		if (x->traceparent[0] &&
 		    (!parent || strcmp(parent->traceparent, x->traceparent) != 0) &&
-		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id, NULL)) {
+		    mt_traceparent_decode(x->traceparent, r->ids.trace_id, r->ids.span_id,
+					  &r->ids.trace_flags)) {
 			/* The client put its own context on the wire: its span is its own. */
 			r->ids.emit = false;
+			r->ids.remote = true;
 			l->stats.skipped_instrumented++;
 		} else if (parent) {
 			/* Its trace is the server request's, taken when first needed (settle()). */
@@ -575,6 +586,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 		} else {
 			linker_random_id(l, r->ids.trace_id, 16);
 			linker_random_id(l, r->ids.span_id, 8);
+			r->ids.trace_flags = 0;
 			l->stats.unlinked[reason]++;
 		}
 		hashtab_link(&l->by_flow, flow_hash(&r->flow, r->seq), i);

@@ -69,6 +69,8 @@ struct link_ids {
 	uint8_t span_id[8];
 	uint8_t parent_span_id[8]; /* zero: a root */
 	bool emit;		   /* false: an instrumented client's span, not ours to send */
+	bool remote;		   /* the trace came in a W3C traceparent (adopted, or a peer's) */
+	uint8_t trace_flags;	   /* remote: that traceparent's trace-flags (0x01 sampled) */
 };
 
 struct linker;

@@ -66,7 +66,10 @@ struct mt_span {
 	uint16_t dns_qtype;
 	uint16_t dns_answers;
 	uint8_t dns_rcode;
-	uint8_t _pad_dns[3];
+	/* The trace came from a remote parent (a W3C traceparent): the sampled flag to follow. */
+	uint8_t trace_remote; /* 1: trace_flags are that parent's */
+	uint8_t trace_flags;  /* W3C trace-flags, 0x01 sampled */
+	uint8_t _pad_trace[1];
 };
 
 #endif /* MESHTRACE_SPAN_H */

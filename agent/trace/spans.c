@@ -204,6 +204,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	memcpy(s->trace_id, ids.trace_id, sizeof(s->trace_id));
 	memcpy(s->span_id, ids.span_id, sizeof(s->span_id));
 	memcpy(s->parent_span_id, ids.parent_span_id, sizeof(s->parent_span_id));
+	s->trace_remote = ids.remote;
+	s->trace_flags = ids.trace_flags;
 	if (x->traceparent[0]) {
 		uint8_t trace_id[16], parent_id[8];
 

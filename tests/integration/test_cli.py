@@ -14,7 +14,8 @@ OPTIONS = ["--jsonl", "--capture-bytes", "--capture-mode", "--record-query", "--
            "--max-connections", "--cpu-priority", "--help", "--version", "-v"]
 ENV_VARS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION",
-            "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES"]
+            "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG"]
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +58,27 @@ def test_bad_flags(args):
 ], ids=lambda env: " ".join(f"{k}={v}" for k, v in env.items()))
 def test_bad_env(env):
     one_line_exit_2(run_cli([], env=env), list(env))
+
+
+# Samplers the spec names that we do not implement, and ratios that are not in [0, 1]: refused
+# before anything starts, with the variable, the value and what is accepted on one line.
+@pytest.mark.parametrize("env", [
+    {"OTEL_TRACES_SAMPLER": "jaeger_remote"},
+    {"OTEL_TRACES_SAMPLER": "parentbased_jaeger_remote", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+    {"OTEL_TRACES_SAMPLER": "xray"},
+    {"OTEL_TRACES_SAMPLER": "sometimes"},
+    {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+    {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "-0.1"},
+    {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"},
+], ids=lambda env: " ".join(f"{k}={v}" for k, v in env.items()))
+def test_bad_sampler(env):
+    var = "OTEL_TRACES_SAMPLER_ARG" if "OTEL_TRACES_SAMPLER_ARG" in env and \
+        env["OTEL_TRACES_SAMPLER"].endswith("traceidratio") else "OTEL_TRACES_SAMPLER"
+    line = one_line_exit_2(run_cli([], env=env), [f"{var}='{env[var]}'"])
+    if var == "OTEL_TRACES_SAMPLER":
+        assert "always_on" in line and "parentbased_traceidratio" in line, line
+    else:
+        assert "0 to 1" in line, line
 
 
 def test_help_documents_every_option():

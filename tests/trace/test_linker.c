@@ -274,6 +274,62 @@ static void test_overflowed_thread_is_ambiguous(void **state)
 	linker__free(l);
 }
 
+/*
+ * A trace adopted from a W3C traceparent carries that parent's trace-flags to
+ * the server's span, to its in-process call, and to the server on this node
+ * that call reaches: parent-based sampling follows them alike for all three.
+ */
+static void test_traceparent_flags_travel(void **state)
+{
+	static const char *tp[2] = {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+				    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"};
+
+	(void)state;
+	for (int f = 0; f < 2; f++) {
+		struct linker *l = linker__new(seed);
+		struct conn_info in = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+		struct conn_info out = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 9090);
+		struct conn_info peer = conn(0x5000, 40, 40, CONN_ROLE_SERVER, 9090, 41000);
+		struct conn_info lone = conn(0x4000, 30, 30, CONN_ROLE_CLIENT, 42000, 6379);
+		struct mt_exchange x = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+		struct link_ids srv, child, far, root;
+
+		in.tuple.raddr[12] = 10; /* the caller is off the node */
+		memcpy(x.traceparent, tp[f], strlen(tp[f]) + 1);
+		linker_on_io(l, 21, in.sock);
+		linker_on_request(l, &in, &x);
+		x = exchange(500, 2 * MS, MT_STAGE_REQUEST);
+		linker_on_io(l, 21, out.sock);
+		linker_on_request(l, &out, &x);
+		linker_on_request(l, &peer, &x);
+		x = exchange(500, 2 * MS, MT_STAGE_DONE);
+		linker_on_done(l, &peer, &x, &far);
+		linker_on_done(l, &out, &x, &child);
+		x = exchange(100, 1 * MS, MT_STAGE_DONE);
+		memcpy(x.traceparent, tp[f], strlen(tp[f]) + 1);
+		linker_on_done(l, &in, &x, &srv);
+
+		assert_memory_equal(srv.trace_id, "\x0a\xf7\x65\x19", 4);
+		assert_memory_equal(child.trace_id, srv.trace_id, 16);
+		assert_memory_equal(far.trace_id, srv.trace_id, 16);
+		assert_memory_equal(far.parent_span_id, child.span_id, 8);
+		assert_true(srv.remote && child.remote && far.remote);
+		assert_int_equal(srv.trace_flags, f);
+		assert_int_equal(child.trace_flags, f);
+		assert_int_equal(far.trace_flags, f);
+
+		/* A trace begun on this node has no remote parent. */
+		x = exchange(900, 3 * MS, MT_STAGE_REQUEST);
+		linker_on_io(l, 30, lone.sock);
+		linker_on_request(l, &lone, &x);
+		x = exchange(900, 3 * MS, MT_STAGE_DONE);
+		linker_on_done(l, &lone, &x, &root);
+		assert_false(root.remote);
+		assert_int_equal(root.trace_flags, 0);
+		linker__free(l);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_sender_seen_after_receiver_called_out),
 		cmocka_unit_test(test_server_done_before_its_call),
 		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
+		cmocka_unit_test(test_traceparent_flags_travel),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
