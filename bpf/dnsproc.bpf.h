@@ -261,9 +261,11 @@ static __always_inline void exec_read_env(struct task_struct *task, struct mt_ex
  * executable) is read now, while the process surely exists, and sent with
  * the event. A full ring buffer drops the event, counted; user space then
  * reads /proc at the first span, as for processes older than the agent.
+ * @read_env is false on kernels without bpf_loop (before 5.17): the event
+ * then says the environment was not read (MT_EXEC_F_ENV_TRUNC, not counted)
+ * and user space reads it from /proc.
  */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline int on_exec(struct linux_binprm *bprm, bool read_env)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct task_struct *task;
@@ -286,15 +288,33 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 	if (bpf_probe_read_kernel_str(ev->exe, sizeof(ev->exe),
 				      BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name)) < 0)
 		ev->exe[0] = '\0';
-	exec_read_env(task, ev);
+	if (read_env) {
+		exec_read_env(task, ev);
+		if (ev->flags & MT_EXEC_F_ENV_TRUNC)
+			count(&ext_stats, MT_XSTAT_EXEC_ENV_TRUNC, 1);
+		if (ev->flags & MT_EXEC_F_ENV_FAULT)
+			count(&ext_stats, MT_XSTAT_EXEC_ENV_FAULT, 1);
+	} else {
+		ev->flags = MT_EXEC_F_ENV_TRUNC;
+	}
 	exec_read_cgroup(task, ev);
-	if (ev->flags & MT_EXEC_F_ENV_TRUNC)
-		count(&ext_stats, MT_XSTAT_EXEC_ENV_TRUNC, 1);
-	if (ev->flags & MT_EXEC_F_ENV_FAULT)
-		count(&ext_stats, MT_XSTAT_EXEC_ENV_FAULT, 1);
 	bpf_ringbuf_submit(ev, wake_flags(sizeof(*ev)));
 	count(&ext_stats, MT_XSTAT_PROC_EVENTS, 1);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return on_exec(bprm, true);
+}
+
+/* The same without bpf_loop, loaded instead of the above on kernels before 5.17. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec_noloop, struct task_struct *p, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	return on_exec(bprm, false);
 }
 
 #endif /* MESHTRACE_BPF_DNSPROC_BPF_H */

@@ -104,6 +104,27 @@ static bool tracefs_mounted(void)
 	       access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0;
 }
 
+/*
+ * The exec program reads the new environment with bpf_loop (Linux 5.17); on
+ * older kernels a variant without it is loaded instead, and names come from
+ * /proc as for processes older than the agent. A probe that cannot tell
+ * (an error) keeps the full program: loading then says what failed.
+ */
+static void set_exec_autoload(struct capture_bpf *skel)
+{
+	bool loop = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCKET_FILTER, BPF_FUNC_loop, NULL) != 0;
+
+	if (getenv("MESHTRACE_TEST_NO_BPF_LOOP")) /* the older kernels' path, for tests */
+		loop = false;
+
+	if (!loop)
+		mt_warn("this kernel has no bpf_loop (Linux < 5.17): processes are named from "
+			"/proc, "
+			"so short-lived ones may get their executable's name");
+	bpf_program__set_autoload(skel->progs.sched_process_exec, loop);
+	bpf_program__set_autoload(skel->progs.sched_process_exec_noloop, !loop);
+}
+
 static void set_syscall_autoload(struct capture_bpf *skel, bool on)
 {
 	struct bpf_program *prog;
@@ -205,6 +226,7 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	c->skel->rodata->wakeup_bytes =
 		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
+	set_exec_autoload(c->skel);
 
 	rc = capture_bpf__load(c->skel);
 	if (rc) {
