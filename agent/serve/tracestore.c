@@ -364,17 +364,6 @@ int tracestore_list_json(const struct tracestore *t, enum tracestore_sort sort, 
 	return mt_json_err(&j);
 }
 
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static const char *kind_name(uint8_t kind)
 {
 	return kind == MT_SPAN_SERVER ? "SERVER" : kind == MT_SPAN_CLIENT ? "CLIENT" : "INTERNAL";
@@ -457,7 +446,8 @@ int tracestore_trace_json(const struct tracestore *t, const char *trace_id_hex, 
 	if (strlen(trace_id_hex) != 32)
 		return -EINVAL;
 	for (int k = 0; k < 16; k++) {
-		int hi = hex_nibble(trace_id_hex[2 * k]), lo = hex_nibble(trace_id_hex[2 * k + 1]);
+		int hi = mt_hex_digit(trace_id_hex[2 * k]),
+		    lo = mt_hex_digit(trace_id_hex[2 * k + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
