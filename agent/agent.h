@@ -68,6 +68,9 @@ struct agent {
 	uint64_t mute_failed;
 	struct mt_sampler sampler;  /* OTEL_TRACES_SAMPLER: which spans the exporters get */
 	uint64_t spans_sampled_out; /* counted by the graph and metrics, not exported */
+	uint8_t exemplar_filter; /* enum metrics_exemplar_filter (OTEL_METRICS_EXEMPLAR_FILTER) */
+	bool traces_exported;	 /* spans leave the agent (OTLP traces or JSON lines) */
+	bool sdk_disabled;	 /* OTEL_SDK_DISABLED=true: no OTLP export at all */
 	bool attached; /* the kernel programs are attached: /healthz answers 200 only then */
 	int epfd;
 	int sigfd;

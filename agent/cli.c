@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -264,6 +265,19 @@ int cli_metric_interval_from_env(uint64_t *out)
 	}
 	*out = ms;
 	return 0;
+}
+
+bool cli_sdk_disabled_from_env(void)
+{
+	const char *v = getenv("OTEL_SDK_DISABLED");
+
+	if (!v || !*v || !strcasecmp(v, "false"))
+		return false;
+	if (!strcasecmp(v, "true"))
+		return true;
+	mt_warn("OTEL_SDK_DISABLED='%.32s' is not true or false: read as false (export stays on)",
+		v);
+	return false;
 }
 
 void cli_restore_cpu_priority(enum cpu_priority p)

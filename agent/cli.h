@@ -27,6 +27,13 @@ const char *cli_cpu_priority_name(enum cpu_priority p);
  */
 int cli_metric_interval_from_env(uint64_t *out);
 
+/*
+ * OTEL_SDK_DISABLED as the SDK environment spec reads a boolean: "true"
+ * (case-insensitive) is true; unset, "" and "false" are false; any other value
+ * is false with a warning naming it.
+ */
+bool cli_sdk_disabled_from_env(void);
+
 /* Lowers the agent's CPU priority as asked; a refusal is logged, not fatal. */
 void cli_apply_cpu_priority(enum cpu_priority p);
 

@@ -48,6 +48,7 @@ struct health_snap {
 	const char *sampler; /* OTEL_TRACES_SAMPLER's name */
 	const char *cpu_priority;
 	bool otlp_enabled;
+	bool sdk_disabled; /* OTEL_SDK_DISABLED=true */
 };
 
 enum health_value {
@@ -192,6 +193,7 @@ static const struct health_row rows[] = {
 
 	/* otlp: the trace exporter */
 	FLAG("otlp", "enabled", otlp_enabled),
+	FLAG("otlp", "sdk_disabled", sdk_disabled),
 	JSON("otlp", "spans_received", os.spans_received),
 	BOTH("otlp", "spans_exported", MH_SPANS_EXPORTED, NULL, NULL, os.spans_exported),
 	BOTH("otlp", "spans_dropped_queue_full", MH_DROPS, "stage", "otlp_queue_full",
@@ -348,6 +350,7 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	s->capture_mode = capture_mode_name(a->capture);
 	s->cpu_priority = cli_cpu_priority_name(a->opts.priority);
 	s->otlp_enabled = a->otlp != NULL;
+	s->sdk_disabled = a->sdk_disabled;
 }
 
 /* How many values the row stands for. */

@@ -33,16 +33,27 @@ static void on_span(void *ctx, const struct mt_span *s)
 {
 	struct agent *a = ctx;
 	enum mt_sample_parent parent = MT_PARENT_NONE;
+	bool sampled, exemplar;
 
-	/* Every span counts, whatever is exported: the graph, the RED metrics, the page. */
-	graph_on_span(a->graph, s);
-	metrics_on_span(a->metrics, s);
-	if (a->traces)
-		tracestore_add(a->traces, s);
 	if (s->trace_remote)
 		parent = (s->trace_flags & 0x01) ? MT_PARENT_REMOTE_SAMPLED
 						 : MT_PARENT_REMOTE_NOT_SAMPLED;
-	if (!mt_sampler_sample(&a->sampler, s->trace_id, parent)) {
+	/*
+	 * The sampler is pure (the trace id and the parent's flag decide), so its
+	 * verdict is known before the metrics count the span: only a span whose
+	 * trace goes out becomes an exemplar (OTEL_METRICS_EXEMPLAR_FILTER=
+	 * trace_based), else a metric would point at a trace no backend has.
+	 */
+	sampled = mt_sampler_sample(&a->sampler, s->trace_id, parent);
+	exemplar = a->exemplar_filter == METRICS_EXEMPLARS_ALWAYS_ON ||
+		   (a->exemplar_filter == METRICS_EXEMPLARS_TRACE_BASED && sampled &&
+		    a->traces_exported);
+	/* Every span counts, whatever is exported: the graph, the RED metrics, the page. */
+	graph_on_span_exemplar(a->graph, s, exemplar);
+	metrics_on_span_exemplar(a->metrics, s, exemplar);
+	if (a->traces)
+		tracestore_add(a->traces, s);
+	if (!sampled) {
 		a->spans_sampled_out++;
 		return;
 	}
@@ -82,7 +93,12 @@ static int serve_metrics(void *ctx, const char *path, const char *query,
 	(void)path;
 	(void)query;
 	health_collect(a);
-	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	/* OpenMetrics (with exemplars) for scrapers that ask for it, as Prometheus does. */
+	if (metrics_accepts_openmetrics(resp->accept)) {
+		resp->content_type = METRICS_OPENMETRICS_TYPE;
+		return metrics_write_openmetrics(a->metrics, a->graph, &a->health, &resp->body);
+	}
+	resp->content_type = METRICS_PROMETHEUS_TYPE;
 	return metrics_write_prometheus(a->metrics, a->graph, &a->health, &resp->body);
 }
 
@@ -181,6 +197,11 @@ int main(int argc, char **argv)
 		mt_err("%s", err);
 		return 2;
 	}
+	if (metrics_exemplar_filter_from_env(&a.exemplar_filter, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	a.sdk_disabled = cli_sdk_disabled_from_env();
 	if (!a.opts.replay_path && privileges_check(err, sizeof(err)) != 0) {
 		mt_err("%s", err);
 		return 2;
@@ -220,7 +241,11 @@ int main(int argc, char **argv)
 	peers_refresh_local_addrs(a.peers);
 	graph_set_clock(a.graph, mt_clock_offset_ns());
 	a.next_metrics_ms = mt_now_mono_ms() + a.metric_interval_ms;
-	if (a.otlp_cfg.traces_url[0] || a.otlp_cfg.metrics_url[0]) {
+	if (a.sdk_disabled)
+		mt_info("OTEL_SDK_DISABLED=true: no OTLP export (traces, metrics); /metrics and "
+			"the "
+			"page stay served");
+	else if (a.otlp_cfg.traces_url[0] || a.otlp_cfg.metrics_url[0]) {
 		a.otlp = otlp_exporter__new(&a.otlp_cfg);
 		if (!a.otlp) {
 			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
@@ -228,6 +253,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+
+	a.traces_exported = (a.otlp && a.otlp_cfg.traces_url[0]) || a.jsonl;
 
 	if (start_httpd(&a, err, sizeof(err)) != 0) {
 		mt_err("%s", err);

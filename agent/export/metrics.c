@@ -7,8 +7,10 @@
  * (metrics_prom.c) or as an OTLP request (metrics_otlp.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "agent/common/util.h"
@@ -166,7 +168,8 @@ static void edge_attrs(struct point *p, const struct graph *g, const struct grap
 }
 
 static void hist_point(struct series_list *l, uint16_t f, const struct graph *g,
-		       const struct graph_edge *e, const struct graph_hist *h)
+		       const struct graph_edge *e, const struct graph_hist *h,
+		       const struct graph_exemplar *ex)
 {
 	struct point *p = add_point(l, f, NULL);
 
@@ -176,6 +179,16 @@ static void hist_point(struct series_list *l, uint16_t f, const struct graph *g,
 	p->count = h->count;
 	p->sum = h->sum;
 	p->buckets = h->buckets;
+	p->exemplars = ex;
+}
+
+/* The later of two exemplars into @dst, bucket by bucket. */
+static void exemplars_merge(struct graph_exemplar *dst, const struct graph_exemplar *src,
+			    unsigned n)
+{
+	for (unsigned b = 0; b < n; b++)
+		if (src[b].unix_ns > dst[b].unix_ns)
+			dst[b] = src[b];
 }
 
 static void sum_point(struct series_list *l, uint16_t f, const char *resource, double v,
@@ -207,6 +220,7 @@ static void graph_points(struct series_list *l, const struct graph *g)
 	for (uint32_t i = 0; i < n; i++) {
 		const struct graph_edge *e = graph_edge_at(g, i);
 		struct graph_hist *srv, *cli;
+		struct graph_exemplar *srv_ex, *cli_ex;
 		uint64_t req = 0, failed = 0;
 		bool seen = false;
 
@@ -216,7 +230,9 @@ static void graph_points(struct series_list *l, const struct graph *g)
 			continue;
 		srv = arena_alloc(l, sizeof(*srv));
 		cli = arena_alloc(l, sizeof(*cli));
-		if (!srv || !cli)
+		srv_ex = arena_alloc(l, sizeof(e->server_exemplars));
+		cli_ex = arena_alloc(l, sizeof(e->client_exemplars));
+		if (!srv || !cli || !srv_ex || !cli_ex)
 			return;
 		for (uint32_t j = i; j < n; j++) {
 			const struct graph_edge *o = graph_edge_at(g, j);
@@ -233,13 +249,15 @@ static void graph_points(struct series_list *l, const struct graph *g)
 				srv->buckets[b] += o->server_latency.buckets[b];
 				cli->buckets[b] += o->client_latency.buckets[b];
 			}
+			exemplars_merge(srv_ex, o->server_exemplars, GRAPH_LATENCY_BOUNDS + 1);
+			exemplars_merge(cli_ex, o->client_exemplars, GRAPH_LATENCY_BOUNDS + 1);
 		}
 		sum_point(l, F_SG_TOTAL, NULL, (double)req, g, e);
 		sum_point(l, F_SG_FAILED, NULL, (double)failed, g, e);
 		if (srv->count)
-			hist_point(l, F_SG_SERVER, g, e, srv);
+			hist_point(l, F_SG_SERVER, g, e, srv, srv_ex);
 		if (cli->count)
-			hist_point(l, F_SG_CLIENT, g, e, cli);
+			hist_point(l, F_SG_CLIENT, g, e, cli, cli_ex);
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct graph_edge *e = graph_edge_at(g, i);
@@ -266,7 +284,7 @@ static void graph_points(struct series_list *l, const struct graph *g)
 		for (size_t k = l->n >= 3 ? l->n - 3 : 0; k < l->n; k++)
 			attr_str(&l->pts[k], "protocol", proto);
 		if (e->connect_latency.count) {
-			hist_point(l, F_EDGE_CONNECT_DURATION, g, e, &e->connect_latency);
+			hist_point(l, F_EDGE_CONNECT_DURATION, g, e, &e->connect_latency, NULL);
 			if (l->n)
 				attr_str(&l->pts[l->n - 1], "protocol", proto);
 		}
@@ -302,6 +320,7 @@ static void http_points(struct series_list *l, const struct metrics *m)
 		p->count = s->count;
 		p->sum = s->sum;
 		p->buckets = s->buckets;
+		p->exemplars = m->exemplars[i].b;
 	}
 }
 
@@ -344,6 +363,54 @@ bool metrics_agent_resource_key(const char *key)
 	       !strncmp(key, "telemetry.sdk.", strlen("telemetry.sdk."));
 }
 
+static const char *const exemplar_filters[] = {
+	[METRICS_EXEMPLARS_TRACE_BASED] = "trace_based",
+	[METRICS_EXEMPLARS_ALWAYS_ON] = "always_on",
+	[METRICS_EXEMPLARS_ALWAYS_OFF] = "always_off",
+};
+
+int metrics_exemplar_filter_from_env(uint8_t *out, char *err, size_t errlen)
+{
+	const char *v = getenv("OTEL_METRICS_EXEMPLAR_FILTER");
+	char buf[32];
+	size_t len;
+
+	*out = METRICS_EXEMPLARS_TRACE_BASED;
+	if (!v)
+		return 0;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	len = strlen(v);
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (!len)
+		return 0;
+	if (len < sizeof(buf)) {
+		memcpy(buf, v, len);
+		buf[len] = '\0';
+		for (uint8_t i = 0; i < ARRAY_SIZE(exemplar_filters); i++)
+			if (!strcasecmp(buf, exemplar_filters[i])) {
+				*out = i;
+				return 0;
+			}
+	}
+	snprintf(err, errlen,
+		 "OTEL_METRICS_EXEMPLAR_FILTER=\"%.32s\": unknown filter; unset it or give "
+		 "trace_based (the default), always_on or always_off",
+		 v);
+	return -1;
+}
+
+const char *metrics_exemplar_filter_name(uint8_t filter)
+{
+	return filter < ARRAY_SIZE(exemplar_filters) ? exemplar_filters[filter] : "?";
+}
+
+const char *metrics_agent_service_name(const struct metrics *m)
+{
+	return m->cfg.service_name[0] ? m->cfg.service_name : METRICS_SCOPE_NAME;
+}
+
 /* ---- http.* series ---- */
 
 void metrics_health_reset(struct metrics_health *h)
@@ -371,7 +438,9 @@ struct metrics *metrics__new(const struct otlp_config *cfg)
 	else
 		otlp_config_defaults(&m->cfg);
 	m->series = calloc(METRICS_SERIES_MAX, sizeof(*m->series));
-	if (!m->series || hashtab_init(&m->by_key, METRICS_SERIES_MAX, 0)) {
+	/* calloc()ed: pages of series never used cost no memory. */
+	m->exemplars = calloc(METRICS_SERIES_MAX, sizeof(*m->exemplars));
+	if (!m->series || !m->exemplars || hashtab_init(&m->by_key, METRICS_SERIES_MAX, 0)) {
 		metrics__free(m);
 		return NULL;
 	}
@@ -385,6 +454,7 @@ void metrics__free(struct metrics *m)
 	if (!m)
 		return;
 	hashtab_fini(&m->by_key);
+	free(m->exemplars);
 	free(m->series);
 	free(m);
 }
@@ -430,12 +500,18 @@ static struct http_series *series_get(struct metrics *m, const struct http_serie
 	s->count = 0;
 	s->sum = 0;
 	memset(s->buckets, 0, sizeof(s->buckets));
+	memset(&m->exemplars[i], 0, sizeof(m->exemplars[i]));
 	hashtab_link(&m->by_key, h, i);
 	m->stats.series = m->nseries;
 	return s;
 }
 
 void metrics_on_span(struct metrics *m, const struct mt_span *s)
+{
+	metrics_on_span_exemplar(m, s, false);
+}
+
+void metrics_on_span_exemplar(struct metrics *m, const struct mt_span *s, bool exemplar)
 {
 	struct http_series key, *ser;
 	double dur;
@@ -510,6 +586,8 @@ void metrics_on_span(struct metrics *m, const struct mt_span *s)
 	ser->buckets[lo]++;
 	ser->count++;
 	ser->sum += dur;
+	if (exemplar)
+		graph_exemplar_set(&m->exemplars[ser - m->series].b[lo], s, dur);
 }
 
 void metrics_stats(const struct metrics *m, struct metrics_stats *out)

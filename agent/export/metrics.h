@@ -24,6 +24,7 @@
 #ifndef MESHTRACE_METRICS_H
 #define MESHTRACE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,23 @@ struct metrics_stats {
 
 struct metrics;
 
+/* OTEL_METRICS_EXEMPLAR_FILTER: which measurements may become exemplars. */
+enum metrics_exemplar_filter {
+	METRICS_EXEMPLARS_TRACE_BASED = 0, /* the default: spans whose trace is exported */
+	METRICS_EXEMPLARS_ALWAYS_ON,	   /* every span, exported or not */
+	METRICS_EXEMPLARS_ALWAYS_OFF,	   /* none */
+};
+
+/*
+ * Reads OTEL_METRICS_EXEMPLAR_FILTER (always_on, always_off, trace_based;
+ * case-insensitive; unset or "" is trace_based) into *@out. Returns 0, or -1
+ * with one line for the user in @err.
+ */
+int metrics_exemplar_filter_from_env(uint8_t *out, char *err, size_t errlen);
+
+/* The filter's name as the variable spells it. */
+const char *metrics_exemplar_filter_name(uint8_t filter);
+
 /*
  * @cfg gives the resource attributes (OTEL_RESOURCE_ATTRIBUTES, host.name)
  * and the known HTTP methods; copied; NULL for defaults. NULL on ENOMEM.
@@ -99,6 +117,11 @@ void metrics__free(struct metrics *m);
 
 /* Records an HTTP span in http.server/client.request.duration; others are ignored. */
 void metrics_on_span(struct metrics *m, const struct mt_span *s);
+/*
+ * The same, and when @exemplar the span becomes the exemplar of the bucket it
+ * falls in (latest wins; the caller decides: only spans whose trace is exported).
+ */
+void metrics_on_span_exemplar(struct metrics *m, const struct mt_span *s, bool exemplar);
 
 /*
  * Encodes every series as one ExportMetricsServiceRequest at @now_unix_ns.
@@ -110,6 +133,25 @@ int metrics_encode_otlp(struct metrics *m, const struct graph *g, const struct m
 /* Appends every series in the Prometheus text format. Returns 0 or -ENOMEM. */
 int metrics_write_prometheus(struct metrics *m, const struct graph *g,
 			     const struct metrics_health *h, struct mt_buf *b);
+
+/*
+ * The same in the OpenMetrics 1.0 text format, with exemplars on the latency
+ * histograms' buckets (trace_id, span_id, value, timestamp) and "# EOF".
+ * Content type METRICS_OPENMETRICS_TYPE. Returns 0 or -ENOMEM.
+ * Spec: https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md
+ */
+int metrics_write_openmetrics(struct metrics *m, const struct graph *g,
+			      const struct metrics_health *h, struct mt_buf *b);
+
+#define METRICS_PROMETHEUS_TYPE	 "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_OPENMETRICS_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+/*
+ * True when an HTTP Accept header value (NULL or "": none) prefers
+ * application/openmetrics-text to text/plain, by q-value as RFC 9110 reads
+ * it (a tie goes to OpenMetrics, as Prometheus lists it first). Pure.
+ */
+bool metrics_accepts_openmetrics(const char *accept);
 
 /*
  * The Prometheus name of an OTLP metric: @name sanitised, the unit's suffix

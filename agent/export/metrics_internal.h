@@ -70,10 +70,16 @@ struct http_series {
 	uint64_t buckets[METRICS_HTTP_BOUNDS + 1];
 };
 
+/* The exemplars of one http.* series, per bucket; a table beside the series (same index). */
+struct http_exemplars {
+	struct graph_exemplar b[METRICS_HTTP_BOUNDS + 1];
+};
+
 struct metrics {
 	struct otlp_config cfg;
 	uint64_t start_unix_ns;
 	struct http_series *series;
+	struct http_exemplars *exemplars; /* METRICS_SERIES_MAX, zeroed with their series */
 	uint32_t nseries;
 	struct hashtab by_key; /* series by their attributes */
 	struct metrics_stats stats;
@@ -95,8 +101,9 @@ struct point {
 	double value;
 	uint64_t count;
 	double sum;
-	const uint64_t *buckets; /* nbounds + 1 */
-	uint32_t order;		 /* insertion order, for stable sorting */
+	const uint64_t *buckets;		/* nbounds + 1 */
+	const struct graph_exemplar *exemplars; /* nbounds + 1 (unix_ns 0: none), or NULL */
+	uint32_t order;				/* insertion order, for stable sorting */
 };
 
 struct arena_chunk {
@@ -131,5 +138,12 @@ int metrics_cmp_family(const void *a, const void *b);
  * host.name, telemetry.sdk.*): those of OTEL_RESOURCE_ATTRIBUTES are not sent.
  */
 bool metrics_agent_resource_key(const char *key);
+
+/*
+ * service.name of the agent's own resource (graph and health metrics,
+ * target_info): OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES
+ * (both from the agent's environment), else METRICS_SCOPE_NAME.
+ */
+const char *metrics_agent_service_name(const struct metrics *m);
 
 #endif /* MESHTRACE_METRICS_INTERNAL_H */

@@ -47,7 +47,12 @@ enum {
 	TAG_HDP_SUM = PB_TAG(5, PB_FIXED64),
 	TAG_HDP_BUCKET_COUNTS = PB_TAG(6, PB_LEN),   /* packed fixed64 */
 	TAG_HDP_EXPLICIT_BOUNDS = PB_TAG(7, PB_LEN), /* packed double */
+	TAG_HDP_EXEMPLARS = PB_TAG(8, PB_LEN),
 	TAG_HDP_ATTRIBUTES = PB_TAG(9, PB_LEN),
+	TAG_EX_TIME = PB_TAG(2, PB_FIXED64), /* Exemplar.time_unix_nano */
+	TAG_EX_AS_DOUBLE = PB_TAG(3, PB_FIXED64),
+	TAG_EX_SPAN_ID = PB_TAG(4, PB_LEN),
+	TAG_EX_TRACE_ID = PB_TAG(5, PB_LEN),
 };
 
 /* The request being written; after a failed allocation every write is a no-op. */
@@ -177,7 +182,7 @@ static void put_resource(struct out *o, const struct metrics *m, const char *ser
 	size_t body = open_msg(o, TAG_RM_RESOURCE);
 
 	put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "service.name",
-	       service ? service : METRICS_SCOPE_NAME, 0);
+	       service ? service : metrics_agent_service_name(m), 0);
 	if (m->cfg.host_name[0])
 		put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "host.name", m->cfg.host_name, 0);
 	put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "telemetry.sdk.name", "meshtrace", 0);
@@ -218,6 +223,26 @@ static void put_number_point(struct out *o, const struct family *f, const struct
 	close_msg(o, body);
 }
 
+/* One Exemplar (the latest span of one bucket), if the bucket has one. */
+static void put_exemplar(struct out *o, const struct graph_exemplar *ex)
+{
+	size_t body;
+
+	if (!ex->unix_ns)
+		return;
+	body = open_msg(o, TAG_HDP_EXEMPLARS);
+	put_fixed64_field(o, TAG_EX_TIME, ex->unix_ns);
+	put_fixed64_field(o, TAG_EX_AS_DOUBLE, double_bits(ex->value));
+	if (reserve(o, 2 * (2 + sizeof(ex->trace_id)))) {
+		uint8_t *w = o->buf + o->len;
+
+		w = pb_put_bytes(w, TAG_EX_SPAN_ID, ex->span_id, sizeof(ex->span_id));
+		w = pb_put_bytes(w, TAG_EX_TRACE_ID, ex->trace_id, sizeof(ex->trace_id));
+		o->len = (size_t)(w - o->buf);
+	}
+	close_msg(o, body);
+}
+
 static void put_histogram_point(struct out *o, const struct family *f, const struct point *p,
 				uint64_t start, uint64_t now)
 {
@@ -245,6 +270,8 @@ static void put_histogram_point(struct out *o, const struct family *f, const str
 		o->len = (size_t)(w - o->buf);
 	}
 	put_point_attrs(o, TAG_HDP_ATTRIBUTES, p);
+	for (i = 0; p->exemplars && i <= f->nbounds; i++)
+		put_exemplar(o, &p->exemplars[i]);
 	close_msg(o, body);
 }
 

@@ -5,6 +5,11 @@
  * metrics.h): one HELP and TYPE per family, histograms as cumulative
  * _bucket/_sum/_count, the agent's resource attributes in target_info.
  * Spec: https://prometheus.io/docs/instrumenting/exposition_formats/
+ *
+ * The same series in OpenMetrics 1.0 for scrapers that ask for it (Accept):
+ * counter families named without _total, target_info an info metric,
+ * exemplars after the latency buckets, "# EOF" at the end.
+ * Spec: https://github.com/prometheus/OpenMetrics/blob/main/specification/OpenMetrics.md
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent/common/utf8.h"
 #include "agent/common/util.h"
@@ -172,15 +178,18 @@ static void prom_number(struct mt_buf *b, double v)
 	mt_buf_puts(b, num);
 }
 
-static void target_info(struct mt_buf *b, const struct metrics *m)
+static void target_info(struct mt_buf *b, const struct metrics *m, bool om)
 {
 	char key[128];
 
-	mt_buf_puts(b, "# HELP target_info Target metadata\n# TYPE target_info gauge\n");
+	if (om) /* an info metric: the family is "target", its sample target_info */
+		mt_buf_puts(b, "# HELP target Target metadata\n# TYPE target info\n");
+	else
+		mt_buf_puts(b, "# HELP target_info Target metadata\n# TYPE target_info gauge\n");
 	mt_buf_printf(b,
 		      "target_info{service_name=\"%s\",telemetry_sdk_name=\"meshtrace\","
 		      "telemetry_sdk_language=\"c\",telemetry_sdk_version=\"%s\"",
-		      METRICS_SCOPE_NAME, MESHTRACE_VERSION);
+		      metrics_agent_service_name(m), MESHTRACE_VERSION);
 	if (m->cfg.host_name[0]) {
 		mt_buf_puts(b, ",host_name=\"");
 		label_value(b, m->cfg.host_name);
@@ -199,8 +208,33 @@ static void target_info(struct mt_buf *b, const struct metrics *m)
 	mt_buf_puts(b, "} 1\n");
 }
 
-int metrics_write_prometheus(struct metrics *m, const struct graph *g,
-			     const struct metrics_health *h, struct mt_buf *b)
+static void hex(struct mt_buf *b, const uint8_t *id, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char out[32];
+
+	for (size_t i = 0; i < n && 2 * i + 1 < sizeof(out); i++) {
+		out[2 * i] = digits[id[i] >> 4];
+		out[2 * i + 1] = digits[id[i] & 15];
+	}
+	mt_buf_append(b, out, 2 * n);
+}
+
+/* An OpenMetrics exemplar after a bucket's value: " # {trace_id=..,span_id=..} value ts". */
+static void exemplar(struct mt_buf *b, const struct graph_exemplar *ex)
+{
+	mt_buf_puts(b, " # {trace_id=\"");
+	hex(b, ex->trace_id, sizeof(ex->trace_id));
+	mt_buf_puts(b, "\",span_id=\"");
+	hex(b, ex->span_id, sizeof(ex->span_id));
+	mt_buf_puts(b, "\"} ");
+	prom_number(b, ex->value);
+	mt_buf_printf(b, " %" PRIu64 ".%03" PRIu64, ex->unix_ns / 1000000000u,
+		      ex->unix_ns / 1000000u % 1000u);
+}
+
+static int write_text(struct metrics *m, const struct graph *g, const struct metrics_health *h,
+		      struct mt_buf *b, bool om)
 {
 	struct series_list l;
 	int err = metrics_list_build(&l, m, g, h);
@@ -210,14 +244,19 @@ int metrics_write_prometheus(struct metrics *m, const struct graph *g,
 	m->stats.scrapes++;
 	if (l.n) /* qsort(NULL, 0, ...) is undefined */
 		qsort(l.pts, l.n, sizeof(*l.pts), metrics_cmp_family);
-	target_info(b, m);
+	target_info(b, m, om);
 	for (size_t i = 0; i < l.n;) {
 		const struct family *f = &metrics_families[l.pts[i].family];
-		size_t j = i;
+		size_t j = i, flen;
 		char name[256];
 
 		metrics_prometheus_name(f->name, f->unit, f->type == T_SUM, name, sizeof(name));
-		mt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, f->help, name,
+		flen = strlen(name);
+		/* OpenMetrics names a counter family without the _total of its sample. */
+		if (om && f->type == T_SUM)
+			flen -= strlen("_total");
+		mt_buf_printf(b, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)flen, name, f->help,
+			      (int)flen, name,
 			      f->type == T_SUM	   ? "counter"
 			      : f->type == T_GAUGE ? "gauge"
 						   : "histogram");
@@ -244,7 +283,10 @@ int metrics_write_prometheus(struct metrics *m, const struct graph *g,
 						snprintf(le, sizeof(le), "+Inf");
 					mt_buf_printf(b, "%s_bucket", name);
 					labels(b, p, le);
-					mt_buf_printf(b, " %" PRIu64 "\n", cum);
+					mt_buf_printf(b, " %" PRIu64, cum);
+					if (om && p->exemplars && p->exemplars[k].unix_ns)
+						exemplar(b, &p->exemplars[k]);
+					mt_buf_puts(b, "\n");
 				}
 				mt_buf_printf(b, "%s_sum", name);
 				labels(b, p, NULL);
@@ -257,6 +299,8 @@ int metrics_write_prometheus(struct metrics *m, const struct graph *g,
 		}
 		i = j;
 	}
+	if (om)
+		mt_buf_puts(b, "# EOF\n");
 	if (b->overflow)
 		err = -ENOMEM;
 out:
@@ -264,4 +308,79 @@ out:
 		m->stats.encode_failures++;
 	metrics_list_free(&l);
 	return err;
+}
+
+int metrics_write_prometheus(struct metrics *m, const struct graph *g,
+			     const struct metrics_health *h, struct mt_buf *b)
+{
+	return write_text(m, g, h, b, false);
+}
+
+int metrics_write_openmetrics(struct metrics *m, const struct graph *g,
+			      const struct metrics_health *h, struct mt_buf *b)
+{
+	return write_text(m, g, h, b, true);
+}
+
+/* The q-value of one media range's parameters ("; q=0.5"): 1 when absent, -1 when bad. */
+static double accept_q(const char *params, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		const char *p = params + i;
+		char num[8], *end;
+		size_t n = 0;
+		double q;
+
+		if (p[0] != ';')
+			continue;
+		p++;
+		while (p < params + len && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p + 2 > params + len || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
+			continue;
+		p += 2;
+		while (p + n < params + len && n + 1 < sizeof(num) && p[n] != ';' && p[n] != ' ')
+			n++;
+		memcpy(num, p, n);
+		num[n] = '\0';
+		q = strtod(num, &end);
+		return end == num || *end || q < 0 || q > 1 ? -1 : q;
+	}
+	return 1;
+}
+
+bool metrics_accepts_openmetrics(const char *accept)
+{
+	double om = -1, text = -1;
+
+	if (!accept)
+		return false;
+	while (*accept) {
+		size_t len = strcspn(accept, ","), tlen;
+		const char *t = accept;
+		double q;
+
+		while (len && (*t == ' ' || *t == '\t')) {
+			t++;
+			len--;
+		}
+		tlen = strcspn(t, ";,");
+		while (tlen && (t[tlen - 1] == ' ' || t[tlen - 1] == '\t'))
+			tlen--;
+		q = accept_q(t, len);
+		if (tlen == strlen("application/openmetrics-text") &&
+		    !strncasecmp(t, "application/openmetrics-text", tlen)) {
+			if (q > om)
+				om = q;
+		} else if ((tlen == strlen("text/plain") && !strncasecmp(t, "text/plain", tlen)) ||
+			   (tlen == 3 && !strncmp(t, "*/*", 3)) ||
+			   (tlen == 6 && !strncasecmp(t, "text/*", 6))) {
+			if (q > text)
+				text = q;
+		}
+		accept += (size_t)(t - accept) + len;
+		if (*accept == ',')
+			accept++;
+	}
+	return om > 0 && om >= text;
 }

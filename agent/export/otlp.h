@@ -104,13 +104,19 @@ struct otlp_config {
 	/*
 	 * Added to every Resource (OTEL_RESOURCE_ATTRIBUTES). Attributes the agent
 	 * sets itself win: service.name, process.pid, process.executable.name
-	 * come from the observed process (an env service.name is used only for a
-	 * process with none), telemetry.sdk.* are meshtrace's. host.name is
+	 * come from the observed process (service.name here is the agent's own:
+	 * service_name below), telemetry.sdk.* are meshtrace's. host.name is
 	 * host_name below.
 	 */
 	struct otlp_kv resource_attrs[OTLP_RESOURCE_ATTRS_MAX];
 	unsigned n_resource_attrs;
 	char host_name[OTLP_HOST_NAME_MAX]; /* host.name; "" = not sent */
+	/*
+	 * service.name of the agent's OWN resource (its graph and health metrics),
+	 * never of the services it observes: OTEL_SERVICE_NAME, else service.name
+	 * of OTEL_RESOURCE_ATTRIBUTES. "" = "meshtrace".
+	 */
+	char service_name[OTLP_ATTR_VALUE_MAX];
 	/* http.request.method values kept as is; others become "_OTHER". 0 = the semconv list. */
 	char known_methods[OTLP_KNOWN_METHODS_MAX][MT_METHOD_MAX];
 	unsigned n_known_methods;
@@ -144,8 +150,11 @@ void otlp_config_defaults(struct otlp_config *cfg);
 /*
  * Fills @cfg from the standard OpenTelemetry environment variables
  * (OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,HEADERS,COMPRESSION,TIMEOUT,
- * PROTOCOL}, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*,
+ * PROTOCOL}, OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME, OTEL_BSP_*,
  * OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS). An empty variable counts as unset.
+ * A signal-specific variable replaces the general one whole (headers too:
+ * the lists are not merged), as the exporter spec and the Java, Python and Go
+ * SDKs read it.
  * With no endpoint variable set both exports stay off.
  * Returns 0, or -EINVAL with one line in @err naming the variable, the value
  * and the fix (@cfg is then partly filled and must not be used).

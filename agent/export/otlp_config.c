@@ -467,18 +467,15 @@ static int transport_from_env(struct otlp_transport_config *t, const char *sig, 
 	const char *name, *v;
 	int ret;
 
-	/* General headers first, then the signal's: the signal's win per name. */
-	v = env("OTEL_EXPORTER_OTLP_HEADERS");
-	if (v) {
-		ret = parse_pairs("OTEL_EXPORTER_OTLP_HEADERS", v, true, add_header, t, err,
-				  errlen);
-		if (ret)
-			return ret;
-	}
+	/*
+	 * The signal's headers replace the general ones whole, like every other
+	 * option ("overridable by a signal specific option"; the Java, Python and
+	 * Go SDKs do so): a header of the general list can then be left out.
+	 */
 	snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_HEADERS", sig);
-	v = env(specific);
+	v = env2(specific, "OTEL_EXPORTER_OTLP_HEADERS", &name);
 	if (v) {
-		ret = parse_pairs(specific, v, true, add_header, t, err, errlen);
+		ret = parse_pairs(name, v, true, add_header, t, err, errlen);
 		if (ret)
 			return ret;
 	}
@@ -603,6 +600,27 @@ static int known_methods_from_env(struct otlp_config *cfg, char *err, size_t err
 	return 0;
 }
 
+/* The agent's own service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES' (parsed before). */
+static int service_name_from_env(struct otlp_config *cfg, char *err, size_t errlen)
+{
+	const char *v = env("OTEL_SERVICE_NAME");
+
+	if (!v) {
+		for (unsigned i = 0; i < cfg->n_resource_attrs; i++)
+			if (!strcmp(cfg->resource_attrs[i].key, "service.name"))
+				snprintf(cfg->service_name, sizeof(cfg->service_name), "%s",
+					 cfg->resource_attrs[i].value);
+		return 0;
+	}
+	if (strlen(v) >= sizeof(cfg->service_name) || !utf8_valid(v, strlen(v)))
+		return fail(err, errlen,
+			    "OTEL_SERVICE_NAME=\"%.64s\": not UTF-8 or longer than %zu bytes; give "
+			    "a shorter name, e.g. meshtrace-node",
+			    v, sizeof(cfg->service_name) - 1);
+	snprintf(cfg->service_name, sizeof(cfg->service_name), "%s", v);
+	return 0;
+}
+
 int otlp_config_from_env(struct otlp_config *cfg, char *err, size_t errlen)
 {
 	const char *base = env("OTEL_EXPORTER_OTLP_ENDPOINT");
@@ -652,5 +670,8 @@ int otlp_config_from_env(struct otlp_config *cfg, char *err, size_t errlen)
 		if (ret)
 			return ret;
 	}
+	ret = service_name_from_env(cfg, err, errlen);
+	if (ret)
+		return ret;
 	return known_methods_from_env(cfg, err, errlen);
 }

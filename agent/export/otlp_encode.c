@@ -57,7 +57,6 @@ enum {
 struct otlp_encoder {
 	size_t cap; /* spans per batch */
 	struct otlp_config cfg;
-	const char *env_service_name; /* service.name from OTEL_RESOURCE_ATTRIBUTES, or NULL */
 
 	/* Written once: the KeyValues every Resource ends with, and ScopeSpans.scope. */
 	uint8_t *common;
@@ -174,8 +173,7 @@ static int build_common(struct otlp_encoder *enc)
 
 		if (!cfg_str_ok(a->key, sizeof(a->key)) || !cfg_str_ok(a->value, sizeof(a->value)))
 			return -EINVAL;
-		if (!strcmp(a->key, "service.name"))
-			enc->env_service_name = a->value;
+		/* service.name from the agent's environment is the agent's, never a process's. */
 		if (is_agent_key(a->key))
 			continue;
 		ca[n++] = (struct common_attr){a->key, a->value};
@@ -411,8 +409,6 @@ static void res_own_build(struct otlp_encoder *enc, struct res_own *o, const str
 	if (p->service_name[0])
 		snprintf(o->svc, sizeof(o->svc), "%.*s", (int)sizeof(p->service_name),
 			 p->service_name);
-	else if (enc->env_service_name)
-		snprintf(o->svc, sizeof(o->svc), "%s", enc->env_service_name);
 	else if (o->exe[0])
 		snprintf(o->svc, sizeof(o->svc), "unknown_service:%s", o->exe);
 	else

@@ -771,7 +771,20 @@ static uint32_t span_sock(struct graph *g, const struct mt_span *s, uint64_t now
 	return i;
 }
 
+void graph_exemplar_set(struct graph_exemplar *ex, const struct mt_span *s, double value)
+{
+	memcpy(ex->trace_id, s->trace_id, sizeof(ex->trace_id));
+	memcpy(ex->span_id, s->span_id, sizeof(ex->span_id));
+	ex->unix_ns = s->end_unix_ns ? s->end_unix_ns : 1;
+	ex->value = value;
+}
+
 void graph_on_span(struct graph *g, const struct mt_span *s)
+{
+	graph_on_span_exemplar(g, s, false);
+}
+
+void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemplar)
 {
 	bool server = s->kind == MT_SPAN_SERVER;
 	bool err = s->status == MT_STATUS_ERROR;
@@ -847,6 +860,8 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 		}
 		b = hist_add(&e->server_latency, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, dur);
 		slot->server[b]++;
+		if (exemplar)
+			graph_exemplar_set(&e->server_exemplars[b], s, dur);
 		n->served++;
 		n->last_ns = now;
 		ns = slot_now(n->slots, now);
@@ -868,6 +883,8 @@ void graph_on_span(struct graph *g, const struct mt_span *s)
 		}
 		b = hist_add(&e->client_latency, graph_latency_bounds, GRAPH_LATENCY_BOUNDS, dur);
 		slot->client[b]++;
+		if (exemplar)
+			graph_exemplar_set(&e->client_exemplars[b], s, dur);
 	}
 out:
 	if (t0) {

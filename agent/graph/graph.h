@@ -82,6 +82,22 @@ struct graph_hist {
 	uint64_t buckets[GRAPH_LATENCY_BOUNDS + 1];
 };
 
+/*
+ * The latest span that fell in one histogram bucket: an exemplar, as
+ * OpenMetrics and OTLP carry it (trace and span id, the value, when). One per
+ * bucket, overwritten by the next (no reservoir sampling: the newest trace is
+ * the one a scraper has not seen yet). unix_ns 0: none yet.
+ */
+struct graph_exemplar {
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	uint64_t unix_ns; /* the span's end */
+	double value;	  /* seconds */
+};
+
+/* Records @s (its duration @value) as the exemplar @ex. */
+void graph_exemplar_set(struct graph_exemplar *ex, const struct mt_span *s, double value);
+
 /* One slot of the sliding window (counts only, the histograms' buckets included). */
 struct graph_slot {
 	uint64_t epoch; /* slot number (time / GRAPH_SLOT_NS) these counts belong to */
@@ -114,6 +130,9 @@ struct graph_edge {
 	uint64_t failed;
 	struct graph_hist client_latency;
 	struct graph_hist server_latency;
+	/* Exemplars of the two histograms above, per bucket (graph_on_span_exemplar). */
+	struct graph_exemplar client_exemplars[GRAPH_LATENCY_BOUNDS + 1];
+	struct graph_exemplar server_exemplars[GRAPH_LATENCY_BOUNDS + 1];
 	uint64_t bytes_sent;	 /* client -> server */
 	uint64_t bytes_received; /* server -> client */
 	uint64_t connects;
@@ -153,6 +172,11 @@ void graph_set_clock(struct graph *g, int64_t offset_ns);
 
 /* A finished span (call at the span stage's output). */
 void graph_on_span(struct graph *g, const struct mt_span *s);
+/*
+ * The same, and when @exemplar the span becomes the exemplar of the latency
+ * bucket it falls in (the caller decides: only spans whose trace is exported).
+ */
+void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemplar);
 /* A data event on a TCP socket: call BEFORE the connection stage sees it. */
 void graph_on_data(struct graph *g, const struct mt_data_event *ev);
 /* A TCP state event: call AFTER the connection stage saw it. */

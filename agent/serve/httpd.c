@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -265,6 +266,26 @@ int httpd_parse_request(const char *head, struct httpd_request *req)
 	if (query)
 		*query++ = '\0';
 	req->query = query ? query : "";
+	req->accept[0] = '\0';
+	for (const char *line = strchr(head, '\n'); line && line[1];
+	     line = strchr(line + 1, '\n')) {
+		const char *v = line + 1;
+		size_t n;
+
+		if (*v == '\r' || *v == '\n')
+			break; /* the end of the head */
+		if (strncasecmp(v, "Accept:", 7) != 0)
+			continue;
+		v += 7;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		n = strcspn(v, "\r\n");
+		if (n >= sizeof(req->accept))
+			n = sizeof(req->accept) - 1;
+		memcpy(req->accept, v, n);
+		req->accept[n] = '\0';
+		break;
+	}
 	return 0;
 }
 
@@ -295,6 +316,7 @@ static void handle_request(struct httpd *h, struct client *c)
 	}
 	memset(&resp, 0, sizeof(resp));
 	resp.status = 200;
+	resp.accept = req.accept;
 	mt_buf_init(&resp.body, HTTPD_RESPONSE_MAX);
 	rc = r->fn(r->ctx, req.target, req.query, &resp);
 	if (rc || resp.body.overflow)

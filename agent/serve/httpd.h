@@ -25,6 +25,7 @@ struct httpd_response {
 	int status;		  /* 200 unless the handler says otherwise */
 	const char *content_type; /* static string */
 	struct mt_buf body;
+	const char *accept; /* in: the request's Accept header value, "" when none */
 };
 
 /*
@@ -46,10 +47,12 @@ struct httpd_request {
 	char method[8];
 	char target[1024]; /* the path, cut at '?' */
 	const char *query; /* into @target: what followed '?', or "" */
+	char accept[512];  /* the first Accept header's value (cut), "" when none */
 };
 
 /*
- * Reads the request line of the NUL-terminated request head @head into @req.
+ * Reads the request line and the Accept header of the NUL-terminated request
+ * head @head into @req.
  * Returns 0, or -EINVAL when it is not "METHOD /target ..." (a 400). Pure.
  */
 int httpd_parse_request(const char *head, struct httpd_request *req);

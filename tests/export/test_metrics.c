@@ -324,11 +324,229 @@ static void test_metrics_otlp_empty(void **state)
 	metrics__free(m);
 }
 
+/* A span of trace @t (every byte of the id @t) and span @sp, ending at @end_ns. */
+static struct mt_span traced(const char *svc, uint64_t dur_ns, uint8_t t, uint8_t sp,
+			     uint64_t end_ns)
+{
+	struct mt_span s = http_span(MT_SPAN_SERVER, MT_PROTO_HTTP1, svc, "GET", 200, dur_ns);
+
+	memset(s.trace_id, t, sizeof(s.trace_id));
+	memset(s.span_id, sp, sizeof(s.span_id));
+	s.start_unix_ns = end_ns - dur_ns;
+	s.end_unix_ns = end_ns;
+	return s;
+}
+
+static void check_exemplar(const Meshtrace__Otlp__Exemplar *ex, uint8_t t, uint8_t sp,
+			   uint64_t end_ns, double value)
+{
+	uint8_t tid[16], sid[8];
+
+	memset(tid, t, sizeof(tid));
+	memset(sid, sp, sizeof(sid));
+	assert_int_equal(ex->time_unix_nano, end_ns);
+	assert_int_equal(ex->value_case, MESHTRACE__OTLP__EXEMPLAR__VALUE_AS_DOUBLE);
+	assert_true(fabs(ex->as_double - value) < 1e-12);
+	assert_int_equal(ex->trace_id.len, 16);
+	assert_memory_equal(ex->trace_id.data, tid, 16);
+	assert_int_equal(ex->span_id.len, 8);
+	assert_memory_equal(ex->span_id.data, sid, 8);
+	assert_int_equal(ex->n_filtered_attributes, 0);
+}
+
+/*
+ * Exemplars: one per bucket, the latest span that was allowed to be one; a
+ * span not allowed (its trace not exported) leaves the bucket's exemplar alone.
+ */
+static void test_metrics_otlp_exemplars(void **state)
+{
+	Meshtrace__Otlp__ExportMetricsServiceRequest *req;
+	const Meshtrace__Otlp__Histogram *hg;
+	const HistogramDataPoint *hp;
+	struct otlp_config cfg;
+	struct metrics *m;
+	struct mt_span s;
+	uint8_t *pb;
+	size_t len;
+
+	(void)state;
+	otlp_config_defaults(&cfg);
+	snprintf(cfg.host_name, sizeof(cfg.host_name), "node-1");
+	cfg.n_resource_attrs = 2;
+	snprintf(cfg.resource_attrs[0].key, OTLP_ATTR_KEY_MAX, "deployment.environment");
+	snprintf(cfg.resource_attrs[0].value, OTLP_ATTR_VALUE_MAX, "prod");
+	snprintf(cfg.resource_attrs[1].key, OTLP_ATTR_KEY_MAX, "process.pid");
+	snprintf(cfg.resource_attrs[1].value, OTLP_ATTR_VALUE_MAX, "42");
+	m = metrics__new(&cfg);
+	assert_non_null(m);
+
+	/* 3 ms (bucket le=0.005): trace 1, then trace 2 replaces it; 3 is not exported. */
+	s = traced("shop", 3 * MS, 1, 11, NOW - 300 * MS);
+	metrics_on_span_exemplar(m, &s, true);
+	s = traced("shop", 4 * MS, 2, 12, NOW - 200 * MS);
+	metrics_on_span_exemplar(m, &s, true);
+	s = traced("shop", 4 * MS, 3, 13, NOW - 100 * MS);
+	metrics_on_span_exemplar(m, &s, false);
+	/* 60 ms (le=0.075): trace 4. */
+	s = traced("shop", 60 * MS, 4, 14, NOW - 50 * MS);
+	metrics_on_span_exemplar(m, &s, true);
+	/* Not counted as an exemplar at all: metrics_on_span(). */
+	s = traced("shop", 900 * MS, 5, 15, NOW - 10 * MS);
+	metrics_on_span(m, &s);
+
+	assert_int_equal(metrics_encode_otlp(m, NULL, NULL, NOW, &pb, &len), 0);
+	req = meshtrace__otlp__export_metrics_service_request__unpack(NULL, len, pb);
+	assert_non_null(req);
+	assert_int_equal(req->n_resource_metrics, 1);
+	hg = check_http_resource(req->resource_metrics[0], "shop", "http.server.request.duration",
+				 1);
+	hp = hg->data_points[0];
+	assert_int_equal(hp->count, 5);
+	/* Exemplars in bucket order: le=0.005, then le=0.075. */
+	assert_int_equal(hp->n_exemplars, 2);
+	check_exemplar(hp->exemplars[0], 2, 12, NOW - 200 * MS, 0.004);
+	check_exemplar(hp->exemplars[1], 4, 14, NOW - 50 * MS, 0.060);
+	meshtrace__otlp__export_metrics_service_request__free_unpacked(req, NULL);
+	free(pb);
+	metrics__free(m);
+}
+
+static const char *find_line(const char *text, const char *prefix)
+{
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, prefix, strlen(prefix)))
+			return l;
+	return NULL;
+}
+
+/*
+ * OpenMetrics: the same series, exemplars after the buckets that have one,
+ * counter families without _total, target_info an info metric, # EOF last.
+ * The Prometheus text of the same table carries no exemplar.
+ */
+static void test_metrics_openmetrics(void **state)
+{
+	struct otlp_config cfg;
+	struct metrics_health h;
+	struct metrics *m;
+	struct mt_span s;
+	struct mt_buf b;
+	const char *l;
+
+	(void)state;
+	otlp_config_defaults(&cfg);
+	snprintf(cfg.service_name, sizeof(cfg.service_name), "meshtrace-node-7");
+	m = metrics__new(&cfg);
+	assert_non_null(m);
+	s = traced("shop", 3 * MS, 0xab, 0xcd, 1700000000123456789ull);
+	metrics_on_span_exemplar(m, &s, true);
+	s = traced("shop", 60 * MS, 0x01, 0x02, 1700000001000000000ull);
+	metrics_on_span_exemplar(m, &s, false);
+	metrics_health_reset(&h);
+	metrics_health_add(&h, MH_KERNEL_DROPS, "reason", "ringbuf_full", 7);
+
+	mt_buf_init(&b, 1 << 20);
+	assert_int_equal(metrics_write_openmetrics(m, NULL, &h, &b), 0);
+	mt_buf_append(&b, "", 1);
+	assert_non_null(strstr(b.data, "# TYPE target info\n"));
+	/* The agent's own resource: OTEL_SERVICE_NAME (here set in the config). */
+	assert_non_null(strstr(b.data, "target_info{service_name=\"meshtrace-node-7\","));
+	assert_non_null(strstr(b.data, "# TYPE meshtrace_kernel_drops counter\n"));
+	assert_non_null(strstr(b.data, "\nmeshtrace_kernel_drops_total{reason=\"ringbuf_full\","));
+	assert_non_null(strstr(b.data, "# TYPE http_server_request_duration_seconds histogram\n"));
+	l = find_line(b.data, "http_server_request_duration_seconds_bucket{");
+	assert_non_null(l);
+	assert_true(
+		!strncmp(strstr(l, "le=\""),
+			 "le=\"0.005\"} 1 # {trace_id=\""
+			 "abababababababababababababababab\",span_id="
+			 "\"cdcdcdcdcdcdcdcd\"} 0.003 1700000000.123\n",
+			 strlen("le=\"0.005\"} 1 # {trace_id=\"abababababababababababababab"
+				"abab\",span_id=\"cdcdcdcdcdcdcdcd\"} 0.003 1700000000.123\n")));
+	/* The 60 ms span was no exemplar: its bucket line ends at the count. */
+	assert_non_null(strstr(b.data, "le=\"0.075\"} 2\n"));
+	assert_int_equal(strlen(b.data) >= 6, 1);
+	assert_string_equal(b.data + strlen(b.data) - 6, "# EOF\n");
+	mt_buf_free(&b);
+
+	mt_buf_init(&b, 1 << 20);
+	assert_int_equal(metrics_write_prometheus(m, NULL, &h, &b), 0);
+	mt_buf_append(&b, "", 1);
+	assert_null(strstr(b.data, "trace_id"));
+	assert_null(strstr(b.data, "# EOF"));
+	assert_non_null(strstr(b.data, "# TYPE meshtrace_kernel_drops_total counter\n"));
+	assert_non_null(strstr(b.data, "# TYPE target_info gauge\n"));
+	mt_buf_free(&b);
+	metrics__free(m);
+}
+
+static void test_metrics_accepts_openmetrics(void **state)
+{
+	(void)state;
+	/* What Prometheus 2.42 sends. */
+	assert_true(metrics_accepts_openmetrics(
+		"application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+		"version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"));
+	/* Prometheus 3's, with escaping and a q on each. */
+	assert_true(metrics_accepts_openmetrics(
+		"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+		"application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;"
+		"escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"));
+	assert_true(metrics_accepts_openmetrics("Application/OpenMetrics-Text"));
+	/* curl, browsers, the old text format, nothing. */
+	assert_false(metrics_accepts_openmetrics("*/*"));
+	assert_false(metrics_accepts_openmetrics("text/html,application/xhtml+xml,*/*;q=0.8"));
+	assert_false(metrics_accepts_openmetrics("text/plain;version=0.0.4"));
+	assert_false(metrics_accepts_openmetrics(""));
+	assert_false(metrics_accepts_openmetrics(NULL));
+	/* Preferences by q. */
+	assert_false(metrics_accepts_openmetrics(
+		"text/plain;version=0.0.4;q=0.9, application/openmetrics-text; q=0.5"));
+	assert_true(metrics_accepts_openmetrics(
+		"text/plain;q=0.5, application/openmetrics-text ; version=1.0.0 ; q=0.6"));
+	assert_false(metrics_accepts_openmetrics("application/openmetrics-text;q=0"));
+	assert_false(metrics_accepts_openmetrics("application/openmetrics-text;q=abc"));
+}
+
+static void test_metrics_exemplar_filter_env(void **state)
+{
+	uint8_t f = 99;
+	char err[256];
+
+	(void)state;
+	unsetenv("OTEL_METRICS_EXEMPLAR_FILTER");
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), 0);
+	assert_int_equal(f, METRICS_EXEMPLARS_TRACE_BASED);
+	setenv("OTEL_METRICS_EXEMPLAR_FILTER", "", 1);
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), 0);
+	assert_int_equal(f, METRICS_EXEMPLARS_TRACE_BASED);
+	setenv("OTEL_METRICS_EXEMPLAR_FILTER", " Always_On ", 1);
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), 0);
+	assert_int_equal(f, METRICS_EXEMPLARS_ALWAYS_ON);
+	assert_string_equal(metrics_exemplar_filter_name(f), "always_on");
+	setenv("OTEL_METRICS_EXEMPLAR_FILTER", "always_off", 1);
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), 0);
+	assert_int_equal(f, METRICS_EXEMPLARS_ALWAYS_OFF);
+	setenv("OTEL_METRICS_EXEMPLAR_FILTER", "trace_based", 1);
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), 0);
+	assert_int_equal(f, METRICS_EXEMPLARS_TRACE_BASED);
+	setenv("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes", 1);
+	assert_int_equal(metrics_exemplar_filter_from_env(&f, err, sizeof(err)), -1);
+	assert_string_equal(err, "OTEL_METRICS_EXEMPLAR_FILTER=\"sometimes\": unknown filter; "
+				 "unset it or give trace_based (the default), always_on or "
+				 "always_off");
+	unsetenv("OTEL_METRICS_EXEMPLAR_FILTER");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metrics_otlp_every_field),
 		cmocka_unit_test(test_metrics_otlp_empty),
+		cmocka_unit_test(test_metrics_otlp_exemplars),
+		cmocka_unit_test(test_metrics_openmetrics),
+		cmocka_unit_test(test_metrics_accepts_openmetrics),
+		cmocka_unit_test(test_metrics_exemplar_filter_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

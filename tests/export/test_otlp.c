@@ -59,6 +59,7 @@ static const char *const otel_vars[] = {
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 	"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
 	"OTEL_RESOURCE_ATTRIBUTES",
+	"OTEL_SERVICE_NAME",
 	"OTEL_BSP_SCHEDULE_DELAY",
 	"OTEL_BSP_EXPORT_TIMEOUT",
 	"OTEL_BSP_MAX_QUEUE_SIZE",
@@ -822,25 +823,78 @@ static void test_config_headers(void **state)
 	setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=traces-team,X-Extra=%E2%9C%93", 1);
 	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
 
-	/* traces: general headers, the signal's winning per name (case-insensitive). */
-	assert_int_equal(cfg.traces.n_headers, 4);
-	assert_string_equal(cfg.traces.headers[0].name, "api-key");
-	assert_string_equal(cfg.traces.headers[0].value, "s e=c,ret");
-	assert_string_equal(cfg.traces.headers[1].name, "x-tenant");
-	assert_string_equal(cfg.traces.headers[1].value, "traces-team");
-	assert_string_equal(cfg.traces.headers[2].name, "Authorization");
-	assert_string_equal(cfg.traces.headers[2].value, "Basic dTpw");
-	assert_string_equal(cfg.traces.headers[3].name, "X-Extra");
-	assert_string_equal(cfg.traces.headers[3].value, "\xe2\x9c\x93");
-	/* metrics: the general ones only. */
+	/*
+	 * traces: the signal's list replaces the general one whole (not merged),
+	 * as the spec's "overridable by a signal specific option" and the Java,
+	 * Python and Go SDKs read it.
+	 */
+	assert_int_equal(cfg.traces.n_headers, 2);
+	assert_string_equal(cfg.traces.headers[0].name, "x-tenant");
+	assert_string_equal(cfg.traces.headers[0].value, "traces-team");
+	assert_string_equal(cfg.traces.headers[1].name, "X-Extra");
+	assert_string_equal(cfg.traces.headers[1].value, "\xe2\x9c\x93");
+	/* metrics: the general ones (percent-decoded, blanks trimmed, empty items skipped). */
 	assert_int_equal(cfg.metrics.n_headers, 3);
+	assert_string_equal(cfg.metrics.headers[0].name, "api-key");
+	assert_string_equal(cfg.metrics.headers[0].value, "s e=c,ret");
 	assert_string_equal(cfg.metrics.headers[1].name, "X-Tenant");
 	assert_string_equal(cfg.metrics.headers[1].value, "acme");
+	assert_string_equal(cfg.metrics.headers[2].name, "Authorization");
+	assert_string_equal(cfg.metrics.headers[2].value, "Basic dTpw");
 
 	setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "api-key=other", 1);
 	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.metrics.n_headers, 1);
 	assert_string_equal(cfg.metrics.headers[0].value, "other");
+	assert_int_equal(cfg.traces.n_headers, 2);
+
+	/* An empty signal variable is unset: the general list applies. */
+	setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.n_headers, 3);
 	assert_string_equal(cfg.traces.headers[0].value, "s e=c,ret");
+	/* Within one list a later item replaces an earlier one of the same name. */
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1,A=2", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.n_headers, 1);
+	assert_string_equal(cfg.traces.headers[0].value, "2");
+	/* The general list is read for a signal without its own only. */
+	unsetenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS");
+	setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "t=1", 1);
+	setenv("OTEL_EXPORTER_OTLP_HEADERS", "bad", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_HEADERS"));
+	setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "m=1", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.traces.headers[0].name, "t");
+	assert_string_equal(cfg.metrics.headers[0].name, "m");
+	clear_env();
+}
+
+/*
+ * The agent's own service.name (its graph and health metrics): OTEL_SERVICE_NAME
+ * over service.name in OTEL_RESOURCE_ATTRIBUTES; neither names observed processes.
+ */
+static void test_config_service_name(void **state)
+{
+	struct otlp_config cfg;
+	char err[512];
+
+	(void)state;
+	clear_env();
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.service_name, "");
+	setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=a", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.service_name, "from-attrs");
+	setenv("OTEL_SERVICE_NAME", "meshtrace-node-7", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.service_name, "meshtrace-node-7");
+	setenv("OTEL_SERVICE_NAME", "", 1); /* empty: unset */
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.service_name, "from-attrs");
+	clear_env();
+	expect_einval("OTEL_SERVICE_NAME", "bad\xff", "UTF-8");
 	clear_env();
 }
 
@@ -1029,7 +1083,6 @@ static void test_config_known_methods(void **state)
 
 struct ref_enc {
 	const struct otlp_config *cfg;
-	const char *env_service_name;
 	Meshtrace__Otlp__KeyValue common_kv[REF_COMMON_MAX];
 	Meshtrace__Otlp__AnyValue common_av[REF_COMMON_MAX];
 	size_t n_common;
@@ -1105,8 +1158,6 @@ static void ref_build_common(struct ref_enc *e)
 	for (i = 0; i < cfg->n_resource_attrs && i < OTLP_RESOURCE_ATTRS_MAX; i++) {
 		const struct otlp_kv *a = &cfg->resource_attrs[i];
 
-		if (!strcmp(a->key, "service.name"))
-			e->env_service_name = a->value;
 		if (ref_is_agent_key(a->key))
 			continue;
 		ref_set_str(&e->common_kv[n], &e->common_av[n], a->key, ref_unconst(a->value));
@@ -1178,8 +1229,6 @@ static void ref_encode(const struct mt_span *spans, size_t n, const struct otlp_
 		if (p->service_name[0])
 			snprintf(svc, sizeof(svc), "%.*s", (int)sizeof(p->service_name),
 				 p->service_name);
-		else if (e.env_service_name)
-			snprintf(svc, sizeof(svc), "%s", e.env_service_name);
 		else if (exe[0])
 			snprintf(svc, sizeof(svc), "unknown_service:%s", exe);
 		else
@@ -1430,8 +1479,9 @@ static void test_encode_semconv(void **state)
 			    MESHTRACE_VERSION);
 	assert_int_equal(res->n_attributes, 7); /* the env's service.name and process.pid lose */
 	res = req->resource_spans[1]->resource;
+	/* The agent's own service.name (from its environment) never names a process. */
 	assert_string_equal(attr_str(res->attributes, res->n_attributes, "service.name"),
-			    "from-env");
+			    "unknown_service:curl");
 	assert_int_equal(attr_int(res->attributes, res->n_attributes, "process.pid"), 200);
 
 	/* Server span: url.path, url.scheme, client.address; no url.full. */
@@ -2552,6 +2602,7 @@ int main(void)
 		cmocka_unit_test_setup(test_config_timeout, setup_env),
 		cmocka_unit_test_setup(test_config_protocol, setup_env),
 		cmocka_unit_test_setup(test_config_resource_attrs, setup_env),
+		cmocka_unit_test_setup(test_config_service_name, setup_env),
 		cmocka_unit_test_setup(test_config_bsp, setup_env),
 		cmocka_unit_test_setup(test_config_known_methods, setup_env),
 		cmocka_unit_test(test_encode_official_decode),

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "otlp.pb-c.h"
+#include "agent/common/version.h"
 #include "agent/graph/graph.h"
 #include "agent/export/metrics.h"
 #include "tests/export/http_span.h"
@@ -61,6 +62,9 @@ struct fixture {
 	uint64_t now;
 	uint16_t next_port;
 	uint64_t next_sock;
+	bool exemplar; /* the spans become exemplars (graph_on_span_exemplar) */
+	uint8_t trace; /* every byte of the spans' trace ids; span ids: trace + kind */
+	uint8_t proto; /* 0: HTTP/1 */
 };
 
 static struct fixture *fixture_new(void)
@@ -147,8 +151,10 @@ static void span(struct fixture *f, uint64_t sock, uint8_t kind, uint32_t pid, c
 
 	memset(&s, 0, sizeof(s));
 	s.kind = kind;
-	s.protocol = MT_PROTO_HTTP1;
+	s.protocol = f->proto ? f->proto : MT_PROTO_HTTP1;
 	s.http_minor = 1;
+	memset(s.trace_id, f->trace, sizeof(s.trace_id));
+	memset(s.span_id, f->trace + kind, sizeof(s.span_id));
 	s.http_status = status;
 	if (status >= 500 || (kind == MT_SPAN_CLIENT && status >= 400) || !status)
 		s.status = MT_STATUS_ERROR;
@@ -163,7 +169,10 @@ static void span(struct fixture *f, uint64_t sock, uint8_t kind, uint32_t pid, c
 	s.server_port = kind == MT_SPAN_CLIENT ? t.rport : t.lport;
 	s.sock = sock;
 	s.tuple = t;
-	graph_on_span(f->g, &s);
+	if (f->exemplar || f->trace)
+		graph_on_span_exemplar(f->g, &s, f->exemplar);
+	else
+		graph_on_span(f->g, &s);
 }
 
 /*
@@ -607,6 +616,90 @@ static void test_span_cost(void **state)
 	fixture_free(f);
 }
 
+/*
+ * Exemplars of the service-graph histograms: per bucket the latest span the
+ * caller let be one; edges of one client/server pair over two protocols are
+ * one series, whose exemplar is the later of the two. OpenMetrics shows them,
+ * the OTLP request carries them.
+ */
+static void test_metrics_graph_exemplars(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct metrics *m = metrics__new(NULL);
+	Meshtrace__Otlp__ExportMetricsServiceRequest *req;
+	struct mt_buf b;
+	const char *l;
+	uint8_t *pb;
+	size_t len, found = 0;
+
+	(void)state;
+	assert_non_null(m);
+	f->exemplar = true;
+	f->trace = 0x10;
+	local_call(f, 100, "curl", "curl", 200, "nginx", "nginx", 8080, 200);
+	f->trace = 0x20;
+	local_call(f, 100, "curl", "curl", 200, "nginx", "nginx", 8080, 200);
+	f->exemplar = false; /* counted, but its trace is not exported */
+	f->trace = 0x30;
+	local_call(f, 100, "curl", "curl", 200, "nginx", "nginx", 8080, 200);
+	/* The same pair over HTTP/2: another edge, the same series; later, so it wins. */
+	f->exemplar = true;
+	f->trace = 0x40;
+	f->proto = MT_PROTO_HTTP2;
+	local_call(f, 100, "curl", "curl", 200, "nginx", "nginx", 8080, 200);
+
+	mt_buf_init(&b, 1 << 22);
+	assert_int_equal(metrics_write_openmetrics(m, f->g, NULL, &b), 0);
+	mt_buf_append(&b, "", 1);
+	/* Server side: 1 ms, bucket le=0.002; client side: 3 ms, le=0.004 (span ids: trace + kind). */
+	l = strstr(b.data, "traces_service_graph_request_server_seconds_bucket{client=\"curl\","
+			   "server=\"nginx\",connection_type=\"\",otel_scope_name=\"meshtrace\","
+			   "otel_scope_version=\"" MESHTRACE_VERSION "\",le=\"0.002\"} 4 # "
+			   "{trace_id=\"40404040404040404040404040404040\",span_id=\""
+			   "4242424242424242\"} 0.001 ");
+	assert_non_null(l);
+	l = strstr(b.data, "traces_service_graph_request_client_seconds_bucket{client=\"curl\","
+			   "server=\"nginx\",connection_type=\"\",otel_scope_name=\"meshtrace\","
+			   "otel_scope_version=\"" MESHTRACE_VERSION "\",le=\"0.004\"} 4 # "
+			   "{trace_id=\"40404040404040404040404040404040\",span_id=\""
+			   "4343434343434343\"} 0.003 ");
+	assert_non_null(l);
+	/* No other bucket has one; connect latency never does. */
+	for (l = b.data; (l = strstr(l, "trace_id=")) != NULL; l++)
+		found++;
+	assert_int_equal(found, 2);
+	mt_buf_free(&b);
+
+	assert_int_equal(metrics_encode_otlp(m, f->g, NULL, 5000000000ull, &pb, &len), 0);
+	req = meshtrace__otlp__export_metrics_service_request__unpack(NULL, len, pb);
+	assert_non_null(req);
+	found = 0;
+	for (size_t r = 0; r < req->n_resource_metrics; r++) {
+		Meshtrace__Otlp__ScopeMetrics *sm = req->resource_metrics[r]->scope_metrics[0];
+
+		for (size_t k = 0; k < sm->n_metrics; k++) {
+			Meshtrace__Otlp__Metric *mt = sm->metrics[k];
+			Meshtrace__Otlp__HistogramDataPoint *dp;
+
+			if (strcmp(mt->name, "traces_service_graph_request_server") != 0)
+				continue;
+			dp = mt->histogram->data_points[0];
+			assert_int_equal(dp->n_exemplars, 1);
+			assert_int_equal(dp->exemplars[0]->trace_id.len, 16);
+			assert_int_equal(dp->exemplars[0]->trace_id.data[15], 0x40);
+			assert_int_equal(dp->exemplars[0]->span_id.data[0], 0x42);
+			assert_true(dp->exemplars[0]->as_double == 0.001);
+			assert_int_equal(dp->exemplars[0]->time_unix_nano, f->now - 1 * MS);
+			found++;
+		}
+	}
+	assert_int_equal(found, 1);
+	meshtrace__otlp__export_metrics_service_request__free_unpacked(req, NULL);
+	free(pb);
+	metrics__free(m);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_quantiles),
 		cmocka_unit_test(test_prometheus_names),
 		cmocka_unit_test(test_metrics_both_encodings),
+		cmocka_unit_test(test_metrics_graph_exemplars),
 		cmocka_unit_test(test_metric_series_bounded),
 		cmocka_unit_test(test_span_cost),
 	};
