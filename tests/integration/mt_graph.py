@@ -209,10 +209,11 @@ def sample(samples, name, **labels):
 class Prometheus:
     """Debian's prometheus, scraping the agent every second; its own port and storage."""
 
-    def __init__(self, workdir, target_port):
+    def __init__(self, workdir, target_port, features=()):
         self.dir = os.path.join(workdir, "prometheus")
         self.port = free_port()
         self.target_port = target_port
+        self.features = list(features)  # --enable-feature=..., e.g. exemplar-storage
         self.proc = None
 
     def start(self):
@@ -232,7 +233,8 @@ scrape_configs:
         self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={conf}", f"--storage.tsdb.path={self.dir}/data",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"] +
+            [f"--enable-feature={f}" for f in self.features],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.port, timeout=20)
         # The port opens before the TSDB is ready: /-/ready answers 503 until then.
@@ -253,6 +255,15 @@ scrape_configs:
         body = json.loads(http_get(url)[2])
         assert body["status"] == "success", body
         return body["data"]["result"]
+
+    def query_exemplars(self, expr, start, end):
+        """/api/v1/query_exemplars: [{seriesLabels, exemplars: [{labels, value, timestamp}]}]."""
+        url = (f"http://127.0.0.1:{self.port}/api/v1/query_exemplars?" +
+               urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}",
+                                       "end": f"{end:.3f}"}))
+        body = json.loads(http_get(url)[2])
+        assert body["status"] == "success", body
+        return body["data"] or []
 
     def targets(self):
         url = f"http://127.0.0.1:{self.port}/api/v1/targets"
