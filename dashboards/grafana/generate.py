@@ -6,7 +6,11 @@ checks that the JSON files are what this script writes, and that every metric a 
 one the agent exports.
 
 Every panel reads a Prometheus data source chosen by the `datasource` variable (default: the one
-provisioning/datasources/meshtrace.yaml creates, uid meshtrace-prometheus). The metric names
+provisioning/datasources/meshtrace.yaml creates, uid meshtrace-prometheus). The latency panels
+query with exemplars on: each exemplar (a trace id the agent exported, see /metrics in
+OpenMetrics) links to its trace in Tempo through the Prometheus data source's
+exemplarTraceIdDestinations (provisioned, see docs/deploy/grafana-exemplars.md); their "Traces
+in Tempo" link opens the `tempo` data source variable's search for the series' service. The metric names
 are those of the agent's /metrics (and of the OpenTelemetry Collector's servicegraph connector
 for traces_service_graph_*, so these dashboards also work on metrics made from Tempo traces)."""
 
@@ -16,6 +20,7 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 DS = {"type": "prometheus", "uid": "${datasource}"}
 DS_UID_DEFAULT = "meshtrace-prometheus"
+TEMPO_UID_DEFAULT = "meshtrace-tempo"
 RI = "$__rate_interval"
 NS = 'namespace=~"$namespace"'
 
@@ -25,6 +30,22 @@ def var_datasource():
             "query": "prometheus", "current": {"text": "Prometheus (meshtrace)",
                                                "value": DS_UID_DEFAULT},
             "hide": 0, "refresh": 1, "regex": "", "options": []}
+
+
+def var_tempo():
+    return {"name": "tempo", "label": "Traces (Tempo)", "type": "datasource", "query": "tempo",
+            "current": {"text": "Tempo (meshtrace)", "value": TEMPO_UID_DEFAULT},
+            "hide": 0, "refresh": 1, "regex": "", "options": []}
+
+
+def tempo_link(service_label):
+    """A data link to Explore: the Tempo search for the traces of the series' service."""
+    pane = ('{"t":{"datasource":"${tempo}","queries":[{"refId":"A","datasource":'
+            '{"type":"tempo","uid":"${tempo}"},"queryType":"traceql","query":'
+            '"{ resource.service.name = \\"${__field.labels.%s}\\" }"}],'
+            '"range":{"from":"${__from}","to":"${__to}"}}}' % service_label)
+    return {"title": "Traces in Tempo", "url": "/explore?schemaVersion=1&panes=" + pane,
+            "targetBlank": False}
 
 
 def var_query(name, label, query, multi=True, include_all=True):
@@ -38,7 +59,16 @@ def var_query(name, label, query, multi=True, include_all=True):
 def target(expr, legend="", ref="A", instant=False, fmt="time_series"):
     t = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend or "__auto",
          "range": not instant, "instant": instant, "format": fmt, "editorMode": "code"}
+    # A latency histogram over time: its exemplars (trace ids) are shown and link to traces.
+    if "_seconds_bucket" in expr and not instant:
+        t["exemplar"] = True
     return t
+
+
+def latency(panel, service_label):
+    """A latency panel: exemplars on (see target()), a link to the service's traces in Tempo."""
+    panel["fieldConfig"]["defaults"]["links"] = [tempo_link(service_label)]
+    return panel
 
 
 class Board:
@@ -150,7 +180,7 @@ def service_graph():
               "Who calls whom on the nodes meshtrace watches: a Node Graph of the "
               "traces_service_graph_* metrics (requests/s on each edge), with the edges' "
               "rates, errors and latency below.", ["service-graph"],
-              [var_datasource(),
+              [var_datasource(), var_tempo(),
                var_query("namespace", "Namespace",
                          "label_values(traces_service_graph_request_total, namespace)")])
     sel = f"{{{NS}}}"
@@ -194,12 +224,14 @@ def service_graph():
     b.add(timeseries("Failed requests/s by edge", [target(
         f"sum by ({by}) (rate(traces_service_graph_request_failed_total{sel}[{RI}]))",
         "{{client}} → {{server}}")], "reqps"))
-    b.add(timeseries("Server-side p99 by edge", [target(
+    b.add(latency(timeseries("Server-side p99 by edge", [target(
         q(0.99, f"traces_service_graph_request_server_seconds_bucket{sel}", by),
-        "{{client}} → {{server}}")], "s"))
-    b.add(timeseries("Client-side p99 by edge", [target(
+        "{{client}} → {{server}}")], "s", "Dots are exemplars: click one for its trace."),
+        "server"))
+    b.add(latency(timeseries("Client-side p99 by edge", [target(
         q(0.99, f"traces_service_graph_request_client_seconds_bucket{sel}", by),
-        "{{client}} → {{server}}")], "s", "Includes the network and queueing on the client."))
+        "{{client}} → {{server}}")], "s", "Includes the network and queueing on the client. "
+        "Dots are exemplars: click one for its trace."), "client"))
     return b
 
 
@@ -209,7 +241,7 @@ def service_red():
               "Rate, errors and duration per service (as a server) and per edge, from the "
               "service-graph histograms, and per HTTP method and status code from "
               "http.server.request.duration / http.client.request.duration.", ["red"],
-              [var_datasource(),
+              [var_datasource(), var_tempo(),
                var_query("namespace", "Namespace",
                          "label_values(traces_service_graph_request_total, namespace)"),
                var_query("service", "Service",
@@ -234,10 +266,11 @@ def service_red():
     b.add(timeseries("Error ratio by service", [target(
         f"sum by (server) ({failed}) / sum by (server) ({total})", "{{server}}")],
         "percentunit"), w=8)
-    b.add(timeseries("Latency by service (server side)", [
+    b.add(latency(timeseries("Latency by service (server side)", [
         target(q(0.5, bucket, "server"), "p50 {{server}}", "A"),
         target(q(0.95, bucket, "server"), "p95 {{server}}", "B"),
-        target(q(0.99, bucket, "server"), "p99 {{server}}", "C")], "s"), w=8)
+        target(q(0.99, bucket, "server"), "p99 {{server}}", "C")], "s",
+        "Dots are exemplars: click one for its trace."), "server"), w=8)
 
     b.row("Edges into and out of $service")
     esel_in = f"{{{sv}, {NS}}}"
@@ -251,9 +284,9 @@ def service_red():
             f"sum by ({by}) (rate(traces_service_graph_request_failed_total{esel}[{RI}])) / "
             f"sum by ({by}) (rate(traces_service_graph_request_total{esel}[{RI}]))",
             "{{client}} → {{server}}")], "percentunit"), w=8)
-        b.add(timeseries(f"{title}: client-side p99", [target(
+        b.add(latency(timeseries(f"{title}: client-side p99", [target(
             q(0.99, f"traces_service_graph_request_client_seconds_bucket{esel}", by),
-            "{{client}} → {{server}}")], "s"), w=8)
+            "{{client}} → {{server}}")], "s"), "client"), w=8)
 
     b.row("HTTP ($service)")
     hs = f'{{service_name=~"$service", {NS}}}'
@@ -262,9 +295,9 @@ def service_red():
         f"sum by (service_name, http_response_status_code) "
         f"(rate(http_server_request_duration_seconds_count{hs}[{RI}]))",
         "{{service_name}} {{http_response_status_code}}")], "reqps", stack=True), w=8)
-    b.add(timeseries("HTTP server p99 by method", [target(
+    b.add(latency(timeseries("HTTP server p99 by method", [target(
         q(0.99, hb, "service_name, http_request_method"),
-        "{{service_name}} {{http_request_method}}")], "s"), w=8)
+        "{{service_name}} {{http_request_method}}")], "s"), "service_name"), w=8)
     b.add(timeseries("HTTP server mean duration", [target(
         f"sum by (service_name) (rate(http_server_request_duration_seconds_sum{hs}[{RI}])) / "
         f"sum by (service_name) (rate(http_server_request_duration_seconds_count{hs}[{RI}]))",
@@ -274,9 +307,9 @@ def service_red():
         f"sum by (service_name, server_address, server_port) "
         f"(rate(http_client_request_duration_seconds_count{hs}[{RI}]))",
         "{{service_name}} → {{server_address}}:{{server_port}}")], "reqps"), w=12)
-    b.add(timeseries("HTTP client p99 by server", [target(
+    b.add(latency(timeseries("HTTP client p99 by server", [target(
         q(0.99, cb, "service_name, server_address"),
-        "{{service_name}} → {{server_address}}")], "s"), w=12)
+        "{{service_name}} → {{server_address}}")], "s"), "service_name"), w=12)
     return b
 
 

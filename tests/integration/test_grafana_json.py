@@ -143,6 +143,49 @@ def test_dashboards_structure():
     assert {"service", "namespace"} <= {v["name"] for v in red["templating"]["list"]}
 
 
+LATENCY = re.compile(r"(traces_service_graph_request_(server|client)_seconds|"
+                     r"http_(server|client)_request_duration_seconds)_bucket")
+
+
+def test_latency_panels_link_to_traces():
+    """Issue 18: every latency panel over time queries exemplars (the trace ids the agent
+    writes in OpenMetrics) and links to the traces of its series' service in Tempo through a
+    `tempo` data source variable; the link's Explore state is JSON once Grafana fills it in."""
+    panels = 0
+    for path in DASHBOARDS:
+        name = os.path.basename(path)
+        b = load(path)
+        variables = {v["name"]: v for v in b["templating"]["list"]}
+        for p in all_panels(b):
+            if p["type"] != "timeseries" or not any(LATENCY.search(t["expr"])
+                                                    for t in p["targets"]):
+                continue
+            panels += 1
+            where = f"{name}: panel {p['title']!r}"
+            tempo = variables.get("tempo")
+            assert tempo and tempo["type"] == "datasource" and tempo["query"] == "tempo", \
+                f"{where}: the dashboard needs a 'tempo' data source variable"
+            for t in p["targets"]:
+                assert t.get("exemplar") is True, f"{where}: query {t['refId']} without exemplars"
+            (link,) = p["fieldConfig"]["defaults"]["links"]
+            assert link["url"].startswith("/explore?"), link
+            panes = link["url"].split("panes=", 1)[1]
+            filled = (panes.replace("${tempo}", "meshtrace-tempo").replace("${__from}", "1")
+                      .replace("${__to}", "2"))
+            filled = re.sub(r"\$\{__field\.labels\.(\w+)\}", r"svc-\1", filled)
+            state = json.loads(filled)["t"]
+            assert state["datasource"] == "meshtrace-tempo"
+            (query,) = state["queries"]
+            assert query["datasource"] == {"type": "tempo", "uid": "meshtrace-tempo"}
+            assert re.fullmatch(r'\{ resource\.service\.name = "svc-\w+" \}', query["query"]), \
+                query
+            label = re.search(r"__field\.labels\.(\w+)", panes).group(1)
+            for t in p["targets"]:
+                assert re.search(rf"\bby \([^)]*\b{label}\b", t["expr"]), \
+                    f"{where}: the link names label {label}, the query does not keep it"
+    assert panels >= 7, f"only {panels} latency panels found"
+
+
 def test_dashboards_match_generator():
     spec = importlib.util.spec_from_file_location("generate", os.path.join(GRAFANA, "generate.py"))
     gen = importlib.util.module_from_spec(spec)
@@ -154,13 +197,37 @@ def test_dashboards_match_generator():
     assert sorted(gen.BOARDS) == sorted(os.path.basename(p) for p in DASHBOARDS)
 
 
+def exemplar_destinations(datasources):
+    """The Prometheus data source and Tempo uid its exemplars' trace_id label links to."""
+    by_type = {d["type"]: d for d in datasources}
+    assert set(by_type) == {"prometheus", "tempo"}, sorted(by_type)
+    prom, tempo = by_type["prometheus"], by_type["tempo"]
+    (dest,) = prom["jsonData"]["exemplarTraceIdDestinations"]
+    # trace_id: the exemplar label the agent writes (tests/integration/test_exemplars.py).
+    assert dest == {"name": "trace_id", "datasourceUid": tempo["uid"]}, dest
+    return prom, tempo
+
+
 def test_provisioning():
     with open(os.path.join(GRAFANA, "provisioning", "datasources", "meshtrace.yaml")) as f:
         ds = yaml.safe_load(f)
     assert ds["apiVersion"] == 1
-    (src,) = ds["datasources"]
-    assert src["type"] == "prometheus" and src["uid"] == "meshtrace-prometheus"
+    src, tempo = exemplar_destinations(ds["datasources"])
+    assert src["uid"] == "meshtrace-prometheus" and tempo["uid"] == "meshtrace-tempo"
     assert src["url"].startswith("${"), "the URL comes from the environment"
+    assert tempo["url"].startswith("${"), "the URL comes from the environment"
+    for path in DASHBOARDS:
+        t_var = [v for v in load(path)["templating"]["list"] if v["name"] == "tempo"]
+        if t_var:
+            assert t_var[0]["current"]["value"] == tempo["uid"], f"{path}: default Tempo"
+    # The snippet docs/deploy ships says the same.
+    with open(os.path.join(REPO, "docs", "deploy", "grafana-exemplars.md")) as f:
+        doc = f.read()
+    snippet = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    assert snippet, "docs/deploy/grafana-exemplars.md has no yaml snippet"
+    text = re.sub(r"^ {3}", "", snippet.group(1), flags=re.M)
+    dsrc, dtempo = exemplar_destinations(yaml.safe_load(text)["datasources"])
+    assert (dsrc["uid"], dtempo["uid"]) == (src["uid"], tempo["uid"])
     for path in DASHBOARDS:
         ds_var = [v for v in load(path)["templating"]["list"] if v["name"] == "datasource"][0]
         assert ds_var["current"]["value"] == src["uid"], f"{path}: default data source"
