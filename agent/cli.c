@@ -84,6 +84,12 @@ static void usage(FILE *out)
 		"span)\n"
 		"  OTEL_TRACES_SAMPLER_ARG             traceidratio's ratio, 0..1 (default 1.0)\n"
 		"  OTEL_RESOURCE_ATTRIBUTES            k=v,... added to every resource\n"
+		"  OTEL_SERVICE_NAME                   service.name of the agent's own metrics "
+		"(default meshtrace)\n"
+		"  OTEL_METRICS_EXEMPLAR_FILTER        trace_based (default) | always_on | "
+		"always_off\n"
+		"  OTEL_SDK_DISABLED                   true: no OTLP export (/metrics, the page "
+		"stay)\n"
 		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "
 		"OTEL_BSP_MAX_QUEUE_SIZE\n"
 		"No endpoint set: no OTLP export (use --jsonl to look at spans).\n",

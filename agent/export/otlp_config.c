@@ -612,10 +612,13 @@ static int service_name_from_env(struct otlp_config *cfg, char *err, size_t errl
 					 cfg->resource_attrs[i].value);
 		return 0;
 	}
-	if (strlen(v) >= sizeof(cfg->service_name) || !utf8_valid(v, strlen(v)))
+	if (!utf8_valid(v, strlen(v)))
 		return fail(err, errlen,
-			    "OTEL_SERVICE_NAME=\"%.64s\": not UTF-8 or longer than %zu bytes; give "
-			    "a shorter name, e.g. meshtrace-node",
+			    "OTEL_SERVICE_NAME: not UTF-8; give a UTF-8 name, e.g. meshtrace-node");
+	if (strlen(v) >= sizeof(cfg->service_name))
+		return fail(err, errlen,
+			    "OTEL_SERVICE_NAME=\"%.64s...\": longer than %zu bytes; give a shorter "
+			    "name, e.g. meshtrace-node",
 			    v, sizeof(cfg->service_name) - 1);
 	snprintf(cfg->service_name, sizeof(cfg->service_name), "%s", v);
 	return 0;

@@ -15,7 +15,8 @@ OPTIONS = ["--jsonl", "--capture-bytes", "--capture-mode", "--record-query", "--
 ENV_VARS = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_COMPRESSION",
             "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
-            "OTEL_TRACES_SAMPLER_ARG"]
+            "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "OTEL_METRICS_EXEMPLAR_FILTER",
+            "OTEL_SDK_DISABLED"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +56,8 @@ def test_bad_flags(args):
     {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://x/v1/traces"},
     {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"},
     {"OTEL_EXPORTER_OTLP_TIMEOUT": "ten"},
+    {"OTEL_METRICS_EXEMPLAR_FILTER": "sometimes"},
+    {"OTEL_SERVICE_NAME": "bad\udcff"},
 ], ids=lambda env: " ".join(f"{k}={v}" for k, v in env.items()))
 def test_bad_env(env):
     one_line_exit_2(run_cli([], env=env), list(env))
