@@ -156,6 +156,9 @@ struct otlp_signal {
 	bool in_flight;	    /* the head batch is on the wire */
 	bool resp_protobuf; /* the answer is application/x-protobuf */
 	bool grpc;	    /* OTLP/gRPC: framed body, status in trailers */
+	bool h2c_old_curl;  /* gRPC over h2c with libcurl < 8.0 (see otlp_signal_init) */
+	bool h2c_up;	    /* ... the last call left a live h2c connection to reuse */
+	bool h2c_reusing;   /* ... the call on the wire reuses it */
 	CURL *easy;
 	struct curl_slist *headers;
 	const char *url;

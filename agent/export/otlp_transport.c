@@ -79,6 +79,17 @@ static void start_transfer(struct otlp_signal *s, uint64_t now)
 	struct otlp_batch *b = otlp_ring_at(s, 0);
 	CURLMcode rc;
 
+	if (s->h2c_old_curl) {
+		/*
+		 * Reuse the h2c connection the last call left alive; else a fresh
+		 * one by prior knowledge (prior knowledge on a reused one fails).
+		 */
+		s->h2c_reusing = s->h2c_up;
+		curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION,
+				 s->h2c_up ? CURL_HTTP_VERSION_2_0
+					   : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, s->h2c_up ? 0L : 1L);
+	}
 	if (s->grpc) {
 		/* The body comes from on_read(): prefix, then the batch as queued. */
 		otlp_grpc_prefix(s->grpc_prefix, s->gzip, (uint32_t)b->len);
@@ -285,13 +296,25 @@ static void finish_transfer(struct otlp_signal *s, CURLcode res, uint64_t now)
 {
 	struct otlp_exporter *x = s->x;
 	curl_off_t up = 0;
-	long code = 0;
+	long code = 0, version = 0;
 
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
 	curl_multi_remove_handle(x->multi, s->easy);
 	s->in_flight = false;
 	x->stats.bytes_sent += (uint64_t)up;
+	if (s->h2c_old_curl) {
+		s->h2c_up = res == CURLE_OK && version == CURL_HTTP_VERSION_2_0;
+		/*
+		 * The connection died while idle and curl tried HTTP/1.1 with
+		 * Upgrade: h2c instead: not the collector's answer, send again.
+		 */
+		if (res == CURLE_OK && !s->h2c_up && s->h2c_reusing) {
+			schedule_retry(s, 0, now);
+			return;
+		}
+	}
 
 	if (res != CURLE_OK) {
 		const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(res);
@@ -572,10 +595,10 @@ int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char 
 		/*
 		 * libcurl before 8.0 fails every request on a reused prior-knowledge
 		 * connection ("Error in the HTTP2 framing layer", curl/curl#10634,
-		 * fixed by #10643): there, one connection per h2c call.
+		 * fixed by #10643). There, start_transfer() opens a fresh connection
+		 * by prior knowledge, and reuses it with CURL_HTTP_VERSION_2_0.
 		 */
-		if (h2c && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000)
-			curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
+		s->h2c_old_curl = h2c && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
 		curl_easy_setopt(s->easy, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(s->easy, CURLOPT_READDATA, s);
 		curl_easy_setopt(s->easy, CURLOPT_SEEKFUNCTION, on_seek);

@@ -58,8 +58,9 @@ def rpc_status(code, message, retry_delay_s=None):
 class Call:
     """One call as the receiver saw it."""
 
-    def __init__(self, method, metadata, decoded):
+    def __init__(self, method, metadata, decoded, peer=""):
         self.method = method  # "traces" | "metrics"
+        self.peer = peer  # "ipv4:127.0.0.1:<client port>": which connection
         self.metadata = metadata  # {key: value}, keys lower-case
         self.decoded = decoded
         self.unknown = unknown_fields(decoded)
@@ -82,14 +83,14 @@ class Failure:
 class GrpcReceiver:
     """Listens on 127.0.0.1:<ephemeral>; plaintext (h2c), TLS, or mutual TLS."""
 
-    def __init__(self, tls=None, client_auth=False):
+    def __init__(self, tls=None, client_auth=False, port=0):
         self.tls = tls  # a dict from make_ca(), or None
         self.client_auth = client_auth
         self.calls = []
         self.lock = threading.Lock()
         self._failures = []
         self.server = None
-        self.port = None
+        self.port = port
 
     @property
     def endpoint(self):
@@ -97,7 +98,7 @@ class GrpcReceiver:
 
     def _handle(self, method, request, context):
         md = {k.lower(): v for k, v in context.invocation_metadata()}
-        call = Call(method, md, request)
+        call = Call(method, md, request, context.peer())
         fail = self._take_failure(method)
         with self.lock:
             self.calls.append(call)
@@ -135,9 +136,9 @@ class GrpcReceiver:
                 [(self.tls["server_key"], self.tls["server_cert"])],
                 root_certificates=self.tls["ca_cert"] if self.client_auth else None,
                 require_client_auth=self.client_auth)
-            self.port = self.server.add_secure_port("127.0.0.1:0", creds)
+            self.port = self.server.add_secure_port(f"127.0.0.1:{self.port}", creds)
         else:
-            self.port = self.server.add_insecure_port("127.0.0.1:0")
+            self.port = self.server.add_insecure_port(f"127.0.0.1:{self.port}")
         self.server.start()
         return self
 

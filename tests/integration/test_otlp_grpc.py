@@ -82,6 +82,9 @@ def test_grpc_traces_and_metrics(request, make_grpc_receiver, agent, make_nginx)
     # gzip: what went on the wire is far smaller than the messages the receiver decoded.
     assert otlp["bytes_sent"] < raw / 2, (otlp["bytes_sent"], raw)
     assert otlp["spans_exported"] >= 6 and otlp["retries"] == 0, otlp
+    # HTTP/2 connections are reused (with libcurl < 8.0 too, see otlp_transport.c).
+    peers = {c.peer for c in rcv.calls}
+    assert len(rcv.calls) >= 3 and len(peers) < len(rcv.calls), [c.peer for c in rcv.calls]
 
 
 def test_grpc_retry_matrix(request, make_grpc_receiver, agent, make_nginx):
@@ -144,6 +147,27 @@ def test_grpc_retry_matrix(request, make_grpc_receiver, agent, make_nginx):
     assert otlp["batches_failed"] == 2, otlp
     assert otlp["spans_dropped_rejected"] == dropped, (dropped, otlp)
     assert otlp["retries"] == 3, otlp
+
+
+def test_grpc_collector_restart(request, make_grpc_receiver, agent, make_nginx):
+    """The collector restarts between two batches: the agent's idle HTTP/2 connection is gone,
+    the next batch arrives over a new one (libcurl < 8.0 takes a detour there: counted as one
+    retry at most), nothing is dropped."""
+    rcv = make_grpc_receiver()
+    nginx = make_nginx(free_port())
+    ag = agent(env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, endpoint=rcv.endpoint)
+    CurlRun([nginx.url("/index.html?restart=before")]).run()
+    ok1 = rcv.wait_for(lambda r: len(nginx_spans(r.spans(), nginx)) >= 2, 30)
+    rcv.stop()
+    rcv2 = make_grpc_receiver(port=rcv.port)
+    CurlRun([nginx.url("/index.html?restart=after")]).run()
+    ok2 = rcv2.wait_for(lambda r: len(nginx_spans(r.spans(), nginx)) >= 2, 30)
+    stats = ag.stop()
+    otlp = stat(stats, "otlp")
+    figure(request, f"gRPC collector restart: calls before {len(rcv.calls)}, after "
+                    f"{len(rcv2.calls)}; otlp {otlp}")
+    assert ok1 and ok2, f"spans missing around a collector restart{busy_note(stats)}: {otlp}"
+    assert otlp["batches_failed"] == 0 and otlp["spans_dropped_rejected"] == 0, otlp
 
 
 def test_mutual_tls_both_protocols(request, ca, make_grpc_receiver, agent, make_nginx):
