@@ -12,13 +12,22 @@
  * compresses each full batch (nothing is sent: the exporter is never polled).
  * Also the protobuf and gzip bytes per span. One JSON object on stdout.
  *
- * Usage: encode [-t SECONDS_PER_MEASURE]
+ * With -x ENDPOINT -p http|grpc: the whole export instead, to a real receiver
+ * (bench/sink for OTLP/HTTP, bench/grpc_sink.py for OTLP/gRPC): "loopback"
+ * spans go through otlp_exporter_add_span() and the transport for -t seconds
+ * at -r spans per second (default 100,000: both receivers keep up, so both
+ * protocols do the same work per second), then a flush; CPU time of this
+ * process (encode, gzip, libcurl, HTTP/1.1 or HTTP/2 framing) per span the
+ * receiver accepted.
+ *
+ * Usage: encode [-t SECONDS_PER_MEASURE] [-x ENDPOINT -p http|grpc [-r SPANS_PER_S]]
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -204,20 +213,105 @@ out:
 	return err;
 }
 
+/* The whole export path to a receiver at @endpoint: CPU per accepted span. */
+static int measure_export(const struct mt_span *spans, const char *endpoint, bool grpc,
+			  double seconds, double rate)
+{
+	uint64_t next_ns, step_ns = (uint64_t)(ENC_BATCH / rate * 1e9);
+	struct otlp_config cfg;
+	struct otlp_exporter *x;
+	struct otlp_stats st;
+	uint64_t t0, c0, wall, cpu, added = 0;
+	int efd, n;
+
+	otlp_config_defaults(&cfg);
+	snprintf(cfg.host_name, sizeof(cfg.host_name), "bench-node");
+	n = snprintf(cfg.traces_url, sizeof(cfg.traces_url), "%s%s", endpoint,
+		     grpc ? OTLP_GRPC_TRACES_METHOD : "/v1/traces");
+	if (n < 0 || (size_t)n >= sizeof(cfg.traces_url))
+		return -EINVAL;
+	cfg.traces.protocol = grpc ? OTLP_GRPC : OTLP_HTTP_PROTOBUF;
+	x = otlp_exporter__new(&cfg);
+	if (!x)
+		return -errno;
+	efd = epoll_create1(EPOLL_CLOEXEC);
+	if (efd < 0) {
+		otlp_exporter__free(x);
+		return -errno;
+	}
+	{
+		struct epoll_event ev = {.events = EPOLLIN};
+
+		epoll_ctl(efd, EPOLL_CTL_ADD, otlp_exporter_fd(x), &ev);
+	}
+	t0 = bench_now_ns();
+	c0 = bench_cpu_ns();
+	next_ns = t0;
+	while (bench_now_ns() - t0 < (uint64_t)(seconds * 1e9)) {
+		struct epoll_event ev;
+		uint64_t now = bench_now_ns();
+
+		if (now >= next_ns) {
+			for (size_t i = 0; i < ENC_BATCH; i++)
+				otlp_exporter_add_span(x, &spans[i]);
+			added += ENC_BATCH;
+			next_ns += step_ns;
+		} else {
+			int t = otlp_exporter_timeout_ms(x);
+			int until = (int)((next_ns - now) / 1000000) + 1;
+
+			epoll_wait(efd, &ev, 1, t < 0 || t > until ? until : t);
+		}
+		otlp_exporter_poll(x);
+	}
+	otlp_exporter_flush(x, 30000);
+	cpu = bench_cpu_ns() - c0;
+	wall = bench_now_ns() - t0;
+	otlp_exporter_stats(x, &st);
+	printf("{\"protocol\":\"%s\",\"rate\":%.0f,\"spans_added\":%" PRIu64
+	       ",\"spans_exported\":%" PRIu64 ",\"retries\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
+	       ",\"cpu_s\":%.3f,\"wall_s\":%.3f"
+	       ",\"cpu_ns_per_span\":%.1f,\"spans_per_s_per_core\":%.0f,\"last_error\":\"%s\"}\n",
+	       grpc ? "grpc" : "http/protobuf", rate, added, st.spans_exported, st.retries,
+	       st.bytes_sent, (double)cpu / 1e9, (double)wall / 1e9,
+	       st.spans_exported ? (double)cpu / (double)st.spans_exported : 0.0,
+	       cpu ? (double)st.spans_exported / ((double)cpu / 1e9) : 0.0,
+	       st.last_error[0] ? "see stderr" : "");
+	if (st.last_error[0])
+		fprintf(stderr, "encode: last export error: %s\n", st.last_error);
+	close(efd);
+	otlp_exporter__free(x);
+	return st.spans_exported ? 0 : -EIO;
+}
+
 int main(int argc, char **argv)
 {
 	static struct mt_span loopback[ENC_BATCH], varied[ENC_BATCH];
+	const char *endpoint = NULL, *proto = "http";
 	struct enc_result a, b;
-	double seconds = 1.0;
+	double seconds = 1.0, rate = 100000;
 	int opt, err;
 
-	while ((opt = getopt(argc, argv, "t:")) != -1) {
-		if (opt != 't' || (seconds = strtod(optarg, NULL)) <= 0 || seconds > 60) {
-			fprintf(stderr, "usage: encode [-t SECONDS_PER_MEASURE]\n");
+	while ((opt = getopt(argc, argv, "t:x:p:r:")) != -1) {
+		if (opt == 'r' && (rate = strtod(optarg, NULL)) >= 1000 && rate <= 1e8) {
+			continue;
+		} else if (opt == 'x') {
+			endpoint = optarg;
+		} else if (opt == 'p' && (!strcmp(optarg, "http") || !strcmp(optarg, "grpc"))) {
+			proto = optarg;
+		} else if (opt != 't' || (seconds = strtod(optarg, NULL)) <= 0 || seconds > 60) {
+			fprintf(stderr, "usage: encode [-t SECONDS_PER_MEASURE] "
+					"[-x ENDPOINT -p http|grpc [-r SPANS_PER_S]]\n");
 			return 2;
 		}
 	}
 	make_loopback(loopback, ENC_BATCH);
+	if (endpoint) {
+		err = measure_export(loopback, endpoint, !strcmp(proto, "grpc"), seconds, rate);
+		if (err)
+			fprintf(stderr, "encode: export to %s: %s\n", endpoint, strerror(-err));
+		return err ? 1 : 0;
+	}
 	make_varied(varied, ENC_BATCH);
 	err = measure(loopback, seconds, &a);
 	if (!err)

@@ -587,6 +587,49 @@ phase_encode() {
 		log "bench/encode failed (see $RAW/encode.log)"
 }
 
+# ---- figure 7, both protocols: encode + export to a receiver ------------------------
+#
+# bench/encode -x: the whole export path (encode, gzip, libcurl) at 100,000 spans/s to
+# bench/sink (OTLP/HTTP) and to bench/grpc_sink.py (OTLP/gRPC, python3-grpcio), CPU time
+# of the exporting process per accepted span; 3 rounds, protocols alternated.
+
+grpc_sink_start() { # tag: starts bench/grpc_sink.py (SINK_PID), its port in SINK_PORT
+	local i
+	rm -f "$TMP/grpc_sink.port"
+	bg /usr/bin/python3 "$ROOT/bench/grpc_sink.py" "$TMP/grpc_sink.port" "$RAW/$1.sink.json"
+	SINK_PID=$BG_PID
+	for ((i = 0; i < 250; i++)); do
+		[ -s "$TMP/grpc_sink.port" ] && break
+		sleep 0.02
+	done
+	SINK_PORT=$(cat "$TMP/grpc_sink.port" 2>/dev/null) || SINK_PORT=''
+}
+
+phase_export() {
+	local round proto
+	[ "$ENCODE_OK" = 1 ] || return 0
+	/usr/bin/python3 -c 'import grpc' 2>/dev/null || {
+		log "figure 7, gRPC side skipped: python3-grpcio missing (sudo make deps)"
+		return 0
+	}
+	log "figure 7: encode + export per span, OTLP/HTTP vs OTLP/gRPC (bench/encode -x, 3 rounds)"
+	for round in 1 2 3; do
+		for proto in http grpc; do
+			if [ "$proto" = http ]; then sink_start "export-$proto-$round"; else grpc_sink_start "export-$proto-$round"; fi
+			if [ -n "$SINK_PORT" ]; then
+				run_load 60 "$RAW/export-$proto-$round.json" "$BIN/encode" -t 3 -p "$proto" \
+					-x "http://127.0.0.1:$SINK_PORT" 2>>"$RAW/export.log" ||
+					log "bench/encode -p $proto failed (see $RAW/export.log)"
+			else
+				log "the $proto sink did not start"
+			fi
+			stop_pid "$SINK_PID" 30 || true
+			forget "$SINK_PID"
+			SINK_PID=''
+		done
+	done
+}
+
 # ---- optional: where the agent's time goes ------------------------------------------
 
 phase_profile() {
@@ -642,6 +685,7 @@ phase_bpf_stats
 if [ "$LOW_RATE" != 0 ]; then phase_replay; fi
 phase_memory
 phase_encode
+phase_export
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then phase_profile; fi
 
 cat >"$RAW/run.json" <<EOF

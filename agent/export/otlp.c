@@ -334,6 +334,7 @@ struct otlp_exporter *otlp_exporter__new(const struct otlp_config *cfg)
 		return NULL; /* calloc() set errno to ENOMEM */
 	x->cfg = *cfg;
 	x->curl_deadline_ms = -1;
+	x->stats.last_grpc_status = -1;
 	x->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (x->epfd < 0) {
 		err = -errno;

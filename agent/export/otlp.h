@@ -39,6 +39,7 @@
 #define OTLP_ATTR_VALUE_MAX	256
 #define OTLP_HOST_NAME_MAX	256
 #define OTLP_KNOWN_METHODS_MAX	32
+#define OTLP_PATH_MAX		1024 /* a TLS file's path */
 
 /*
  * Defaults: the OpenTelemetry spec's, except gzip (on for us) and the queue.
@@ -80,17 +81,41 @@ struct otlp_kv {
 	char value[OTLP_ATTR_VALUE_MAX];
 };
 
+/* The OTLP/gRPC methods (opentelemetry-proto, collector/{trace,metrics}/v1). */
+#define OTLP_GRPC_TRACES_METHOD	 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#define OTLP_GRPC_METRICS_METHOD "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+
+/* OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}PROTOCOL */
+enum otlp_protocol {
+	OTLP_HTTP_PROTOBUF = 0, /* "http/protobuf": POST /v1/<signal>, HTTP/1.1 or h2 by ALPN */
+	OTLP_GRPC = 1,		/* "grpc": unary Export call over HTTP/2 */
+};
+
 /* What one signal's requests look like on the wire. */
 struct otlp_transport_config {
-	struct otlp_header headers[OTLP_HEADERS_MAX]; /* sent as given, after ours */
+	struct otlp_header
+		headers[OTLP_HEADERS_MAX]; /* sent as given, after ours (gRPC metadata) */
 	unsigned n_headers;
-	bool gzip;	 /* Content-Encoding: gzip */
-	long timeout_ms; /* one HTTP attempt, connect included */
+	bool gzip;	 /* Content-Encoding: gzip; gRPC: grpc-encoding: gzip */
+	long timeout_ms; /* one HTTP attempt, connect included; gRPC: also grpc-timeout */
+	enum otlp_protocol protocol;
+	/*
+	 * TLS to the collector (https:// URLs), PEM files; "" = the system's CAs,
+	 * no client certificate. OTEL_EXPORTER_OTLP_{,<SIGNAL>_}CERTIFICATE,
+	 * _CLIENT_CERTIFICATE, _CLIENT_KEY.
+	 */
+	char ca_file[OTLP_PATH_MAX];
+	char client_cert[OTLP_PATH_MAX];
+	char client_key[OTLP_PATH_MAX];
 };
 
 struct otlp_config {
-	char traces_url[OTLP_URL_MAX];	/* "" = traces export off */
-	char metrics_url[OTLP_URL_MAX]; /* "" = metrics export off */
+	/*
+	 * Where requests go ("" = that export off). gRPC: the method's URL,
+	 * http[s]://host:port/opentelemetry.proto.collector.<signal>.v1.<Service>/Export.
+	 */
+	char traces_url[OTLP_URL_MAX];
+	char metrics_url[OTLP_URL_MAX];
 	struct otlp_transport_config traces;
 	struct otlp_transport_config metrics;
 	/* Batching, from OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _SCHEDULE_DELAY, _MAX_QUEUE_SIZE: */
@@ -138,6 +163,7 @@ struct otlp_stats {
 	uint64_t metrics_requests_dropped; /* queue full, non-retryable answer, or shutdown */
 	uint64_t metrics_points_rejected;  /* partial_success.rejected_data_points */
 	int last_http_status;		   /* 0 before any answer */
+	int last_grpc_status;		   /* grpc-status of the last gRPC answer; -1 before */
 	char last_error[192];		   /* "" while everything went fine */
 };
 
@@ -150,12 +176,15 @@ void otlp_config_defaults(struct otlp_config *cfg);
 /*
  * Fills @cfg from the standard OpenTelemetry environment variables
  * (OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,HEADERS,COMPRESSION,TIMEOUT,
- * PROTOCOL}, OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME, OTEL_BSP_*,
- * OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS). An empty variable counts as unset.
- * A signal-specific variable replaces the general one whole (headers too:
- * the lists are not merged), as the exporter spec and the Java, Python and Go
- * SDKs read it.
- * With no endpoint variable set both exports stay off.
+ * PROTOCOL,INSECURE,CERTIFICATE,CLIENT_KEY,CLIENT_CERTIFICATE}, OTEL_RESOURCE_ATTRIBUTES,
+ * OTEL_SERVICE_NAME, OTEL_BSP_*, OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS). An empty
+ * variable counts as unset. A signal-specific variable replaces the general one
+ * whole (headers too: the lists are not merged), as the exporter spec and the
+ * Java, Python and Go SDKs read it.
+ * With no endpoint variable set both exports stay off. PROTOCOL is
+ * http/protobuf (default) or grpc; a gRPC endpoint is used as is (no
+ * /v1/<signal> path; host:port without a scheme is https unless INSECURE is
+ * true, and gets port 4317 when it has none).
  * Returns 0, or -EINVAL with one line in @err naming the variable, the value
  * and the fix (@cfg is then partly filled and must not be used).
  */

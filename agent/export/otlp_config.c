@@ -505,24 +505,181 @@ static int transport_from_env(struct otlp_transport_config *t, const char *sig, 
 			return ret;
 	}
 
+	return 0;
+}
+
+/* OTEL_EXPORTER_OTLP_{,<SIG>_}PROTOCOL: http/protobuf (the default) or grpc. */
+static int protocol_from_env(struct otlp_transport_config *t, const char *sig, char *err,
+			     size_t errlen)
+{
+	char specific[64], buf[32];
+	const char *name, *v;
+
 	snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_PROTOCOL", sig);
 	v = env2(specific, "OTEL_EXPORTER_OTLP_PROTOCOL", &name);
-	if (v) {
-		char buf[32];
-
-		if (!trimmed(buf, sizeof(buf), v, strlen(v)) || strcmp(buf, "http/protobuf")) {
-			if (!strcmp(buf, "grpc") || !strcmp(buf, "http/json"))
-				return fail(err, errlen,
-					    "%s=\"%s\": meshtrace exports OTLP over http/protobuf "
-					    "only; unset it or give http/protobuf (collector port "
-					    "4318)",
-					    name, buf);
-			return fail(
-				err, errlen,
-				"%s=\"%.64s\": unknown protocol; unset it or give http/protobuf",
-				name, v);
-		}
+	if (!v)
+		return 0;
+	if (trimmed(buf, sizeof(buf), v, strlen(v)) && !strcmp(buf, "http/protobuf")) {
+		t->protocol = OTLP_HTTP_PROTOBUF;
+		return 0;
 	}
+	if (!strcmp(buf, "grpc")) {
+		t->protocol = OTLP_GRPC;
+		return 0;
+	}
+	if (!strcmp(buf, "http/json"))
+		return fail(err, errlen,
+			    "%s=\"%s\": meshtrace does not export OTLP as JSON; give "
+			    "http/protobuf (collector port 4318) or grpc (port 4317)",
+			    name, buf);
+	return fail(err, errlen,
+		    "%s=\"%.64s\": unknown protocol; unset it or give http/protobuf or grpc", name,
+		    v);
+}
+
+/* OTEL_EXPORTER_OTLP_{,<SIG>_}INSECURE: true or false (the default). */
+static int insecure_from_env(bool *insecure, const char *sig, char *err, size_t errlen)
+{
+	char specific[64], buf[16];
+	const char *name, *v;
+
+	snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_INSECURE", sig);
+	v = env2(specific, "OTEL_EXPORTER_OTLP_INSECURE", &name);
+	*insecure = false;
+	if (!v)
+		return 0;
+	if (trimmed(buf, sizeof(buf), v, strlen(v)) && !strcasecmp(buf, "true"))
+		*insecure = true;
+	else if (strcasecmp(buf, "false"))
+		return fail(err, errlen, "%s=\"%.64s\": give true or false", name, v);
+	return 0;
+}
+
+/*
+ * The gRPC method's URL from an OTLP/gRPC endpoint, used as is (the spec: no
+ * per-signal path): http[s]://host[:port] with no path but "/", or host:port
+ * with no scheme (https, or http when @insecure; port 4317 when none).
+ */
+static int grpc_url(char *dst, size_t cap, const char *name, const char *v, const char *method,
+		    bool insecure, char *err, size_t errlen)
+{
+	char url[OTLP_URL_MAX];
+	int path, n;
+
+	if (strstr(v, "://")) {
+		n = snprintf(url, sizeof(url), "%s", v);
+	} else {
+		const char *colon = strrchr(v, ':');
+		bool has_port = colon && (v[0] != '[' || colon > strchr(v, ']'));
+
+		n = snprintf(url, sizeof(url), "%s://%s%s", insecure ? "http" : "https", v,
+			     has_port ? "" : ":4317");
+	}
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
+			    sizeof(url) - 1);
+	path = check_url(name, url, err, errlen);
+	if (path < 0)
+		return path;
+	if (url[path] && strcmp(url + path, "/"))
+		return fail(err, errlen,
+			    "%s=\"%.200s\": an OTLP/gRPC endpoint has no path (the call goes to "
+			    "%s); give e.g. http://collector:4317",
+			    name, v, method);
+	url[path] = '\0';
+	n = snprintf(dst, cap, "%s%s", url, method);
+	if (n < 0 || (size_t)n >= cap)
+		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
+			    cap - 1);
+	return 0;
+}
+
+/* One signal's endpoint: the specific variable as is, else the general one per protocol. */
+static int endpoint_from_env(char *dst, size_t cap, const struct otlp_transport_config *t,
+			     const char *sig, const char *signal, const char *method, char *err,
+			     size_t errlen)
+{
+	char specific[64];
+	const char *name, *v;
+	bool insecure;
+	int ret;
+
+	snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_ENDPOINT", sig);
+	v = env2(specific, "OTEL_EXPORTER_OTLP_ENDPOINT", &name);
+	if (!v)
+		return 0;
+	if (t->protocol == OTLP_GRPC) {
+		ret = insecure_from_env(&insecure, sig, err, errlen);
+		if (ret)
+			return ret;
+		return grpc_url(dst, cap, name, v, method, insecure, err, errlen);
+	}
+	if (name == specific)
+		return exact_url(dst, cap, name, v, err, errlen);
+	return signal_url(dst, cap, name, v, signal, err, errlen);
+}
+
+/* A PEM file the agent can read, or one line saying why not. */
+static int pem_file(char *dst, size_t cap, const char *name, const char *v, char *err,
+		    size_t errlen)
+{
+	char head[4096];
+	size_t n;
+	FILE *f;
+
+	if (strlen(v) >= cap)
+		return fail(err, errlen, "%s: path longer than %zu bytes; give a shorter one", name,
+			    cap - 1);
+	f = fopen(v, "re");
+	if (!f)
+		return fail(err, errlen,
+			    "%s=\"%.200s\": cannot read it (%s); give the path of a PEM file the "
+			    "agent can read",
+			    name, v, strerror(errno));
+	n = fread(head, 1, sizeof(head) - 1, f);
+	fclose(f);
+	head[n] = '\0';
+	if (!strstr(head, "-----BEGIN "))
+		return fail(err, errlen,
+			    "%s=\"%.200s\": not a PEM file (no -----BEGIN line); give a PEM "
+			    "certificate or key",
+			    name, v);
+	snprintf(dst, cap, "%s", v);
+	return 0;
+}
+
+/* OTEL_EXPORTER_OTLP_{,<SIG>_}{CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}. */
+static int tls_from_env(struct otlp_transport_config *t, const char *sig, char *err, size_t errlen)
+{
+	static const char *const what[] = {"CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"};
+	char *dst[] = {t->ca_file, t->client_cert, t->client_key};
+	const char *cert_name = NULL, *key_name = NULL;
+	char specific[3][64], general[3][64];
+	const char *name, *v;
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(specific[i], sizeof(specific[i]), "OTEL_EXPORTER_OTLP_%s_%s", sig,
+			 what[i]);
+		snprintf(general[i], sizeof(general[i]), "OTEL_EXPORTER_OTLP_%s", what[i]);
+		v = env2(specific[i], general[i], &name);
+		if (!v)
+			continue;
+		ret = pem_file(dst[i], OTLP_PATH_MAX, name, v, err, errlen);
+		if (ret)
+			return ret;
+		if (i == 1)
+			cert_name = name;
+		if (i == 2)
+			key_name = name;
+	}
+	if (!cert_name != !key_name)
+		return fail(err, errlen,
+			    "%s is set but not %s (or %s): a client certificate needs its key "
+			    "(mutual TLS); set both or neither",
+			    cert_name ? cert_name : key_name, cert_name ? general[2] : general[1],
+			    cert_name ? specific[2] : specific[1]);
 	return 0;
 }
 
@@ -626,7 +783,6 @@ static int service_name_from_env(struct otlp_config *cfg, char *err, size_t errl
 
 int otlp_config_from_env(struct otlp_config *cfg, char *err, size_t errlen)
 {
-	const char *base = env("OTEL_EXPORTER_OTLP_ENDPOINT");
 	const char *v;
 	int ret;
 
@@ -634,25 +790,25 @@ int otlp_config_from_env(struct otlp_config *cfg, char *err, size_t errlen)
 		err[0] = '\0';
 	otlp_config_defaults(cfg);
 
-	v = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-	if (v)
-		ret = exact_url(cfg->traces_url, sizeof(cfg->traces_url),
-				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v, err, errlen);
-	else if (base)
-		ret = signal_url(cfg->traces_url, sizeof(cfg->traces_url),
-				 "OTEL_EXPORTER_OTLP_ENDPOINT", base, "traces", err, errlen);
-	else
-		ret = 0;
+	/* The protocol first: it decides what the endpoint means. */
+	ret = protocol_from_env(&cfg->traces, "TRACES", err, errlen);
 	if (ret)
 		return ret;
-
-	v = env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
-	if (v)
-		ret = exact_url(cfg->metrics_url, sizeof(cfg->metrics_url),
-				"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v, err, errlen);
-	else if (base)
-		ret = signal_url(cfg->metrics_url, sizeof(cfg->metrics_url),
-				 "OTEL_EXPORTER_OTLP_ENDPOINT", base, "metrics", err, errlen);
+	ret = protocol_from_env(&cfg->metrics, "METRICS", err, errlen);
+	if (ret)
+		return ret;
+	ret = endpoint_from_env(cfg->traces_url, sizeof(cfg->traces_url), &cfg->traces, "TRACES",
+				"traces", OTLP_GRPC_TRACES_METHOD, err, errlen);
+	if (ret)
+		return ret;
+	ret = endpoint_from_env(cfg->metrics_url, sizeof(cfg->metrics_url), &cfg->metrics,
+				"METRICS", "metrics", OTLP_GRPC_METRICS_METHOD, err, errlen);
+	if (ret)
+		return ret;
+	ret = tls_from_env(&cfg->traces, "TRACES", err, errlen);
+	if (ret)
+		return ret;
+	ret = tls_from_env(&cfg->metrics, "METRICS", err, errlen);
 	if (ret)
 		return ret;
 

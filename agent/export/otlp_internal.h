@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <curl/curl.h>
 #include <libdeflate.h>
@@ -53,6 +54,79 @@ int otlp_encoder_encode(struct otlp_encoder *enc, const struct mt_span *spans, s
  */
 void otlp_encoder_swap_buf(struct otlp_encoder *enc, uint8_t **buf, size_t *cap);
 
+/* ---- OTLP/gRPC framing and status (otlp_grpc.c) ---- */
+
+/* The Length-Prefixed-Message header: compressed flag, 4-byte big-endian length. */
+#define OTLP_GRPC_PREFIX 5
+/* Decoded grpc-status-details-bin kept; a longer one is not read (no RetryInfo). */
+#define OTLP_GRPC_DETAILS_MAX 2048
+
+/* gRPC status codes (grpc/doc/statuscodes.md). */
+enum otlp_grpc_code {
+	OTLP_GRPC_OK = 0,
+	OTLP_GRPC_CANCELLED = 1,
+	OTLP_GRPC_UNKNOWN = 2,
+	OTLP_GRPC_INVALID_ARGUMENT = 3,
+	OTLP_GRPC_DEADLINE_EXCEEDED = 4,
+	OTLP_GRPC_RESOURCE_EXHAUSTED = 8,
+	OTLP_GRPC_ABORTED = 10,
+	OTLP_GRPC_OUT_OF_RANGE = 11,
+	OTLP_GRPC_UNIMPLEMENTED = 12,
+	OTLP_GRPC_INTERNAL = 13,
+	OTLP_GRPC_UNAVAILABLE = 14,
+	OTLP_GRPC_DATA_LOSS = 15,
+};
+
+/* What the trailers (or a Trailers-Only answer's headers) said. */
+struct otlp_grpc_status {
+	int code;	     /* grpc-status; -1: none seen */
+	long retry_delay_ms; /* RetryInfo.retry_delay from grpc-status-details-bin; -1: none */
+	char message[160];   /* grpc-message, percent-decoded, one printable line */
+};
+
+/* Writes the 5-byte prefix of a message of @len bytes. */
+void otlp_grpc_prefix(uint8_t out[OTLP_GRPC_PREFIX], bool compressed, uint32_t len);
+
+/*
+ * Finds the one message in a response body @buf of @len bytes. Returns 0 with
+ * *@msg, *@msglen, *@compressed set, or -EBADMSG (truncated, a bad flag, or
+ * more than one message).
+ */
+int otlp_grpc_unframe(const uint8_t *buf, size_t len, const uint8_t **msg, size_t *msglen,
+		      bool *compressed);
+
+/* "UNAVAILABLE" for 14; "?" for a code gRPC does not define. */
+const char *otlp_grpc_code_name(int code);
+
+/*
+ * Whether OTLP retries @code: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+ * OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS; RESOURCE_EXHAUSTED only when the
+ * server sent RetryInfo (@retry_delay_ms >= 0).
+ */
+bool otlp_grpc_retryable(int code, long retry_delay_ms);
+
+/*
+ * Decodes base64 (standard or URL alphabet, padding optional) into @dst.
+ * Returns the byte count, -EINVAL (not base64) or -E2BIG (@cap too small).
+ */
+ssize_t otlp_base64_decode(const char *src, size_t len, uint8_t *dst, size_t cap);
+
+/*
+ * RetryInfo.retry_delay in ms (capped at OTLP_RETRY_AFTER_MAX_MS) from an
+ * encoded google.rpc.Status, or -1 when it carries no RetryInfo.
+ */
+long otlp_grpc_retry_delay_ms(const uint8_t *status_pb, size_t len);
+
+/* Sets @st to "nothing seen". */
+void otlp_grpc_status_reset(struct otlp_grpc_status *st);
+
+/*
+ * Reads one header or trailer line ("name: value\r\n", @len bytes) into @st
+ * if it is grpc-status, grpc-message or grpc-status-details-bin. Returns
+ * whether it was one of those.
+ */
+bool otlp_grpc_header(struct otlp_grpc_status *st, const char *line, size_t len);
+
 /* ---- exporter state ---- */
 
 enum otlp_signal_kind {
@@ -81,6 +155,10 @@ struct otlp_signal {
 	bool gzip;
 	bool in_flight;	    /* the head batch is on the wire */
 	bool resp_protobuf; /* the answer is application/x-protobuf */
+	bool grpc;	    /* OTLP/gRPC: framed body, status in trailers */
+	bool h2c_old_curl;  /* gRPC over h2c with libcurl < 8.0 (see otlp_signal_init) */
+	bool h2c_up;	    /* ... the last call left a live h2c connection to reuse */
+	bool h2c_reusing;   /* ... the call on the wire reuses it */
 	CURL *easy;
 	struct curl_slist *headers;
 	const char *url;
@@ -90,9 +168,12 @@ struct otlp_signal {
 	unsigned head; /* oldest: on the wire, or waiting for retry_at_ms */
 	unsigned count;
 	uint64_t ring_spans;
-	uint64_t retry_at_ms; /* head may be (re)sent from then on */
-	unsigned attempt;     /* failures in a row */
-	long retry_after_ms;  /* from the answer being read, -1: none */
+	uint64_t retry_at_ms;		 /* head may be (re)sent from then on */
+	unsigned attempt;		 /* failures in a row */
+	long retry_after_ms;		 /* from the answer being read, -1: none */
+	struct otlp_grpc_status grpc_st; /* from the answer being read */
+	uint8_t grpc_prefix[OTLP_GRPC_PREFIX];
+	size_t up_off; /* gRPC: bytes of prefix + body handed to curl */
 	size_t resp_len;
 	uint8_t resp[OTLP_RESPONSE_MAX];
 	char errbuf[CURL_ERROR_SIZE];
@@ -159,8 +240,9 @@ int otlp_transport_init(struct otlp_exporter *x);
 void otlp_transport_free(struct otlp_exporter *x);
 
 /*
- * Sets up @s to POST to @url with @t's headers, compression and timeout,
- * with a ring of @nslots batches. "" @url: the signal stays off. Returns 0,
+ * Sets up @s to POST to @url with @t's headers, compression, timeout, TLS
+ * files and protocol (gRPC: HTTP/2, the 5-byte prefix, grpc-* headers), with
+ * a ring of @nslots batches. "" @url: the signal stays off. Returns 0,
  * -ENOMEM, -EINVAL (curl refused the URL).
  */
 int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char *name,

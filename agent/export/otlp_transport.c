@@ -13,6 +13,13 @@
  * Answers: 2xx accepted (partial_success counted); 429, 502, 503, 504 and
  * failures to connect or time-outs retried after Retry-After or a backoff
  * with full jitter; any other status drops the request, counted.
+ *
+ * OTLP/gRPC (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc) rides the
+ * same handle over HTTP/2 (prior knowledge for http://, ALPN for https://):
+ * the batch goes out behind its 5-byte prefix through a read callback (the
+ * queue keeps plain messages), grpc-status and RetryInfo come from the
+ * trailers (otlp_grpc.c). OK is success; the codes otlp_grpc_retryable()
+ * names are retried (after RetryInfo's delay when given); others drop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -72,8 +79,28 @@ static void start_transfer(struct otlp_signal *s, uint64_t now)
 	struct otlp_batch *b = otlp_ring_at(s, 0);
 	CURLMcode rc;
 
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, b->body);
-	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+	if (s->h2c_old_curl) {
+		/*
+		 * Reuse the h2c connection the last call left alive; else a fresh
+		 * one by prior knowledge (prior knowledge on a reused one fails).
+		 */
+		s->h2c_reusing = s->h2c_up;
+		curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION,
+				 s->h2c_up ? CURL_HTTP_VERSION_2_0
+					   : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, s->h2c_up ? 0L : 1L);
+	}
+	if (s->grpc) {
+		/* The body comes from on_read(): prefix, then the batch as queued. */
+		otlp_grpc_prefix(s->grpc_prefix, s->gzip, (uint32_t)b->len);
+		s->up_off = 0;
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(b->len + OTLP_GRPC_PREFIX));
+	} else {
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, b->body);
+		curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+	}
+	otlp_grpc_status_reset(&s->grpc_st);
 	s->resp_len = 0;
 	s->resp_protobuf = false;
 	s->retry_after_ms = -1;
@@ -131,14 +158,20 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 {
 	struct otlp_exporter *x = s->x;
 	uint32_t nspans = otlp_ring_at(s, 0)->nspans;
+	const uint8_t *body = s->resp;
+	size_t body_len = s->resp_protobuf ? s->resp_len : 0;
 	int64_t rejected = 0;
 	char msg[160] = "";
+	bool z;
 
-	if (s->resp_protobuf && s->resp_len) {
+	/* gRPC: the response message behind its prefix; a compressed one (not asked for) is skipped. */
+	if (s->grpc && (otlp_grpc_unframe(s->resp, s->resp_len, &body, &body_len, &z) || z))
+		body_len = 0;
+	if (body_len) {
 		if (s == &x->sig[OTLP_TRACES]) {
 			Meshtrace__Otlp__ExportTraceServiceResponse *r =
 				meshtrace__otlp__export_trace_service_response__unpack(
-					NULL, s->resp_len, s->resp);
+					NULL, body_len, body);
 
 			if (r && r->partial_success) {
 				rejected = r->partial_success->rejected_spans;
@@ -149,7 +182,7 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 		} else {
 			Meshtrace__Otlp__ExportMetricsServiceResponse *r =
 				meshtrace__otlp__export_metrics_service_response__unpack(
-					NULL, s->resp_len, s->resp);
+					NULL, body_len, body);
 
 			if (r && r->partial_success) {
 				rejected = r->partial_success->rejected_data_points;
@@ -212,17 +245,76 @@ static void on_rejected(struct otlp_signal *s, long code, uint64_t now)
 	otlp_ring_pop(s);
 }
 
+/* A gRPC answer with a status other than OK that is not retried: dropped, counted. */
+static void on_grpc_rejected(struct otlp_signal *s, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	const struct otlp_grpc_status *st = &s->grpc_st;
+	uint32_t nspans = otlp_ring_at(s, 0)->nspans;
+	const char *hint = st->code < 0 ? "not a gRPC answer (no grpc-status): is the endpoint "
+					  "an OTLP/gRPC port (4317)?"
+					: "not retryable: check the collector's log";
+
+	if (s == &x->sig[OTLP_TRACES]) {
+		x->stats.batches_failed++;
+		x->stats.spans_dropped_rejected += nspans;
+	} else {
+		x->stats.metrics_requests_dropped++;
+	}
+	otlp_set_error(x, "%s: gRPC %s (%d) from %s: %s", s->name, otlp_grpc_code_name(st->code),
+		       st->code, s->url, st->message);
+	otlp_log_limited(&s->rl_reject, now, "%s: gRPC %s (%d) from %s: %s; request dropped (%s)",
+			 s->name, otlp_grpc_code_name(st->code), st->code, s->url,
+			 st->message[0] ? st->message : "(no message)", hint);
+	s->attempt = 0;
+	s->retry_at_ms = 0;
+	otlp_ring_pop(s);
+}
+
+/* An OTLP/gRPC call answered with HTTP 200: its fate is in grpc-status. */
+static void finish_grpc(struct otlp_signal *s, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	const struct otlp_grpc_status *st = &s->grpc_st;
+
+	x->stats.last_grpc_status = st->code;
+	if (st->code == OTLP_GRPC_OK) {
+		on_success(s, now);
+	} else if (otlp_grpc_retryable(st->code, st->retry_delay_ms)) {
+		otlp_set_error(x, "%s: gRPC %s (%d) from %s: %s", s->name,
+			       otlp_grpc_code_name(st->code), st->code, s->url, st->message);
+		otlp_log_limited(&s->rl_fail, now, "%s: gRPC %s (%d) from %s: %s; will retry",
+				 s->name, otlp_grpc_code_name(st->code), st->code, s->url,
+				 st->message[0] ? st->message : "(no message)");
+		schedule_retry(s, st->retry_delay_ms, now);
+	} else {
+		on_grpc_rejected(s, now);
+	}
+}
+
 static void finish_transfer(struct otlp_signal *s, CURLcode res, uint64_t now)
 {
 	struct otlp_exporter *x = s->x;
 	curl_off_t up = 0;
-	long code = 0;
+	long code = 0, version = 0;
 
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(s->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(s->easy, CURLINFO_HTTP_VERSION, &version);
 	curl_multi_remove_handle(x->multi, s->easy);
 	s->in_flight = false;
 	x->stats.bytes_sent += (uint64_t)up;
+	if (s->h2c_old_curl) {
+		s->h2c_up = res == CURLE_OK && version == CURL_HTTP_VERSION_2_0;
+		/*
+		 * The connection died while idle and curl tried HTTP/1.1 with
+		 * Upgrade: h2c instead: not the collector's answer, send again.
+		 */
+		if (res == CURLE_OK && !s->h2c_up && s->h2c_reusing) {
+			schedule_retry(s, 0, now);
+			return;
+		}
+	}
 
 	if (res != CURLE_OK) {
 		const char *why = s->errbuf[0] ? s->errbuf : curl_easy_strerror(res);
@@ -234,7 +326,9 @@ static void finish_transfer(struct otlp_signal *s, CURLcode res, uint64_t now)
 		return;
 	}
 	x->stats.last_http_status = (int)code;
-	if (code >= 200 && code < 300) {
+	if (s->grpc && code == 200) {
+		finish_grpc(s, now);
+	} else if (code >= 200 && code < 300) {
 		on_success(s, now);
 	} else if (retryable(code)) {
 		otlp_set_error(x, "%s: HTTP %ld from %s", s->name, code, s->url);
@@ -346,8 +440,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 		s->retry_after_ms = -1;
 		s->resp_protobuf = false;
 		s->resp_len = 0;
+		otlp_grpc_status_reset(&s->grpc_st);
 		return len;
 	}
+	/* Trailers come here too (curl hands them to the header callback). */
+	if (s->grpc && otlp_grpc_header(&s->grpc_st, data, len))
+		return len;
 	if (len > 12 && !strncasecmp(data, "retry-after:", 12)) {
 		const char *p = data + 12;
 
@@ -369,13 +467,81 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+/* gRPC request body: the 5-byte prefix, then the head batch. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+	struct otlp_signal *s = userp;
+	const struct otlp_batch *b = otlp_ring_at(s, 0);
+	size_t cap = size * nitems, total = OTLP_GRPC_PREFIX + b->len, n = 0, chunk;
+
+	while (n < cap && s->up_off < total) {
+		if (s->up_off < OTLP_GRPC_PREFIX) {
+			chunk = OTLP_GRPC_PREFIX - s->up_off;
+			if (chunk > cap - n)
+				chunk = cap - n;
+			memcpy(buf + n, s->grpc_prefix + s->up_off, chunk);
+		} else {
+			chunk = total - s->up_off;
+			if (chunk > cap - n)
+				chunk = cap - n;
+			memcpy(buf + n, b->body + (s->up_off - OTLP_GRPC_PREFIX), chunk);
+		}
+		n += chunk;
+		s->up_off += chunk;
+	}
+	return n;
+}
+
+/* curl rewinds the body when it sends it again (a refused HTTP/2 stream). */
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+	struct otlp_signal *s = userp;
+
+	if (origin != SEEK_SET || offset < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	s->up_off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* The request headers of @s: ours for the protocol, then the user's. NULL on ENOMEM. */
+static struct curl_slist *request_headers(const struct otlp_transport_config *t, long timeout_ms)
+{
+	char line[OTLP_HEADER_NAME_MAX + OTLP_HEADER_VALUE_MAX + 4];
+	struct curl_slist *l, *h;
+	unsigned i;
+
+	if (t->protocol == OTLP_GRPC) {
+		l = curl_slist_append(NULL, "Content-Type: application/grpc");
+		if (l)
+			l = curl_slist_append(l, "TE: trailers");
+		if (l && t->gzip)
+			l = curl_slist_append(l, "grpc-encoding: gzip");
+		/* The server gives up when we do (ms, at most 8 digits). */
+		snprintf(line, sizeof(line), "grpc-timeout: %ldm", timeout_ms);
+		if (l)
+			l = curl_slist_append(l, line);
+	} else {
+		l = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
+		if (l && t->gzip)
+			l = curl_slist_append(l, "Content-Encoding: gzip");
+	}
+	/* No "Expect: 100-continue" round trip before large bodies. */
+	if (l)
+		l = curl_slist_append(l, "Expect:");
+	for (i = 0; l && i < t->n_headers && i < OTLP_HEADERS_MAX; i++) {
+		snprintf(line, sizeof(line), "%s: %s", t->headers[i].name, t->headers[i].value);
+		h = curl_slist_append(l, line);
+		if (!h)
+			curl_slist_free_all(l);
+		l = h;
+	}
+	return l;
+}
+
 int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char *name,
 		     const char *url, const struct otlp_transport_config *t, unsigned nslots)
 {
-	char line[OTLP_HEADER_NAME_MAX + OTLP_HEADER_VALUE_MAX + 4];
-	struct curl_slist *h;
 	long timeout = t->timeout_ms;
-	unsigned i;
 
 	s->x = x;
 	s->name = name;
@@ -391,26 +557,13 @@ int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char 
 	if (!s->ring || !s->easy)
 		return -ENOMEM;
 
-	s->headers = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-	if (s->headers && t->gzip)
-		s->headers = curl_slist_append(s->headers, "Content-Encoding: gzip");
-	/* No "Expect: 100-continue" round trip before large bodies. */
-	if (s->headers)
-		s->headers = curl_slist_append(s->headers, "Expect:");
-	for (i = 0; s->headers && i < t->n_headers && i < OTLP_HEADERS_MAX; i++) {
-		snprintf(line, sizeof(line), "%s: %s", t->headers[i].name, t->headers[i].value);
-		h = curl_slist_append(s->headers, line);
-		if (!h) {
-			curl_slist_free_all(s->headers);
-			s->headers = NULL;
-		}
-		s->headers = h;
-	}
+	s->grpc = t->protocol == OTLP_GRPC;
+	if (x->cfg.export_timeout_ms && x->cfg.export_timeout_ms < timeout)
+		timeout = x->cfg.export_timeout_ms;
+	s->headers = request_headers(t, timeout);
 	if (!s->headers)
 		return -ENOMEM;
 
-	if (x->cfg.export_timeout_ms && x->cfg.export_timeout_ms < timeout)
-		timeout = x->cfg.export_timeout_ms;
 	if (curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
 		return -EINVAL;
@@ -426,6 +579,33 @@ int otlp_signal_init(struct otlp_exporter *x, struct otlp_signal *s, const char 
 	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (char *)s);
 	curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "meshtrace/" MESHTRACE_VERSION);
 	curl_easy_setopt(s->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (t->ca_file[0] && curl_easy_setopt(s->easy, CURLOPT_CAINFO, t->ca_file) != CURLE_OK)
+		return -EINVAL;
+	if (t->client_cert[0] &&
+	    (curl_easy_setopt(s->easy, CURLOPT_SSLCERT, t->client_cert) != CURLE_OK ||
+	     curl_easy_setopt(s->easy, CURLOPT_SSLKEY, t->client_key) != CURLE_OK))
+		return -EINVAL;
+	if (s->grpc) {
+		/* gRPC needs HTTP/2: h2c by prior knowledge, or h2 chosen by ALPN over TLS. */
+		bool h2c = strncasecmp(url, "https:", 6) != 0;
+
+		curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION,
+				 h2c ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+				     : CURL_HTTP_VERSION_2TLS);
+		/*
+		 * libcurl before 8.0 fails every request on a reused prior-knowledge
+		 * connection ("Error in the HTTP2 framing layer", curl/curl#10634,
+		 * fixed by #10643). There, start_transfer() opens a fresh connection
+		 * by prior knowledge, and reuses it with CURL_HTTP_VERSION_2_0.
+		 */
+		s->h2c_old_curl = h2c && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
+		curl_easy_setopt(s->easy, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(s->easy, CURLOPT_READDATA, s);
+		curl_easy_setopt(s->easy, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(s->easy, CURLOPT_SEEKDATA, s);
+		curl_easy_setopt(s->easy, CURLOPT_USERAGENT,
+				 "meshtrace/" MESHTRACE_VERSION " (OTLP/gRPC, libcurl)");
+	}
 	return 0;
 }
 

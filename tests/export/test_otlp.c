@@ -58,6 +58,18 @@ static const char *const otel_vars[] = {
 	"OTEL_EXPORTER_OTLP_PROTOCOL",
 	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 	"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_INSECURE",
+	"OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+	"OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+	"OTEL_EXPORTER_OTLP_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_CLIENT_KEY",
+	"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+	"OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+	"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+	"OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
 	"OTEL_RESOURCE_ATTRIBUTES",
 	"OTEL_SERVICE_NAME",
 	"OTEL_BSP_SCHEDULE_DELAY",
@@ -983,11 +995,135 @@ static void test_config_protocol(void **state)
 	(void)state;
 	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", 1);
 	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.protocol, OTLP_HTTP_PROTOBUF);
+	assert_int_equal(cfg.metrics.protocol, OTLP_HTTP_PROTOBUF);
 	clear_env();
-	expect_einval("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "http/protobuf only");
-	expect_einval("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/protobuf only");
-	expect_einval("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", "http/protobuf");
+	expect_einval("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not export OTLP as JSON");
+	expect_einval("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json", "grpc");
 	expect_einval("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "thrift", "unknown protocol");
+	expect_einval("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC", "unknown protocol");
+
+	/* gRPC: the endpoint as is, the method's path added; no /v1/<signal>. */
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.protocol, OTLP_GRPC);
+	assert_int_equal(cfg.metrics.protocol, OTLP_GRPC);
+	assert_string_equal(
+		cfg.traces_url,
+		"http://c:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+	assert_string_equal(
+		cfg.metrics_url,
+		"http://c:4317/opentelemetry.proto.collector.metrics.v1.MetricsService/Export");
+
+	/* Signal-specific over generic, for the protocol and for the endpoint. */
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1);
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", 1);
+	setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", 1);
+	setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://g:4317", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.protocol, OTLP_GRPC);
+	assert_int_equal(cfg.metrics.protocol, OTLP_HTTP_PROTOBUF);
+	assert_string_equal(
+		cfg.traces_url,
+		"https://g:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+	assert_string_equal(cfg.metrics_url, "http://c:4318/v1/metrics");
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf", 1);
+	unsetenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+	unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg.traces.protocol, OTLP_GRPC);
+	assert_int_equal(cfg.metrics.protocol, OTLP_HTTP_PROTOBUF);
+	assert_string_equal(cfg.metrics_url, "http://c:4317/v1/metrics");
+	clear_env();
+
+	/* host:port without a scheme: https, or http when INSECURE; 4317 by default. */
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.traces_url,
+			    "https://collector:4317/"
+			    "opentelemetry.proto.collector.trace.v1.TraceService/Export");
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "[::1]:9000", 1);
+	setenv("OTEL_EXPORTER_OTLP_INSECURE", "true", 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "false", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(
+		cfg.traces_url,
+		"http://[::1]:9000/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+	assert_string_equal(cfg.metrics_url,
+			    "https://[::1]:9000/"
+			    "opentelemetry.proto.collector.metrics.v1.MetricsService/Export");
+	/* A scheme wins over INSECURE. */
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_true(!strncmp(cfg.traces_url, "https://c:4317/", 15));
+	clear_env();
+	setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317/v1/traces", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_ENDPOINT=\"http://c:4317/v1/traces\""));
+	assert_non_null(strstr(err, "has no path"));
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4317", 1);
+	setenv("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "yes", 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), -EINVAL);
+	assert_non_null(
+		strstr(err, "OTEL_EXPORTER_OTLP_TRACES_INSECURE=\"yes\": give true or false"));
+	clear_env();
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_config_tls(void **state)
+{
+	char dir[] = "/tmp/mt-test-tls-XXXXXX", ca[64], crt[64], key[64], txt[64];
+	struct otlp_config cfg;
+	char err[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(crt, sizeof(crt), "%s/crt.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(txt, sizeof(txt), "%s/not.pem", dir);
+	/* The agent only checks that these are readable PEM files; curl parses them. */
+	write_file(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+	write_file(crt, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+	write_file(key, "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n");
+	write_file(txt, "hello\n");
+
+	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318", 1);
+	setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", ca, 1);
+	setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", crt, 1);
+	setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", key, 1);
+	setenv("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", crt, 1);
+	assert_int_equal(otlp_config_from_env(&cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.traces.ca_file, ca);
+	assert_string_equal(cfg.metrics.ca_file, crt); /* signal-specific wins */
+	assert_string_equal(cfg.traces.client_cert, crt);
+	assert_string_equal(cfg.traces.client_key, key);
+	assert_string_equal(cfg.metrics.client_key, key);
+	clear_env();
+
+	expect_einval("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "cannot read");
+	expect_einval("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", txt, "not a PEM file");
+	expect_einval("OTEL_EXPORTER_OTLP_CLIENT_KEY", key,
+		      "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE");
+	expect_einval("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", crt, "needs its key");
+	unlink(ca);
+	unlink(crt);
+	unlink(key);
+	unlink(txt);
+	rmdir(dir);
 }
 
 static void test_config_resource_attrs(void **state)
@@ -2601,6 +2737,7 @@ int main(void)
 		cmocka_unit_test_setup(test_config_compression, setup_env),
 		cmocka_unit_test_setup(test_config_timeout, setup_env),
 		cmocka_unit_test_setup(test_config_protocol, setup_env),
+		cmocka_unit_test_setup(test_config_tls, setup_env),
 		cmocka_unit_test_setup(test_config_resource_attrs, setup_env),
 		cmocka_unit_test_setup(test_config_service_name, setup_env),
 		cmocka_unit_test_setup(test_config_bsp, setup_env),

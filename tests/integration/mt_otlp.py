@@ -9,6 +9,7 @@ import importlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mt-otlp-receiver"
 
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError):
+                rcv = self.server.receiver
+                with rcv.lock:
+                    rcv.tls_rejected += 1
+                raise
+        super().setup()
+
     def log_message(self, fmt, *args):  # quiet
         pass
 
@@ -244,14 +257,22 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return  # a refused TLS handshake: counted in tls_rejected
+        super().handle_error(request, client_address)
+
 
 class OtlpReceiver:
     """An OTLP/HTTP collector for the tests: 127.0.0.1, ephemeral port unless given, one thread.
-    Stores every POST (gunzipped, decoded with the official schema)."""
+    Stores every POST (gunzipped, decoded with the official schema). With tls (a dict from
+    mt_otlp_grpc.make_ca()) it speaks HTTPS; with client_auth too, mutual TLS."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, tls=None, client_auth=False):
         generate_proto()
         self.port = port
+        self.tls = tls
+        self.client_auth = client_auth
         self.posts = []
         self.lock = threading.Lock()
         self._failures = []  # [(status, retry_after)] answered to the next POSTs, in order
@@ -260,11 +281,21 @@ class OtlpReceiver:
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self):
         self.httpd = _Server(("127.0.0.1", self.port), _Handler)
         self.httpd.receiver = self
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.tls["server_cert_path"], self.tls["server_key_path"])
+            if self.client_auth:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(self.tls["ca_cert_path"])
+            # The handshake happens in the handler's thread, not in accept().
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True,
+                                                do_handshake_on_connect=False)
+            self.tls_rejected = 0
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="otlp-receiver",
                                        kwargs={"poll_interval": 0.05}, daemon=True)
@@ -285,6 +316,10 @@ class OtlpReceiver:
     def _take_failure(self):
         with self.lock:
             return self._failures.pop(0) if self._failures else None
+
+    def metrics_posts(self):
+        with self.lock:
+            return [p for p in self.posts if p.path == "/v1/metrics"]
 
     def trace_posts(self, accepted_only=True):
         with self.lock:
