@@ -6,9 +6,11 @@
  * the health table (/api/stats, /metrics) in health.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/cli.h"
@@ -200,6 +202,48 @@ static void remove_created(const struct created_files *cf)
 		unlink(cf->paths[i]);
 }
 
+/* A file the agent will write at @path can be made there: its directory is writable. */
+static int check_out_path(const char *flag, const char *path)
+{
+	char q[MT_LOG_VALUE_MAX + 32], dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		mt_err("%s '%s': a directory; give a file path", flag, mt_log_value(q, path));
+		return 2;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		mt_err("%s '%s': cannot make a file in its directory (%s); give a path in a "
+		       "writable directory",
+		       flag, mt_log_value(q, path), strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/* The files the flags name, checked before anything is made (each is made later). */
+static int check_paths(const struct agent_opts *o)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (o->jsonl_path && strcmp(o->jsonl_path, "-") && check_out_path("--jsonl", o->jsonl_path))
+		return 2;
+	if (o->record_path && check_out_path("--record", o->record_path))
+		return 2;
+	if (o->replay_path && access(o->replay_path, R_OK) != 0) {
+		mt_err("--replay '%s': %s", mt_log_value(q, o->replay_path), strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
 /*
  * Everything the configuration says, checked before anything is started:
  * the OTEL_* variables. Returns 0, or 2 (the exit code) after one line.
@@ -337,6 +381,8 @@ int main(int argc, char **argv)
 	if (a.opts.log_level >= 0)
 		mt_log_level = (enum mt_log_level)a.opts.log_level;
 	rc = read_env_config(&a);
+	if (!rc)
+		rc = check_paths(&a.opts);
 	if (rc)
 		return rc;
 	/* 2. The privileges the kernel programs need. */

@@ -24,7 +24,9 @@ static void test_escape_controls(void **state)
 	mt_log_escape(out, sizeof(out), "\r\t\x1b[31mred\x7f\x01");
 	assert_string_equal(out, "\\r\\t\\e[31mred\\x7f\\x01");
 	/* C1 CSI (U+009B) escaped; other UTF-8 left as is. */
-	mt_log_escape(out, sizeof(out), "\xc2\x9b" "2J caf\xc3\xa9");
+	mt_log_escape(out, sizeof(out),
+		      "\xc2\x9b"
+		      "2J caf\xc3\xa9");
 	assert_string_equal(out, "\\u009b2J caf\xc3\xa9");
 	/* An escape that does not fit is left out whole. */
 	mt_log_escape(out, 4, "ab\n");
