@@ -208,6 +208,7 @@ STORM_EXECS = 20000
 STORM_PARALLEL = 8
 IDENTITY_MAX = 4096  # agent/identity/identity.h
 RSS_GROWTH_MAX_KB = 8 * 1024
+RSS_SECOND_HALF_MAX_KB = 768
 
 
 def rss_kb(pid):
@@ -232,10 +233,15 @@ def test_exec_storm_is_bounded(request, tmp_path, agent):
     time.sleep(1)
     rss0 = rss_kb(ag.pid)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OTEL_SERVICE_NAME": "storm"}
-    out = subprocess.run([str(storm), str(STORM_EXECS), str(STORM_PARALLEL), true], env=env,
-                         capture_output=True, text=True, timeout=240, check=True).stdout
-    assert int(out) == STORM_EXECS
-    rss1 = rss_kb(ag.pid)
+    # Two halves: by the second the table is as full as it gets, so the RSS must not move.
+    rss_half = []
+    for _ in range(2):
+        out = subprocess.run([str(storm), str(STORM_EXECS // 2), str(STORM_PARALLEL), true],
+                             env=env, capture_output=True, text=True, timeout=240,
+                             check=True).stdout
+        assert int(out) == STORM_EXECS // 2
+        rss_half.append(rss_kb(ag.pid))
+    rss1 = rss_half[-1]
     time.sleep(1.5)  # one more stats line after the last exec
     rss2 = rss_kb(ag.pid)
     stats = ag.stop()
@@ -251,12 +257,14 @@ def test_exec_storm_is_bounded(request, tmp_path, agent):
                     f"peak {peak_entries} of {IDENTITY_MAX} entries, {evicted} evicted "
                     f"({evicted_live} of live processes), {exits} expired after exit, "
                     f"{reused} slots reused by the same pid; agent RSS "
-                    f"{rss0 / 1024:.1f} MB before, {rss1 / 1024:.1f} MB after, "
-                    f"{rss2 / 1024:.1f} MB 1.5 s later")
+                    f"{rss0 / 1024:.1f} MB before, {rss_half[0] / 1024:.1f} MB half-way, "
+                    f"{rss1 / 1024:.1f} MB after, {rss2 / 1024:.1f} MB 1.5 s later")
     # Every exec of the storm was seen (the agent's own and the test's add a few).
     assert births >= STORM_EXECS, stats.get("identity")
     assert peak_entries <= IDENTITY_MAX, stats.get("identity")
     # Whatever is not in the table left it counted: expired after its exit, evicted, or
     # replaced by a later exec of the same pid.
     assert entries + evicted + exits + reused >= births, stats.get("identity")
-    assert max(rss1, rss2) - rss0 <= RSS_GROWTH_MAX_KB, (rss0, rss1, rss2)
+    assert max(rss1, rss2) - rss0 <= RSS_GROWTH_MAX_KB, (rss0, rss_half, rss2)
+    # 10,000 more execs: a leak of even 100 bytes each would show here.
+    assert max(rss1, rss2) - rss_half[0] <= RSS_SECOND_HALF_MAX_KB, (rss0, rss_half, rss2)
