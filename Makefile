@@ -46,7 +46,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 # tests/fuzz/fuzz_l7.c built for the parser <p>.
 FUZZ_L7	       := http1 http2 postgres mysql redis memcached dnstcp
 FUZZ_HARNESSES := $(addprefix fuzz_l7_,$(FUZZ_L7)) fuzz_http1 fuzz_dns fuzz_sql fuzz_httpd \
-		  fuzz_otlp_env fuzz_replay
+		  fuzz_otlp_env fuzz_replay fuzz_cli
 FUZZ_BUILD     ?= $(BUILD)/fuzz
 FUZZ_SECONDS   ?= 60
 FUZZ_SMOKE_SECONDS ?= 2
@@ -109,6 +109,11 @@ $(BUILD)/fuzzers/fuzz_l7_%: tests/fuzz/fuzz_l7.c tests/fuzz/fuzz_check.h $(BUILD
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DFUZZ_PROTO=MT_PROTO_$$(echo $* | tr a-z A-Z | sed 's/^DNSTCP$$/DNS/') \
 		-o $@ $< $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS)
+
+# The command line is the binary's own (agent/cli.c), not the library's.
+$(BUILD)/fuzzers/fuzz_cli: tests/fuzz/fuzz_cli.c $(BUILD)/obj/agent/cli.o $(BUILD)/libmeshtrace.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/obj/agent/cli.o $(BUILD)/libmeshtrace.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/fuzzers/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(BUILD)/libmeshtrace.a
 	@mkdir -p $(@D)

@@ -41,6 +41,7 @@ struct agent_opts {
 	enum cpu_priority priority;
 	const char *record_path; /* --record */
 	const char *replay_path; /* --replay */
+	int log_level;		 /* enum mt_log_level from -v / -q, -1: the default */
 };
 
 struct agent {

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The command line: flags, OTEL_METRIC_EXPORT_INTERVAL, privileges, CPU priority. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +125,70 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+						      ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/*
+ * "off", "IP:PORT" or "[IPv6]:PORT" with a port 0..65535, as the listener
+ * reads it: checked here so a bad --listen stops the agent before anything starts.
+ */
+static bool listen_addr_valid(const char *addr)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *port_s, *close, *colon;
+	unsigned long port;
+	size_t n;
+
+	if (!strcmp(addr, "off"))
+		return true;
+	if (addr[0] == '[') {
+		close = strchr(addr, ']');
+		if (!close || close[1] != ':')
+			return false;
+		n = (size_t)(close - addr - 1);
+		port_s = close + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return false;
+		n = (size_t)(colon - addr);
+		port_s = colon + 1;
+	}
+	if (n >= sizeof(host))
+		return false;
+	memcpy(host, addr + (addr[0] == '['), n);
+	host[n] = '\0';
+	if (parse_uint(port_s, 0, 65535, &port))
+		return false;
+	if (addr[0] == '[')
+		return inet_pton(AF_INET6, host, bin) == 1;
+	return inet_pton(AF_INET, host, bin) == 1;
+}
+
+/* A path given to a flag: not empty, no longer than the kernel takes. */
+static int check_path(const char *flag, const char *v, char *err, size_t errlen)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (!v[0])
+		return fail(err, errlen, "%s '': give a file path", flag);
+	if (strlen(v) >= PATH_MAX)
+		return fail(err, errlen, "%s '%s': path longer than %d bytes; give a shorter one",
+			    flag, mt_log_value(q, v), PATH_MAX - 1);
+	return 0;
+}
+
 enum {
 	OPT_JSONL = 256,
 	OPT_CAPTURE_BYTES,
@@ -134,125 +202,177 @@ enum {
 	OPT_REPLAY,
 };
 
-int cli_parse(int argc, char **argv, struct agent_opts *o)
-{
-	static const struct option longopts[] = {
-		{"jsonl", required_argument, NULL, OPT_JSONL},
-		{"capture-bytes", required_argument, NULL, OPT_CAPTURE_BYTES},
-		{"capture-mode", required_argument, NULL, OPT_CAPTURE_MODE},
-		{"record-query", no_argument, NULL, OPT_RECORD_QUERY},
-		{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
-		{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
-		{"record", required_argument, NULL, OPT_RECORD},
-		{"replay", required_argument, NULL, OPT_REPLAY},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	unsigned long v;
-	int c;
+static const struct option longopts[] = {
+	{"jsonl", required_argument, NULL, OPT_JSONL},
+	{"capture-bytes", required_argument, NULL, OPT_CAPTURE_BYTES},
+	{"capture-mode", required_argument, NULL, OPT_CAPTURE_MODE},
+	{"record-query", no_argument, NULL, OPT_RECORD_QUERY},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+	{"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
+	{"record", required_argument, NULL, OPT_RECORD},
+	{"replay", required_argument, NULL, OPT_REPLAY},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
 
+/* One option with its value (NULL for flags without one) into @o. */
+static int take_option(int c, const char *arg, struct agent_opts *o, char *err, size_t errlen)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+	unsigned long v;
+
+	switch (c) {
+	case OPT_JSONL:
+		o->jsonl_path = arg;
+		return strcmp(arg, "-") ? check_path("--jsonl", arg, err, errlen) : 0;
+	case OPT_CAPTURE_BYTES:
+		if (parse_uint(arg, 0, MT_CAPTURE_MAX, &v))
+			return fail(err, errlen, "--capture-bytes '%s': give a number from 0 to %u",
+				    mt_log_value(q, arg), MT_CAPTURE_MAX);
+		o->capture.capture_bytes = (uint32_t)v;
+		return 0;
+	case OPT_CAPTURE_MODE:
+		if (strcmp(arg, "auto") == 0)
+			o->capture.mode = CAPTURE_AUTO;
+		else if (strcmp(arg, "sock") == 0)
+			o->capture.mode = CAPTURE_SOCK;
+		else if (strcmp(arg, "syscalls") == 0)
+			o->capture.mode = CAPTURE_SYSCALLS;
+		else
+			return fail(err, errlen, "--capture-mode '%s': use auto, sock or syscalls",
+				    mt_log_value(q, arg));
+		return 0;
+	case OPT_RECORD_QUERY:
+		o->spans.record_query = true;
+		return 0;
+	case OPT_MAX_CONNS:
+		if (parse_uint(arg, CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX, &v))
+			return fail(err, errlen,
+				    "--max-connections '%s': give a number from %u to %u",
+				    mt_log_value(q, arg), CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX);
+		o->max_conns = (uint32_t)v;
+		return 0;
+	case OPT_STATS_INTERVAL:
+		if (parse_uint(arg, 0, 86400, &v))
+			return fail(err, errlen,
+				    "--stats-interval '%s': give seconds from 0 to 86400",
+				    mt_log_value(q, arg));
+		o->stats_interval_s = (unsigned)v;
+		return 0;
+	case OPT_LISTEN:
+		if (!listen_addr_valid(arg))
+			return fail(err, errlen,
+				    "--listen '%s': give an address and a port 0-65535, e.g. "
+				    "127.0.0.1:9464 or [::1]:9464, or off",
+				    mt_log_value(q, arg));
+		o->listen = arg;
+		return 0;
+	case OPT_CPU_PRIORITY:
+		for (v = 0; v < CPU_PRIORITY__MAX; v++)
+			if (strcmp(arg, cpu_priority_names[v]) == 0)
+				break;
+		if (v == CPU_PRIORITY__MAX)
+			return fail(err, errlen, "--cpu-priority '%s': use idle, low or normal",
+				    mt_log_value(q, arg));
+		o->priority = (enum cpu_priority)v;
+		return 0;
+	case OPT_RECORD:
+		o->record_path = arg;
+		return check_path("--record", arg, err, errlen);
+	case OPT_REPLAY:
+		o->replay_path = arg;
+		return check_path("--replay", arg, err, errlen);
+	case 'v':
+		o->log_level = MT_LOG_DEBUG;
+		return 0;
+	case 'q':
+		o->log_level = MT_LOG_ERROR;
+		return 0;
+	default:
+		return fail(err, errlen, "internal: option %d not handled", c);
+	}
+}
+
+/* The option argv[optind - 1] named, for a message: "--name" of "--name=value", or "-x". */
+static const char *option_name(char *out, size_t outlen, const char *arg, int optopt_c)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (arg[0] == '-' && arg[1] == '-') {
+		size_t n = strcspn(arg, "=");
+
+		snprintf(out, outlen, "%.*s", (int)(n < MT_LOG_VALUE_MAX ? n : MT_LOG_VALUE_MAX),
+			 arg);
+		mt_log_value(q, out);
+		snprintf(out, outlen, "%s", q);
+	} else if (optopt_c > 0 && optopt_c < 256) {
+		snprintf(out, outlen, "-%c", optopt_c);
+		mt_log_value(q, out);
+		snprintf(out, outlen, "%s", q);
+	} else {
+		snprintf(out, outlen, "%s", mt_log_value(q, arg));
+	}
+	return out;
+}
+
+void cli_defaults(struct agent_opts *o)
+{
 	memset(o, 0, sizeof(*o));
 	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
+	o->log_level = -1;
+}
+
+int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t errlen)
+{
+	char name[MT_LOG_VALUE_MAX + 32];
+	int c, ret;
+
+	cli_defaults(o);
+	if (err && errlen)
+		err[0] = '\0';
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vqhV", longopts, NULL)) != -1) {
+	optind = 0; /* glibc: start afresh, so the parser can run again (tests, the fuzzer) */
+	while ((c = getopt_long(argc, argv, "+:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_JSONL:
-			o->jsonl_path = optarg;
-			break;
-		case OPT_CAPTURE_BYTES:
-			if (parse_uint(optarg, 0, MT_CAPTURE_MAX, &v)) {
-				mt_err("--capture-bytes '%s': give a number from 0 to %u", optarg,
-				       MT_CAPTURE_MAX);
-				return -EINVAL;
-			}
-			o->capture.capture_bytes = (uint32_t)v;
-			break;
-		case OPT_CAPTURE_MODE:
-			if (strcmp(optarg, "auto") == 0)
-				o->capture.mode = CAPTURE_AUTO;
-			else if (strcmp(optarg, "sock") == 0)
-				o->capture.mode = CAPTURE_SOCK;
-			else if (strcmp(optarg, "syscalls") == 0)
-				o->capture.mode = CAPTURE_SYSCALLS;
-			else {
-				mt_err("--capture-mode '%s': use auto, sock or syscalls", optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_RECORD_QUERY:
-			o->spans.record_query = true;
-			break;
-		case OPT_MAX_CONNS:
-			if (parse_uint(optarg, 16, 1u << 22, &v)) {
-				mt_err("--max-connections '%s': give a number from 16 to %u",
-				       optarg, 1u << 22);
-				return -EINVAL;
-			}
-			o->max_conns = (uint32_t)v;
-			break;
-		case OPT_STATS_INTERVAL:
-			if (parse_uint(optarg, 0, 86400, &v)) {
-				mt_err("--stats-interval '%s': give seconds from 0 to 86400",
-				       optarg);
-				return -EINVAL;
-			}
-			o->stats_interval_s = (unsigned)v;
-			break;
-		case OPT_LISTEN:
-			o->listen = optarg;
-			break;
-		case OPT_CPU_PRIORITY:
-			for (v = 0; v < CPU_PRIORITY__MAX; v++)
-				if (strcmp(optarg, cpu_priority_names[v]) == 0)
-					break;
-			if (v == CPU_PRIORITY__MAX) {
-				mt_err("--cpu-priority '%s': use idle, low or normal", optarg);
-				return -EINVAL;
-			}
-			o->priority = (enum cpu_priority)v;
-			break;
-		case OPT_RECORD:
-			o->record_path = optarg;
-			break;
-		case OPT_REPLAY:
-			o->replay_path = optarg;
-			break;
-		case 'v':
-			mt_log_level = MT_LOG_DEBUG;
-			break;
-		case 'q':
-			mt_log_level = MT_LOG_ERROR;
-			break;
 		case 'h':
-			usage(stdout);
-			return 1;
+			return CLI_HELP;
 		case 'V':
-			printf("meshtrace %s\n", MESHTRACE_VERSION);
-			return 1;
+			return CLI_VERSION;
 		case ':':
-			mt_err("option '%s' needs a value; see --help", argv[optind - 1]);
-			return -EINVAL;
+			return fail(err, errlen, "option '%s' needs a value; see --help",
+				    option_name(name, sizeof(name), argv[optind - 1], optopt));
+		case '?':
+			if (argv[optind - 1][0] == '-' && argv[optind - 1][1] == '-' &&
+			    strchr(argv[optind - 1], '=') && optopt)
+				return fail(
+					err, errlen, "option '%s' takes no value; see --help",
+					option_name(name, sizeof(name), argv[optind - 1], optopt));
+			return fail(err, errlen, "unknown option '%s'; see --help",
+				    option_name(name, sizeof(name), argv[optind - 1], optopt));
 		default:
-			mt_err("unknown option '%s'; see --help", argv[optind - 1]);
-			return -EINVAL;
+			ret = take_option(c, optarg, o, err, errlen);
+			if (ret)
+				return ret;
 		}
 	}
-	if (optind < argc) {
-		mt_err("unexpected argument '%s'; see --help", argv[optind]);
-		return -EINVAL;
-	}
-	if (o->record_path && o->replay_path) {
-		mt_err("--record and --replay: use one or the other");
-		return -EINVAL;
-	}
-	return 0;
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'; see --help",
+			    mt_log_value(name, argv[optind]));
+	if (o->record_path && o->replay_path)
+		return fail(err, errlen, "--record and --replay: use one or the other");
+	return CLI_RUN;
+}
+
+void cli_usage(FILE *out)
+{
+	usage(out);
 }
 
 void cli_apply_cpu_priority(enum cpu_priority p)
@@ -265,19 +385,19 @@ void cli_apply_cpu_priority(enum cpu_priority p)
 		mt_warn("--cpu-priority low: %s; running at normal priority", strerror(errno));
 }
 
-int cli_metric_interval_from_env(uint64_t *out)
+int cli_metric_interval_from_env(uint64_t *out, char *err, size_t errlen)
 {
 	const char *v = getenv("OTEL_METRIC_EXPORT_INTERVAL");
+	char q[MT_LOG_VALUE_MAX + 32];
 	unsigned long ms;
 
 	*out = METRIC_INTERVAL_DEFAULT_MS;
 	if (!v || !*v)
 		return 0;
-	if (parse_uint(v, METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS, &ms)) {
-		mt_err("OTEL_METRIC_EXPORT_INTERVAL='%s': give milliseconds from %d to %d", v,
-		       METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS);
-		return 2;
-	}
+	if (parse_uint(v, METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS, &ms))
+		return fail(err, errlen,
+			    "OTEL_METRIC_EXPORT_INTERVAL='%s': give milliseconds from %d to %d",
+			    mt_log_value(q, v), METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS);
 	*out = ms;
 	return 0;
 }
@@ -285,13 +405,14 @@ int cli_metric_interval_from_env(uint64_t *out)
 bool cli_sdk_disabled_from_env(void)
 {
 	const char *v = getenv("OTEL_SDK_DISABLED");
+	char q[MT_LOG_VALUE_MAX + 32];
 
 	if (!v || !*v || !strcasecmp(v, "false"))
 		return false;
 	if (!strcasecmp(v, "true"))
 		return true;
-	mt_warn("OTEL_SDK_DISABLED='%.32s' is not true or false: read as false (export stays on)",
-		v);
+	mt_warn("OTEL_SDK_DISABLED='%s' is not true or false: read as false (export stays on)",
+		mt_log_value(q, v));
 	return false;
 }
 

@@ -12,20 +12,42 @@
 
 #include "agent/agent.h"
 
+#include <stddef.h>
+#include <stdio.h>
+
+/* What cli_parse() asks main() to do. */
+enum cli_action {
+	CLI_RUN = 0, /* start the agent with the options parsed */
+	CLI_HELP,    /* --help: print cli_usage() to stdout, exit 0 */
+	CLI_VERSION, /* --version: print the version, exit 0 */
+};
+
+#define CLI_MAX_CONNS_MIN 16u
+#define CLI_MAX_CONNS_MAX (1u << 22)
+
+/* The options as they are with no flag given. */
+void cli_defaults(struct agent_opts *o);
+
 /*
- * Fills @o from the arguments. Returns 0, 1 when the program should exit 0
- * (--help, --version: already printed), or -EINVAL after one line naming the bad flag.
+ * Fills @o from the arguments (pointers into @argv). Prints nothing, exits
+ * nothing, touches nothing but @o and getopt's globals, so it can be run again
+ * (tests, tests/fuzz/fuzz_cli.c). Returns an enum cli_action, or -EINVAL with
+ * one line in @err naming the flag, the value (escaped and cut: it is echoed)
+ * and what is accepted.
  */
-int cli_parse(int argc, char **argv, struct agent_opts *o);
+int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t errlen);
+
+/* The --help text. */
+void cli_usage(FILE *out);
 
 /* "normal", "low" or "idle". */
 const char *cli_cpu_priority_name(enum cpu_priority p);
 
 /*
  * OTEL_METRIC_EXPORT_INTERVAL (ms): the metrics export period, or its default.
- * Returns 0, or 2 (the exit code) after one line naming the bad value.
+ * Returns 0, or -EINVAL with one line in @err naming the variable and the bad value.
  */
-int cli_metric_interval_from_env(uint64_t *out);
+int cli_metric_interval_from_env(uint64_t *out, char *err, size_t errlen);
 
 /*
  * OTEL_SDK_DISABLED as the SDK environment spec reads a boolean: "true"

@@ -6,15 +6,18 @@
  * the health table (/api/stats, /metrics) in health.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/cli.h"
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
 #include "agent/common/privileges.h"
+#include "agent/common/version.h"
 #include "agent/conn/conn.h"
 #include "agent/export/jsonl.h"
 #include "agent/graph/graph.h"
@@ -180,111 +183,225 @@ static void agent_free(struct agent *a)
 	loop_close(a);
 }
 
+/* Files the agent creates at start, removed again when the start fails. */
+struct created_files {
+	const char *paths[2];
+	unsigned n;
+};
+
+/* Notes that @path is about to be made, unless it is there already (then it is the user's). */
+static void note_created(struct created_files *cf, const char *path)
+{
+	if (cf->n < sizeof(cf->paths) / sizeof(cf->paths[0]) && access(path, F_OK) != 0)
+		cf->paths[cf->n++] = path;
+}
+
+static void remove_created(const struct created_files *cf)
+{
+	for (unsigned i = 0; i < cf->n; i++)
+		unlink(cf->paths[i]);
+}
+
+/* A file the agent will write at @path can be made there: its directory is writable. */
+static int check_out_path(const char *flag, const char *path)
+{
+	char q[MT_LOG_VALUE_MAX + 32], dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		mt_err("%s '%s': a directory; give a file path", flag, mt_log_value(q, path));
+		return 2;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		mt_err("%s '%s': cannot make a file in its directory (%s); give a path in a "
+		       "writable directory",
+		       flag, mt_log_value(q, path), strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/* The files the flags name, checked before anything is made (each is made later). */
+static int check_paths(const struct agent_opts *o)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (o->jsonl_path && strcmp(o->jsonl_path, "-") && check_out_path("--jsonl", o->jsonl_path))
+		return 2;
+	if (o->record_path && check_out_path("--record", o->record_path))
+		return 2;
+	if (o->replay_path && access(o->replay_path, R_OK) != 0) {
+		mt_err("--replay '%s': %s", mt_log_value(q, o->replay_path), strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/*
+ * Everything the configuration says, checked before anything is started:
+ * the OTEL_* variables. Returns 0, or 2 (the exit code) after one line.
+ */
+static int read_env_config(struct agent *a)
+{
+	char err[512] = "";
+
+	if (otlp_config_from_env(&a->otlp_cfg, err, sizeof(err)) != 0 ||
+	    mt_sampler_from_env(&a->sampler, err, sizeof(err)) != 0 ||
+	    metrics_exemplar_filter_from_env(&a->exemplar_filter, err, sizeof(err)) != 0 ||
+	    cli_metric_interval_from_env(&a->metric_interval_ms, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	a->sdk_disabled = cli_sdk_disabled_from_env();
+	return 0;
+}
+
+/* The stages, in memory only: nothing here touches a file, a port or the kernel. */
+static int build_stages(struct agent *a)
+{
+	a->identity = identity__new("/proc");
+	a->spans = a->identity ? span_builder__new(&a->opts.spans, a->identity, on_span, a) : NULL;
+	a->conns = conn_table__new(a->opts.max_conns, 0, on_exchange, a);
+	a->dns_spans = dnsspans__new(on_exchange, a);
+	a->peers = peers__new();
+	a->graph = a->peers && a->identity ? graph__new(a->identity, a->peers) : NULL;
+	a->metrics = metrics__new(&a->otlp_cfg);
+	if (!a->identity || !a->spans || !a->conns || !a->dns_spans || !a->graph || !a->metrics) {
+		mt_err("out of memory");
+		return 1;
+	}
+	span_builder_set_clock(a->spans, mt_clock_offset_ns());
+	conn_table_set_io_fn(a->conns, on_io);
+	conn_table_set_mute_fn(a->conns, on_mute);
+	peers_refresh_local_addrs(a->peers);
+	graph_set_clock(a->graph, mt_clock_offset_ns());
+	a->next_metrics_ms = mt_now_mono_ms() + a->metric_interval_ms;
+	if (a->sdk_disabled)
+		mt_info("OTEL_SDK_DISABLED=true: no OTLP export (traces, metrics); /metrics and "
+			"the page stay served");
+	else if (a->otlp_cfg.traces_url[0] || a->otlp_cfg.metrics_url[0]) {
+		a->otlp = otlp_exporter__new(&a->otlp_cfg);
+		if (!a->otlp) {
+			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * What is seen from outside, cheapest and most often refused first: the
+ * listener, the files, then the kernel programs. Returns 0, or the exit code
+ * after one line; what was started is undone by the caller (agent_free,
+ * remove_created).
+ */
+static int start_outside(struct agent *a, struct created_files *cf)
+{
+	char err[512] = "";
+	FILE *probe;
+
+	if (start_httpd(a, err, sizeof(err)) != 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	if (a->opts.jsonl_path) {
+		if (strcmp(a->opts.jsonl_path, "-"))
+			note_created(cf, a->opts.jsonl_path);
+		a->jsonl = jsonl_exporter__new(a->opts.jsonl_path);
+		if (!a->jsonl) {
+			char q[MT_LOG_VALUE_MAX + 32];
+
+			mt_err("--jsonl '%s': %s", mt_log_value(q, a->opts.jsonl_path),
+			       strerror(errno));
+			return 2;
+		}
+	}
+	/* --record's file is made before the programs load, so a bad path loads nothing. */
+	if (a->opts.record_path) {
+		note_created(cf, a->opts.record_path);
+		probe = fopen(a->opts.record_path, "we");
+		if (!probe) {
+			char q[MT_LOG_VALUE_MAX + 32];
+
+			mt_err("--record '%s': %s", mt_log_value(q, a->opts.record_path),
+			       strerror(errno));
+			return 2;
+		}
+		fclose(probe);
+	}
+	if (a->opts.replay_path)
+		a->capture = capture__open_replay(a->opts.replay_path, loop_on_event, a, err,
+						  sizeof(err));
+	else
+		a->capture = capture__open(&a->opts.capture, loop_on_event, a, err, sizeof(err));
+	if (!a->capture) {
+		mt_err("%s", err);
+		return 2;
+	}
+	a->attached = !a->opts.replay_path;
+	if (a->opts.record_path) {
+		int ret = capture_record_to(a->capture, a->opts.record_path);
+
+		if (ret) {
+			mt_err("--record: %s", strerror(-ret));
+			return 2;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = {.epfd = -1, .sigfd = -1, .timerfd = -1};
+	struct created_files created = {.n = 0};
 	char err[512] = "";
 	int rc;
 
-	rc = cli_parse(argc, argv, &a.opts);
+	/* 1. The configuration, whole: flags, then the environment. Nothing started yet. */
+	rc = cli_parse(argc, argv, &a.opts, err, sizeof(err));
+	if (rc < 0) {
+		mt_err("%s", err);
+		return 2;
+	}
+	if (rc == CLI_HELP) {
+		cli_usage(stdout);
+		return 0;
+	}
+	if (rc == CLI_VERSION) {
+		printf("meshtrace %s\n", MESHTRACE_VERSION);
+		return 0;
+	}
+	if (a.opts.log_level >= 0)
+		mt_log_level = (enum mt_log_level)a.opts.log_level;
+	rc = read_env_config(&a);
+	if (!rc)
+		rc = check_paths(&a.opts);
 	if (rc)
-		return rc > 0 ? 0 : 2;
-	if (otlp_config_from_env(&a.otlp_cfg, err, sizeof(err)) != 0) {
-		mt_err("%s", err);
-		return 2;
-	}
-	if (mt_sampler_from_env(&a.sampler, err, sizeof(err)) != 0) {
-		mt_err("%s", err);
-		return 2;
-	}
-	if (metrics_exemplar_filter_from_env(&a.exemplar_filter, err, sizeof(err)) != 0) {
-		mt_err("%s", err);
-		return 2;
-	}
-	a.sdk_disabled = cli_sdk_disabled_from_env();
+		return rc;
+	/* 2. The privileges the kernel programs need. */
 	if (!a.opts.replay_path && privileges_check(err, sizeof(err)) != 0) {
 		mt_err("%s", err);
 		return 2;
 	}
-
-	a.identity = identity__new("/proc");
-	a.spans = a.identity ? span_builder__new(&a.opts.spans, a.identity, on_span, &a) : NULL;
-	a.conns = conn_table__new(a.opts.max_conns, 0, on_exchange, &a);
-	a.dns_spans = dnsspans__new(on_exchange, &a);
-	if (!a.identity || !a.spans || !a.conns || !a.dns_spans) {
-		mt_err("out of memory");
-		rc = 1;
-		goto out;
-	}
-	span_builder_set_clock(a.spans, mt_clock_offset_ns());
-	conn_table_set_io_fn(a.conns, on_io);
-	conn_table_set_mute_fn(a.conns, on_mute);
-	if (a.opts.jsonl_path) {
-		a.jsonl = jsonl_exporter__new(a.opts.jsonl_path);
-		if (!a.jsonl) {
-			mt_err("--jsonl '%s': %s", a.opts.jsonl_path, strerror(errno));
-			rc = 2;
-			goto out;
-		}
-	}
-	rc = cli_metric_interval_from_env(&a.metric_interval_ms);
+	/* 3. The stages in memory, then what is seen from outside. */
+	rc = build_stages(&a);
+	if (!rc)
+		rc = start_outside(&a, &created);
 	if (rc)
-		goto out;
-	a.peers = peers__new();
-	a.graph = a.peers ? graph__new(a.identity, a.peers) : NULL;
-	a.metrics = metrics__new(&a.otlp_cfg);
-	if (!a.graph || !a.metrics) {
-		mt_err("out of memory");
-		rc = 1;
-		goto out;
-	}
-	peers_refresh_local_addrs(a.peers);
-	graph_set_clock(a.graph, mt_clock_offset_ns());
-	a.next_metrics_ms = mt_now_mono_ms() + a.metric_interval_ms;
-	if (a.sdk_disabled)
-		mt_info("OTEL_SDK_DISABLED=true: no OTLP export (traces, metrics); /metrics and "
-			"the "
-			"page stay served");
-	else if (a.otlp_cfg.traces_url[0] || a.otlp_cfg.metrics_url[0]) {
-		a.otlp = otlp_exporter__new(&a.otlp_cfg);
-		if (!a.otlp) {
-			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
-			rc = 1;
-			goto out;
-		}
-	}
-
+		goto out_undo;
 	a.traces_exported = (a.otlp && a.otlp_cfg.traces_url[0]) || a.jsonl;
-
-	if (start_httpd(&a, err, sizeof(err)) != 0) {
-		mt_err("%s", err);
-		rc = 2;
-		goto out;
-	}
-	if (a.opts.replay_path)
-		a.capture = capture__open_replay(a.opts.replay_path, loop_on_event, &a, err,
-						 sizeof(err));
-	else
-		a.capture = capture__open(&a.opts.capture, loop_on_event, &a, err, sizeof(err));
-	if (!a.capture) {
-		mt_err("%s", err);
-		rc = 2;
-		goto out;
-	}
-	a.attached = !a.opts.replay_path;
-	if (a.opts.record_path) {
-		rc = capture_record_to(a.capture, a.opts.record_path);
-		if (rc) {
-			mt_err("--record '%s': %s", a.opts.record_path, strerror(-rc));
-			rc = 2;
-			goto out;
-		}
-	}
 	rc = loop_setup(&a);
 	if (rc) {
 		mt_err("cannot set up the event loop: %s", strerror(-rc));
 		rc = 1;
-		goto out;
+		goto out_undo;
 	}
 	cli_apply_cpu_priority(a.opts.priority);
 	fprintf(stderr, "meshtrace: ready\n");
@@ -317,7 +434,11 @@ int main(int argc, char **argv)
 	if (a.jsonl)
 		jsonl_exporter_flush(a.jsonl);
 	loop_print_stats(&a, "final");
-out:
 	agent_free(&a);
+	return rc;
+
+out_undo:
+	agent_free(&a);
+	remove_created(&created);
 	return rc;
 }

@@ -472,32 +472,39 @@ void identity_from_exec_event(const struct mt_exec_event *ev, struct mt_resource
 
 static struct identity_entry *find_entry(struct identity *id, uint32_t pid);
 
-/* A slot for @pid, which has none: an empty one in its probe window, else the window's oldest. */
+/* Which of two full slots to give up: an exited process's before a live one's, then the older. */
+static bool evict_before(const struct identity_entry *a, const struct identity_entry *b)
+{
+	if (!a->exited_ns != !b->exited_ns)
+		return a->exited_ns != 0;
+	return a->resolved_ns < b->resolved_ns;
+}
+
+/*
+ * A slot for @pid, which has none: an empty one in its probe window, else the
+ * window's best to evict (counted). An exec storm of processes that never make
+ * a span then replaces its own exited entries, not the long-lived services'.
+ */
 static struct identity_entry *claim_slot(struct identity *id, uint32_t pid)
 {
 	uint32_t h = hashtab_hash64(pid) & (IDENTITY_MAX - 1);
-	struct identity_entry *e, *empty = NULL, *oldest = NULL;
+	struct identity_entry *victim = NULL;
 
 	/* Slots are emptied anywhere (exit, exec): look at the whole window. */
 	for (uint32_t probe = 0; probe < 8; probe++) {
 		struct identity_entry *s = &id->slots[(h + probe) & (IDENTITY_MAX - 1)];
 
 		if (!s->resolved_ns) {
-			empty = s;
-			break;
+			id->count++;
+			return s;
 		}
-		if (!oldest || s->resolved_ns < oldest->resolved_ns)
-			oldest = s;
+		if (!victim || evict_before(s, victim))
+			victim = s;
 	}
-	if (empty) {
-		e = empty;
-		id->count++;
-	} else {
-		/* Probe window full: replace its oldest entry. */
-		e = oldest;
-		id->stats.evicted++;
-	}
-	return e;
+	id->stats.evicted++;
+	if (!victim->exited_ns)
+		id->stats.evicted_live++;
+	return victim;
 }
 
 const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, const char *comm,

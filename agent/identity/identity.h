@@ -48,14 +48,15 @@ struct mt_resource {
 
 struct identity_stats {
 	uint64_t lookups;
-	uint64_t resolved; /* /proc reads */
-	uint64_t gone;	   /* process had exited: fell back to the kernel's thread name */
-	uint64_t evicted;
-	uint64_t exits;	  /* entries dropped because the process exited */
-	uint64_t execs;	  /* entries refreshed because the process exec'd */
-	uint64_t births;  /* entries named from an exec event (what the kernel read) */
-	uint64_t kept;	  /* /proc reads that gave a weaker name than the entry had: kept */
-	uint64_t entries; /* live cache entries */
+	uint64_t resolved;     /* /proc reads */
+	uint64_t gone;	       /* process had exited: fell back to the kernel's thread name */
+	uint64_t evicted;      /* entries replaced because their probe window was full */
+	uint64_t evicted_live; /* ... of processes not known to have exited (read again later) */
+	uint64_t exits;	       /* entries dropped because the process exited */
+	uint64_t execs;	       /* entries refreshed because the process exec'd */
+	uint64_t births;       /* entries named from an exec event (what the kernel read) */
+	uint64_t kept;	       /* /proc reads that gave a weaker name than the entry had: kept */
+	uint64_t entries;      /* live cache entries */
 };
 
 struct identity;

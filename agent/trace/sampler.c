@@ -84,10 +84,11 @@ int mt_sampler_parse(struct mt_sampler *s, const char *sampler, const char *arg,
 		return 0; /* the spec gives the others no argument: ignored */
 	if (arg && *arg) {
 		if (!trimmed(arg, num, sizeof(num)) || !parse_ratio(num, &s->ratio)) {
-			snprintf(err, err_len,
-				 "OTEL_TRACES_SAMPLER_ARG='%s': give the sampling ratio of %s, a "
-				 "number from 0 to 1",
-				 arg, samplers[i].name);
+			snprintf(
+				err, err_len,
+				"OTEL_TRACES_SAMPLER_ARG='%.64s': give the sampling ratio of %s, a "
+				"number from 0 to 1",
+				arg, samplers[i].name);
 			return -1;
 		}
 	}
@@ -96,8 +97,8 @@ int mt_sampler_parse(struct mt_sampler *s, const char *sampler, const char *arg,
 	return 0;
 
 bad_sampler:
-	snprintf(err, err_len, "OTEL_TRACES_SAMPLER='%s': not supported; give one of %s", sampler,
-		 MT_SAMPLER_ACCEPTED);
+	snprintf(err, err_len, "OTEL_TRACES_SAMPLER='%.64s': not supported; give one of %s",
+		 sampler, MT_SAMPLER_ACCEPTED);
 	return -1;
 }
 

@@ -16,7 +16,8 @@ Input formats (they must match the harnesses):
   fuzz_replay      a --record file of struct mt_data_event / mt_conn_event
   fuzz_dns         the first message's size (2 bytes, little-endian), two messages
   others           the bytes themselves (fuzz_sql: a leading option byte;
-                   fuzz_otlp_env: NUL-separated "<variable index byte><value>")
+                   fuzz_otlp_env: NUL-separated "<variable index byte><value>";
+                   fuzz_cli: NUL-separated arguments after argv[0])
 """
 import os
 import re
@@ -321,6 +322,15 @@ def main():
     ]
     add("fuzz_otlp_env", b"\0".join(env))
     add("fuzz_otlp_env", b"\x00ftp://x\0\x0c=novalue")
+
+    for argv in ([b"--jsonl", b"-", b"--capture-bytes", b"256", b"--listen", b"[::1]:9464"],
+                 [b"--capture-mode=syscalls", b"--max-connections", b"65536", b"-q"],
+                 [b"--record", b"/tmp/x.rec", b"--replay", b"/tmp/y.rec"],
+                 [b"--cpu-priority", b"idle", b"--stats-interval", b"99999", b"-v"],
+                 [b"--listen", b"127.0.0.1:70000", b"--record-query=1"],
+                 [b"--jsonl", b"a\nmeshtrace: ready\x1b[31m", b"--bogus", b"--help"],
+                 [b"--listen"], [b"-Vx", b"stray"]):
+        add("fuzz_cli", b"\0".join(argv))
 
     add("fuzz_replay", replay_seed(http1, 0xFFFF888800001000, 80))
     add("fuzz_replay", replay_seed(redis, 0xFFFF888800002000, 6379))

@@ -372,6 +372,39 @@ static void test_from_exec_event(void **state)
  * from the exec; a later /proc read never replaces a stronger name with a
  * weaker one; a partial environment is completed from /proc.
  */
+/*
+ * An exec storm: processes exec and exit faster than their entries expire.
+ * The table stays within IDENTITY_MAX, every entry replaced is counted, and
+ * the exited storm gives up its own entries before a live service's.
+ */
+static void test_exec_storm_bounded(void **state)
+{
+	struct mt_exec_event ev;
+	struct identity_stats st;
+	struct identity *id;
+	const uint32_t storm = 50000;
+
+	(void)state;
+	id = identity__new("/nonexistent");
+	assert_non_null(id);
+	exec_event(&ev, 1, "server", "server", "long-lived", "");
+	identity_on_exec_event(id, &ev, 1);
+	for (uint32_t i = 0; i < storm; i++) {
+		exec_event(&ev, 100 + i, "true", "true", "storm", "");
+		identity_on_exec_event(id, &ev, 2 + i);
+		identity_on_exit(id, 100 + i, 2 + i);
+	}
+	identity_stats(id, &st);
+	assert_true(st.entries <= IDENTITY_MAX);
+	assert_int_equal(st.births, storm + 1);
+	assert_true(st.evicted > 0);
+	assert_int_equal(st.evicted + st.entries, st.births);
+	assert_int_equal(st.evicted_live, 0);
+	assert_string_equal(identity_lookup(id, 1, "server", 3 + storm)->service_name,
+			    "long-lived");
+	identity__free(id);
+}
+
 static void test_seeded_by_exec_event(void **state)
 {
 	char root[] = "/tmp/mt-proc-XXXXXX";
@@ -435,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_container_name_and_lifecycle),
 		cmocka_unit_test(test_from_exec_event),
 		cmocka_unit_test(test_seeded_by_exec_event),
+		cmocka_unit_test(test_exec_storm_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

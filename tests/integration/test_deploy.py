@@ -419,7 +419,7 @@ def test_agent_in_its_container(request, tmp_path, monkeypatch, rendered, podman
 
 
 @pytest.mark.parametrize("cap", CAPS)
-def test_each_capability_is_needed(rendered, podman_env, images, containers, cap):
+def test_each_capability_is_needed(request, rendered, podman_env, images, containers, cap):
     """The DaemonSet's context less one capability: one line naming it, exit 2."""
     flags, cmd = podman_args(rendered, podman_env["seccomp"], free_port(), drop=cap)
     agent = containers(flags, cmd).start(wait_ready=False)
@@ -427,6 +427,7 @@ def test_each_capability_is_needed(rendered, podman_env, images, containers, cap
     lines = [l for l in agent.lines if l.strip()]
     assert rc == 2, f"exit {rc} without {cap}:\n{agent.text()}"
     assert len(lines) == 1, f"expected one line without {cap}, got:\n{agent.text()}"
+    figure(request, f"without {cap}: exit {rc}: {lines[0].strip()}")
     assert f"CAP_{cap}" in lines[0] and f"[{cap}]" in lines[0], lines[0]
 
 
