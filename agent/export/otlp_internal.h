@@ -140,6 +140,7 @@ struct otlp_batch {
 	size_t len;
 	size_t cap;
 	uint32_t nspans; /* 0 for metrics */
+	uint64_t first_try_ms; /* its first attempt (monotonic ms); 0: not tried yet */
 };
 
 struct otlp_ratelimit {
