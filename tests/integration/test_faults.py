@@ -370,13 +370,17 @@ def test_sigstop_under_load(request, receiver, agent, make_nginx, churn_bin, lis
 
     def connects():
         edges = json.loads(get(listen_port, "/api/graph"))["edges"]
-        return sum(e["connects"] for e in edges if e["client"] == "fault-conns")
+        # Named by its OTEL_SERVICE_NAME, or by its executable when the exec event's
+        # environment was read after the process had gone.
+        return sum(e["connects"] for e in edges if e["client"] in ("fault-conns", "peer_churn")
+                   and e["server"] == "nginx")
 
     deadline = time.monotonic() + 20
     while connects() < 200 and time.monotonic() < deadline:
         time.sleep(0.5)
     seen = connects()
     after = api_stats(listen_port)
+    graph = get(listen_port, "/api/graph").decode()
     check_working(receiver, ag, nginx, "sigstop")
     stats = ag.stop()
     shed = after["kernel"]["drops"]["ringbuf_full"] - before["kernel"]["drops"]["ringbuf_full"]
@@ -387,7 +391,8 @@ def test_sigstop_under_load(request, receiver, agent, make_nginx, churn_bin, lis
                     f"spans after: {stats['user']['spans']}")
     assert made["requests"] == 200, made
     assert shed > 0, f"the ring buffer did not overflow in 10 s under load ({loaded} requests)"
-    assert seen == 200, f"the graph counts {seen} of 200 connections made while stopped"
+    assert seen == 200, f"the graph counts {seen} of 200 connections made while stopped: " \
+                        f"{graph}"
 
 
 # ---------------------------------------------------------------- the listener is attacked
@@ -526,15 +531,19 @@ def test_connection_churn(request, receiver, agent, make_nginx, churn_bin, liste
     deadline = time.monotonic() + 30
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.5)
+    check_working(receiver, ag, nginx, "churn")  # also: what was pending is flushed
     after = api_stats(listen_port)
     servers = select(receiver.spans(), "SERVER", nginx.port, path="/fault/churn")
-    check_working(receiver, ag, nginx, "churn")
+    clients = select(receiver.spans(), "CLIENT", nginx.port, path="/fault/churn")
     stats = ag.stop()
+    moved = {k: v - before["user"].get(k, 0) for k, v in after["user"].items()
+             if isinstance(v, int) and v != before["user"].get(k, 0)}
     shed = sum(after["kernel"]["drops"].values()) - sum(before["kernel"]["drops"].values())
     lost = made["requests"] - len(servers)
     rate = made["connections"] / made["seconds"]
     figure(request, f"{made['connections']:.0f} short connections at {rate:.0f}/s: server spans "
-                    f"{len(servers)}/{made['requests']:.0f}; kernel drops +{shed}; otlp drops "
+                    f"{len(servers)}/{made['requests']:.0f}, client spans {len(clients)}; "
+                    f"user counters moved {moved}; kernel drops +{shed}; otlp drops "
                     f"{drops(after)}; conns_evicted_full {after['user']['conns_evicted_full']}; "
                     f"RSS {sampler.samples[0] >> 20} MiB, peak +{sampler.growth >> 20} MiB")
     assert made["failed"] == 0, made
