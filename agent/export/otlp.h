@@ -161,13 +161,13 @@ struct otlp_stats {
 	uint64_t spans_dropped_error;	   /* could not be encoded (out of memory) */
 	uint64_t spans_dropped_expired;	   /* retried until OTEL_BSP_EXPORT_TIMEOUT passed */
 	uint64_t responses_malformed; /* 2xx whose protobuf body did not parse (kept as accepted) */
-	uint64_t batches_sent;		   /* trace requests answered 2xx */
-	uint64_t batches_failed;	   /* trace requests answered non-retryable 4xx/5xx */
-	uint64_t batches_expired;	   /* requests (both signals) given up after retrying */
-	uint64_t retries;		   /* attempts scheduled again, both signals */
-	uint64_t bytes_sent;		   /* request bodies put on the wire, retries included */
-	uint64_t queue_spans;		/* spans now waiting (unbatched + queued + on the wire) */
-	uint64_t metrics_requests_sent; /* metrics requests answered 2xx */
+	uint64_t batches_sent;	      /* trace requests answered 2xx */
+	uint64_t batches_failed;      /* trace requests answered non-retryable 4xx/5xx */
+	uint64_t batches_expired;     /* requests (both signals) given up after retrying */
+	uint64_t retries;	      /* attempts scheduled again, both signals */
+	uint64_t bytes_sent;	      /* request bodies put on the wire, retries included */
+	uint64_t queue_spans;	      /* spans now waiting (unbatched + queued + on the wire) */
+	uint64_t metrics_requests_sent;	   /* metrics requests answered 2xx */
 	uint64_t metrics_requests_dropped; /* queue full, non-retryable answer, or shutdown */
 	uint64_t metrics_points_rejected;  /* partial_success.rejected_data_points */
 	int last_http_status;		   /* 0 before any answer */

@@ -16,7 +16,7 @@
 #include "agent/common/util.h"
 
 struct client {
-	int fd; /* -1: free slot */
+	int fd;		      /* -1: free slot */
 	bool answering;	      /* the head is in; the answer is being written */
 	uint64_t accepted_ms; /* HTTPD_HEAD_MS and HTTPD_CONN_MS count from here */
 	uint64_t last_ms;     /* last progress: HTTPD_IDLE_MS counts from here */
