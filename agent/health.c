@@ -19,6 +19,7 @@
 #include "agent/health.h"
 #include "agent/identity/identity.h"
 #include "agent/identity/peers.h"
+#include "agent/serve/httpd.h"
 #include "agent/trace/dnsspans.h"
 #include "agent/trace/linker.h"
 #include "agent/trace/spans.h"
@@ -35,6 +36,7 @@ struct health_snap {
 	struct metrics_stats ms;
 	struct identity_stats is;
 	struct dnsspans_stats ds;
+	struct httpd_stats hs;
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
@@ -203,6 +205,10 @@ static const struct health_row rows[] = {
 	BOTH("otlp", "spans_dropped_shutdown", MH_DROPS, "stage", "otlp_shutdown",
 	     os.spans_dropped_shutdown),
 	METRIC(MH_DROPS, "stage", "otlp_encode", os.spans_dropped_error),
+	BOTH("otlp", "spans_dropped_expired", MH_DROPS, "stage", "otlp_retries_expired",
+	     os.spans_dropped_expired),
+	JSON("otlp", "batches_expired", os.batches_expired),
+	JSON("otlp", "responses_malformed", os.responses_malformed),
 	JSON("otlp", "batches_sent", os.batches_sent),
 	BOTH("otlp", "batches_failed", MH_EXPORT_FAILURES, "signal", "traces", os.batches_failed),
 	BOTH("otlp", "retries", MH_EXPORT_RETRIES, NULL, NULL, os.retries),
@@ -284,6 +290,15 @@ static const struct health_row rows[] = {
 	     os.metrics_requests_dropped),
 	METRIC(MH_EXPORT_FAILURES, "signal", "metrics", os.metrics_requests_dropped),
 
+	/* listener: the agent's own page, /metrics and API */
+	JSON("listener", "accepted", hs.accepted),
+	JSON("listener", "requests", hs.requests),
+	JSON("listener", "bad_requests", hs.bad_requests),
+	BOTH("listener", "rejected_full", MH_DROPS, "stage", "listener_full", hs.rejected_full),
+	BOTH("listener", "timed_out", MH_DROPS, "stage", "listener_timed_out", hs.timed_out),
+	BOTH("listener", "clients", MH_TABLE_USAGE, "table", "listener_clients", hs.clients),
+	CAPACITY("listener_clients", HTTPD_CLIENTS_MAX),
+
 	/* the agent process itself */
 	METRIC_F64(MH_PROCESS_CPU, "cpu.mode", "user", cpu_user_s),
 	METRIC_F64(MH_PROCESS_CPU, "cpu.mode", "system", cpu_system_s),
@@ -336,6 +351,8 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	metrics_stats(a->metrics, &s->ms);
 	identity_stats(a->identity, &s->is);
 	dnsspans_stats(a->dns_spans, &s->ds);
+	if (a->httpd)
+		httpd_stats(a->httpd, &s->hs);
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;

@@ -169,6 +169,8 @@ static void on_second(struct agent *a, uint64_t now, uint64_t *last_stats)
 	if (a->httpd) { /* the agent's own listener names itself (it never traces itself) */
 		static const uint8_t any[16];
 
+		httpd_expire(a->httpd, now / 1000000ull); /* silent clients send no event */
+
 		peers_learn_listener(a->peers, any, httpd_port(a->httpd), (uint32_t)getpid(),
 				     "meshtrace", now);
 	}

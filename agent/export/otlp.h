@@ -122,7 +122,12 @@ struct otlp_config {
 	unsigned batch_max;	    /* spans per request */
 	unsigned schedule_delay_ms; /* longest a span waits for its batch to fill */
 	unsigned queue_max_spans;   /* encoded spans kept while the collector lags */
-	/* OTEL_BSP_EXPORT_TIMEOUT: caps each attempt, with the signal's timeout_ms. */
+	/*
+	 * OTEL_BSP_EXPORT_TIMEOUT: caps each attempt, with the signal's timeout_ms,
+	 * and bounds a request's retries: no attempt starts later than this after
+	 * its first; the request is then dropped, counted (as the Go SDK's batch
+	 * processor bounds its exporter's retries by the same deadline).
+	 */
 	unsigned export_timeout_ms;
 	unsigned retry_base_ms; /* OTLP_RETRY_BASE_MS unless a test shortens it */
 	unsigned retry_max_ms;	/* OTLP_RETRY_MAX_MS unless a test shortens it */
@@ -154,12 +159,15 @@ struct otlp_stats {
 	uint64_t spans_dropped_rejected;   /* non-retryable answer, or partial_success */
 	uint64_t spans_dropped_shutdown;   /* still queued when otlp_exporter_flush() gave up */
 	uint64_t spans_dropped_error;	   /* could not be encoded (out of memory) */
-	uint64_t batches_sent;		   /* trace requests answered 2xx */
-	uint64_t batches_failed;	   /* trace requests answered non-retryable 4xx/5xx */
-	uint64_t retries;		   /* attempts scheduled again, both signals */
-	uint64_t bytes_sent;		   /* request bodies put on the wire, retries included */
-	uint64_t queue_spans;		/* spans now waiting (unbatched + queued + on the wire) */
-	uint64_t metrics_requests_sent; /* metrics requests answered 2xx */
+	uint64_t spans_dropped_expired;	   /* retried until OTEL_BSP_EXPORT_TIMEOUT passed */
+	uint64_t responses_malformed; /* 2xx whose protobuf body did not parse (kept as accepted) */
+	uint64_t batches_sent;	      /* trace requests answered 2xx */
+	uint64_t batches_failed;      /* trace requests answered non-retryable 4xx/5xx */
+	uint64_t batches_expired;     /* requests (both signals) given up after retrying */
+	uint64_t retries;	      /* attempts scheduled again, both signals */
+	uint64_t bytes_sent;	      /* request bodies put on the wire, retries included */
+	uint64_t queue_spans;	      /* spans now waiting (unbatched + queued + on the wire) */
+	uint64_t metrics_requests_sent;	   /* metrics requests answered 2xx */
 	uint64_t metrics_requests_dropped; /* queue full, non-retryable answer, or shutdown */
 	uint64_t metrics_points_rejected;  /* partial_success.rejected_data_points */
 	int last_http_status;		   /* 0 before any answer */

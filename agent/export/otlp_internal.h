@@ -139,7 +139,8 @@ struct otlp_batch {
 	uint8_t *body; /* what goes on the wire: protobuf, gzip'd when configured */
 	size_t len;
 	size_t cap;
-	uint32_t nspans; /* 0 for metrics */
+	uint32_t nspans;       /* 0 for metrics */
+	uint64_t first_try_ms; /* its first attempt (monotonic ms); 0: not tried yet */
 };
 
 struct otlp_ratelimit {

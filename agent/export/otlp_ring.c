@@ -109,6 +109,7 @@ struct otlp_batch *otlp_ring_make_room(struct otlp_signal *s, uint32_t k, uint64
 void otlp_ring_push(struct otlp_signal *s, uint32_t nspans)
 {
 	otlp_ring_at(s, s->count)->nspans = nspans;
+	otlp_ring_at(s, s->count)->first_try_ms = 0;
 	s->ring_spans += nspans;
 	s->count++;
 }

@@ -10,9 +10,11 @@
  * flight per signal, on a reused easy handle, so the connection is kept
  * alive between batches.
  *
- * Answers: 2xx accepted (partial_success counted); 429, 502, 503, 504 and
- * failures to connect or time-outs retried after Retry-After or a backoff
- * with full jitter; any other status drops the request, counted.
+ * Answers: 2xx accepted (partial_success counted; a body that does not parse
+ * counted too); 429, 502, 503, 504 and failures to connect, time-outs or a
+ * connection dropped mid-answer retried after Retry-After or a backoff with
+ * full jitter, until OTEL_BSP_EXPORT_TIMEOUT after the first attempt, then
+ * dropped and counted; any other status drops the request, counted.
  *
  * OTLP/gRPC (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc) rides the
  * same handle over HTTP/2 (prior knowledge for http://, ALPN for https://):
@@ -51,10 +53,36 @@ static uint64_t rng_next(struct otlp_exporter *x)
 	return x->rng * 2685821657736338717ull;
 }
 
+/* The head request was retried for as long as OTEL_BSP_EXPORT_TIMEOUT allows: dropped, counted. */
+static void expire_head(struct otlp_signal *s, uint64_t now)
+{
+	struct otlp_exporter *x = s->x;
+	const struct otlp_batch *b = otlp_ring_at(s, 0);
+
+	x->stats.batches_expired++;
+	if (s == &x->sig[OTLP_TRACES])
+		x->stats.spans_dropped_expired += b->nspans;
+	else
+		x->stats.metrics_requests_dropped++;
+	otlp_log_limited(&s->rl_drop, now,
+			 "%s: gave up on a request (%u spans) after %u attempts in %llu ms "
+			 "(OTEL_BSP_EXPORT_TIMEOUT=%u): dropped; %llu requests given up so far",
+			 s->name, b->nspans, s->attempt,
+			 (unsigned long long)(now - b->first_try_ms), x->cfg.export_timeout_ms,
+			 (unsigned long long)x->stats.batches_expired);
+	/* s->attempt and retry_at_ms stay: the next request waits out the backoff. */
+	otlp_ring_pop(s);
+}
+
+/*
+ * Schedules the head request again, after Retry-After or a backoff with full
+ * jitter; drops it instead when that would start later than the request's
+ * deadline (first attempt + OTEL_BSP_EXPORT_TIMEOUT).
+ */
 static void schedule_retry(struct otlp_signal *s, long retry_after_ms, uint64_t now)
 {
 	struct otlp_exporter *x = s->x;
-	uint64_t cap, lo, delay;
+	uint64_t cap, lo, delay, first;
 	unsigned shift = s->attempt < 20 ? s->attempt : 20;
 
 	s->attempt++;
@@ -71,6 +99,9 @@ static void schedule_retry(struct otlp_signal *s, long retry_after_ms, uint64_t 
 		delay = lo + rng_next(x) % (cap - lo + 1);
 	}
 	s->retry_at_ms = now + delay;
+	first = s->count ? otlp_ring_at(s, 0)->first_try_ms : 0;
+	if (first && s->retry_at_ms > first + x->cfg.export_timeout_ms)
+		expire_head(s, now);
 }
 
 static void start_transfer(struct otlp_signal *s, uint64_t now)
@@ -79,6 +110,8 @@ static void start_transfer(struct otlp_signal *s, uint64_t now)
 	struct otlp_batch *b = otlp_ring_at(s, 0);
 	CURLMcode rc;
 
+	if (!b->first_try_ms)
+		b->first_try_ms = now ? now : 1;
 	if (s->h2c_old_curl) {
 		/*
 		 * Reuse the h2c connection the last call left alive; else a fresh
@@ -162,7 +195,7 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 	size_t body_len = s->resp_protobuf ? s->resp_len : 0;
 	int64_t rejected = 0;
 	char msg[160] = "";
-	bool z;
+	bool z, malformed = false;
 
 	/* gRPC: the response message behind its prefix; a compressed one (not asked for) is skipped. */
 	if (s->grpc && (otlp_grpc_unframe(s->resp, s->resp_len, &body, &body_len, &z) || z))
@@ -173,6 +206,7 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 				meshtrace__otlp__export_trace_service_response__unpack(
 					NULL, body_len, body);
 
+			malformed = !r;
 			if (r && r->partial_success) {
 				rejected = r->partial_success->rejected_spans;
 				snprintf(msg, sizeof(msg), "%s",
@@ -184,6 +218,7 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 				meshtrace__otlp__export_metrics_service_response__unpack(
 					NULL, body_len, body);
 
+			malformed = !r;
 			if (r && r->partial_success) {
 				rejected = r->partial_success->rejected_data_points;
 				snprintf(msg, sizeof(msg), "%s",
@@ -193,6 +228,20 @@ static void on_success(struct otlp_signal *s, uint64_t now)
 		}
 	}
 	one_line(msg);
+	if (malformed) {
+		/*
+		 * 2xx says the collector took the request (OTLP/HTTP: "the server MUST
+		 * respond with HTTP 200 OK" on success); a body that is not an Export
+		 * response cannot carry partial_success, so nothing counts as rejected.
+		 * Sending again would duplicate every span: counted and logged instead.
+		 */
+		x->stats.responses_malformed++;
+		otlp_log_limited(&s->rl_partial, now,
+				 "%s: HTTP 2xx from %s with a body that is not an Export response "
+				 "(%zu bytes): counted as accepted (%llu such answers)",
+				 s->name, s->url, body_len,
+				 (unsigned long long)x->stats.responses_malformed);
+	}
 	if (rejected < 0)
 		rejected = 0;
 	if (s == &x->sig[OTLP_TRACES]) {

@@ -16,8 +16,10 @@
 #include "agent/common/util.h"
 
 struct client {
-	int fd; /* -1: free slot */
-	uint64_t last_ms;
+	int fd;		      /* -1: free slot */
+	bool answering;	      /* the head is in; the answer is being written */
+	uint64_t accepted_ms; /* HTTPD_HEAD_MS and HTTPD_CONN_MS count from here */
+	uint64_t last_ms;     /* last progress: HTTPD_IDLE_MS counts from here */
 	size_t head_len;
 	size_t sent;
 	struct mt_buf out; /* status line + headers + body */
@@ -147,6 +149,7 @@ static void client_close(struct httpd *h, struct client *c)
 	epoll_ctl(h->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
+	h->stats.clients--;
 	mt_buf_free(&c->out);
 }
 
@@ -217,6 +220,7 @@ static void respond(struct httpd *h, struct client *c, int status, const char *t
 	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
 	size_t body_len = body ? body->len : 0;
 
+	c->answering = true;
 	mt_buf_free(&c->out);
 	mt_buf_init(&c->out, HTTPD_RESPONSE_MAX + 1024);
 	mt_buf_printf(&c->out,
@@ -380,14 +384,17 @@ static void accept_clients(struct httpd *h)
 			}
 		}
 		if (!c) {
-			h->stats.rejected_busy++;
+			h->stats.rejected_full++;
 			close(fd);
 			continue;
 		}
+		h->stats.accepted++;
+		h->stats.clients++;
 		c->fd = fd;
+		c->answering = false;
 		c->head_len = 0;
 		c->sent = 0;
-		c->last_ms = mt_now_mono_ms();
+		c->accepted_ms = c->last_ms = mt_now_mono_ms();
 		mt_buf_init(&c->out, HTTPD_RESPONSE_MAX + 1024);
 		ev.data.ptr = c;
 		if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -398,7 +405,6 @@ static void accept_clients(struct httpd *h)
 void httpd_poll(struct httpd *h)
 {
 	struct epoll_event evs[16];
-	uint64_t now;
 	int n;
 
 	n = epoll_wait(h->epfd, evs, 16, 0);
@@ -416,12 +422,26 @@ void httpd_poll(struct httpd *h)
 		else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			on_readable(h, c);
 	}
-	now = mt_now_mono_ms();
+	httpd_expire(h, mt_now_mono_ms());
+}
+
+/* Whether @c is past one of its deadlines at @now. */
+static bool client_expired(const struct client *c, uint64_t now)
+{
+	if (now - c->accepted_ms > HTTPD_CONN_MS)
+		return true;
+	if (!c->answering)
+		return now - c->accepted_ms > HTTPD_HEAD_MS;
+	return now - c->last_ms > HTTPD_IDLE_MS;
+}
+
+void httpd_expire(struct httpd *h, uint64_t now_ms)
+{
 	for (int i = 0; i < HTTPD_CLIENTS_MAX; i++) {
 		struct client *c = &h->clients[i];
 
-		if (c->fd >= 0 && now - c->last_ms > HTTPD_IDLE_MS) {
-			h->stats.timeouts++;
+		if (c->fd >= 0 && client_expired(c, now_ms)) {
+			h->stats.timed_out++;
 			client_close(h, c);
 		}
 	}

@@ -2,9 +2,12 @@
 /*
  * The agent's own HTTP listener: /metrics, the JSON API, /healthz and the page.
  * Read-only (GET and HEAD), one response per connection, bounded: at most
- * HTTPD_CLIENTS_MAX clients, HTTPD_HEAD_MAX bytes of request head, and
- * HTTPD_IDLE_MS without progress before a client is dropped.
- * It runs inside the agent's event loop: httpd_fd() is an epoll fd.
+ * HTTPD_CLIENTS_MAX clients (more are closed at once, counted),
+ * HTTPD_HEAD_MAX bytes of request head, HTTPD_HEAD_MS from accept to the end
+ * of the head (a client sending one byte a second is closed, however steady),
+ * HTTPD_IDLE_MS without progress while answering, HTTPD_CONN_MS in all.
+ * It runs inside the agent's event loop: httpd_fd() is an epoll fd, and the
+ * loop calls httpd_expire() every second so that silent clients go too.
  */
 #ifndef MESHTRACE_HTTPD_H
 #define MESHTRACE_HTTPD_H
@@ -17,6 +20,8 @@
 #define HTTPD_CLIENTS_MAX    64
 #define HTTPD_HEAD_MAX	     8192
 #define HTTPD_IDLE_MS	     10000
+#define HTTPD_HEAD_MS	     10000
+#define HTTPD_CONN_MS	     60000
 #define HTTPD_RESPONSE_MAX   (16u << 20)
 #define HTTPD_ROUTES_MAX     16
 #define HTTPD_DEFAULT_LISTEN "127.0.0.1:9464"
@@ -36,10 +41,12 @@ typedef int (*httpd_handler)(void *ctx, const char *path, const char *query,
 			     struct httpd_response *resp);
 
 struct httpd_stats {
+	uint64_t accepted; /* connections taken into a client slot */
 	uint64_t requests;
-	uint64_t rejected_busy; /* connections refused: HTTPD_CLIENTS_MAX reached */
+	uint64_t rejected_full; /* connections closed at once: HTTPD_CLIENTS_MAX reached */
 	uint64_t bad_requests;
-	uint64_t timeouts;
+	uint64_t timed_out; /* closed by HTTPD_HEAD_MS, HTTPD_IDLE_MS or HTTPD_CONN_MS */
+	uint64_t clients;   /* open now */
 };
 
 /* What a request head asks for, as the listener reads it. */
@@ -70,8 +77,10 @@ void httpd__free(struct httpd *h);
 int httpd_route(struct httpd *h, const char *path, httpd_handler fn, void *ctx);
 
 int httpd_fd(const struct httpd *h);
-/* Accepts, reads, answers and writes whatever is ready; drops idle clients. */
+/* Accepts, reads, answers and writes whatever is ready; drops expired clients. */
 void httpd_poll(struct httpd *h);
+/* Closes the clients past a deadline at @now_ms (monotonic), counted in timed_out. */
+void httpd_expire(struct httpd *h, uint64_t now_ms);
 /* The port actually bound (useful with port 0). */
 uint16_t httpd_port(const struct httpd *h);
 void httpd_stats(const struct httpd *h, struct httpd_stats *out);

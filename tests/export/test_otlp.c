@@ -2590,6 +2590,77 @@ static void test_queue_bounded_while_down(void **state)
 	srv_free(srv);
 }
 
+static bool expired_at_least(struct otlp_exporter *x, void *ctx)
+{
+	struct otlp_stats st;
+
+	otlp_exporter_stats(x, &st);
+	return st.batches_expired >= *(uint64_t *)ctx;
+}
+
+/* A collector that is down: retried with backoff until OTEL_BSP_EXPORT_TIMEOUT, then dropped. */
+static void test_retries_bounded(void **state)
+{
+	struct srv *srv = srv_new(); /* never listens: connections refused */
+	struct otlp_config cfg;
+	struct otlp_exporter *x;
+	struct otlp_stats st;
+	uint64_t one = 1;
+	char url[128];
+	struct loop l;
+
+	(void)state;
+	srv_url(srv, url, sizeof(url), "/v1/traces");
+	test_config(&cfg, url, "");
+	cfg.export_timeout_ms = 1000;
+	x = otlp_exporter__new(&cfg);
+	assert_non_null(x);
+	loop_init(&l, x);
+	add_spans(x, 0, 3);
+	assert_true(loop_run(&l, x, expired_at_least, &one, 10000));
+	otlp_exporter_stats(x, &st);
+	assert_true(st.retries >= 2);
+	assert_int_equal(st.batches_expired, 1);
+	assert_int_equal(st.spans_dropped_expired, 3);
+	assert_int_equal(st.spans_exported, 0);
+	assert_int_equal(st.queue_spans, 0);
+	assert_int_equal(st.spans_received, st.spans_dropped_expired);
+	close(l.epfd);
+	otlp_exporter__free(x);
+	srv_free(srv);
+}
+
+/* 200 with a body that is not an ExportTraceServiceResponse: accepted, not resent, counted. */
+static void test_garbage_200_counted(void **state)
+{
+	static const uint8_t garbage[] = "\x0f\xff\xfe not protobuf";
+	struct srv *srv = srv_new();
+	struct otlp_config cfg;
+	struct otlp_exporter *x;
+	struct otlp_stats st;
+	uint64_t three = 3;
+	struct loop l;
+
+	(void)state;
+	srv_script(srv, 200, "Content-Type: application/x-protobuf\r\n", garbage,
+		   sizeof(garbage) - 1);
+	srv_start(srv);
+	x = exporter_for(srv, &cfg);
+	loop_init(&l, x);
+	add_spans(x, 0, 3);
+	assert_true(loop_run(&l, x, exported_at_least, &three, 5000));
+	loop_run(&l, x, NULL, NULL, 300);
+	otlp_exporter_stats(x, &st);
+	assert_int_equal(srv_count(srv), 1);
+	assert_int_equal(st.responses_malformed, 1);
+	assert_int_equal(st.spans_exported, 3);
+	assert_int_equal(st.spans_dropped_rejected, 0);
+	assert_int_equal(st.retries, 0);
+	close(l.epfd);
+	otlp_exporter__free(x);
+	srv_free(srv);
+}
+
 static void test_flush(void **state)
 {
 	struct srv *srv = srv_new();
@@ -2759,6 +2830,8 @@ int main(void)
 		cmocka_unit_test(test_collector_down_then_up),
 		cmocka_unit_test(test_queue_overflow_drops_oldest),
 		cmocka_unit_test(test_queue_bounded_while_down),
+		cmocka_unit_test(test_retries_bounded),
+		cmocka_unit_test(test_garbage_200_counted),
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_new_and_free),

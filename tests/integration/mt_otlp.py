@@ -227,8 +227,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw = self._read_body()
         path = self.path.split("?")[0]
         fail = rcv._take_failure()
+        fault = None if fail else rcv._take_fault()
         post = Post(path, {k.lower(): v for k, v in self.headers.items()}, raw,
-                    fail[0] if fail else 200)
+                    fail[0] if fail else FAULT_STATUS.get(fault, 200) if fault else 200)
         try:
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
                 post.body = gzip.decompress(raw)
@@ -243,7 +244,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             post.status = 400
         with rcv.lock:
             rcv.posts.append(post)
-        if fail:
+        if fault:
+            self._fault(fault, rcv)
+        elif fail:
             self._answer(fail[0], b"", "text/plain", [("Retry-After", str(fail[1]))] if fail[1] else [])
         elif post.error:
             self._answer(400, post.error.encode(), "text/plain")
@@ -251,6 +254,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._answer(200, pb("metrics_service").ExportMetricsServiceResponse().SerializeToString())
         else:
             self._answer(200, pb("trace_service").ExportTraceServiceResponse().SerializeToString())
+
+
+    def _fault(self, fault, rcv):
+        """Answers the way a broken collector does (see OtlpReceiver.fault())."""
+        if fault == "garbage200":  # says protobuf, is not an ExportTraceServiceResponse
+            self._answer(200, GARBAGE)
+        elif fault in ("garbage400", "garbage500"):
+            self._answer(int(fault[-3:]), GARBAGE)
+        elif fault == "drop":  # the head and a piece of the promised body, then FIN
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                             b"Content-Length: 64\r\n\r\n\x0a\x02")
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif fault == "hang":  # read the request, never answer, hold the connection
+            rcv._release.wait(600)
+            self.close_connection = True
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+
+
+# Not an ExportTraceServiceResponse: field 1 with wire type 7, which protobuf does not have.
+GARBAGE = b"\x0f\xff\xfe garbage, not protobuf \x00\x01"
+# What Post.status says for a fault: the code answered, 0 for none (dropped or never answered).
+FAULT_STATUS = {"garbage200": 200, "garbage400": 400, "garbage500": 500, "drop": 0, "hang": 0}
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -276,6 +304,8 @@ class OtlpReceiver:
         self.posts = []
         self.lock = threading.Lock()
         self._failures = []  # [(status, retry_after)] answered to the next POSTs, in order
+        self._fault = None  # fault() mode answered to every POST while set
+        self._release = threading.Event()  # lets the connections held by "hang" go
         self.httpd = None
         self.thread = None
 
@@ -303,6 +333,7 @@ class OtlpReceiver:
         return self
 
     def stop(self):
+        self._release.set()
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -312,6 +343,24 @@ class OtlpReceiver:
         """Answers the next `count` POSTs with `status` (and Retry-After when not None)."""
         with self.lock:
             self._failures += [(status, retry_after)] * count
+
+    def fault(self, mode):
+        """Answers every POST from now on as a broken collector does, until fault(None):
+        "garbage200" (200, a protobuf content type, a body that is not protobuf),
+        "garbage400", "garbage500" (that status, the same body), "drop" (a 200 head and part
+        of the body, then the connection closed), "hang" (reads the request, never answers,
+        holds the connection until fault(None) or stop()). fail_next() answers go first."""
+        assert mode is None or mode in FAULT_STATUS, mode
+        with self.lock:
+            self._fault = mode
+            if mode == "hang":
+                self._release.clear()
+        if mode is None:
+            self._release.set()
+
+    def _take_fault(self):
+        with self.lock:
+            return self._fault
 
     def _take_failure(self):
         with self.lock:
