@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import mt_agent  # noqa: E402
 from mt_otlp import REPO, free_port  # noqa: E402
-from mt_peers import NGINX, children, wait_port  # noqa: E402
+from mt_peers import NGINX, wait_port  # noqa: E402
 
 # Requests per second per class (the fork class: children per second). Modest on purpose: two
 # cores shared with the servers and the load itself; the soak is about time, not throughput.
@@ -245,13 +245,15 @@ def http_get(port, path, timeout=10):
 
 
 class Sampler(threading.Thread):
-    """VmRSS of the agent every second; /api/stats every STATS_EVERY seconds."""
+    """VmRSS of the agent every second; /api/stats and /metrics every STATS_EVERY seconds, as a
+    dashboard and a scraper would (so their response buffers are part of the steady state)."""
 
     def __init__(self, pid, listen_port):
         super().__init__(daemon=True)
         self.pid, self.port = pid, listen_port
         self.rss = []  # (seconds since start, bytes)
         self.stats = []  # (seconds, stats JSON)
+        self.scrapes = 0
         self.stop_ev = threading.Event()
         self.t0 = time.monotonic()
 
@@ -263,7 +265,7 @@ class Sampler(threading.Thread):
         return None
 
     def run(self):
-        next_stats = STATS_EVERY
+        next_stats = 10  # the first during warm-up, then every STATS_EVERY
         while not self.stop_ev.wait(1.0 - (time.monotonic() - self.t0) % 1.0):
             t = time.monotonic() - self.t0
             try:
@@ -274,6 +276,8 @@ class Sampler(threading.Thread):
                 next_stats += STATS_EVERY
                 try:
                     self.stats.append((round(t, 1), json.loads(http_get(self.port, "/api/stats"))))
+                    http_get(self.port, "/metrics")
+                    self.scrapes += 1
                 except (OSError, ValueError):
                     pass
 
@@ -387,11 +391,11 @@ def run_soak(seconds, out_dir, log=print):
             p.wait(seconds + 120)
         load_s = time.monotonic() - t_load
         time.sleep(2)  # the last responses' events drained, their spans made
+        sampler.stop_ev.set()  # RSS is the load's: not the final queries' and bpftool's
+        sampler.join(5)
         final_api = json.loads(http_get(listen_port, "/api/stats"))
         prom = http_get(listen_port, "/metrics")
         kmaps = kernel_maps(ag.pid)
-        sampler.stop_ev.set()
-        sampler.join(5)
         final = ag.stop()  # SIGTERM: the exporter flushes what it holds
         counts = json.loads(http_get(sink_port, "/counts"))
         results = {}

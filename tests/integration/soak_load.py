@@ -101,8 +101,9 @@ def http_response(r):
 
 
 class Paced:
-    """Calls one(i) for i = 0, 1, ... at RATE per second until SECONDS have passed: request i is
-    due at start + i / RATE; a late one is made at once (the rate stays steady on average)."""
+    """Yields i = 0, 1, ... at RATE per second until SECONDS have passed: i is due at start +
+    i / RATE; a late one comes at once (the rate stays steady on average). It ends at the end
+    of SECONDS even when behind (a busy machine), so the load never outlasts its time."""
 
     def __init__(self, rate, seconds):
         self.rate = rate
@@ -114,7 +115,7 @@ class Paced:
         while True:
             due = self.start + i / self.rate
             now = time.monotonic()
-            if due >= self.end:
+            if due >= self.end or now >= self.end:
                 return
             if due > now:
                 time.sleep(due - now)
