@@ -53,7 +53,7 @@ FUZZ_SMOKE_SECONDS ?= 2
 FUZZ_BINS      := $(addprefix $(BUILD)/fuzzers/,$(FUZZ_HARNESSES))
 
 .PHONY: all deps run test units unit-test integration-test bench clean format check-format check-deps \
-	image fuzz fuzzers fuzz-bins
+	image fuzz fuzzers fuzz-bins soak
 .SECONDARY:
 all: $(BUILD)/meshtrace
 
@@ -163,6 +163,14 @@ bench:
 	@./scripts/deps.sh --check-or-install
 	@$(MAKE) --no-print-directory all
 	@./bench/run.sh
+
+# The soak: SOAK_SECONDS (default 600) of mixed load on loopback against real servers, the agent
+# exporting to a counting sink; RSS, table fill, spans per class in $(BUILD)/soak/report.{json,txt}.
+SOAK_SECONDS ?= 600
+soak:
+	@./scripts/deps.sh --check-or-install
+	@$(MAKE) --no-print-directory all
+	/usr/bin/python3 tests/integration/soak.py --seconds $(SOAK_SECONDS) --out $(BUILD)/soak
 
 # Dependencies point one way, downstream (scripts/check_deps.py says the order): includes, and
 # what the compiled files call.

@@ -12,6 +12,7 @@
 
 #include "agent/cli.h"
 #include "agent/common/json.h"
+#include "agent/common/log.h"
 #include "agent/common/util.h"
 #include "agent/conn/conn.h"
 #include "agent/export/otlp.h"
@@ -20,6 +21,7 @@
 #include "agent/identity/identity.h"
 #include "agent/identity/peers.h"
 #include "agent/serve/httpd.h"
+#include "agent/serve/tracestore.h"
 #include "agent/trace/dnsspans.h"
 #include "agent/trace/linker.h"
 #include "agent/trace/spans.h"
@@ -37,6 +39,7 @@ struct health_snap {
 	struct identity_stats is;
 	struct dnsspans_stats ds;
 	struct httpd_stats hs;
+	struct tracestore_stats ts;
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
@@ -44,7 +47,9 @@ struct health_snap {
 	uint64_t dns_events;
 	uint64_t proc_events;
 	uint64_t max_conns;
-	double span_update_ns; /* mean cost of one span in the graph stage */
+	uint64_t otlp_queue_max;	    /* OTEL_BSP_MAX_QUEUE_SIZE, as the exporter took it */
+	uint64_t store_traces, store_spans; /* the trace store's fill (widened) */
+	double span_update_ns;		    /* mean cost of one span in the graph stage */
 	double cpu_user_s, cpu_system_s, rss_bytes;
 	const char *capture_mode;
 	const char *sampler; /* OTEL_TRACES_SAMPLER's name */
@@ -184,6 +189,19 @@ static const struct health_row rows[] = {
 	BOTH("user.link", "skipped_instrumented", MH_LINKS, "result", "skipped_instrumented",
 	     ss.link.skipped_instrumented),
 	JSON("user.link", "requests_held", ss.link.requests),
+	METRIC(MH_TABLE_USAGE, "table", "link_requests", ss.link.requests),
+	CAPACITY("link_requests", LINK_REQS_MAX),
+	JSON("user.link", "requests_evicted", ss.link.requests_evicted), /* done clients first */
+	BOTH("user.link", "threads", MH_TABLE_USAGE, "table", "link_threads", ss.link.threads),
+	CAPACITY("link_threads", LINK_THREADS_MAX),
+	BOTH("user.link", "processes", MH_TABLE_USAGE, "table", "link_processes",
+	     ss.link.processes),
+	CAPACITY("link_processes", LINK_THREADS_MAX),
+	BOTH("user.link", "owners_evicted", MH_DROPS, "stage", "link_owners_evicted",
+	     ss.link.owners_evicted),
+	BOTH("user.link", "ties", MH_TABLE_USAGE, "table", "link_ties", ss.link.ties),
+	CAPACITY("link_ties", LINK_TIES_MAX),
+	JSON("user.link", "ties_replaced", ss.link.ties_replaced), /* a fallback rule links then */
 	EACH("user.link.unlinked", MH_LINKS, "result", HE_UNLINKED, ss.link.unlinked),
 	BOTH("user", "parser_alloc_failed", MH_DROPS, "stage", "parser_alloc_failed",
 	     cs.parser_alloc_failed),
@@ -214,6 +232,8 @@ static const struct health_row rows[] = {
 	BOTH("otlp", "retries", MH_EXPORT_RETRIES, NULL, NULL, os.retries),
 	JSON("otlp", "bytes_sent", os.bytes_sent),
 	BOTH("otlp", "queue_spans", MH_QUEUE_DEPTH, "queue", "otlp_spans", os.queue_spans),
+	METRIC(MH_TABLE_USAGE, "table", "otlp_queue", os.queue_spans),
+	BOTH("otlp", "queue_max", MH_TABLE_CAPACITY, "table", "otlp_queue", otlp_queue_max),
 
 	/* graph: who calls whom */
 	JSON("graph", "spans", gs.spans),
@@ -228,6 +248,7 @@ static const struct health_row rows[] = {
 	BOTH("graph", "sockets_full", MH_DROPS, "stage", "graph_sockets_full", gs.sockets_full),
 	BOTH("graph", "role_unknown", MH_DROPS, "stage", "graph_role_unknown", gs.role_unknown),
 	JSON("graph", "unattributed", gs.unattributed),
+	JSON("graph", "sockets_idle", gs.sockets_idle),
 	BOTH_F64("graph", "span_cost_ns", MH_SPAN_UPDATE_NS, NULL, NULL, span_update_ns),
 
 	/* peers: address -> name (DNS, listeners) */
@@ -236,12 +257,13 @@ static const struct health_row rows[] = {
 	JSON("peers", "dns_events", dns_events),
 	BOTH("peers", "dns_malformed", MH_DROPS, "stage", "dns_malformed", ps.dns_malformed),
 	JSON("peers", "dns_names", ps.dns_names),
-	METRIC(MH_TABLE_USAGE, "table", "dns_names", ps.dns_entries),
+	BOTH("peers", "dns_entries", MH_TABLE_USAGE, "table", "dns_names", ps.dns_entries),
 	CAPACITY("dns_names", PEERS_DNS_MAX),
 	BOTH("peers", "dns_evicted", MH_DROPS, "stage", "dns_names_evicted", ps.dns_evicted),
 	BOTH("peers", "listeners", MH_TABLE_USAGE, "table", "listeners", ps.listeners),
 	CAPACITY("listeners", PEERS_LISTENERS_MAX),
-	METRIC(MH_DROPS, "stage", "listeners_evicted", ps.listeners_evicted),
+	BOTH("peers", "listeners_evicted", MH_DROPS, "stage", "listeners_evicted",
+	     ps.listeners_evicted),
 	JSON("peers", "local_addrs", ps.local_addrs),
 
 	/* dns_spans: DNS lookups as client spans */
@@ -278,6 +300,17 @@ static const struct health_row rows[] = {
 	BOTH("identity", "exec_env_unreadable", MH_DROPS, "stage", "exec_env_unreadable",
 	     ext[MT_XSTAT_EXEC_ENV_FAULT]),
 	JSON("identity", "resolved", is.resolved),
+
+	/* trace_store: recent traces for the page (empty without a listener) */
+	BOTH("trace_store", "traces", MH_TABLE_USAGE, "table", "trace_store_traces", store_traces),
+	CAPACITY("trace_store_traces", TRACESTORE_TRACES_MAX),
+	BOTH("trace_store", "spans", MH_TABLE_USAGE, "table", "trace_store_spans", store_spans),
+	CAPACITY("trace_store_spans", TRACESTORE_SPANS_MAX),
+	JSON("trace_store", "traces_added", ts.traces_added),
+	JSON("trace_store", "spans_added", ts.spans_added),
+	JSON("trace_store", "traces_evicted", ts.traces_evicted),
+	BOTH("trace_store", "spans_dropped_trace_full", MH_DROPS, "stage", "trace_store_trace_full",
+	     ts.spans_dropped_trace),
 
 	/* metrics: the http.* series and their export */
 	BOTH("metrics", "series", MH_TABLE_USAGE, "table", "metric_series", ms.series),
@@ -353,6 +386,11 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	dnsspans_stats(a->dns_spans, &s->ds);
 	if (a->httpd)
 		httpd_stats(a->httpd, &s->hs);
+	if (a->traces)
+		tracestore_stats(a->traces, &s->ts);
+	s->store_traces = s->ts.traces;
+	s->store_spans = s->ts.spans;
+	s->otlp_queue_max = a->otlp ? a->otlp_cfg.queue_max_spans : 0;
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;
@@ -431,6 +469,9 @@ void health_collect(struct agent *a)
 	struct metrics_health *h = &a->health;
 	struct health_snap s;
 
+	static bool told;
+	unsigned points = 0;
+
 	snapshot(a, &s, true);
 	metrics_health_reset(h);
 	for (size_t k = 0; k < ARRAY_SIZE(rows); k++) {
@@ -438,9 +479,15 @@ void health_collect(struct agent *a)
 
 		if (r->family < 0)
 			continue;
-		for (unsigned i = 0; i < row_count(r); i++)
+		for (unsigned i = 0; i < row_count(r); i++, points++)
 			metrics_health_add(h, r->family, r->attr, row_name(r, i, r->attr_value),
 					   row_value(r, &s, i));
+	}
+	/* A row past the array's end would vanish from /metrics without a word: say so once. */
+	if (points > METRICS_HEALTH_MAX && !told) {
+		mt_err("health table has %u metric points, METRICS_HEALTH_MAX is %u: raise it",
+		       points, (unsigned)METRICS_HEALTH_MAX);
+		told = true;
 	}
 }
 

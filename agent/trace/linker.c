@@ -67,6 +67,7 @@ struct linker {
 	struct hashtab by_flow; /* client requests, by (flow, position) */
 	uint32_t cursor;	/* eviction clock hand */
 	uint32_t live;		/* requests in use */
+	uint32_t ties_live;	/* ties with a client socket */
 	struct owner *threads;
 	struct owner *procs;
 	struct req scratch; /* a freed client request's ids, while they are copied */
@@ -163,6 +164,7 @@ void linker_stats(const struct linker *l, struct link_stats *out)
 {
 	*out = l->stats;
 	out->requests = l->live;
+	out->ties = l->ties_live;
 }
 
 /* ---- threads and processes ---- */
@@ -195,6 +197,12 @@ static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id,
 	}
 	if (!create)
 		return NULL;
+	if (victim->id)
+		l->stats.owners_evicted++;
+	else if (tab == l->threads)
+		l->stats.threads++;
+	else
+		l->stats.processes++;
 	memset(victim, 0, sizeof(*victim));
 	victim->id = id;
 	victim->used = ++l->clock;
@@ -267,14 +275,20 @@ void linker_on_connect(struct linker *l, uint32_t tid, uint32_t pid, uint64_t so
 	struct req *s;
 
 	(void)pid;
-	if (tie->client_sock == sock)
+	if (tie->client_sock == sock) {
 		tie->client_sock = 0; /* a new life of this socket */
+		l->ties_live--;
+	}
 	if (!t || !t->n)
 		return;
 	s = current_request(l, t);
 	if (t->last_sock != s->sock)
 		return;
 	/* Overwrites an older tie in the slot: a lost tie only means a fallback rule. */
+	if (tie->client_sock)
+		l->stats.ties_replaced++;
+	else
+		l->ties_live++;
 	tie->client_sock = sock;
 	tie->server_sock = s->sock;
 	tie->server_seq = s->seq;
@@ -289,6 +303,7 @@ static struct req *take_tie(struct linker *l, uint64_t client_sock)
 	if (tie->client_sock != client_sock)
 		return NULL;
 	tie->client_sock = 0;
+	l->ties_live--;
 	s = find_sock(l, tie->server_sock, tie->server_seq);
 	return s && s->role == CONN_ROLE_SERVER && !s->done_ns ? s : NULL;
 }
@@ -345,6 +360,7 @@ static uint32_t req_alloc(struct linker *l)
 			victim = l->cursor;
 			l->stats.unlinked[LINK_TABLE_FULL]++;
 		}
+		l->stats.requests_evicted++;
 		req_free(l, victim);
 		i = hashtab_slot_alloc(&l->by_sock);
 	}

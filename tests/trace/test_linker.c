@@ -330,6 +330,34 @@ static void test_traceparent_flags_travel(void **state)
 	}
 }
 
+/*
+ * The thread table reports its fill and evictions: each new thread either takes an empty slot
+ * or replaces the least recently used one in its window, counted; a known one changes neither.
+ */
+static void test_thread_table_fill_and_evictions(void **state)
+{
+	struct linker *l = linker__new(seed);
+	const uint32_t n = LINK_THREADS_MAX + LINK_THREADS_MAX / 2;
+	struct link_stats st;
+
+	(void)state;
+	assert_non_null(l);
+	linker_on_io(l, 1, 0x1000);
+	linker_on_io(l, 1, 0x1001);
+	linker_stats(l, &st);
+	assert_int_equal(st.threads, 1);
+	assert_int_equal(st.owners_evicted, 0);
+	for (uint32_t tid = 2; tid <= n; tid++)
+		linker_on_io(l, tid, 0x1000 + tid);
+	linker_stats(l, &st);
+	assert_true(st.threads <= LINK_THREADS_MAX);
+	assert_true(st.owners_evicted > 0);
+	assert_int_equal(st.threads + st.owners_evicted, n);
+	assert_int_equal(st.processes, 0);
+	assert_int_equal(st.ties, 0);
+	linker__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_server_done_before_its_call),
 		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
 		cmocka_unit_test(test_traceparent_flags_travel),
+		cmocka_unit_test(test_thread_table_fill_and_evictions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
