@@ -68,6 +68,11 @@ void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint
 		linker_on_io(b->linker, tid, sock);
 }
 
+void span_builder_on_process_gone(struct span_builder *b, uint32_t pid)
+{
+	linker_forget_process(b->linker, pid);
+}
+
 void span_builder_expire(struct span_builder *b, uint64_t now_ns)
 {
 	linker_expire(b->linker, now_ns);
@@ -198,7 +203,7 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	}
 	linker_on_done(b->linker, ci, x, &ids);
 	if (!ids.emit || (x->flags & MT_X_ABORTED))
-		return; /* an instrumented client reports this side itself; or state was lost */
+		return; /* the process's SDK reports this side itself; or state was lost */
 	server = ci->role == CONN_ROLE_SERVER;
 	memset(s, 0, sizeof(*s));
 	memcpy(s->trace_id, ids.trace_id, sizeof(s->trace_id));

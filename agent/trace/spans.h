@@ -49,6 +49,9 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint64_t sock,
 			bool connect);
 
+/* Process @pid exited or exec'd: what the linker learned about it goes (its instrumentation). */
+void span_builder_on_process_gone(struct span_builder *b, uint32_t pid);
+
 /* Forgets requests that never completed (call about once a second). */
 void span_builder_expire(struct span_builder *b, uint64_t now_ns);
 
