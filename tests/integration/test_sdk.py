@@ -30,7 +30,7 @@ from mt_agent import busy_note, stat
 from mt_otlp import REPO, free_port
 from mt_peers import CurlRun, Redis, wait_port
 from mt_report import figure
-from mt_spans import dump, span_path
+from mt_spans import dump
 
 NODE = shutil.which("node") or "/usr/bin/node"
 NPM = shutil.which("npm") or "/usr/bin/npm"
@@ -218,7 +218,7 @@ def check_access_log(chain, nginx_servers):
         f"nginx SERVER spans' client ports {span_ports} are not the access log's {log_ports}"
 
 
-def duplicates(spans, traces_of_request):
+def duplicates(traces_of_request):
     """Per hop: spans beyond one per request, over all requests."""
     extra = collections.Counter()
     for members in traces_of_request:
@@ -226,6 +226,14 @@ def duplicates(spans, traces_of_request):
             if n > 1:
                 extra[hop] += n - 1
     return {f"{h[0]}.{h[1]}": n for h, n in extra.items()}
+
+
+def export_note(spans, request_traces):
+    """The agent's spans of node's export calls (the SDK's POSTs to the receiver): how many, and
+    how many landed in a request's trace (made while a request was in flight: rule 2)."""
+    ex = [s for s in spans if s["hop"][0] == "node-export"]
+    inside = sum(1 for s in ex if s["trace_id"] in request_traces)
+    return f"{len(ex)} ({inside} inside a request's trace)"
 
 
 def test_sdk_chain_with_traceparent(request, sdk_chain):
@@ -266,9 +274,9 @@ def test_sdk_chain_with_traceparent(request, sdk_chain):
             problems.append(f"trace {trace_id}: hops {dict(got)} reporters "
                             f"{sorted(hop_name(s['hop']) for s in members)}")
         complete += ok
-    dup = duplicates(spans, [[s for s in spans if s["trace_id"] == t] for t, _ in calls])
+    dup = duplicates([[s for s in spans if s["trace_id"] == t] for t, _ in calls])
     outside = dict(collections.Counter(hop_name(s["hop"]) for v in by_trace.values() for s in v))
-    exports = sum(1 for s in spans if s["hop"][0] == "node-export")
+    exports = export_note(spans, {t for t, _ in calls})
     figure(request, f"SDK chain, curl sends traceparent: {complete}/{N} requests one complete "
                     f"trace; duplicate spans per hop {dup or 'none'}; spans outside the "
                     f"requests' traces {outside}; node's export "
@@ -326,8 +334,8 @@ def test_sdk_chain_without_traceparent(request, sdk_chain):
         else:
             problems.append(f"request traces: up {dict(got_up)}, down {dict(got_down)}")
         complete += ok
-    dup = duplicates(spans, pairs)
-    exports = sum(1 for s in spans if s["hop"][0] == "node-export")
+    dup = duplicates(pairs)
+    exports = export_note(spans, {s["trace_id"] for p in pairs for s in p})
     figure(request, f"SDK chain, no traceparent from curl: {complete}/{N} requests as the two "
                     f"expected traces (agent's curl->nginx, SDK's node->backend->redis); duplicate "
                     f"spans per hop {dup or 'none'}; node's export calls seen {exports}; link "
