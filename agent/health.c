@@ -156,6 +156,7 @@ static const struct health_row rows[] = {
 	BOTH("user", "spans_server", MH_SPANS, "kind", "server", ss.server),
 	BOTH("user", "spans_client", MH_SPANS, "kind", "client", ss.client),
 	JSON("user", "spans_joined_traceparent", ss.joined_traceparent),
+	JSON("user", "spans_sdk_reported", ss.sdk_reported),
 	BOTH("user", "spans_sampled_out", MH_SPANS_SAMPLED_OUT, NULL, NULL, spans_sampled_out),
 	TEXT("user", "sampler", sampler),
 	BOTH("user", "role_unknown", MH_DROPS, "stage", "span_role_unknown", ss.role_unknown),

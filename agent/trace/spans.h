@@ -25,7 +25,8 @@ struct span_stats {
 	uint64_t server;
 	uint64_t client;
 	uint64_t joined_traceparent; /* spans that joined an incoming W3C trace */
-	uint64_t role_unknown;	     /* exchanges dropped: connection role unknown */
+	uint64_t sdk_reported; /* spans counted but not exported: the process's SDK reports them */
+	uint64_t role_unknown; /* exchanges dropped: connection role unknown */
 	struct link_stats link;
 };
 

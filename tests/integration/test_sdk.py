@@ -149,11 +149,11 @@ class SdkChain:
             return ("redis", kind, "agent")
         return None
 
-    def run(self, traceparents):
+    def run(self, traceparents, path="/api/cache"):
         """One curl per request, one after the other; returns the curl runs."""
         runs = []
         for tp in traceparents:
-            c = CurlRun([self.nginx.url("/api/cache")],
+            c = CurlRun([self.nginx.url(path)],
                         headers=[f"traceparent: {tp}"] if tp else []).run()
             assert c.results[0]["status"] == 200, c.results
             self.curl_pids.add(c.pid)
@@ -346,3 +346,31 @@ def test_sdk_chain_without_traceparent(request, sdk_chain):
         "the agent reported a side of node, whose SDK reports both" + dump(spans)
     assert link.get("skipped_instrumented_server") == N, link
     assert link.get("learned_new_trace") == N, link
+
+
+def test_sdk_server_without_calls(request, sdk_chain):
+    """What stays duplicated: until node has made a call carrying its SDK's traceparent, nothing on
+    the wire shows that it reports its server spans, so requests it answers itself (/api/health)
+    are reported by the agent too; after one such call, none is."""
+    chain = sdk_chain
+    chain.run([None] * 2, "/api/health")
+    chain.run([None], "/api/cache")
+    chain.run([None] * 2, "/api/health")
+    spans, stats = chain.finish(2 * 5 + 8 + 2 * 4)
+    link = link_stats(stats)
+    mine = sorted((s for s in spans if s["hop"] == ("node", "SERVER", "agent")),
+                  key=lambda s: s["start_unix_nano"])
+    sdk = [s for s in spans if s["hop"] == ("node", "SERVER", "sdk")]
+    cache = [s for s in spans if s["hop"] == ("backend", "SERVER", "agent")]
+    figure(request, f"SDK service answering by itself: node SERVER spans from the agent "
+                    f"{len(mine)} (of 4 self-answered requests, 2 before node was known), from "
+                    f"the SDK {len(sdk)}; link stats {link}")
+    assert len(sdk) == 5, dump(spans)
+    assert len(cache) == 1, dump(spans)
+    assert len(mine) == 2 and all(s["attributes"].get("url.path") == "/api/health" and
+                                  s["end_unix_nano"] < cache[0]["start_unix_nano"]
+                                  for s in mine), \
+        "the agent should report node's first two (self-answered) requests, and only those" + \
+        dump(mine)
+    assert link.get("learned_new_trace") == 1, link
+    assert link.get("skipped_instrumented_server") == 3, link

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // An HTTP service instrumented with the OpenTelemetry JS SDK (tests/integration/test_sdk.py).
 //   node service.js PORT BACKEND_PORT
-// Every request is forwarded to the backend at 127.0.0.1:BACKEND_PORT (same method and path, one
+// /api/health is answered here; every other request is forwarded to the backend at 127.0.0.1:BACKEND_PORT (same method and path, one
 // keep-alive connection at a time) and its answer relayed. The SDK reports a SERVER span for the
 // request and a CLIENT span for the call, and puts traceparent on the call; spans go to
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (OTLP/HTTP protobuf) with OTEL_SERVICE_NAME as the service.
@@ -27,6 +27,11 @@ const http = require('http');
 const upstream = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
 const server = http.createServer((req, res) => {
+  if (req.url === '/api/health') { // answered here, no call: nothing shows the SDK on the wire
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 3 });
+    res.end('ok\n');
+    return;
+  }
   const call = http.request({ host: '127.0.0.1', port: backendPort, method: req.method,
                               path: req.url, agent: upstream }, (up) => {
     const chunks = [];
