@@ -20,9 +20,12 @@ What joins, precisely (docs/tracing.md, "Services with an OpenTelemetry SDK"):
 
 import collections
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
@@ -174,6 +177,13 @@ class SdkChain:
             s["hop"] = self.hop(s)
         return spans, stats
 
+    def graph_edges(self):
+        """(client, server) -> requests from the agent's /api/graph."""
+        url = f"http://127.0.0.1:{self.agent.listen_port}/api/graph"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            graph = json.loads(r.read())
+        return {(e["client"], e["server"]): e.get("requests", 0) for e in graph.get("edges", [])}
+
     def access_log(self):
         return [r for r in self.nginx.log_lines() if r["path"] == "/api/cache"]
 
@@ -181,7 +191,9 @@ class SdkChain:
 @pytest.fixture
 def sdk_chain(tmp_path, receiver, agent, make_backend, make_nginx):
     need_sdk()
-    ag = agent(receiver=receiver)
+    listen = free_port()
+    ag = agent(["--listen", f"127.0.0.1:{listen}"], receiver=receiver)
+    ag.listen_port = listen
     redis = Redis(str(tmp_path)).start()
     node = None
     try:
@@ -299,6 +311,13 @@ def test_sdk_chain_without_traceparent(request, sdk_chain):
     request included."""
     chain = sdk_chain
     chain.run([None] * N)
+    # The sides node's SDK reports are still counted: the graph has node's edges both ways.
+    edges = {}
+    for _ in range(40):
+        edges = chain.graph_edges()
+        if edges.get(("nginx", "node"), 0) >= N and edges.get(("node", "backend"), 0) >= N:
+            break
+        time.sleep(0.25)
     spans, stats = chain.finish(len(HOPS) * N)
     busy = busy_note(stats)
     link = link_stats(stats)
@@ -338,8 +357,12 @@ def test_sdk_chain_without_traceparent(request, sdk_chain):
     exports = export_note(spans, {s["trace_id"] for p in pairs for s in p})
     figure(request, f"SDK chain, no traceparent from curl: {complete}/{N} requests as the two "
                     f"expected traces (agent's curl->nginx, SDK's node->backend->redis); duplicate "
-                    f"spans per hop {dup or 'none'}; node's export calls seen {exports}; link "
-                    f"stats {link}")
+                    f"spans per hop {dup or 'none'}; node's export calls seen {exports}; graph "
+                    f"nginx->node {edges.get(('nginx', 'node'))} node->backend "
+                    f"{edges.get(('node', 'backend'))} requests; spans counted not exported "
+                    f"{stat(stats, 'user', 'spans_sdk_reported')}; link stats {link}")
+    assert edges.get(("nginx", "node"), 0) >= N and edges.get(("node", "backend"), 0) >= N, \
+        f"the graph lacks node's edges (its SDK-reported sides still count): {edges}"
     assert complete == N, f"{N - complete} of {N} requests not as expected{busy}:\n  " + \
         "\n  ".join(problems[:6]) + dump([s for s in spans if s["hop"][0] != "node-export"])
     assert not [s for s in spans if s["hop"][0] == "node" and s["hop"][2] == "agent"], \
