@@ -78,6 +78,7 @@ void loop_on_event(void *ctx, const void *data, size_t size)
 		const struct mt_proc_event *ev = data;
 
 		a->proc_events++;
+		span_builder_on_process_gone(a->spans, ev->pid); /* exit, or another program */
 		if (ev->op == MT_PROC_EXEC && size >= sizeof(struct mt_exec_event)) {
 			identity_on_exec_event(a->identity, data, head->ts_ns);
 		} else if (ev->op == MT_PROC_EXEC) { /* a recording made before exec events grew */

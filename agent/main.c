@@ -48,12 +48,14 @@ static void on_span(void *ctx, const struct mt_span *s)
 	 * trace_based), else a metric would point at a trace no backend has.
 	 */
 	sampled = mt_sampler_sample(&a->sampler, s->trace_id, parent);
-	exemplar = a->exemplar_filter == METRICS_EXEMPLARS_ALWAYS_ON ||
-		   (a->exemplar_filter == METRICS_EXEMPLARS_TRACE_BASED && sampled &&
-		    a->traces_exported);
+	exemplar = !s->sdk_reported && (a->exemplar_filter == METRICS_EXEMPLARS_ALWAYS_ON ||
+					(a->exemplar_filter == METRICS_EXEMPLARS_TRACE_BASED &&
+					 sampled && a->traces_exported));
 	/* Every span counts, whatever is exported: the graph, the RED metrics, the page. */
 	graph_on_span_exemplar(a->graph, s, exemplar);
 	metrics_on_span_exemplar(a->metrics, s, exemplar);
+	if (s->sdk_reported)
+		return; /* its SDK exports it: a second copy would be a duplicate */
 	if (a->traces)
 		tracestore_add(a->traces, s);
 	if (!sampled) {

@@ -17,13 +17,18 @@ PKGS=(
 	nginx-light curl redis-server iproute2 procps prometheus nftables
 	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools openssl
 	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
-	chromium # the page's test (Node.js and npm, for playwright-core, are on every machine)
+	chromium # the page's test (Node.js and npm: below)
 	# the image and its test (make image, tests/integration/test_deploy.py); runc, not crun:
 	# crun refuses hybrid cgroup hosts
 	podman buildah runc
 	# bench
 	wrk linux-perf
 )
+# Node.js and npm: the page's test (playwright-core) and the OpenTelemetry JS SDK service
+# (tests/integration/test_sdk.py, Node >= 18.19). Debian's, unless a node from another package
+# (nodesource's bundles npm, and Debian's npm conflicts with it) is already there.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # kubectl renders deploy/kubernetes (kubectl kustomize): Debian's kubernetes-client, unless a
 # kubectl from another package is already there (both ship /usr/bin/kubectl).
 command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client)

@@ -33,6 +33,7 @@ struct req {
 	uint8_t protocol;
 	uint8_t peer_resolved; /* client: its server request on this node took its context */
 	uint8_t pending;       /* client: trace and parent still to be taken from @parent */
+	uint8_t sdk;	       /* server: its process's SDK reports it (see learn_sdk()) */
 	uint16_t children;     /* server: client requests still to take its context */
 	uint32_t parent;       /* client: index of its server request, valid while pending */
 	uint64_t parent_sock;  /* ... and that request's key, to know it is still the same */
@@ -53,6 +54,12 @@ struct owner {
 	uint64_t used; /* linker clock at last use, for eviction */
 };
 
+/* A process that reports its own server spans, from evidence until it exits or execs. */
+struct sdk_proc {
+	uint32_t pid;  /* 0: empty */
+	uint64_t used; /* linker clock at last use, for eviction */
+};
+
 /* A connection opened by a thread right after it read a server request. */
 struct tie {
 	uint64_t client_sock; /* 0: empty */
@@ -70,6 +77,8 @@ struct linker {
 	uint32_t ties_live;	/* ties with a client socket */
 	struct owner *threads;
 	struct owner *procs;
+	struct sdk_proc *sdk_procs;
+	uint32_t sdk_live;
 	struct req scratch; /* a freed client request's ids, while they are copied */
 	uint64_t clock;
 	uint64_t rng[4];
@@ -120,7 +129,8 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->threads = calloc(LINK_THREADS_MAX, sizeof(*l->threads));
 	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
 	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
-	if (!l->reqs || !l->threads || !l->procs || !l->ties ||
+	l->sdk_procs = calloc(LINK_SDK_PROCS_MAX, sizeof(*l->sdk_procs));
+	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs ||
 	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
 	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0)) {
 		linker__free(l);
@@ -142,6 +152,7 @@ void linker__free(struct linker *l)
 	free(l->threads);
 	free(l->procs);
 	free(l->ties);
+	free(l->sdk_procs);
 	free(l);
 }
 
@@ -165,6 +176,107 @@ void linker_stats(const struct linker *l, struct link_stats *out)
 	*out = l->stats;
 	out->requests = l->live;
 	out->ties = l->ties_live;
+	out->instrumented_procs = l->sdk_live;
+}
+
+/* ---- processes that report their own server spans ---- */
+
+/*
+ * The slot of @pid: its own when known (@found set), else the one to take
+ * (empty, or the least recently used of its window).
+ */
+static struct sdk_proc *sdk_slot(struct linker *l, uint32_t pid, bool *found)
+{
+	uint32_t h = hashtab_hash64(pid) & (LINK_SDK_PROCS_MAX - 1);
+	struct sdk_proc *victim = NULL;
+
+	*found = false;
+	for (uint32_t i = 0; i < OWNER_PROBE; i++) {
+		struct sdk_proc *p = &l->sdk_procs[(h + i) & (LINK_SDK_PROCS_MAX - 1)];
+
+		if (p->pid == pid) {
+			*found = true;
+			return p;
+		}
+		if (!p->pid) {
+			if (!victim || victim->pid)
+				victim = p;
+			continue; /* forgotten entries leave holes: look on */
+		}
+		if (!victim || (victim->pid && p->used < victim->used))
+			victim = p;
+	}
+	return victim;
+}
+
+/* True when process @pid is known to report its server spans. */
+static bool sdk_known(struct linker *l, uint32_t pid)
+{
+	bool found;
+	struct sdk_proc *p = pid ? sdk_slot(l, pid, &found) : NULL;
+
+	if (!p || !found)
+		return false;
+	p->used = ++l->clock;
+	return true;
+}
+
+static void sdk_remember(struct linker *l, uint32_t pid)
+{
+	bool found;
+	struct sdk_proc *p = pid ? sdk_slot(l, pid, &found) : NULL;
+
+	if (!p)
+		return;
+	if (!found) {
+		if (p->pid)
+			l->stats.instrumented_evicted++;
+		else
+			l->sdk_live++;
+	}
+	p->pid = pid;
+	p->used = ++l->clock;
+}
+
+void linker_forget_process(struct linker *l, uint32_t pid)
+{
+	bool found;
+	struct sdk_proc *p = pid ? sdk_slot(l, pid, &found) : NULL;
+
+	if (p && found) {
+		p->pid = 0;
+		l->sdk_live--;
+	}
+}
+
+/*
+ * Client request @x, made for server request @srv of its process, carries a
+ * traceparent that @srv did not bring. When that tells the process reports
+ * its server spans, @srv and the process are marked so:
+ * - the same trace id with another parent id: an SDK continued the incoming
+ *   context through a span of its own (the agent never writes ids on the
+ *   wire, so the parent id is not one of ours);
+ * - a traceparent where the request brought none: an SDK began a trace at
+ *   its server span (OpenTelemetry's HTTP instrumentations hook both sides).
+ * A different trace id than the one that came in tells nothing.
+ */
+static void learn_sdk(struct linker *l, struct req *srv, const struct conn_info *ci,
+		      const struct mt_exchange *x)
+{
+	uint8_t in_trace[16], in_parent[8], out_trace[16], out_parent[8];
+
+	if (!mt_traceparent_decode(x->traceparent, out_trace, out_parent, NULL))
+		return;
+	if (!srv->traceparent[0]) {
+		l->stats.learned_new_trace++;
+	} else if (mt_traceparent_decode(srv->traceparent, in_trace, in_parent, NULL) &&
+		   memcmp(in_trace, out_trace, 16) == 0 && memcmp(in_parent, out_parent, 8) != 0) {
+		l->stats.learned_continued++;
+	} else {
+		return;
+	}
+	srv->sdk = 1;
+	sdk_remember(l, ci->pid);
 }
 
 /* ---- threads and processes ---- */
@@ -452,6 +564,14 @@ static void resolve_server(struct linker *l, struct req *r)
 		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
 						       : LINK_EXTERNAL_CALLER]++;
 	}
+	if (r->sdk) {
+		/*
+		 * Its SDK reports this span under an id that never travels back:
+		 * calls the agent reports for it hang under its parent instead.
+		 */
+		memcpy(r->ids.span_id, r->ids.parent_span_id, 8);
+		return;
+	}
 	linker_random_id(l, r->ids.span_id, 8);
 }
 
@@ -569,6 +689,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 
 	if (ci->role == CONN_ROLE_SERVER) {
 		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
+		r->sdk = sdk_known(l, ci->pid);
 		owner_add(owner_get(l, l->threads, ci->tid, true), i);
 		owner_add(owner_get(l, l->procs, ci->pid, true), i);
 		return r;
@@ -589,6 +710,8 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 			r->ids.emit = false;
 			r->ids.remote = true;
 			l->stats.skipped_instrumented++;
+			if (parent)
+				learn_sdk(l, parent, ci, x);
 		} else if (parent) {
 			/* Its trace is the server request's, taken when first needed (settle()). */
 			r->pending = 1;
@@ -631,10 +754,18 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 		l->stats.unlinked[LINK_NO_REQUEST_STAGE]++;
 		r = request_begin(l, ci, x);
 	}
-	if (r->role == CONN_ROLE_SERVER)
+	if (r->role == CONN_ROLE_SERVER) {
+		/* Learned from another request since this one began: it counts too. */
+		if (!r->sdk && sdk_known(l, ci->pid))
+			r->sdk = 1;
 		resolve_server(l, r);
-	else
+		if (r->sdk) {
+			r->ids.emit = false;
+			l->stats.skipped_instrumented_server++;
+		}
+	} else {
 		settle(l, r);
+	}
 	*out = r->ids;
 	if (r->role == CONN_ROLE_SERVER) {
 		server_done(l, r);

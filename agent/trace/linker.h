@@ -24,6 +24,12 @@
  *   this node matches; a client request that already carries a traceparent
  *   of its own (an instrumented client) gets no agent span, so no side of a
  *   call is reported twice.
+ * - Instrumented servers: a process whose call, made for a server request,
+ *   carries a traceparent that request did not bring (the same trace with
+ *   another parent id: its SDK made a span in between; or a trace begun
+ *   where the request brought none) reports its server spans itself. It is
+ *   remembered (pid and program name, until it exits or execs) and its server
+ *   requests get no agent span from then on, that one included.
  *
  * Bounded: at most LINK_REQS_MAX requests in flight and LINK_THREADS_MAX
  * threads are tracked; overflow evicts the oldest and is counted.
@@ -42,6 +48,7 @@
 #define LINK_TIES_MAX	     4096 /* connections tied at connect() to a server request */
 #define LINK_THREAD_INFLIGHT 8	  /* server requests remembered per thread */
 #define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
+#define LINK_SDK_PROCS_MAX   1024 /* processes known to report their own server spans */
 
 enum link_unlinked {
 	LINK_NO_SERVER_CONTEXT = 0, /* client call made outside any server request: a root */
@@ -59,6 +66,11 @@ struct link_stats {
 	uint64_t linked_peer;	       /* server spans given a parent client span on this node */
 	uint64_t linked_traceparent;   /* server spans given their parent by W3C traceparent */
 	uint64_t skipped_instrumented; /* client spans not emitted: the client is instrumented */
+	uint64_t
+		skipped_instrumented_server; /* server spans not emitted: its process reports them */
+	uint64_t learned_continued;	     /* evidence: a call continued the request's trace */
+	uint64_t learned_new_trace; /* evidence: a call began a trace the request did not bring */
+	uint64_t instrumented_evicted; /* known instrumented processes forgotten: table full */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 	uint64_t requests_evicted; /* slots taken back because the table was full */
@@ -67,6 +79,7 @@ struct link_stats {
 	uint64_t owners_evicted;   /* thread or process entries replaced: their window was full */
 	uint64_t ties;		   /* connect() ties held now */
 	uint64_t ties_replaced;	   /* ties overwritten before they were used */
+	uint64_t instrumented_procs; /* processes known now to report their own server spans */
 };
 
 /* The trace context of one side of one call. */
@@ -74,9 +87,9 @@ struct link_ids {
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
 	uint8_t parent_span_id[8]; /* zero: a root */
-	bool emit;		   /* false: an instrumented client's span, not ours to send */
-	bool remote;		   /* the trace came in a W3C traceparent (adopted, or a peer's) */
-	uint8_t trace_flags;	   /* remote: that traceparent's trace-flags (0x01 sampled) */
+	bool emit;	     /* false: the process's SDK reports this side, not ours to send */
+	bool remote;	     /* the trace came in a W3C traceparent (adopted, or a peer's) */
+	uint8_t trace_flags; /* remote: that traceparent's trace-flags (0x01 sampled) */
 };
 
 struct linker;
@@ -102,6 +115,9 @@ void linker_on_request(struct linker *l, const struct conn_info *ci, const struc
 /* An exchange at MT_STAGE_DONE: its final context, then forgotten. */
 void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
 		    struct link_ids *out);
+
+/* @pid exited or exec'd: whatever was learned about its instrumentation goes. */
+void linker_forget_process(struct linker *l, uint32_t pid);
 
 /* Forgets requests in flight for longer than LINK_REQ_TTL_NS. */
 void linker_expire(struct linker *l, uint64_t now_ns);

@@ -68,6 +68,11 @@ void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint
 		linker_on_io(b->linker, tid, sock);
 }
 
+void span_builder_on_process_gone(struct span_builder *b, uint32_t pid)
+{
+	linker_forget_process(b->linker, pid);
+}
+
 void span_builder_expire(struct span_builder *b, uint64_t now_ns)
 {
 	linker_expire(b->linker, now_ns);
@@ -197,10 +202,12 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 		return;
 	}
 	linker_on_done(b->linker, ci, x, &ids);
-	if (!ids.emit || (x->flags & MT_X_ABORTED))
-		return; /* an instrumented client reports this side itself; or state was lost */
+	if (x->flags & MT_X_ABORTED)
+		return; /* state was lost */
 	server = ci->role == CONN_ROLE_SERVER;
 	memset(s, 0, sizeof(*s));
+	/* The process's SDK reports this side: it still counts, but is not sent twice. */
+	s->sdk_reported = !ids.emit;
 	memcpy(s->trace_id, ids.trace_id, sizeof(s->trace_id));
 	memcpy(s->span_id, ids.span_id, sizeof(s->span_id));
 	memcpy(s->parent_span_id, ids.parent_span_id, sizeof(s->parent_span_id));
@@ -280,11 +287,15 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	res = identity_lookup(b->id, ci->pid, ci->comm, x->req_start_ns);
 	s->resource = *res;
 
-	b->stats.spans++;
-	if (server)
-		b->stats.server++;
-	else
-		b->stats.client++;
+	if (s->sdk_reported) {
+		b->stats.sdk_reported++;
+	} else {
+		b->stats.spans++;
+		if (server)
+			b->stats.server++;
+		else
+			b->stats.client++;
+	}
 	if (b->fn)
 		b->fn(b->ctx, s);
 }

@@ -25,7 +25,8 @@ struct span_stats {
 	uint64_t server;
 	uint64_t client;
 	uint64_t joined_traceparent; /* spans that joined an incoming W3C trace */
-	uint64_t role_unknown;	     /* exchanges dropped: connection role unknown */
+	uint64_t sdk_reported; /* spans counted but not exported: the process's SDK reports them */
+	uint64_t role_unknown; /* exchanges dropped: connection role unknown */
 	struct link_stats link;
 };
 
@@ -48,6 +49,9 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 /* Every data event before parsing, and every connect(): thread activity for linking. */
 void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint64_t sock,
 			bool connect);
+
+/* Process @pid exited or exec'd: what the linker learned about it goes (its instrumentation). */
+void span_builder_on_process_gone(struct span_builder *b, uint32_t pid);
 
 /* Forgets requests that never completed (call about once a second). */
 void span_builder_expire(struct span_builder *b, uint64_t now_ns);

@@ -358,6 +358,100 @@ static void test_thread_table_fill_and_evictions(void **state)
 	linker__free(l);
 }
 
+/*
+ * An SDK-instrumented server (process 20) called by nginx (process 10) on
+ * this node: its call out carries a traceparent it did not receive, so its
+ * SDK reports both its sides; the agent reports neither, learns the process,
+ * and hangs its calls without traceparent under the nearest reported span.
+ */
+static void sdk_request(struct linker *l, uint32_t seq, const char *in_tp, const char *out_tp,
+			struct link_ids *ngx, struct link_ids *srv, struct link_ids *call)
+{
+	struct conn_info nc = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8080);
+	struct conn_info in = conn(0x2000, 20, 20, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info out = conn(0x3000, 20, 20, CONN_ROLE_CLIENT, 41000, 6379);
+	struct mt_exchange x = exchange(seq, seq * MS, MT_STAGE_REQUEST);
+	struct mt_exchange y = exchange(seq + 5000, seq * MS + 1, MT_STAGE_REQUEST);
+
+	/* nginx forwards what it received; here it received nothing: only the server sees it. */
+	linker_on_request(l, &nc, &x);
+	memcpy(x.traceparent, in_tp, strlen(in_tp) + 1);
+	memcpy(y.traceparent, out_tp, strlen(out_tp) + 1);
+	linker_on_io(l, 20, in.sock);
+	linker_on_request(l, &in, &x);
+	linker_on_io(l, 20, out.sock);
+	linker_on_request(l, &out, &y);
+	y.stage = MT_STAGE_DONE;
+	y.resp_end_ns = y.req_start_ns + MS;
+	linker_on_done(l, &out, &y, call);
+	x.stage = MT_STAGE_DONE;
+	x.resp_end_ns = x.req_start_ns + 2 * MS;
+	linker_on_done(l, &in, &x, srv);
+	x.traceparent[0] = '\0';
+	linker_on_done(l, &nc, &x, ngx);
+}
+
+static void test_instrumented_server_is_learned(void **state)
+{
+	static const char tp_in[] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+	static const char tp_sdk[] = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+	static const char tp_other[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	struct linker *l = linker__new(seed);
+	struct link_ids ngx, srv, call;
+	struct link_stats st;
+
+	(void)state;
+	/* The same trace, another parent: an SDK span in between. Learned on the first request. */
+	sdk_request(l, 100, tp_in, tp_sdk, &ngx, &srv, &call);
+	assert_true(ngx.emit);
+	assert_false(srv.emit);
+	assert_false(call.emit);
+	linker_stats(l, &st);
+	assert_int_equal(st.learned_continued, 1);
+	assert_int_equal(st.skipped_instrumented_server, 1);
+	assert_int_equal(st.instrumented_procs, 1);
+
+	/* Known now: a request without traceparent and a call without one. */
+	sdk_request(l, 200, "", "", &ngx, &srv, &call);
+	assert_false(srv.emit);
+	assert_true(call.emit);
+	/* The call hangs under nginx's client span, the nearest one anybody reports. */
+	assert_memory_equal(call.trace_id, ngx.trace_id, 16);
+	assert_memory_equal(call.parent_span_id, ngx.span_id, 8);
+	linker_stats(l, &st);
+	assert_int_equal(st.skipped_instrumented_server, 2);
+
+	/* Gone (exit or exec): reported again. */
+	linker_forget_process(l, 20);
+	sdk_request(l, 300, "", "", &ngx, &srv, &call);
+	assert_true(srv.emit && call.emit);
+	assert_memory_equal(srv.parent_span_id, ngx.span_id, 8);
+	assert_memory_equal(call.parent_span_id, srv.span_id, 8);
+
+	/* Another trace than the one that came in tells nothing. */
+	sdk_request(l, 400, tp_in, tp_other, &ngx, &srv, &call);
+	assert_true(srv.emit);
+	assert_false(call.emit);
+	/* A header forwarded unchanged is not the process's own. */
+	sdk_request(l, 500, tp_in, tp_in, &ngx, &srv, &call);
+	assert_true(srv.emit && call.emit);
+	linker_stats(l, &st);
+	assert_int_equal(st.instrumented_procs, 0);
+	assert_int_equal(st.skipped_instrumented_server, 2);
+
+	/* A trace begun where none came in: learned too. */
+	sdk_request(l, 600, "", tp_sdk, &ngx, &srv, &call);
+	assert_false(srv.emit || call.emit);
+	linker_stats(l, &st);
+	assert_int_equal(st.learned_new_trace, 1);
+	assert_int_equal(st.instrumented_procs, 1);
+	/* Only the calls to 6379, which a server of this node could still read, are held. */
+	assert_int_equal(held(l), 6);
+	linker_expire(l, 2000 * MS);
+	assert_int_equal(held(l), 0);
+	linker__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
 		cmocka_unit_test(test_traceparent_flags_travel),
 		cmocka_unit_test(test_thread_table_fill_and_evictions),
+		cmocka_unit_test(test_instrumented_server_is_learned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

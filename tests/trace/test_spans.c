@@ -428,9 +428,12 @@ static void test_instrumented_client_is_not_reported(void **state)
 	span_builder_on_exchange(f->b, &ci, &x);
 	x.stage = MT_STAGE_DONE;
 	span_builder_on_exchange(f->b, &ci, &x);
-	assert_int_equal(f->sink.n, 0);
+	/* Handed on to be counted (graph, metrics), marked so that it is never exported. */
+	assert_int_equal(f->sink.n, 1);
+	assert_true(f->sink.last.sdk_reported);
 	span_builder_stats(f->b, &st);
 	assert_int_equal(st.spans, 0);
+	assert_int_equal(st.sdk_reported, 1);
 	assert_int_equal(st.link.skipped_instrumented, 1);
 }
 
