@@ -41,6 +41,7 @@ struct agent_opts {
 	enum cpu_priority priority;
 	const char *record_path; /* --record */
 	const char *replay_path; /* --replay */
+	const char *cri_socket;	 /* --cri-socket; NULL: MESHTRACE_CRI_SOCKET, else search */
 };
 
 struct agent {
@@ -49,6 +50,7 @@ struct agent {
 	struct capture *capture;
 	struct conn_table *conns;
 	struct identity *identity;
+	struct k8s *k8s; /* Kubernetes names from the CRI socket; NULL with --cri-socket off */
 	struct span_builder *spans;
 	struct otlp_exporter *otlp;
 	struct jsonl_exporter *jsonl;

@@ -63,6 +63,11 @@ static void usage(FILE *out)
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
 		"/api/graph\n"
 		"                          /api/traces, and the agent's page at /\n"
+		"  --cri-socket PATH       the container runtime's CRI socket, for Kubernetes\n"
+		"                          names (default: MESHTRACE_CRI_SOCKET, else the first\n"
+		"                          of /run/containerd/containerd.sock, "
+		"/run/crio/crio.sock,\n"
+		"                          /run/k3s/containerd/containerd.sock; 'off' for none)\n"
 		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
 		"  -q, --quiet             only errors\n"
 		"  -h, --help              this text\n"
@@ -132,6 +137,7 @@ enum {
 	OPT_CPU_PRIORITY,
 	OPT_RECORD,
 	OPT_REPLAY,
+	OPT_CRI_SOCKET,
 };
 
 int cli_parse(int argc, char **argv, struct agent_opts *o)
@@ -147,6 +153,7 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"replay", required_argument, NULL, OPT_REPLAY},
+		{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -207,6 +214,9 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case OPT_LISTEN:
 			o->listen = optarg;
+			break;
+		case OPT_CRI_SOCKET:
+			o->cri_socket = optarg;
 			break;
 		case OPT_CPU_PRIORITY:
 			for (v = 0; v < CPU_PRIORITY__MAX; v++)

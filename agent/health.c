@@ -18,6 +18,7 @@
 #include "agent/graph/graph.h"
 #include "agent/health.h"
 #include "agent/identity/identity.h"
+#include "agent/identity/k8s.h"
 #include "agent/identity/peers.h"
 #include "agent/trace/dnsspans.h"
 #include "agent/trace/linker.h"
@@ -34,6 +35,7 @@ struct health_snap {
 	struct peers_stats ps;
 	struct metrics_stats ms;
 	struct identity_stats is;
+	struct k8s_stats ks;
 	struct dnsspans_stats ds;
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
@@ -272,6 +274,21 @@ static const struct health_row rows[] = {
 	     ext[MT_XSTAT_EXEC_ENV_FAULT]),
 	JSON("identity", "resolved", is.resolved),
 
+	/* k8s: Kubernetes names from the runtime's CRI socket */
+	JSON("k8s", "enabled", ks.enabled),
+	JSON("k8s", "connected", ks.connected),
+	BOTH("k8s", "entries", MH_TABLE_USAGE, "table", "k8s_containers", ks.entries),
+	CAPACITY("k8s_containers", K8S_MAX),
+	JSON("k8s", "lookups", ks.lookups),
+	JSON("k8s", "resolved", ks.resolved),
+	BOTH("k8s", "failed", MH_DROPS, "stage", "k8s_lookup_failed", ks.failed),
+	JSON("k8s", "not_found", ks.not_found),
+	BOTH("k8s", "full", MH_DROPS, "stage", "k8s_full", ks.full),
+	JSON("k8s", "dropped", ks.dropped),
+	JSON("k8s", "calls", ks.calls),
+	JSON("k8s", "call_failures", ks.call_failures),
+	JSON("k8s", "lookup_ns_total", ks.lookup_ns_total),
+
 	/* metrics: the http.* series and their export */
 	BOTH("metrics", "series", MH_TABLE_USAGE, "table", "metric_series", ms.series),
 	CAPACITY("metric_series", METRICS_SERIES_MAX),
@@ -334,6 +351,8 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	peers_stats(a->peers, &s->ps);
 	metrics_stats(a->metrics, &s->ms);
 	identity_stats(a->identity, &s->is);
+	if (a->k8s)
+		k8s_stats(a->k8s, &s->ks);
 	dnsspans_stats(a->dns_spans, &s->ds);
 	s->events = a->events;
 	s->bad_events = a->bad_events;

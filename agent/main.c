@@ -20,6 +20,7 @@
 #include "agent/graph/graph.h"
 #include "agent/health.h"
 #include "agent/identity/identity.h"
+#include "agent/identity/k8s.h"
 #include "agent/identity/peers.h"
 #include "agent/loop.h"
 #include "agent/serve/assets.h"
@@ -169,6 +170,7 @@ static void agent_free(struct agent *a)
 	conn_table__free(a->conns);
 	span_builder__free(a->spans);
 	identity__free(a->identity);
+	k8s__free(a->k8s);
 	otlp_exporter__free(a->otlp);
 	jsonl_exporter__free(a->jsonl);
 	httpd__free(a->httpd);
@@ -208,6 +210,20 @@ int main(int argc, char **argv)
 	}
 
 	a.identity = identity__new("/proc");
+	if (a.identity && !a.opts.replay_path) {
+		const char *sock =
+			a.opts.cri_socket ? a.opts.cri_socket : getenv("MESHTRACE_CRI_SOCKET");
+
+		if (!sock || strcmp(sock, "off") != 0) {
+			a.k8s = k8s__new(sock);
+			if (!a.k8s) {
+				mt_err("out of memory");
+				rc = 1;
+				goto out;
+			}
+			identity_set_k8s(a.identity, a.k8s);
+		}
+	}
 	a.spans = a.identity ? span_builder__new(&a.opts.spans, a.identity, on_span, &a) : NULL;
 	a.conns = conn_table__new(a.opts.max_conns, 0, on_exchange, &a);
 	a.dns_spans = dnsspans__new(on_exchange, &a);
@@ -221,6 +237,8 @@ int main(int argc, char **argv)
 	conn_table_set_mute_fn(a.conns, on_mute);
 	if (a.opts.jsonl_path) {
 		a.jsonl = jsonl_exporter__new(a.opts.jsonl_path);
+		if (a.jsonl)
+			jsonl_exporter_set_k8s(a.jsonl, a.k8s);
 		if (!a.jsonl) {
 			mt_err("--jsonl '%s': %s", a.opts.jsonl_path, strerror(errno));
 			rc = 2;
@@ -246,6 +264,7 @@ int main(int argc, char **argv)
 			"the "
 			"page stay served");
 	else if (a.otlp_cfg.traces_url[0] || a.otlp_cfg.metrics_url[0]) {
+		a.otlp_cfg.k8s = a.k8s;
 		a.otlp = otlp_exporter__new(&a.otlp_cfg);
 		if (!a.otlp) {
 			mt_err("cannot start the OTLP exporter: %s", strerror(errno));

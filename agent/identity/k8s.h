@@ -130,8 +130,8 @@ struct k8s_stats {
 	uint64_t calls;	    /* CRI calls made */
 	uint64_t call_failures;
 	uint64_t lookup_ns_total; /* first call to named, summed over resolved lookups */
-	uint8_t connected;	  /* a connection to the runtime is open */
-	uint8_t enabled;	  /* a socket is configured or was found */
+	uint64_t connected;	  /* 1: a connection to the runtime is open */
+	uint64_t enabled;	  /* 1: a socket is configured or was found */
 };
 
 struct k8s;
