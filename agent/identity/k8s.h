@@ -109,7 +109,7 @@ enum k8s_workload k8s_workload_infer(const char *pod_name, const struct k8s_kv *
 				     size_t n_labels, char *name, size_t name_len, char *parent,
 				     size_t parent_len);
 
-/* "registry/repo/name:tag@sha256:…" → "registry/repo/name". Pure. */
+/* "registry/repo/name:tag@sha256:…" → "registry/repo/name"; an image id ("sha256:…") → "". Pure. */
 void k8s_image_name(const char *image, char *out, size_t len);
 
 /* The OpenTelemetry attribute key of a workload's name ("k8s.deployment.name"), NULL for none. */

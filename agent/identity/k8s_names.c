@@ -109,6 +109,12 @@ void k8s_image_name(const char *image, char *out, size_t len)
 	size_t n = at ? (size_t)(at - image) : strlen(image);
 	const char *slash, *colon;
 
+	/* An image id (what some runtimes report for an image pulled by digest) is no name. */
+	if (!strncmp(image, "sha256:", 7)) {
+		if (len)
+			out[0] = '\0';
+		return;
+	}
 	/* A ':' after the last '/' starts the tag; one before it is a registry's port. */
 	slash = memrchr(image, '/', n);
 	colon = memrchr(slash ? slash : image, ':', n - (size_t)((slash ? slash : image) - image));
