@@ -285,6 +285,7 @@ static const struct health_row rows[] = {
 	JSON("k8s", "not_found", ks.not_found),
 	BOTH("k8s", "full", MH_DROPS, "stage", "k8s_full", ks.full),
 	JSON("k8s", "dropped", ks.dropped),
+	JSON("k8s", "warmed", ks.warmed),
 	JSON("k8s", "calls", ks.calls),
 	JSON("k8s", "call_failures", ks.call_failures),
 	JSON("k8s", "lookup_ns_total", ks.lookup_ns_total),

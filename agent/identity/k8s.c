@@ -33,12 +33,16 @@ enum call_step {
 	STEP_CONTAINER,
 	STEP_POD,
 	STEP_IMAGE,
+	STEP_LIST_PODS,	      /* the warm-up at connect: every ready pod */
+	STEP_LIST_CONTAINERS, /* and every running container */
+	STEP_IMAGE_ONLY,      /* the image of an entry named by the warm-up */
 };
 
 struct k8s_entry {
 	uint8_t state;
 	uint8_t pending; /* STEP_POD and STEP_IMAGE answers still to come */
 	bool failed;	 /* one of them failed */
+	bool need_image; /* named by the warm-up, whose list has no image name: ask it */
 	uint32_t gen;
 	uint32_t refs;
 	uint32_t next; /* hash chain, or free list */
@@ -54,6 +58,9 @@ struct k8s {
 	bool searching; /* no socket named: look through the defaults */
 	uint64_t next_search_ns;
 	bool version_asked;
+	uint8_t warm_pending; /* warm-up lists still to come */
+	Runtime__V1__ListPodSandboxResponse *warm_pods;
+	Runtime__V1__ListContainersResponse *warm_containers;
 	struct cri_client *cri;
 	struct k8s_entry *entries; /* K8S_MAX */
 	uint32_t buckets[K8S_BUCKETS];
@@ -93,6 +100,16 @@ static void find_socket(struct k8s *k, uint64_t now_ns)
 }
 
 static void on_answer(void *ctx, uint64_t tag, int status, const uint8_t *msg, size_t len);
+
+static void warm_lists_free(struct k8s *k)
+{
+	if (k->warm_pods)
+		runtime__v1__list_pod_sandbox_response__free_unpacked(k->warm_pods, NULL);
+	if (k->warm_containers)
+		runtime__v1__list_containers_response__free_unpacked(k->warm_containers, NULL);
+	k->warm_pods = NULL;
+	k->warm_containers = NULL;
+}
 
 static int start_client(struct k8s *k)
 {
@@ -139,6 +156,7 @@ void k8s__free(struct k8s *k)
 	if (!k)
 		return;
 	cri_client__free(k->cri);
+	warm_lists_free(k);
 	free(k->entries);
 	free(k);
 }
@@ -384,6 +402,119 @@ static bool on_image(struct k8s_entry *e, const uint8_t *msg, size_t len)
 	return true;
 }
 
+static size_t sandbox_labels_kv(struct k8s_kv *out, Runtime__V1__PodSandbox__LabelsEntry **in,
+				size_t n)
+{
+	n = n < K8S_KV_MAX ? n : K8S_KV_MAX;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct k8s_kv){in[i]->key, in[i]->value};
+	return n;
+}
+
+static size_t sandbox_annotations_kv(struct k8s_kv *out,
+				     Runtime__V1__PodSandbox__AnnotationsEntry **in, size_t n)
+{
+	n = n < K8S_KV_MAX ? n : K8S_KV_MAX;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct k8s_kv){in[i]->key, in[i]->value};
+	return n;
+}
+
+/* A new entry for container @c of pod @p, named from the lists: kept K8S_WARM_KEEP_NS unheld. */
+static void warm_one(struct k8s *k, const Runtime__V1__Container *c,
+		     const Runtime__V1__PodSandbox *p)
+{
+	struct k8s_kv labels[K8S_KV_MAX], annotations[K8S_KV_MAX];
+	struct k8s_pod_in in = {0};
+	struct k8s_entry *e;
+	uint32_t slot, gen;
+
+	if (!c->id || strlen(c->id) != 64 || find(k, c->id, &slot) || k->free_head == NIL)
+		return;
+	slot = k8s_acquire(k, c->id, k->now_ns, &gen) - 1;
+	e = &k->entries[slot];
+	e->refs = 0;
+	e->released_ns = k->now_ns + K8S_WARM_KEEP_NS - K8S_DROP_GRACE_NS;
+	mt_strlcpy(e->sandbox_id, p->id, sizeof(e->sandbox_id));
+	in.namespace_name = p->metadata->namespace_;
+	in.pod_name = p->metadata->name;
+	in.pod_uid = p->metadata->uid;
+	in.labels = labels;
+	in.n_labels = sandbox_labels_kv(labels, p->labels, p->n_labels);
+	in.annotations = annotations;
+	in.n_annotations = sandbox_annotations_kv(annotations, p->annotations, p->n_annotations);
+	in.container_name = c->metadata && c->metadata->name ? c->metadata->name : "";
+	k8s_meta_build(&e->meta, &in);
+	e->state = ENTRY_READY;
+	e->need_image = true;
+	k->stats.warmed++;
+}
+
+/* Both lists are in: an entry for each running container of a ready pod. */
+static void warm_up(struct k8s *k)
+{
+	const Runtime__V1__ListPodSandboxResponse *pods = k->warm_pods;
+	const Runtime__V1__ListContainersResponse *ctrs = k->warm_containers;
+
+	for (size_t i = 0; pods && ctrs && i < ctrs->n_containers; i++) {
+		const Runtime__V1__Container *c = ctrs->containers[i];
+
+		for (size_t j = 0; c->pod_sandbox_id && j < pods->n_items; j++) {
+			const Runtime__V1__PodSandbox *p = pods->items[j];
+
+			if (p->id && p->metadata && !strcmp(p->id, c->pod_sandbox_id)) {
+				warm_one(k, c, p);
+				break;
+			}
+		}
+	}
+	warm_lists_free(k);
+}
+
+static void on_list(struct k8s *k, enum call_step step, int status, const uint8_t *msg, size_t len)
+{
+	if (status == 0 && step == STEP_LIST_PODS && !k->warm_pods)
+		k->warm_pods = runtime__v1__list_pod_sandbox_response__unpack(NULL, len, msg);
+	else if (status == 0 && step == STEP_LIST_CONTAINERS && !k->warm_containers)
+		k->warm_containers = runtime__v1__list_containers_response__unpack(NULL, len, msg);
+	if (k->warm_pending && --k->warm_pending == 0)
+		warm_up(k);
+}
+
+/* Asks for every ready pod and running container: the warm-up, once per connection. */
+static void ask_lists(struct k8s *k)
+{
+	Runtime__V1__PodSandboxStateValue ready = RUNTIME__V1__POD_SANDBOX_STATE_VALUE__INIT;
+	Runtime__V1__PodSandboxFilter pf = RUNTIME__V1__POD_SANDBOX_FILTER__INIT;
+	Runtime__V1__ListPodSandboxRequest pods = RUNTIME__V1__LIST_POD_SANDBOX_REQUEST__INIT;
+	Runtime__V1__ContainerStateValue running = RUNTIME__V1__CONTAINER_STATE_VALUE__INIT;
+	Runtime__V1__ContainerFilter cf = RUNTIME__V1__CONTAINER_FILTER__INIT;
+	Runtime__V1__ListContainersRequest ctrs = RUNTIME__V1__LIST_CONTAINERS_REQUEST__INIT;
+
+	ready.state = RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY;
+	pf.state = &ready;
+	pods.filter = &pf;
+	running.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
+	cf.state = &running;
+	ctrs.filter = &cf;
+	k->warm_pending = 0;
+	if (call(k, "ListPodSandbox", &pods.base, STEP_LIST_PODS))
+		k->warm_pending++;
+	if (call(k, "ListContainers", &ctrs.base, STEP_LIST_CONTAINERS))
+		k->warm_pending++;
+}
+
+static void on_image_only(struct k8s *k, uint32_t slot, uint32_t gen, int status,
+			  const uint8_t *msg, size_t len)
+{
+	struct k8s_entry *e = &k->entries[slot];
+
+	if (e->gen != gen || e->state != ENTRY_READY)
+		return;
+	if (status != 0 || !on_image(e, msg, len))
+		e->need_image = true; /* asked again at a next poll */
+}
+
 static void on_version(struct k8s *k, int status, const uint8_t *msg, size_t len)
 {
 	Runtime__V1__VersionResponse *r;
@@ -398,6 +529,7 @@ static void on_version(struct k8s *k, int status, const uint8_t *msg, size_t len
 	mt_info("CRI: %s %s (API %s) at %s", r->runtime_name, r->runtime_version,
 		r->runtime_api_version, k->socket);
 	runtime__v1__version_response__free_unpacked(r, NULL);
+	ask_lists(k);
 }
 
 static void on_answer(void *ctx, uint64_t tag, int status, const uint8_t *msg, size_t len)
@@ -413,8 +545,16 @@ static void on_answer(void *ctx, uint64_t tag, int status, const uint8_t *msg, s
 		on_version(k, status, msg, len);
 		return;
 	}
+	if (step == STEP_LIST_PODS || step == STEP_LIST_CONTAINERS) {
+		on_list(k, step, status, msg, len);
+		return;
+	}
 	if (slot >= K8S_MAX)
 		return;
+	if (step == STEP_IMAGE_ONLY) {
+		on_image_only(k, slot, gen, status, msg, len);
+		return;
+	}
 	e = &k->entries[slot];
 	if (e->gen != gen || (e->state != ENTRY_CONTAINER && e->state != ENTRY_POD))
 		return; /* dropped (and maybe reused) meanwhile */
@@ -463,6 +603,16 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 		if (!e->refs && e->released_ns + K8S_DROP_GRACE_NS < now_ns &&
 		    e->state != ENTRY_CONTAINER && e->state != ENTRY_POD) {
 			drop(k, i);
+			continue;
+		}
+		if (e->state == ENTRY_READY && e->need_image && k->cri &&
+		    cri_client_inflight(k->cri) + 2 < CRI_CALLS_MAX) {
+			Runtime__V1__ContainerStatusRequest req =
+				RUNTIME__V1__CONTAINER_STATUS_REQUEST__INIT;
+
+			req.container_id = e->meta.container_id;
+			e->need_image = !call(k, "ContainerStatus", &req.base,
+					      tag_of(i, e->gen, STEP_IMAGE_ONLY));
 			continue;
 		}
 		if (e->state != ENTRY_QUEUED || now_ns < e->retry_ns)

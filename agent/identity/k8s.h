@@ -4,6 +4,12 @@
  * CRI socket (agent/identity/cri.c): no API server, no cluster-wide watch, no
  * RBAC, only the socket the kubelet itself uses.
  *
+ * At each connection, ListPodSandbox and ListContainers name every running
+ * container at once (up to the free entries), so processes that ran before
+ * the agent are named at their first span; an entry no process claims goes
+ * after K8S_WARM_KEEP_NS. The image name, which the list lacks, follows in a
+ * ContainerStatus per entry.
+ *
  * A container id seen for the first time in a cgroup path (identity.c)
  * acquires an entry and starts one lookup, answered later on the event loop:
  * ListContainers (filter: the id) for its pod sandbox and name, then
@@ -34,6 +40,7 @@
 #define K8S_RETRY_NS	  (2ull * 1000000000ull)
 #define K8S_DROP_GRACE_NS (10ull * 1000000000ull)
 #define K8S_SEARCH_NS	  (10ull * 1000000000ull) /* looking for a socket again, when none */
+#define K8S_WARM_KEEP_NS  (60ull * 1000000000ull) /* a warmed entry no process holds: kept */
 #define K8S_NAME_MAX	  64  /* namespaces, container names: DNS labels, 63 bytes */
 #define K8S_OBJ_MAX	  128 /* pod and workload names (up to 253 bytes: longer are cut) */
 #define K8S_IMAGE_MAX	  160
@@ -126,6 +133,7 @@ struct k8s_stats {
 	uint64_t not_found; /* containers the runtime does not know (not a CRI container) */
 	uint64_t full;	    /* acquisitions refused: K8S_MAX entries in use */
 	uint64_t dropped;   /* entries dropped after their last process exited */
+	uint64_t warmed;    /* entries named from the lists read at connect, before any lookup */
 	uint64_t entries;   /* live entries */
 	uint64_t calls;	    /* CRI calls made */
 	uint64_t call_failures;
