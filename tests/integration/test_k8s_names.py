@@ -202,7 +202,8 @@ def test_pods_named_from_the_runtime(cluster, agent, receiver):
     stats = api(port, "/api/stats")["k8s"]
     print("k8s stats:", stats, "mean lookup ms:",
           stats["lookup_ns_total"] / max(stats["resolved"], 1) / 1e6)
-    assert stats["connected"] == 1 and stats["resolved"] >= 4 and stats["failed"] == 0, stats
+    assert stats["connected"] == 1 and stats["failed"] == 0, stats
+    assert stats["warmed"] >= 3 and stats["resolved"] >= 1, stats  # servers; the Job
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     assert b'server_namespace="staging"' in metrics
 
