@@ -42,6 +42,7 @@ struct agent_opts {
 	const char *record_path; /* --record */
 	const char *replay_path; /* --replay */
 	int log_level;		 /* enum mt_log_level from -v / -q, -1: the default */
+	const char *cri_socket;	 /* --cri-socket; NULL: MESHTRACE_CRI_SOCKET, else search */
 };
 
 struct agent {
@@ -50,6 +51,7 @@ struct agent {
 	struct capture *capture;
 	struct conn_table *conns;
 	struct identity *identity;
+	struct k8s *k8s; /* Kubernetes names from the CRI socket; NULL with --cri-socket off */
 	struct span_builder *spans;
 	struct otlp_exporter *otlp;
 	struct jsonl_exporter *jsonl;

@@ -67,6 +67,11 @@ static void usage(FILE *out)
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
 		"/api/graph\n"
 		"                          /api/traces, and the agent's page at /\n"
+		"  --cri-socket PATH       the container runtime's CRI socket, for Kubernetes\n"
+		"                          names (default: MESHTRACE_CRI_SOCKET, else the first\n"
+		"                          of /run/containerd/containerd.sock, "
+		"/run/crio/crio.sock,\n"
+		"                          /run/k3s/containerd/containerd.sock; 'off' for none)\n"
 		"  -v, --verbose           more logging (libbpf and verifier messages)\n"
 		"  -q, --quiet             only errors\n"
 		"  -h, --help              this text\n"
@@ -200,6 +205,7 @@ enum {
 	OPT_CPU_PRIORITY,
 	OPT_RECORD,
 	OPT_REPLAY,
+	OPT_CRI_SOCKET,
 };
 
 static const struct option longopts[] = {
@@ -213,6 +219,7 @@ static const struct option longopts[] = {
 	{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
 	{"record", required_argument, NULL, OPT_RECORD},
 	{"replay", required_argument, NULL, OPT_REPLAY},
+	{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -271,6 +278,15 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 				    "127.0.0.1:9464 or [::1]:9464, or off",
 				    mt_log_value(q, arg));
 		o->listen = arg;
+		return 0;
+	case OPT_CRI_SOCKET:
+		/* A unix socket's path fits in sun_path (108 bytes with its NUL). */
+		if (!arg[0] || strlen(arg) > 107)
+			return fail(err, errlen,
+				    "--cri-socket '%s': give the runtime's socket path (at most 107 "
+				    "bytes), or off",
+				    mt_log_value(q, arg));
+		o->cri_socket = arg;
 		return 0;
 	case OPT_CPU_PRIORITY:
 		for (v = 0; v < CPU_PRIORITY__MAX; v++)

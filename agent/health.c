@@ -19,6 +19,7 @@
 #include "agent/graph/graph.h"
 #include "agent/health.h"
 #include "agent/identity/identity.h"
+#include "agent/identity/k8s.h"
 #include "agent/identity/peers.h"
 #include "agent/serve/httpd.h"
 #include "agent/serve/tracestore.h"
@@ -37,6 +38,7 @@ struct health_snap {
 	struct peers_stats ps;
 	struct metrics_stats ms;
 	struct identity_stats is;
+	struct k8s_stats ks;
 	struct dnsspans_stats ds;
 	struct httpd_stats hs;
 	struct tracestore_stats ts;
@@ -319,6 +321,21 @@ static const struct health_row rows[] = {
 	JSON("trace_store", "traces_evicted", ts.traces_evicted),
 	BOTH("trace_store", "spans_dropped_trace_full", MH_DROPS, "stage", "trace_store_trace_full",
 	     ts.spans_dropped_trace),
+	/* k8s: Kubernetes names from the runtime's CRI socket */
+	JSON("k8s", "enabled", ks.enabled),
+	JSON("k8s", "connected", ks.connected),
+	BOTH("k8s", "entries", MH_TABLE_USAGE, "table", "k8s_containers", ks.entries),
+	CAPACITY("k8s_containers", K8S_MAX),
+	JSON("k8s", "lookups", ks.lookups),
+	JSON("k8s", "resolved", ks.resolved),
+	BOTH("k8s", "failed", MH_DROPS, "stage", "k8s_lookup_failed", ks.failed),
+	JSON("k8s", "not_found", ks.not_found),
+	BOTH("k8s", "full", MH_DROPS, "stage", "k8s_full", ks.full),
+	JSON("k8s", "dropped", ks.dropped),
+	JSON("k8s", "warmed", ks.warmed),
+	JSON("k8s", "calls", ks.calls),
+	JSON("k8s", "call_failures", ks.call_failures),
+	JSON("k8s", "lookup_ns_total", ks.lookup_ns_total),
 
 	/* metrics: the http.* series and their export */
 	BOTH("metrics", "series", MH_TABLE_USAGE, "table", "metric_series", ms.series),
@@ -391,6 +408,8 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	peers_stats(a->peers, &s->ps);
 	metrics_stats(a->metrics, &s->ms);
 	identity_stats(a->identity, &s->is);
+	if (a->k8s)
+		k8s_stats(a->k8s, &s->ks);
 	dnsspans_stats(a->dns_spans, &s->ds);
 	if (a->httpd)
 		httpd_stats(a->httpd, &s->hs);

@@ -23,6 +23,7 @@
 #include "agent/graph/graph.h"
 #include "agent/health.h"
 #include "agent/identity/identity.h"
+#include "agent/identity/k8s.h"
 #include "agent/identity/peers.h"
 #include "agent/loop.h"
 #include "agent/serve/httpd.h"
@@ -214,6 +215,8 @@ int loop_run(struct agent *a)
 				if (read(a->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 					return -errno;
 				capture_drain(a->capture);
+				if (a->k8s) /* the runtime's answers: off the hot path, each tick */
+					k8s_poll(a->k8s, mt_now_mono_ns());
 				if (capture_replay_done(a->capture)) {
 					mt_info("replay: finished");
 					return 0;

@@ -23,6 +23,7 @@
 #include "agent/graph/graph.h"
 #include "agent/health.h"
 #include "agent/identity/identity.h"
+#include "agent/identity/k8s.h"
 #include "agent/identity/peers.h"
 #include "agent/loop.h"
 #include "agent/serve/assets.h"
@@ -174,6 +175,7 @@ static void agent_free(struct agent *a)
 	conn_table__free(a->conns);
 	span_builder__free(a->spans);
 	identity__free(a->identity);
+	k8s__free(a->k8s);
 	otlp_exporter__free(a->otlp);
 	jsonl_exporter__free(a->jsonl);
 	httpd__free(a->httpd);
@@ -269,6 +271,19 @@ static int read_env_config(struct agent *a)
 static int build_stages(struct agent *a)
 {
 	a->identity = identity__new("/proc");
+	if (a->identity && !a->opts.replay_path) {
+		const char *sock =
+			a->opts.cri_socket ? a->opts.cri_socket : getenv("MESHTRACE_CRI_SOCKET");
+
+		if (!sock || strcmp(sock, "off") != 0) {
+			a->k8s = k8s__new(sock);
+			if (!a->k8s) {
+				mt_err("out of memory");
+				return 1;
+			}
+			identity_set_k8s(a->identity, a->k8s);
+		}
+	}
 	a->spans = a->identity ? span_builder__new(&a->opts.spans, a->identity, on_span, a) : NULL;
 	a->conns = conn_table__new(a->opts.max_conns, 0, on_exchange, a);
 	a->dns_spans = dnsspans__new(on_exchange, a);
@@ -289,6 +304,7 @@ static int build_stages(struct agent *a)
 		mt_info("OTEL_SDK_DISABLED=true: no OTLP export (traces, metrics); /metrics and "
 			"the page stay served");
 	else if (a->otlp_cfg.traces_url[0] || a->otlp_cfg.metrics_url[0]) {
+		a->otlp_cfg.k8s = a->k8s;
 		a->otlp = otlp_exporter__new(&a->otlp_cfg);
 		if (!a->otlp) {
 			mt_err("cannot start the OTLP exporter: %s", strerror(errno));
@@ -317,6 +333,8 @@ static int start_outside(struct agent *a, struct created_files *cf)
 		if (strcmp(a->opts.jsonl_path, "-"))
 			note_created(cf, a->opts.jsonl_path);
 		a->jsonl = jsonl_exporter__new(a->opts.jsonl_path);
+		if (a->jsonl)
+			jsonl_exporter_set_k8s(a->jsonl, a->k8s);
 		if (!a->jsonl) {
 			char q[MT_LOG_VALUE_MAX + 32];
 

@@ -21,6 +21,9 @@ PKGS=(
 	# the image and its test (make image, tests/integration/test_deploy.py); runc, not crun:
 	# crun refuses hybrid cgroup hosts
 	podman buildah runc
+	# Kubernetes names from the CRI (tests/integration/test_k8s_names.py): a real containerd with
+	# its CRI plugin and the CNI plugins; libc6-dev for the static pause binary built there
+	containerd containernetworking-plugins libc6-dev
 	# bench
 	wrk linux-perf
 )

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,15 @@
 #include "agent/protocols/l7.h"
 
 /* Milliseconds at quantile @q: the window's buckets, else the cumulative ones. */
+/* A node's id: "namespace/name" for a service in a Kubernetes namespace, else its name. */
+static const char *node_id(const struct graph_node *n, char *buf, size_t len)
+{
+	if (!n->namespace_name[0])
+		return n->name;
+	snprintf(buf, len, "%s/%s", n->namespace_name, n->name);
+	return buf;
+}
+
 static double pick_ms(const uint32_t *window, const struct graph_hist *total, const double *bounds,
 		      unsigned n, double q)
 {
@@ -58,6 +68,7 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 	uint64_t *sums = calloc(4 * (size_t)(nnodes ? nnodes : 1), sizeof(uint64_t));
 	uint64_t *in_req = sums, *in_fail = sums + nnodes, *out_req = sums + 2 * nnodes;
 	uint64_t *out_fail = sums + 3 * nnodes;
+	char id[sizeof(((struct graph_node *)0)->namespace_name) + GRAPH_NAME_MAX];
 	struct timespec rt;
 	struct graph_slot w;
 	double window = 0;
@@ -99,8 +110,10 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 		if (!has_edge && n->kind != GRAPH_NODE_SERVICE)
 			continue;
 		mt_json_obj_open(&j);
-		mt_json_key_str(&j, "id", n->name);
+		mt_json_key_str(&j, "id", node_id(n, id, sizeof(id)));
 		mt_json_key_str(&j, "name", n->name);
+		if (n->namespace_name[0])
+			mt_json_key_str(&j, "namespace", n->namespace_name);
 		mt_json_key_str(&j, "kind", graph_node_kind_name(n->kind));
 		mt_json_key_u64(&j, "requests", has_in ? in_req[i] : out_req[i]);
 		mt_json_key_u64(&j, "failed", has_in ? in_fail[i] : out_fail[i]);
@@ -117,8 +130,8 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 
 		window = graph_window(g, e->slots, now_ns, &w);
 		mt_json_obj_open(&j);
-		mt_json_key_str(&j, "client", graph_node_at(g, e->client)->name);
-		mt_json_key_str(&j, "server", graph_node_at(g, e->server)->name);
+		mt_json_key_str(&j, "client", node_id(graph_node_at(g, e->client), id, sizeof(id)));
+		mt_json_key_str(&j, "server", node_id(graph_node_at(g, e->server), id, sizeof(id)));
 		mt_json_key_str(&j, "protocol", l7_protocol_name(e->protocol));
 		mt_json_key_str(&j, "connection_type", graph_conn_type_name(e->connection_type));
 		mt_json_key_u64(&j, "requests", e->requests);
@@ -162,7 +175,9 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 			continue;
 		window = graph_window(g, n->slots, now_ns, &w);
 		mt_json_obj_open(&j);
-		mt_json_key_str(&j, "name", n->name);
+		mt_json_key_str(&j, "name", node_id(n, id, sizeof(id)));
+		if (n->namespace_name[0])
+			mt_json_key_str(&j, "namespace", n->namespace_name);
 		mt_json_key(&j, "pids");
 		mt_json_arr_open(&j);
 		for (unsigned k = 0; k < n->npids; k++)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/export/jsonl.h"
+#include "agent/export/k8s_attrs.h"
 #include "agent/export/span_attrs.h"
 #include "agent/common/json.h"
 
@@ -24,6 +25,7 @@
 	(6 * (sizeof(struct mt_span) + sizeof(((struct span_attrs *)0)->url_full)) + 2048)
 
 struct jsonl_exporter {
+	const struct k8s *k8s;
 	int fd;
 	bool own_fd;
 	unsigned lines; /* in buf */
@@ -65,6 +67,11 @@ struct jsonl_exporter *jsonl_exporter__new(const char *path)
 	}
 	x->own_fd = true;
 	return x;
+}
+
+void jsonl_exporter_set_k8s(struct jsonl_exporter *x, const struct k8s *k8s)
+{
+	x->k8s = k8s;
 }
 
 int jsonl_exporter_flush(struct jsonl_exporter *x)
@@ -147,9 +154,10 @@ void jsonl_exporter_add_span(struct jsonl_exporter *x, const struct mt_span *spa
 {
 	static const uint8_t zero[8];
 	struct span_attrs attrs;
+	struct k8s_attr k8s[K8S_ATTRS_MAX];
 	struct mt_span s;
 	struct mt_json j;
-	unsigned i;
+	unsigned i, n;
 
 	if (x->buf.max - x->buf.len < JSONL_LINE_MAX)
 		jsonl_exporter_flush(x);
@@ -174,6 +182,9 @@ void jsonl_exporter_add_span(struct jsonl_exporter *x, const struct mt_span *spa
 	mt_json_key_str(&j, "service.name", s.resource.service_name);
 	mt_json_key_u64(&j, "process.pid", s.resource.pid);
 	mt_json_key_str(&j, "process.executable.name", s.resource.exe_name);
+	n = k8s_resource_attrs(x->k8s, &s.resource, k8s);
+	for (i = 0; i < n; i++)
+		mt_json_key_str(&j, k8s[i].key, k8s[i].value);
 	mt_json_obj_close(&j);
 	mt_json_key(&j, "attributes");
 	mt_json_obj_open(&j);

@@ -49,6 +49,10 @@ void jsonl_exporter_add_span(struct jsonl_exporter *x, const struct mt_span *s);
 /* Writes out what is buffered. Returns 0 or -errno (the lines are then dropped, counted). */
 int jsonl_exporter_flush(struct jsonl_exporter *x);
 
+struct k8s;
+/* Writes the Kubernetes names @k8s holds (not owned) on each span's resource. */
+void jsonl_exporter_set_k8s(struct jsonl_exporter *x, const struct k8s *k8s);
+
 /* Copies the counters into @out. */
 void jsonl_exporter_stats(const struct jsonl_exporter *x, struct jsonl_stats *out);
 

@@ -162,9 +162,19 @@ static void attr_int(struct point *p, const char *key, int64_t val)
 
 static void edge_attrs(struct point *p, const struct graph *g, const struct graph_edge *e)
 {
-	attr_str(p, "client", graph_node_at(g, e->client)->name);
-	attr_str(p, "server", graph_node_at(g, e->server)->name);
+	const struct graph_node *c = graph_node_at(g, e->client), *s = graph_node_at(g, e->server);
+
+	attr_str(p, "client", c->name);
+	attr_str(p, "server", s->name);
 	attr_str(p, "connection_type", graph_conn_type_name(e->connection_type));
+	/*
+	 * Kubernetes namespaces, when the services have them. Not "namespace": a
+	 * Prometheus scraping the agent's pod sets that label to the agent's own.
+	 */
+	if (c->namespace_name[0])
+		attr_str(p, "client_namespace", c->namespace_name);
+	if (s->namespace_name[0])
+		attr_str(p, "server_namespace", s->namespace_name);
 }
 
 static void hist_point(struct series_list *l, uint16_t f, const struct graph *g,

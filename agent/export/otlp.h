@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/identity/k8s.h"
 #include "agent/trace/span.h"
 
 /* Size limits of struct otlp_config (a longer env value is an error, not truncated). */
@@ -141,6 +142,11 @@ struct otlp_config {
 	struct otlp_kv resource_attrs[OTLP_RESOURCE_ATTRS_MAX];
 	unsigned n_resource_attrs;
 	char host_name[OTLP_HOST_NAME_MAX]; /* host.name; "" = not sent */
+	/*
+	 * The Kubernetes names of the observed containers (not owned; NULL: none),
+	 * written on each process's resource (agent/export/k8s_attrs.h).
+	 */
+	const struct k8s *k8s;
 	/*
 	 * service.name of the agent's OWN resource (its graph and health metrics),
 	 * never of the services it observes: OTEL_SERVICE_NAME, else service.name

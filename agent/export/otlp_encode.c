@@ -25,12 +25,13 @@
 #include <time.h>
 
 #include "agent/common/version.h"
+#include "agent/export/k8s_attrs.h"
 #include "agent/export/otlp_internal.h"
 #include "agent/export/pb.h"
 #include "agent/export/span_attrs.h"
 
 /* Resource attributes set per process: service.name, process.pid, process.executable.name. */
-#define RES_OWN_ATTRS 3
+#define RES_OWN_ATTRS (3 + K8S_ATTRS_MAX)
 /* Bytes per span assumed before the first batch says better. */
 #define SPAN_BYTES_GUESS 512
 
@@ -402,6 +403,9 @@ static void res_own_add(struct res_own *o, const char *key, const char *str, int
 
 static void res_own_build(struct otlp_encoder *enc, struct res_own *o, const struct mt_resource *p)
 {
+	struct k8s_attr k8s[K8S_ATTRS_MAX];
+	unsigned i, n;
+
 	o->n = 0;
 	o->resource_len = enc->common_len;
 	/* The fields are arrays: copy so an unterminated one cannot run over. */
@@ -417,6 +421,10 @@ static void res_own_build(struct otlp_encoder *enc, struct res_own *o, const str
 	res_own_add(o, "process.pid", NULL, p->pid);
 	if (o->exe[0])
 		res_own_add(o, "process.executable.name", o->exe, 0);
+	/* Once per process and batch, like the rest of the resource: not per span. */
+	n = k8s_resource_attrs(enc->cfg.k8s, p, k8s);
+	for (i = 0; i < n; i++)
+		res_own_add(o, k8s[i].key, k8s[i].value, 0);
 }
 
 /* Bytes before the first span: ResourceSpans field, Resource, ScopeSpans field, scope. */

@@ -262,15 +262,16 @@ static uint32_t slot_take(struct hashtab *t, uint64_t *full)
 	return i;
 }
 
-static uint32_t node_get(struct graph *g, const char *name, uint8_t kind)
+static uint32_t node_get_ns(struct graph *g, const char *ns, const char *name, uint8_t kind)
 {
-	uint32_t h = hashtab_hash_str(name, 0);
+	uint32_t h = hashtab_hash_str(name, hashtab_hash_str(ns, 0));
 	struct graph_node *n;
 	uint32_t i;
 
 	for (i = hashtab_first(&g->node_by_name, h); i != NIL;
 	     i = hashtab_next(&g->node_by_name, i))
-		if (strcmp(g->nodes[i].name, name) == 0) {
+		if (strcmp(g->nodes[i].name, name) == 0 &&
+		    strcmp(g->nodes[i].namespace_name, ns) == 0) {
 			/* A name some process carries is a service, however it was first seen. */
 			if (kind == GRAPH_NODE_SERVICE)
 				g->nodes[i].kind = GRAPH_NODE_SERVICE;
@@ -281,10 +282,17 @@ static uint32_t node_get(struct graph *g, const char *name, uint8_t kind)
 		return NIL;
 	n = &g->nodes[i];
 	mt_strlcpy(n->name, name, sizeof(n->name));
+	mt_strlcpy(n->namespace_name, ns, sizeof(n->namespace_name));
 	n->kind = kind;
 	hashtab_link(&g->node_by_name, h, i);
 	g->stats.nodes = ++g->nnodes;
 	return i;
+}
+
+/* A node outside any namespace: peers, users, services outside Kubernetes. */
+static uint32_t node_get(struct graph *g, const char *name, uint8_t kind)
+{
+	return node_get_ns(g, "", name, kind);
 }
 
 static void node_add_pid(struct graph_node *n, uint32_t pid)
@@ -491,7 +499,7 @@ static uint8_t guess_role(const struct graph *g, const struct gsock *s)
 static uint32_t service_node(struct graph *g, uint32_t pid, const char *comm, uint64_t now_ns)
 {
 	const struct mt_resource *r = identity_lookup(g->id, pid, comm, now_ns);
-	uint32_t n = node_get(g, r->service_name, GRAPH_NODE_SERVICE);
+	uint32_t n = node_get_ns(g, r->service_namespace, r->service_name, GRAPH_NODE_SERVICE);
 
 	if (n != NIL)
 		node_add_pid(&g->nodes[n], pid);
@@ -827,7 +835,8 @@ void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemp
 			tmp.tuple = s->tuple;
 			ref = &tmp;
 		}
-		self = node_get(g, s->resource.service_name, GRAPH_NODE_SERVICE);
+		self = node_get_ns(g, s->resource.service_namespace, s->resource.service_name,
+				   GRAPH_NODE_SERVICE);
 		if (self != NIL)
 			node_add_pid(&g->nodes[self], s->resource.pid);
 		if (server)

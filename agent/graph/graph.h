@@ -110,6 +110,12 @@ struct graph_slot {
 
 struct graph_node {
 	char name[GRAPH_NAME_MAX];
+	/*
+	 * The service's Kubernetes namespace ("" outside Kubernetes, and for
+	 * peers and users): with the name, the node's key, so `checkout` in
+	 * `shop` and in `staging` are two nodes.
+	 */
+	char namespace_name[64];
 	uint8_t kind; /* enum graph_node_kind */
 	uint8_t npids;
 	uint32_t pids[GRAPH_SERVICE_PIDS];

@@ -11,20 +11,26 @@
 #include "agent/identity/identity.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
+#include "agent/identity/k8s.h"
 
 /* Where a service name came from, weakest first: a later read never replaces a stronger one. */
 enum name_source {
 	NAME_COMM = 0,	  /* the kernel's thread name: the process was gone */
 	NAME_EXE = 1,	  /* the executable */
 	NAME_CGROUP = 2,  /* the container or pod */
-	NAME_ENVIRON = 3, /* OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES */
+	NAME_K8S = 3,	  /* the pod's labels, through the runtime (k8s.h) */
+	NAME_ENVIRON = 4, /* OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES */
 };
 
 struct identity_entry {
 	uint64_t resolved_ns; /* 0: empty slot */
 	uint64_t exited_ns;   /* 0: alive (as far as we know) */
 	uint8_t source;	      /* enum name_source of res.service_name */
-	bool reread; /* named at exec from a partial environment: read /proc at next lookup */
+	bool reread;	/* named at exec from a partial environment: read /proc at next lookup */
+	bool k8s_named; /* res carries k8s_handle's names */
+	uint32_t k8s_handle; /* k8s_acquire()'s, 0 none */
+	uint32_t k8s_gen;
+	char container_id[65]; /* from the cgroup path, "" if none */
 	struct mt_resource res;
 };
 
@@ -34,6 +40,8 @@ struct identity {
 	uint32_t count;
 	struct identity_stats stats;
 	struct mt_resource scratch;
+	struct k8s *k8s;
+	uint64_t now_ns; /* the latest time a caller gave */
 };
 
 struct identity *identity__new(const char *proc_root)
@@ -57,6 +65,54 @@ void identity__free(struct identity *id)
 		return;
 	free(id->slots);
 	free(id);
+}
+
+void identity_set_k8s(struct identity *id, struct k8s *k8s)
+{
+	id->k8s = k8s;
+}
+
+/* Lets go of @e's container entry in the k8s cache. */
+static void k8s_detach(struct identity *id, struct identity_entry *e)
+{
+	if (e->k8s_handle && id->k8s)
+		k8s_release(id->k8s, e->k8s_handle, e->k8s_gen, id->now_ns);
+	e->k8s_handle = 0;
+	e->k8s_named = false;
+	e->container_id[0] = '\0';
+}
+
+/* @e runs in container @cid ("" none): holds its k8s entry, which starts a lookup when new. */
+static void k8s_attach(struct identity *id, struct identity_entry *e, const char *cid)
+{
+	e->k8s_named = false; /* res was just rewritten */
+	if (!id->k8s || (e->k8s_handle && !strcmp(e->container_id, cid)))
+		return;
+	k8s_detach(id, e);
+	if (!cid[0])
+		return;
+	mt_strlcpy(e->container_id, cid, sizeof(e->container_id));
+	e->k8s_handle = k8s_acquire(id->k8s, cid, id->now_ns, &e->k8s_gen);
+}
+
+/* Names @e from its pod once the runtime answered; cheap (an array index) until then. */
+static void k8s_name(struct identity *id, struct identity_entry *e)
+{
+	const struct k8s_meta *m;
+
+	if (!e->k8s_handle || e->k8s_named)
+		return;
+	m = k8s_get(id->k8s, e->k8s_handle, e->k8s_gen);
+	if (!m)
+		return;
+	e->k8s_named = true;
+	e->res.k8s = e->k8s_handle;
+	e->res.k8s_gen = e->k8s_gen;
+	mt_strlcpy(e->res.service_namespace, m->namespace_name, sizeof(e->res.service_namespace));
+	if (e->source < NAME_ENVIRON && m->service_name[0]) {
+		mt_strlcpy(e->res.service_name, m->service_name, sizeof(e->res.service_name));
+		e->source = NAME_K8S;
+	}
 }
 
 void environ_scan_init(struct environ_scan *s)
@@ -317,8 +373,9 @@ void cgroup_identity_service(const struct cgroup_identity *ci, char *out, size_t
 		out[0] = '\0';
 }
 
-/* The container or pod name of @pid from /proc/PID/cgroup, "" if none. */
-static void read_cgroup_service(const struct identity *id, uint32_t pid, char *out, size_t outlen)
+/* The container or pod name of @pid from /proc/PID/cgroup, "" if none; its container id in @cid. */
+static void read_cgroup_service(const struct identity *id, uint32_t pid, char *out, size_t outlen,
+				char cid[65])
 {
 	struct cgroup_identity ci;
 	char path[96];
@@ -328,6 +385,7 @@ static void read_cgroup_service(const struct identity *id, uint32_t pid, char *o
 	int fd;
 
 	out[0] = '\0';
+	cid[0] = '\0';
 	snprintf(path, sizeof(path), "%s/%u/cgroup", id->proc_root, pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -335,8 +393,10 @@ static void read_cgroup_service(const struct identity *id, uint32_t pid, char *o
 	while (total < sizeof(buf) && (n = read(fd, buf + total, sizeof(buf) - total)) > 0)
 		total += (size_t)n;
 	close(fd);
-	if (cgroup_identity_parse(buf, total, &ci))
+	if (cgroup_identity_parse(buf, total, &ci)) {
 		cgroup_identity_service(&ci, out, outlen);
+		memcpy(cid, ci.container_id, sizeof(ci.container_id));
+	}
 }
 
 /*
@@ -372,9 +432,12 @@ static void program_name(const struct identity *id, uint32_t pid, const char *ex
  * process is gone (@r then uses @comm).
  */
 static enum name_source resolve(struct identity *id, struct mt_resource *r, uint32_t pid,
-				const char *comm)
+				const char *comm, char cid[65])
 {
+	char cgroup_name[MT_SERVICE_MAX];
+
 	memset(r, 0, sizeof(*r));
+	cid[0] = '\0';
 	r->pid = pid;
 	id->stats.resolved++;
 	if (!read_exe_name(id, pid, r->exe_name, sizeof(r->exe_name))) {
@@ -383,10 +446,12 @@ static enum name_source resolve(struct identity *id, struct mt_resource *r, uint
 		mt_strlcpy(r->service_name, r->exe_name, sizeof(r->service_name));
 		return NAME_COMM;
 	}
+	/* The cgroup also when the environment names it: its container's pod names it too. */
+	read_cgroup_service(id, pid, cgroup_name, sizeof(cgroup_name), cid);
 	read_service_name(id, pid, r->service_name, sizeof(r->service_name));
 	if (r->service_name[0])
 		return NAME_ENVIRON;
-	read_cgroup_service(id, pid, r->service_name, sizeof(r->service_name));
+	mt_strlcpy(r->service_name, cgroup_name, sizeof(r->service_name));
 	if (r->service_name[0])
 		return NAME_CGROUP;
 	program_name(id, pid, r->exe_name, r->service_name, sizeof(r->service_name));
@@ -414,7 +479,8 @@ static void scan_field(struct environ_scan *scan, const char *key, const char *v
 }
 
 /* The same choice as resolve(), from what the kernel read at the exec. */
-static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_resource *r)
+static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_resource *r,
+				      char cid[65])
 {
 	struct environ_scan scan;
 	struct cgroup_identity ci;
@@ -423,6 +489,7 @@ static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_
 	size_t o = 0;
 
 	memset(r, 0, sizeof(*r));
+	cid[0] = '\0';
 	r->pid = ev->proc.pid;
 	snprintf(comm, sizeof(comm), "%.*s", (int)field_len(ev->proc.comm, sizeof(ev->proc.comm)),
 		 ev->proc.comm);
@@ -438,8 +505,6 @@ static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_
 	scan_field(&scan, "OTEL_RESOURCE_ATTRIBUTES=", ev->otel_resource_attributes,
 		   sizeof(ev->otel_resource_attributes));
 	mt_strlcpy(r->service_name, environ_scan_result(&scan), sizeof(r->service_name));
-	if (r->service_name[0])
-		return NAME_ENVIRON;
 
 	/* The cgroup names, leaf first, as the v2 line of /proc/PID/cgroup: "0::/top/../leaf". */
 	o = (size_t)snprintf(path, sizeof(path), "0::");
@@ -452,7 +517,11 @@ static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_
 		memcpy(path + o, ev->cgroup[i], len);
 		o += len;
 	}
-	if (cgroup_identity_parse(path, o, &ci)) {
+	if (cgroup_identity_parse(path, o, &ci))
+		memcpy(cid, ci.container_id, sizeof(ci.container_id));
+	if (r->service_name[0])
+		return NAME_ENVIRON;
+	if (ci.container_id[0] || ci.pod_uid[0]) {
 		cgroup_identity_service(&ci, r->service_name, sizeof(r->service_name));
 		if (r->service_name[0])
 			return NAME_CGROUP;
@@ -467,7 +536,9 @@ static enum name_source birth_resolve(const struct mt_exec_event *ev, struct mt_
 
 void identity_from_exec_event(const struct mt_exec_event *ev, struct mt_resource *out)
 {
-	birth_resolve(ev, out);
+	char cid[65];
+
+	birth_resolve(ev, out, cid);
 }
 
 static struct identity_entry *find_entry(struct identity *id, uint32_t pid);
@@ -501,6 +572,7 @@ static struct identity_entry *claim_slot(struct identity *id, uint32_t pid)
 		if (!victim || evict_before(s, victim))
 			victim = s;
 	}
+	k8s_detach(id, victim);
 	id->stats.evicted++;
 	if (!victim->exited_ns)
 		id->stats.evicted_live++;
@@ -511,12 +583,14 @@ const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, con
 					  uint64_t now_ns)
 {
 	struct identity_entry *e = find_entry(id, pid);
+	char cid[65];
 
 	id->stats.lookups++;
+	id->now_ns = now_ns;
 	if (e) {
 		if (!e->exited_ns && (e->reread || e->resolved_ns + IDENTITY_TTL_NS < now_ns)) {
 			struct mt_resource fresh;
-			enum name_source src = resolve(id, &fresh, pid, comm);
+			enum name_source src = resolve(id, &fresh, pid, comm, cid);
 
 			/*
 			 * A process that is gone keeps the name it had; one whose environment
@@ -525,19 +599,23 @@ const struct mt_resource *identity_lookup(struct identity *id, uint32_t pid, con
 			if (src != NAME_COMM && src >= e->source) {
 				e->res = fresh;
 				e->source = (uint8_t)src;
+				k8s_attach(id, e, cid);
 			} else if (src != NAME_COMM) {
 				id->stats.kept++;
 			}
 			e->reread = false;
 			e->resolved_ns = now_ns ? now_ns : 1;
 		}
+		k8s_name(id, e);
 		return &e->res;
 	}
 	e = claim_slot(id, pid);
-	e->source = (uint8_t)resolve(id, &e->res, pid, comm);
+	e->source = (uint8_t)resolve(id, &e->res, pid, comm, cid);
 	e->reread = false;
 	e->resolved_ns = now_ns ? now_ns : 1;
 	e->exited_ns = 0;
+	k8s_attach(id, e, cid);
+	k8s_name(id, e);
 	return &e->res;
 }
 
@@ -569,6 +647,7 @@ void identity_on_exec(struct identity *id, uint32_t pid)
 	if (!e)
 		return;
 	/* Empty the slot: the next lookup reads /proc afresh. */
+	k8s_detach(id, e);
 	e->resolved_ns = 0;
 	e->exited_ns = 0;
 	id->count--;
@@ -578,12 +657,16 @@ void identity_on_exec(struct identity *id, uint32_t pid)
 void identity_on_exec_event(struct identity *id, const struct mt_exec_event *ev, uint64_t now_ns)
 {
 	struct identity_entry *e = find_entry(id, ev->proc.pid);
+	char cid[65];
 
+	id->now_ns = now_ns;
 	if (e)
 		id->stats.execs++;
 	else
 		e = claim_slot(id, ev->proc.pid);
-	e->source = (uint8_t)birth_resolve(ev, &e->res);
+	e->source = (uint8_t)birth_resolve(ev, &e->res, cid);
+	k8s_attach(id, e, cid);
+	k8s_name(id, e);
 	/* Past the entries looked at, OTEL_SERVICE_NAME may still be set: /proc has it all. */
 	e->reread = (ev->flags & (MT_EXEC_F_ENV_TRUNC | MT_EXEC_F_ENV_FAULT)) &&
 		    e->source != NAME_ENVIRON;
@@ -594,11 +677,13 @@ void identity_on_exec_event(struct identity *id, const struct mt_exec_event *ev,
 
 void identity_expire(struct identity *id, uint64_t now_ns)
 {
+	id->now_ns = now_ns;
 	for (uint32_t i = 0; i < IDENTITY_MAX; i++) {
 		struct identity_entry *e = &id->slots[i];
 
 		if (e->resolved_ns && e->exited_ns &&
 		    e->exited_ns + IDENTITY_EXIT_GRACE_NS < now_ns) {
+			k8s_detach(id, e);
 			e->resolved_ns = 0;
 			e->exited_ns = 0;
 			id->count--;

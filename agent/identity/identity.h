@@ -36,7 +36,16 @@
 /* The process that owns the span: becomes the OTLP Resource. */
 struct mt_resource {
 	uint32_t pid;
+	/*
+	 * The Kubernetes names of the process's container (agent/identity/k8s.h)
+	 * once the runtime answered: a handle into the k8s cache, so a span
+	 * carries 8 bytes for them and the exporter writes them once per
+	 * resource. 0: none (not a CRI container, or not answered yet).
+	 */
+	uint32_t k8s;
+	uint32_t k8s_gen;
 	char service_name[MT_SERVICE_MAX];
+	char service_namespace[64]; /* the pod's namespace (service.namespace), "" if none */
 	char exe_name[MT_EXE_MAX];
 };
 
@@ -60,9 +69,18 @@ struct identity_stats {
 };
 
 struct identity;
+struct k8s;
 
 struct identity *identity__new(const char *proc_root);
 void identity__free(struct identity *id);
+
+/*
+ * Names processes in containers the runtime knows from @k8s (not owned): a
+ * container id first seen in a cgroup path starts its lookup; until it is
+ * answered (or when it fails) the cgroup's names stay. The process's own
+ * OTEL_SERVICE_NAME still wins. NULL: cgroup names only.
+ */
+void identity_set_k8s(struct identity *id, struct k8s *k8s);
 
 /*
  * The resource of @pid. @comm is the thread name the kernel reported, used

@@ -23,6 +23,10 @@ DS_UID_DEFAULT = "meshtrace-prometheus"
 TEMPO_UID_DEFAULT = "meshtrace-tempo"
 RI = "$__rate_interval"
 NS = 'namespace=~"$namespace"'
+# The Kubernetes namespace of the services (the agent's CRI names, docs/cri.md), apart from
+# "namespace", which a Prometheus scraping the agent's pod sets to the agent's own.
+SNS = 'server_namespace=~"$k8s_namespace"'
+CNS = 'client_namespace=~"$k8s_namespace"'
 
 
 def var_datasource():
@@ -244,9 +248,12 @@ def service_red():
               [var_datasource(), var_tempo(),
                var_query("namespace", "Namespace",
                          "label_values(traces_service_graph_request_total, namespace)"),
+               var_query("k8s_namespace", "Service namespace",
+                         "label_values(traces_service_graph_request_total, server_namespace)"),
                var_query("service", "Service",
-                         f"label_values(traces_service_graph_request_total{{{NS}}}, server)")])
-    sel = f"{{{sv}, {NS}}}"
+                         f"label_values(traces_service_graph_request_total{{{NS}, {SNS}}}, "
+                         "server)")])
+    sel = f"{{{sv}, {NS}, {SNS}}}"
     total = f"rate(traces_service_graph_request_total{sel}[{RI}])"
     failed = f"rate(traces_service_graph_request_failed_total{sel}[{RI}])"
     bucket = f"traces_service_graph_request_server_seconds_bucket{sel}"
@@ -273,8 +280,8 @@ def service_red():
         "Dots are exemplars: click one for its trace."), "server"), w=8)
 
     b.row("Edges into and out of $service")
-    esel_in = f"{{{sv}, {NS}}}"
-    esel_out = f'{{client=~"$service", {NS}}}'
+    esel_in = f"{{{sv}, {NS}, {SNS}}}"
+    esel_out = f'{{client=~"$service", {NS}, {CNS}}}'
     by = "client, server"
     for title, esel in (("Calls into $service", esel_in), ("Calls made by $service", esel_out)):
         b.add(timeseries(f"{title}: requests/s", [target(

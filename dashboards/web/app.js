@@ -153,7 +153,7 @@
     const nodes = new Map();
     for (const n of graph.nodes || []) {
       const id = String(n.id);
-      nodes.set(id, { id, name: String(n.name || n.id), kind: n.kind || 'service',
+      nodes.set(id, { id, name: String(n.name || n.id), ns: n.namespace ? String(n.namespace) : '', kind: n.kind || 'service',
         requests: num(n.requests), failed: num(n.failed), inRate: 0, inFailRate: 0, outRate: 0 });
     }
     const edges = [];
@@ -431,7 +431,8 @@
           s('circle', { cx: 10, cy: 10, r: 9 }), s('path', { d: 'M1,10 H19 M10,1 C5,6 5,14 10,19 M10,1 C15,6 15,14 10,19' })));
         tx = 38;
       }
-      grp.append(s('text', { class: 'name', x: tx, y: 21, text: truncate(n.name, n.kind === 'service' ? 21 : 17) }));
+      // A Kubernetes service shows its namespace before its name: `shop/checkout`.
+      grp.append(s('text', { class: 'name', x: tx, y: 21, text: truncate(n.ns ? `${n.ns}/${n.name}` : n.name, n.kind === 'service' ? 21 : 17) }));
       let sub, bad = false;
       if (n.kind === 'user') sub = `${fmtRate(n.outRate)} req/s out`;
       else if (n.kind === 'external') sub = `external · ${fmtRate(n.inRate)} req/s`;
