@@ -282,10 +282,11 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 	case OPT_CRI_SOCKET:
 		/* A unix socket's path fits in sun_path (108 bytes with its NUL). */
 		if (!arg[0] || strlen(arg) > 107)
-			return fail(err, errlen,
-				    "--cri-socket '%s': give the runtime's socket path (at most 107 "
-				    "bytes), or off",
-				    mt_log_value(q, arg));
+			return fail(
+				err, errlen,
+				"--cri-socket '%s': give the runtime's socket path (at most 107 "
+				"bytes), or off",
+				mt_log_value(q, arg));
 		o->cri_socket = arg;
 		return 0;
 	case OPT_CPU_PRIORITY:

@@ -73,12 +73,12 @@ struct link_stats {
 	uint64_t instrumented_evicted; /* known instrumented processes forgotten: table full */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
-	uint64_t requests_evicted; /* slots taken back because the table was full */
-	uint64_t threads;	   /* thread entries in use (entries are replaced, never freed) */
-	uint64_t processes;	   /* process entries in use */
-	uint64_t owners_evicted;   /* thread or process entries replaced: their window was full */
-	uint64_t ties;		   /* connect() ties held now */
-	uint64_t ties_replaced;	   /* ties overwritten before they were used */
+	uint64_t requests_evicted;   /* slots taken back because the table was full */
+	uint64_t threads;	     /* thread entries in use (entries are replaced, never freed) */
+	uint64_t processes;	     /* process entries in use */
+	uint64_t owners_evicted;     /* thread or process entries replaced: their window was full */
+	uint64_t ties;		     /* connect() ties held now */
+	uint64_t ties_replaced;	     /* ties overwritten before they were used */
 	uint64_t instrumented_procs; /* processes known now to report their own server spans */
 };
 
