@@ -45,6 +45,9 @@ static void usage(FILE *out)
 		"  --capture-bytes N       payload bytes copied per send/recv, 0..%u (default %u)\n"
 		"  --capture-mode MODE     auto | sock | syscalls (default auto: sock tracepoints\n"
 		"                          on Linux >= 6.3, syscall tracepoints elsewhere)\n"
+		"  --no-tls                no uprobes on TLS libraries (OpenSSL): HTTPS and other\n"
+		"                          TLS connections stay TCP edges (also "
+		"MESHTRACE_NO_TLS=1)\n"
 		"  --record-query          keep url.query in spans (off by default: query strings\n"
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
@@ -132,6 +135,7 @@ enum {
 	OPT_CPU_PRIORITY,
 	OPT_RECORD,
 	OPT_REPLAY,
+	OPT_NO_TLS,
 };
 
 int cli_parse(int argc, char **argv, struct agent_opts *o)
@@ -147,6 +151,7 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"replay", required_argument, NULL, OPT_REPLAY},
+		{"no-tls", no_argument, NULL, OPT_NO_TLS},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -160,6 +165,7 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
+	o->capture.no_tls = getenv("MESHTRACE_NO_TLS") && strcmp(getenv("MESHTRACE_NO_TLS"), "0");
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -188,6 +194,9 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case OPT_RECORD_QUERY:
 			o->spans.record_query = true;
+			break;
+		case OPT_NO_TLS:
+			o->capture.no_tls = true;
 			break;
 		case OPT_MAX_CONNS:
 			if (parse_uint(optarg, 16, 1u << 22, &v)) {
