@@ -489,8 +489,8 @@ int capture_mute(struct capture *c, uint64_t sock)
 
 void capture_detach(struct capture *c)
 {
-	tls_attach__free(c->tls);
-	c->tls = NULL;
+	if (c->tls)
+		tls_detach(c->tls);
 	if (c->skel)
 		capture_bpf__detach(c->skel);
 }

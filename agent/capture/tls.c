@@ -67,6 +67,7 @@ struct tls_attach {
 	uint32_t recent[TLS_RECENT_MAX]; /* pids a handshake sent us to */
 	uint32_t recent_next;
 	struct tls_stats stats;
+	bool detached; /* no more probes: looks at processes are pointless */
 };
 
 /* What one look at a process's mappings found. */
@@ -89,13 +90,21 @@ struct tls_attach *tls_attach__new(const struct tls_programs *p)
 	return t;
 }
 
+void tls_detach(struct tls_attach *t)
+{
+	for (uint32_t i = 0; i < t->nlibs; i++)
+		for (int k = 0; k < 2 * MT_TLS_FN__MAX; k++) {
+			bpf_link__destroy(t->libs[i].links[k]);
+			t->libs[i].links[k] = NULL;
+		}
+	t->detached = true;
+}
+
 void tls_attach__free(struct tls_attach *t)
 {
 	if (!t)
 		return;
-	for (uint32_t i = 0; i < t->nlibs; i++)
-		for (int k = 0; k < 2 * MT_TLS_FN__MAX; k++)
-			bpf_link__destroy(t->libs[i].links[k]);
+	tls_detach(t);
 	free(t);
 }
 
@@ -302,7 +311,7 @@ static void scan_pid(struct tls_attach *t, uint32_t pid, struct scan_result *res
 	FILE *f;
 
 	memset(res, 0, sizeof(*res));
-	if (pid == (uint32_t)getpid())
+	if (t->detached || pid == (uint32_t)getpid())
 		return;
 	snprintf(maps, sizeof(maps), "/proc/%u/maps", pid);
 	snprintf(exe_link, sizeof(exe_link), "/proc/%u/exe", pid);

@@ -52,6 +52,8 @@ struct tls_attach;
 
 /* NULL on allocation failure. Attaches nothing yet. */
 struct tls_attach *tls_attach__new(const struct tls_programs *p);
+/* Detaches every probe; the counters stay readable. */
+void tls_detach(struct tls_attach *t);
 /* Detaches every probe and frees. NULL: no-op. */
 void tls_attach__free(struct tls_attach *t);
 
