@@ -547,3 +547,138 @@ def test_no_tls_leaves_tcp_counted(tmp_path, agent, world, certs):
     # curl's connection, both ends (curl, nginx): began with a handshake, closed uncovered.
     assert stats["tls"]["handshake_conns"] >= 2, stats["tls"]
     assert stats["tls"]["uncovered_conns"] >= 2, stats["tls"]
+
+
+STATIC_CLIENT = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
+
+/* usage: sslcli PORT CAFILE N PATH: N GET requests on one TLS connection, after a line on stdin */
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char line[16], buf[65536];
+	int fd, n = atoi(argv[3]);
+	SSL *s;
+
+	SSL_CTX_load_verify_locations(ctx, argv[2], NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	printf("loaded\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return 2;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return 3;
+	s = SSL_new(ctx);
+	SSL_set_fd(s, fd);
+	if (SSL_connect(s) != 1)
+		return 4;
+	for (int i = 0; i < n; i++) {
+		char req[512];
+		int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+				   argv[4]);
+		size_t have = 0, want = 0;
+		char *body;
+
+		if (SSL_write(s, req, len) != len)
+			return 5;
+		for (;;) {
+			int r = SSL_read(s, buf + have, (int)(sizeof(buf) - 1 - have));
+
+			if (r <= 0)
+				return 6;
+			have += (size_t)r;
+			buf[have] = 0;
+			body = strstr(buf, "\r\n\r\n");
+			if (body && !want) {
+				char *cl = strcasestr(buf, "content-length:");
+
+				want = (size_t)(body + 4 - buf) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+			}
+			if (want && have >= want)
+				break;
+		}
+		printf("%.12s\n", buf + 9);
+	}
+	SSL_shutdown(s);
+	return 0;
+}
+"""
+
+
+def build_static_client(d, strip):
+    """A client with OpenSSL linked in from its static libraries: SSL_* are in its .symtab,
+    in no shared library. @strip: the symbol table removed (nothing for the agent to find)."""
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    if not os.path.exists(f"{libdir}/libssl.a"):
+        pytest.fail("libssl.a missing: run 'sudo make deps' (libssl-dev)")
+    src = os.path.join(d, "sslcli.c")
+    exe = os.path.join(d, "sslcli-stripped" if strip else "sslcli")
+    with open(src, "w") as f:
+        f.write(STATIC_CLIENT)
+    run(["cc", "-O1", "-Wall", "-Werror", "-o", exe, src, f"{libdir}/libssl.a", f"{libdir}/libcrypto.a",
+         "-lpthread", "-ldl"])
+    if strip:
+        run(["strip", exe])
+    maps_libs = run(["ldd", exe]).stdout
+    assert "libssl" not in maps_libs, maps_libs
+    return exe
+
+
+@pytest.mark.parametrize("strip", [False, True], ids=["symbols", "stripped"])
+def test_static_openssl_executable(tmp_path, agent, world, certs, strip):
+    """OpenSSL linked into the executable (as Node.js has it): found by its symbol table when
+    the process execs, after the agent started. Stripped: counted (no_symbols), not guessed."""
+    ng, _, _ = world
+    exe = build_static_client(str(tmp_path), strip)
+    jsonl = tmp_path / "spans.jsonl"
+    listen = free_port()
+    ag = agent(["--jsonl", str(jsonl), "--listen", f"127.0.0.1:{listen}"])
+    before = api_stats(listen)["tls"]
+    p = subprocess.Popen([exe, str(ng.tls_port), certs.ca, "3", "/index.html"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "loaded"
+    # Its first look is due 50 ms after the exec, its second a second later.
+    wait_for(lambda: api_stats(listen)["tls"]["processes_scanned"] >= before[
+        "processes_scanned"] + 1, "a look at the new process")
+    if not strip:
+        wait_for(lambda: api_stats(listen)["tls"]["libraries_attached"] >
+                 before["libraries_attached"], "the executable attached")
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, f"sslcli exited {p.returncode}: {err}"
+    assert out.split().count("200") == 3, out
+    wait_for(lambda: len(ng.lines(ng.tls_port)) >= 3, "nginx's log")
+    if not strip:
+        wait_spans(jsonl, lambda s: len(select(s, "CLIENT", ng.tls_port, pid=p.pid)) >= 3)
+    else:
+        wait_for(lambda: api_stats(listen)["tls"]["no_symbols"] > before["no_symbols"],
+                 "the stripped executable counted")
+    stats = ag.stop()
+    mine = select(read_jsonl(jsonl), "CLIENT", ng.tls_port, pid=p.pid)
+    nginx_side = select(read_jsonl(jsonl), "SERVER", ng.tls_port)
+    # nginx's libssl is probed either way: its side of the calls is always seen.
+    assert len(nginx_side) == 3, dump(nginx_side)
+    if strip:
+        assert not mine, dump(mine)
+        assert stats["tls"]["uncovered_processes"] > before["uncovered_processes"], stats["tls"]
+        assert stats["tls"]["libraries_attached"] == before["libraries_attached"], stats["tls"]
+    else:
+        assert len(mine) == 3 and all(a(s, "url.full") == f"https://127.0.0.1:{ng.tls_port}"
+                                      "/index.html" for s in mine), dump(mine)
+        by_id = {s["span_id"]: s for s in nginx_side}
+        assert all(by_id.get(s["parent_span_id"]) is None for s in mine)
+        assert sorted(s["parent_span_id"] for s in nginx_side) == sorted(
+            s["span_id"] for s in mine), "nginx's spans are not the static client's children"
