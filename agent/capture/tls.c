@@ -83,10 +83,6 @@ struct tls_attach *tls_attach__new(const struct tls_programs *p)
 	if (!t)
 		return NULL;
 	t->p = *p;
-	if (elf_version(EV_CURRENT) == EV_NONE) {
-		free(t);
-		return NULL;
-	}
 	return t;
 }
 
@@ -157,6 +153,11 @@ int tls_elf_functions(const char *path, bool *has_symtab)
 	*has_symtab = false;
 	if (fd < 0)
 		return -errno;
+	if (elf_version(EV_CURRENT) ==
+	    EV_NONE) { /* libelf's handshake: once is enough, again is cheap */
+		close(fd);
+		return -ENOTSUP;
+	}
 	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!e || elf_kind(e) != ELF_K_ELF) {
 		if (e)
