@@ -529,14 +529,23 @@ def test_no_tls_leaves_tcp_counted(tmp_path, agent, world, certs):
     while plaintext ones are unaffected."""
     ng, _, _ = world
     jsonl = tmp_path / "spans.jsonl"
-    ag = agent(["--no-tls", "--jsonl", str(jsonl)])
+    listen = free_port()
+    ag = agent(["--no-tls", "--jsonl", str(jsonl), "--listen", f"127.0.0.1:{listen}"])
     tls_pid, codes = curl([f"https://127.0.0.1:{ng.tls_port}/index.html"] * 3, cafile=certs.ca)
     assert codes == [200] * 3
     plain_pid, codes = curl([f"http://127.0.0.1:{ng.plain_port}/index.html"] * 3)
     wait_for(lambda: len(ng.lines(ng.plain_port)) >= 3 and len(ng.lines(ng.tls_port)) >= 3,
              "nginx's log")
     wait_spans(jsonl, lambda s: len(select(s, "CLIENT", ng.plain_port, pid=plain_pid)) >= 3)
-    time.sleep(0.5)  # connections closed: their close events drained
+    # The graph keeps the TLS call as a TCP edge curl -> nginx, marked "tls".
+    def tls_edges():
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen}/api/graph", timeout=5) as r:
+            g = json.loads(r.read())
+        return [e for e in g["edges"] if e["connection_type"] == "tls"
+                and e["client"] == "curl" and e["server"] == "nginx"]
+    edges = wait_for(tls_edges, "a tls edge curl -> nginx in /api/graph")
+    assert edges[0]["protocol"] == "tcp" and edges[0]["requests"] == 0, edges
+    assert edges[0]["bytes_sent"] > 0 and edges[0]["connects"] >= 1, edges
     stats = ag.stop()
     spans = read_jsonl(jsonl)
     assert len(select(spans, "CLIENT", ng.plain_port, pid=plain_pid)) == 3
