@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "bpf/capture.h"
+#include "agent/capture/tls.h"
 
 enum capture_mode {
 	CAPTURE_AUTO = 0,     /* sock tracepoints where the kernel has them, else syscalls */
@@ -23,6 +24,7 @@ struct capture_opts {
 	enum capture_mode mode;
 	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
 	uint64_t wakeup_bytes;	/* wake the consumer early when this much waits */
+	bool no_tls;		/* --no-tls: no probes on TLS libraries */
 };
 
 /* Kernel-side counters, summed over CPUs. */
@@ -105,5 +107,14 @@ const char *capture_drop_name(int reason);
 
 /* Counters of the DNS and process-lifecycle programs (index = enum mt_ext_stat), summed. */
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX]);
+
+/*
+ * A process (@pid, 0 when unknown) began a connection with a TLS handshake: its libraries are
+ * looked at now (agent/capture/tls.h). No-op without TLS probes.
+ */
+void capture_tls_on_handshake(struct capture *c, uint32_t pid);
+
+/* The TLS libraries' counters; false (and zeros) when TLS probes are off. */
+bool capture_tls_stats(const struct capture *c, struct tls_stats *out);
 
 #endif /* MESHTRACE_CAPTURE_H */
