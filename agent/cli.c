@@ -58,6 +58,12 @@ static void usage(FILE *out)
 		"  --replay FILE           run the pipeline on a recording instead of the kernel,\n"
 		"                          at its recorded pace; exits at its end (no root "
 		"needed)\n"
+		"  --cgroup PATH           trace only processes in this cgroup v2 subtree (a\n"
+		"                          directory under the cgroup2 mount; env\n"
+		"                          MESHTRACE_CGROUP): one agent per subtree\n"
+		"  --propagate             carry the trace context to other nodes' agents in a\n"
+		"                          TCP header option (off by default; env\n"
+		"                          MESHTRACE_PROPAGATE=1); see docs/tracing.md\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
@@ -132,6 +138,8 @@ enum {
 	OPT_CPU_PRIORITY,
 	OPT_RECORD,
 	OPT_REPLAY,
+	OPT_CGROUP,
+	OPT_PROPAGATE,
 };
 
 int cli_parse(int argc, char **argv, struct agent_opts *o)
@@ -147,6 +155,8 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 		{"cpu-priority", required_argument, NULL, OPT_CPU_PRIORITY},
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"replay", required_argument, NULL, OPT_REPLAY},
+		{"cgroup", required_argument, NULL, OPT_CGROUP},
+		{"propagate", no_argument, NULL, OPT_PROPAGATE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -160,6 +170,14 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
+	o->capture.cgroup = getenv("MESHTRACE_CGROUP");
+	if (o->capture.cgroup && !o->capture.cgroup[0])
+		o->capture.cgroup = NULL;
+	{
+		const char *p = getenv("MESHTRACE_PROPAGATE");
+
+		o->capture.propagate = p && (strcmp(p, "1") == 0 || strcasecmp(p, "true") == 0);
+	}
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -223,6 +241,12 @@ int cli_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case OPT_REPLAY:
 			o->replay_path = optarg;
+			break;
+		case OPT_CGROUP:
+			o->capture.cgroup = optarg;
+			break;
+		case OPT_PROPAGATE:
+			o->capture.propagate = true;
 			break;
 		case 'v':
 			mt_log_level = MT_LOG_DEBUG;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/capture/capture.h"
+#include "agent/capture/xnode.h"
 #include "capture.skel.h"
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
@@ -45,6 +47,7 @@ struct capture {
 	FILE *record; /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
+	struct bpf_link *sockops; /* --propagate */
 };
 
 static const char *const drop_names[MT_DROP__MAX] = {
@@ -140,6 +143,35 @@ static void set_syscall_autoload(struct capture_bpf *skel, bool on)
 	bpf_program__set_autoload(skel->progs.sock_recv_length, !on);
 }
 
+/*
+ * --cgroup and --propagate, before load: the scope's (id, level) in rodata;
+ * the propagation programs are loaded only when asked for. Returns 0, or -1
+ * with one line in @err.
+ */
+static int set_xnode(struct capture *c, const struct capture_opts *opts, char *err, size_t errlen)
+{
+	struct xnode_scope scope;
+
+	if (opts->cgroup) {
+		if (xnode_scope_resolve(opts->cgroup, &scope, err, errlen))
+			return -1;
+		c->skel->rodata->scope_cgroup_id = scope.id;
+		c->skel->rodata->scope_level = scope.level;
+		mt_info("scope: processes in cgroup %s (id %llu, level %u)", scope.path,
+			(unsigned long long)scope.id, scope.level);
+	}
+	if (opts->propagate && c->mode != CAPTURE_SOCK) {
+		snprintf(err, errlen,
+			 "--propagate needs the sock tracepoints (--capture-mode sock, Linux >= "
+			 "6.3)");
+		return -1;
+	}
+	c->skel->rodata->propagate = opts->propagate;
+	bpf_program__set_autoload(c->skel->progs.tcp_sendmsg_locked, opts->propagate);
+	bpf_program__set_autoload(c->skel->progs.xnode_sockops, opts->propagate);
+	return 0;
+}
+
 static void record_event(struct capture *c, const void *data, size_t size)
 {
 	static const uint8_t pad[REC_ALIGN];
@@ -227,6 +259,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
 	set_exec_autoload(c->skel);
+	if (set_xnode(c, opts, err, errlen))
+		goto out_destroy;
 
 	rc = capture_bpf__load(c->skel);
 	if (rc) {
@@ -257,6 +291,19 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 				strerror(-rc));
 		goto out_destroy;
 	}
+	if (opts->propagate) {
+		char dir[PATH_MAX];
+
+		if (opts->cgroup)
+			snprintf(dir, sizeof(dir), "%s", opts->cgroup);
+		else if (xnode_root_cgroup(dir, sizeof(dir)) != 0) {
+			snprintf(err, errlen, "--propagate: no cgroup v2 file system is mounted");
+			goto out_destroy;
+		}
+		c->sockops = xnode_attach_sockops(c->skel, dir, err, errlen);
+		if (!c->sockops)
+			goto out_destroy;
+	}
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_ring_event, c, NULL);
 	if (!c->rb) {
 		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
@@ -265,6 +312,7 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	return c;
 
 out_destroy:
+	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
 out_free:
 	free(c);
@@ -289,6 +337,7 @@ void capture__free(struct capture *c)
 		free(c->replay);
 	}
 	ring_buffer__free(c->rb);
+	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }
@@ -476,6 +525,15 @@ const char *capture_mode_name(const struct capture *c)
 	if (c->replay)
 		return "replay";
 	return c->mode == CAPTURE_SOCK ? "sock" : "syscalls";
+}
+
+void capture_read_xnode_counters(const struct capture *c, uint64_t out[MT_XS__MAX])
+{
+	if (!c->skel) {
+		memset(out, 0, MT_XS__MAX * sizeof(out[0]));
+		return;
+	}
+	sum_percpu(bpf_map__fd(c->skel->maps.xstats), c->ncpus, out, MT_XS__MAX, NULL);
 }
 
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])

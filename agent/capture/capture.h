@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "bpf/capture.h"
+#include "bpf/sockops.h"
 
 enum capture_mode {
 	CAPTURE_AUTO = 0,     /* sock tracepoints where the kernel has them, else syscalls */
@@ -23,6 +24,8 @@ struct capture_opts {
 	enum capture_mode mode;
 	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
 	uint64_t wakeup_bytes;	/* wake the consumer early when this much waits */
+	const char *cgroup;	/* --cgroup: a cgroup v2 directory, the scope; NULL: the node */
+	bool propagate;		/* --propagate: trace context in a TCP header option */
 };
 
 /* Kernel-side counters, summed over CPUs. */
@@ -105,5 +108,8 @@ const char *capture_drop_name(int reason);
 
 /* Counters of the DNS and process-lifecycle programs (index = enum mt_ext_stat), summed. */
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX]);
+
+/* The cross-node programs' counters (bpf/sockops.h, enum mt_xstat), summed over CPUs. */
+void capture_read_xnode_counters(const struct capture *c, uint64_t out[MT_XS__MAX]);
 
 #endif /* MESHTRACE_CAPTURE_H */

@@ -36,12 +36,14 @@
 
 #include "agent/conn/conn.h"
 #include "agent/protocols/l7.h"
+#include "bpf/sockops.h"
 
 #define LINK_REQS_MAX	     16384
 #define LINK_THREADS_MAX     8192
 #define LINK_TIES_MAX	     4096 /* connections tied at connect() to a server request */
 #define LINK_THREAD_INFLIGHT 8	  /* server requests remembered per thread */
 #define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
+#define LINK_XCTX_MAX	     4096 /* kernel contexts waiting for their request (--propagate) */
 
 enum link_unlinked {
 	LINK_NO_SERVER_CONTEXT = 0, /* client call made outside any server request: a root */
@@ -59,6 +61,9 @@ struct link_stats {
 	uint64_t linked_peer;	       /* server spans given a parent client span on this node */
 	uint64_t linked_traceparent;   /* server spans given their parent by W3C traceparent */
 	uint64_t skipped_instrumented; /* client spans not emitted: the client is instrumented */
+	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
+	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
+	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 };
@@ -96,6 +101,13 @@ void linker_on_request(struct linker *l, const struct conn_info *ci, const struc
 /* An exchange at MT_STAGE_DONE: its final context, then forgotten. */
 void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
 		    struct link_ids *out);
+
+/*
+ * --propagate: the context the kernel decided for the request that starts at
+ * @ev->seq on socket @ev->head.sock (bpf/sockops.h). It arrives before that
+ * request's data; the request takes it when it begins.
+ */
+void linker_on_xctx(struct linker *l, const struct mt_xctx_event *ev);
 
 /* Forgets requests in flight for longer than LINK_REQ_TTL_NS. */
 void linker_expire(struct linker *l, uint64_t now_ns);

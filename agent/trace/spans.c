@@ -68,6 +68,11 @@ void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint
 		linker_on_io(b->linker, tid, sock);
 }
 
+void span_builder_on_xctx(struct span_builder *b, const struct mt_xctx_event *ev)
+{
+	linker_on_xctx(b->linker, ev);
+}
+
 void span_builder_expire(struct span_builder *b, uint64_t now_ns)
 {
 	linker_expire(b->linker, now_ns);
