@@ -242,10 +242,10 @@ static __always_inline void xs_established(struct bpf_sock_ops *skops, __u8 role
 		return;
 	}
 	xs->role = role;
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-						 (role == XROLE_CLIENT
-							  ? BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG
-							  : BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG));
+	bpf_sock_ops_cb_flags_set(
+		skops, skops->bpf_sock_ops_cb_flags |
+			       (role == XROLE_CLIENT ? BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG
+						     : BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG));
 }
 
 static __always_inline struct xsock *xs_of(struct bpf_sock_ops *skops)
@@ -310,7 +310,8 @@ static __always_inline void xs_hdr_write(struct bpf_sock_ops *skops)
 
 static __always_inline void xs_hdr_parse(struct bpf_sock_ops *skops)
 {
-	__u8 opt[MT_XOPT_LEN] __attribute__((aligned(8))) = {MT_XOPT_KIND, 4, MT_XOPT_EXID >> 8, MT_XOPT_EXID & 0xff};
+	__u8 opt[MT_XOPT_LEN] __attribute__((aligned(8))) = {MT_XOPT_KIND, 4, MT_XOPT_EXID >> 8,
+							     MT_XOPT_EXID & 0xff};
 	struct tcphdr *th = skops->skb_data;
 	struct xsock *xs;
 	struct xrecv *r;

@@ -59,15 +59,15 @@ struct mt_xctx_event {
 
 /* Counters (per-CPU array "xstats", index = value). */
 enum mt_xstat {
-	MT_XS_REQ_OUT = 0,	/* client request starts given ids */
-	MT_XS_OPT_WRITTEN = 1,	/* options written on the segment of a request's first byte */
-	MT_XS_OPT_NO_ROOM = 2,	/* no option space left (e.g. SACK blocks): not sent */
-	MT_XS_OPT_MISSED = 3,	/* request start passed without its segment carrying the option */
-	MT_XS_OPT_PARSED = 4,	/* our options received */
-	MT_XS_OPT_MATCHED = 5,	/* ... matched to a server request start */
-	MT_XS_REQ_IN = 6,	/* server request starts seen */
-	MT_XS_NO_STORAGE = 7,	/* socket storage could not be had */
-	MT_XS_EVENT_LOST = 8,	/* context event not delivered (ring buffer full) */
+	MT_XS_REQ_OUT = 0,     /* client request starts given ids */
+	MT_XS_OPT_WRITTEN = 1, /* options written on the segment of a request's first byte */
+	MT_XS_OPT_NO_ROOM = 2, /* no option space left (e.g. SACK blocks): not sent */
+	MT_XS_OPT_MISSED = 3,  /* request start passed without its segment carrying the option */
+	MT_XS_OPT_PARSED = 4,  /* our options received */
+	MT_XS_OPT_MATCHED = 5, /* ... matched to a server request start */
+	MT_XS_REQ_IN = 6,      /* server request starts seen */
+	MT_XS_NO_STORAGE = 7,  /* socket storage could not be had */
+	MT_XS_EVENT_LOST = 8,  /* context event not delivered (ring buffer full) */
 	MT_XS__MAX = 9,
 };
 

@@ -41,8 +41,8 @@ static int cgroup2_mount_of(const char *path, char *out, size_t outlen)
 		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
 			continue;
 		n = strlen(mnt);
-		if (n <= best || strncmp(path, mnt, n) != 0 || (path[n] != '/' && path[n] != 0 &&
-								 strcmp(mnt, "/") != 0))
+		if (n <= best || strncmp(path, mnt, n) != 0 ||
+		    (path[n] != '/' && path[n] != 0 && strcmp(mnt, "/") != 0))
 			continue;
 		best = n;
 		snprintf(out, outlen, "%s", mnt);

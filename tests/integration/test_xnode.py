@@ -75,9 +75,10 @@ class Nodes:
     def start(self, node, args, service, cgroup=True):
         """A peer in node's netns (0 or 1), in node's cgroup unless cgroup is False; servers are
         waited for ('ready')."""
+        # Into the cgroup first: 'ip netns exec' mounts a sysfs of the namespace's own.
         join = f"echo $$ > {self.cg[node]}/cgroup.procs && " if cgroup else ""
-        cmd = ["ip", "netns", "exec", self.ns[node], "sh", "-c",
-               join + 'exec env OTEL_SERVICE_NAME="$0" "$@"', service, sys.executable, PEER]
+        cmd = ["sh", "-c", join + f'exec ip netns exec {self.ns[node]} env '
+               'OTEL_SERVICE_NAME="$0" "$@"', service, sys.executable, PEER]
         p = subprocess.Popen(cmd + [str(a) for a in args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         self.procs.append(p)
