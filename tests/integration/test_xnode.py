@@ -246,3 +246,13 @@ def test_peer_without_agent_gets_exact_bytes(request, nodes, agent, receiver):
                     f"on; node1 kernel {prop[0]}")
     assert prop[0]["options_written"] >= 3, f"no option was sent: {prop[0]}"
     assert prop[1]["options_parsed"] == 0, f"node 2's agent read an option: {prop[1]}"
+
+
+def test_cgroup_flag_must_name_a_cgroup2_directory(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the agent loads BPF before it runs")
+    from mt_agent import run_cli
+    r = run_cli(["--listen", "off", "--cgroup", str(tmp_path)])
+    assert r.returncode != 0 and "not in a cgroup v2 file system" in r.stderr, r.stderr
+    r = run_cli(["--listen", "off"], env={"MESHTRACE_CGROUP": str(tmp_path / "missing")})
+    assert r.returncode != 0 and "not a directory" in r.stderr, r.stderr
