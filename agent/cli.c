@@ -65,6 +65,12 @@ static void usage(FILE *out)
 		"  --replay FILE           run the pipeline on a recording instead of the kernel,\n"
 		"                          at its recorded pace; exits at its end (no root "
 		"needed)\n"
+		"  --cgroup PATH           trace only processes in this cgroup v2 subtree (a\n"
+		"                          directory under the cgroup2 mount; env\n"
+		"                          MESHTRACE_CGROUP): one agent per subtree\n"
+		"  --propagate             carry the trace context to other nodes' agents in a\n"
+		"                          TCP header option (off by default; env\n"
+		"                          MESHTRACE_PROPAGATE=1); see docs/tracing.md\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
@@ -210,6 +216,8 @@ enum {
 	OPT_REPLAY,
 	OPT_CRI_SOCKET,
 	OPT_NO_TLS,
+	OPT_CGROUP,
+	OPT_PROPAGATE,
 };
 
 static const struct option longopts[] = {
@@ -225,6 +233,8 @@ static const struct option longopts[] = {
 	{"replay", required_argument, NULL, OPT_REPLAY},
 	{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
 	{"no-tls", no_argument, NULL, OPT_NO_TLS},
+	{"cgroup", required_argument, NULL, OPT_CGROUP},
+	{"propagate", no_argument, NULL, OPT_PROPAGATE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -264,6 +274,12 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return 0;
 	case OPT_NO_TLS:
 		o->capture.no_tls = true;
+		return 0;
+	case OPT_CGROUP:
+		o->capture.cgroup = arg;
+		return arg[0] ? 0 : fail(err, errlen, "--cgroup '': give a cgroup v2 directory");
+	case OPT_PROPAGATE:
+		o->capture.propagate = true;
 		return 0;
 	case OPT_MAX_CONNS:
 		if (parse_uint(arg, CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX, &v))
@@ -352,6 +368,12 @@ void cli_defaults(struct agent_opts *o)
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
 	o->capture.no_tls = getenv("MESHTRACE_NO_TLS") && strcmp(getenv("MESHTRACE_NO_TLS"), "0");
+	o->capture.cgroup = getenv("MESHTRACE_CGROUP");
+	if (o->capture.cgroup && !o->capture.cgroup[0])
+		o->capture.cgroup = NULL;
+	o->capture.propagate = getenv("MESHTRACE_PROPAGATE") &&
+			       (strcmp(getenv("MESHTRACE_PROPAGATE"), "1") == 0 ||
+				strcasecmp(getenv("MESHTRACE_PROPAGATE"), "true") == 0);
 	o->log_level = -1;
 }
 

@@ -31,6 +31,7 @@
 struct health_snap {
 	struct capture_counters kc;
 	uint64_t ext[MT_XSTAT__MAX];
+	uint64_t xnode[MT_XS__MAX]; /* --propagate: the sock_ops programs' counters */
 	struct conn_stats cs;
 	struct span_stats ss;
 	struct otlp_stats os;
@@ -158,6 +159,15 @@ static const struct health_row rows[] = {
 	     kc.stats[MT_STAT_BYTES_CAPTURED]),
 	EACH("kernel.drops", MH_KERNEL_DROPS, "reason", HE_DROP_REASON, kc.drops),
 	OWN("kernel", "drops_per_cpu", json_drops_per_cpu),
+	JSON("kernel.propagation", "requests_out", xnode[MT_XS_REQ_OUT]),
+	JSON("kernel.propagation", "options_written", xnode[MT_XS_OPT_WRITTEN]),
+	JSON("kernel.propagation", "options_no_room", xnode[MT_XS_OPT_NO_ROOM]),
+	JSON("kernel.propagation", "options_missed", xnode[MT_XS_OPT_MISSED]),
+	JSON("kernel.propagation", "options_parsed", xnode[MT_XS_OPT_PARSED]),
+	JSON("kernel.propagation", "options_matched", xnode[MT_XS_OPT_MATCHED]),
+	JSON("kernel.propagation", "requests_in", xnode[MT_XS_REQ_IN]),
+	JSON("kernel.propagation", "no_storage", xnode[MT_XS_NO_STORAGE]),
+	JSON("kernel.propagation", "events_lost", xnode[MT_XS_EVENT_LOST]),
 
 	/* user: the demultiplexer, the connection table, the span builder */
 	BOTH("user", "events", MH_EVENTS, NULL, NULL, events),
@@ -199,6 +209,9 @@ static const struct health_row rows[] = {
 	JSON("user.link", "instrumented_procs", ss.link.instrumented_procs),
 	BOTH("user.link", "instrumented_evicted", MH_DROPS, "stage", "instrumented_evicted",
 	     ss.link.instrumented_evicted),
+	BOTH("user.link", "linked_option", MH_LINKS, "result", "tcp_option", ss.link.linked_option),
+	JSON("user.link", "option_mismatch", ss.link.option_mismatch),
+	JSON("user.link", "option_evicted", ss.link.option_evicted),
 	JSON("user.link", "requests_held", ss.link.requests),
 	METRIC(MH_TABLE_USAGE, "table", "link_requests", ss.link.requests),
 	CAPACITY("link_requests", LINK_REQS_MAX),
@@ -428,6 +441,7 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	memset(s, 0, sizeof(*s));
 	capture_read_counters(a->capture, &s->kc);
 	capture_read_ext_counters(a->capture, s->ext);
+	capture_read_xnode_counters(a->capture, s->xnode);
 	conn_table_stats(a->conns, &s->cs);
 	span_builder_stats(a->spans, &s->ss);
 	if (a->otlp)

@@ -91,6 +91,9 @@ void loop_on_event(void *ctx, const void *data, size_t size)
 			graph_on_exit(a->graph, ev->pid);
 			peers_forget_pid(a->peers, ev->pid);
 		}
+	} else if (head->kind == MT_EV_XCTX && size >= sizeof(struct mt_xctx_event)) {
+		if (a->spans)
+			span_builder_on_xctx(a->spans, data);
 	} else {
 		a->bad_events++;
 	}

@@ -10,6 +10,7 @@
  * One object (one skeleton), split by concern, each part included once here:
  *   arch.bpf.h       syscall numbers and where a syscall's arguments are, per architecture
  *   maps.bpf.h       tunables, maps and counters: all the kernel side keeps
+ *   sockops.bpf.h    the cgroup scope; trace context in a TCP header option (sock_ops)
  *   sock.bpf.h       a socket's addresses, the payload copies, building a data event
  *   dnsproc.bpf.h    DNS datagrams; process exec and exit
  *   tls.bpf.h        plaintext at the TLS libraries' SSL_* calls (uprobes), tied to the socket
@@ -25,6 +26,7 @@
 #include "bpf/capture.h"
 #include "bpf/arch.bpf.h"
 #include "bpf/maps.bpf.h"
+#include "bpf/sockops.bpf.h"
 #include "bpf/sock.bpf.h"
 #include "bpf/dnsproc.bpf.h"
 #include "bpf/tls.bpf.h"

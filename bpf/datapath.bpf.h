@@ -120,6 +120,12 @@ static __always_inline int on_sock_msg(struct sock *sk, int ret, int flags, __u8
 	if (!task)
 		return 0;
 
+	if (propagate && dir == MT_DIR_INGRESS) {
+		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
+
+		if (t) /* before the data event: user space needs the context first */
+			xnode_on_recv(sk, t->copied_seq - ret, pid_tgid);
+	}
 	/* The syscall's own arguments, from the user registers: plain loads (BTF pointer). */
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	emit_data(sk, dir, ret, MT_SYSCALL_NR(regs), (__s32)MT_SYSCALL_ARG1(regs),

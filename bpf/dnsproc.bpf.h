@@ -91,7 +91,7 @@ int sched_process_exit(__u64 *ctx)
 	struct task_struct *task;
 	bool dead;
 
-	if (is_agent(pid_tgid >> 32))
+	if (is_agent(pid_tgid >> 32) || !current_in_scope())
 		return 0;
 	/* volatile: the load must stay behind the test, the verifier refuses ctx[1] without it */
 	if (bpf_core_field_exists(struct trace_event_raw_sched_process_exit, group_dead))
@@ -271,7 +271,7 @@ static __always_inline int on_exec(struct linux_binprm *bprm, bool read_env)
 	struct task_struct *task;
 	struct mt_exec_event *ev;
 
-	if (is_agent(pid_tgid >> 32))
+	if (is_agent(pid_tgid >> 32) || !current_in_scope())
 		return 0;
 	ev = reserve_event(sizeof(*ev), MT_EV_PROC, bpf_ktime_get_ns(), 0);
 	if (!ev)

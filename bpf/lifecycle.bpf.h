@@ -14,6 +14,8 @@ static __always_inline void emit_conn(const struct sock *sk, __u8 op, __u32 pid,
 {
 	struct mt_conn_event *ev;
 
+	if (!sk_in_scope(sk))
+		return;
 	ev = reserve_event(sizeof(*ev), MT_EV_CONN, now, (__u64)sk);
 	if (!ev)
 		return;

@@ -41,8 +41,8 @@ static __always_inline bool msg_moved_bytes(const struct msg_args *m, __u8 dir)
 }
 
 /*
- * The current task, with its pid_tgid in @pid_tgid; NULL when it is the agent or a kernel
- * thread (neither is traced).
+ * The current task, with its pid_tgid in @pid_tgid; NULL when it is the agent, a kernel
+ * thread or outside the scope (--cgroup): none is traced.
  */
 static __always_inline struct task_struct *traced_task(__u64 *pid_tgid)
 {
@@ -53,6 +53,8 @@ static __always_inline struct task_struct *traced_task(__u64 *pid_tgid)
 		return NULL;
 	task = bpf_get_current_task_btf();
 	if (task->flags & PF_KTHREAD)
+		return NULL;
+	if (!current_in_scope()) /* --cgroup: outside the agent's subtree */
 		return NULL;
 	return task;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "agent/capture/capture.h"
 #include "agent/capture/tls.h"
+#include "agent/capture/xnode.h"
 #include "capture.skel.h"
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
@@ -46,7 +48,8 @@ struct capture {
 	FILE *record; /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
-	struct tls_attach *tls; /* NULL: --no-tls, or replaying */
+	struct tls_attach *tls;	  /* NULL: --no-tls, or replaying */
+	struct bpf_link *sockops; /* --propagate */
 };
 
 static const char *const drop_names[MT_DROP__MAX] = {
@@ -193,6 +196,35 @@ bool capture_tls_stats(const struct capture *c, struct tls_stats *out)
 	return true;
 }
 
+/*
+ * --cgroup and --propagate, before load: the scope's (id, level) in rodata;
+ * the propagation programs are loaded only when asked for. Returns 0, or -1
+ * with one line in @err.
+ */
+static int set_xnode(struct capture *c, const struct capture_opts *opts, char *err, size_t errlen)
+{
+	struct xnode_scope scope;
+
+	if (opts->cgroup) {
+		if (xnode_scope_resolve(opts->cgroup, &scope, err, errlen))
+			return -1;
+		c->skel->rodata->scope_cgroup_id = scope.id;
+		c->skel->rodata->scope_level = scope.level;
+		mt_info("scope: processes in cgroup %s (id %llu, level %u)", scope.path,
+			(unsigned long long)scope.id, scope.level);
+	}
+	if (opts->propagate && c->mode != CAPTURE_SOCK) {
+		snprintf(err, errlen,
+			 "--propagate needs the sock tracepoints (--capture-mode sock, Linux >= "
+			 "6.3)");
+		return -1;
+	}
+	c->skel->rodata->propagate = opts->propagate;
+	bpf_program__set_autoload(c->skel->progs.tcp_sendmsg_locked, opts->propagate);
+	bpf_program__set_autoload(c->skel->progs.xnode_sockops, opts->propagate);
+	return 0;
+}
+
 static void record_event(struct capture *c, const void *data, size_t size)
 {
 	static const uint8_t pad[REC_ALIGN];
@@ -285,6 +317,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
 	set_exec_autoload(c->skel);
 	set_tls_autoload(c->skel, !opts->no_tls);
+	if (set_xnode(c, opts, err, errlen))
+		goto out_destroy;
 
 	rc = capture_bpf__load(c->skel);
 	if (rc) {
@@ -315,6 +349,19 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 				strerror(-rc));
 		goto out_destroy;
 	}
+	if (opts->propagate) {
+		char dir[PATH_MAX];
+
+		if (opts->cgroup)
+			snprintf(dir, sizeof(dir), "%s", opts->cgroup);
+		else if (xnode_root_cgroup(dir, sizeof(dir)) != 0) {
+			snprintf(err, errlen, "--propagate: no cgroup v2 file system is mounted");
+			goto out_destroy;
+		}
+		c->sockops = xnode_attach_sockops(c->skel, dir, err, errlen);
+		if (!c->sockops)
+			goto out_destroy;
+	}
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_ring_event, c, NULL);
 	if (!c->rb) {
 		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
@@ -325,6 +372,7 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	return c;
 
 out_destroy:
+	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
 out_free:
 	free(c);
@@ -350,6 +398,7 @@ void capture__free(struct capture *c)
 	}
 	tls_attach__free(c->tls);
 	ring_buffer__free(c->rb);
+	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }
@@ -543,6 +592,15 @@ const char *capture_mode_name(const struct capture *c)
 	if (c->replay)
 		return "replay";
 	return c->mode == CAPTURE_SOCK ? "sock" : "syscalls";
+}
+
+void capture_read_xnode_counters(const struct capture *c, uint64_t out[MT_XS__MAX])
+{
+	if (!c->skel) {
+		memset(out, 0, MT_XS__MAX * sizeof(out[0]));
+		return;
+	}
+	sum_percpu(bpf_map__fd(c->skel->maps.xstats), c->ncpus, out, MT_XS__MAX, NULL);
 }
 
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX])

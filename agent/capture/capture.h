@@ -13,6 +13,7 @@
 
 #include "bpf/capture.h"
 #include "agent/capture/tls.h"
+#include "bpf/sockops.h"
 
 enum capture_mode {
 	CAPTURE_AUTO = 0,     /* sock tracepoints where the kernel has them, else syscalls */
@@ -25,6 +26,8 @@ struct capture_opts {
 	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
 	uint64_t wakeup_bytes;	/* wake the consumer early when this much waits */
 	bool no_tls;		/* --no-tls: no probes on TLS libraries */
+	const char *cgroup;	/* --cgroup: a cgroup v2 directory, the scope; NULL: the node */
+	bool propagate;		/* --propagate: trace context in a TCP header option */
 };
 
 /* Kernel-side counters, summed over CPUs. */
@@ -116,5 +119,7 @@ void capture_tls_on_handshake(struct capture *c, uint32_t pid);
 
 /* The TLS libraries' counters; false (and zeros) when TLS probes are off. */
 bool capture_tls_stats(const struct capture *c, struct tls_stats *out);
+/* The cross-node programs' counters (bpf/sockops.h, enum mt_xstat), summed over CPUs. */
+void capture_read_xnode_counters(const struct capture *c, uint64_t out[MT_XS__MAX]);
 
 #endif /* MESHTRACE_CAPTURE_H */

@@ -18,6 +18,18 @@ struct flow {
 	uint16_t sport;
 };
 
+/* The kernel's context for one request (--propagate), until the request begins. */
+struct xctx {
+	uint64_t sock; /* 0: empty */
+	uint32_t seq;
+	uint8_t dir;
+	uint8_t flags; /* enum mt_xctx_flags */
+	uint8_t have;
+	uint8_t _pad;
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+};
+
 /* One request in flight, on either side. */
 struct req {
 	uint64_t sock;
@@ -40,6 +52,7 @@ struct req {
 	uint32_t parent_seq;
 	struct flow flow;
 	struct link_ids ids;
+	struct xctx x; /* --propagate: the kernel's context for this request */
 	char traceparent[MT_TRACEPARENT_LEN + 1]; /* server: the incoming header */
 };
 
@@ -80,6 +93,7 @@ struct linker {
 	struct sdk_proc *sdk_procs;
 	uint32_t sdk_live;
 	struct req scratch; /* a freed client request's ids, while they are copied */
+	struct xctx *xctx;  /* LINK_XCTX_MAX, by (socket, seq); a newer one overwrites */
 	uint64_t clock;
 	uint64_t rng[4];
 	struct link_stats stats;
@@ -130,7 +144,8 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->procs = calloc(LINK_THREADS_MAX, sizeof(*l->procs));
 	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
 	l->sdk_procs = calloc(LINK_SDK_PROCS_MAX, sizeof(*l->sdk_procs));
-	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs ||
+	l->xctx = calloc(LINK_XCTX_MAX, sizeof(*l->xctx));
+	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs || !l->xctx ||
 	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
 	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0)) {
 		linker__free(l);
@@ -153,6 +168,7 @@ void linker__free(struct linker *l)
 	free(l->procs);
 	free(l->ties);
 	free(l->sdk_procs);
+	free(l->xctx);
 	free(l);
 }
 
@@ -510,6 +526,40 @@ static bool local_flow(const struct flow *f)
 	return memcmp(f->caddr, v6loop, 16) == 0;
 }
 
+/* ---- kernel contexts (--propagate) ---- */
+
+static struct xctx *xctx_slot(struct linker *l, uint64_t sock, uint32_t seq)
+{
+	return &l->xctx[sock_hash(sock, seq) & (LINK_XCTX_MAX - 1)];
+}
+
+void linker_on_xctx(struct linker *l, const struct mt_xctx_event *ev)
+{
+	struct xctx *x = xctx_slot(l, ev->head.sock, ev->seq);
+
+	if (x->sock)
+		l->stats.option_evicted++;
+	x->sock = ev->head.sock;
+	x->seq = ev->seq;
+	x->dir = ev->dir;
+	x->flags = ev->flags;
+	x->have = 1;
+	memcpy(x->trace_id, ev->trace_id, 16);
+	memcpy(x->span_id, ev->span_id, 8);
+}
+
+/* The kernel's context for the request at (@sock, @seq) into @out, consumed; false: none. */
+static bool xctx_take(struct linker *l, uint64_t sock, uint32_t seq, uint8_t dir, struct xctx *out)
+{
+	struct xctx *x = xctx_slot(l, sock, seq);
+
+	if (x->sock != sock || x->seq != seq || x->dir != dir)
+		return false;
+	*out = *x;
+	x->sock = 0;
+	return true;
+}
+
 /*
  * A server request's context is fixed on first need: when it completes, or
  * when a client request it made completes or is looked up by its own server.
@@ -546,6 +596,12 @@ static void resolve_server(struct linker *l, struct req *r)
 		r->ids.remote = c->ids.remote;
 		r->ids.trace_flags = c->ids.trace_flags;
 		l->stats.linked_peer++;
+	} else if (r->x.have && (r->x.flags & MT_XCTX_F_REMOTE)) {
+		/* A client span on another node, named in the TCP option of the first segment. */
+		memcpy(r->ids.trace_id, r->x.trace_id, 16);
+		memcpy(r->ids.parent_span_id, r->x.span_id, 8);
+		r->ids.remote = true;
+		l->stats.linked_option++;
 	} else if (r->traceparent[0] &&
 		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id,
 					 &r->ids.trace_flags)) {
@@ -559,7 +615,11 @@ static void resolve_server(struct linker *l, struct req *r)
 		r->ids.trace_flags = c->ids.trace_flags;
 		l->stats.linked_peer++;
 	} else {
-		linker_random_id(l, r->ids.trace_id, 16);
+		/* The kernel's new trace id, when there is one: the thread's calls carry it. */
+		if (r->x.have)
+			memcpy(r->ids.trace_id, r->x.trace_id, 16);
+		else
+			linker_random_id(l, r->ids.trace_id, 16);
 		r->ids.trace_flags = 0; /* a failed decode may have written it */
 		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
 						       : LINK_EXTERNAL_CALLER]++;
@@ -608,6 +668,8 @@ static void settle(struct linker *l, struct req *c)
 		return;
 	}
 	resolve_server(l, p);
+	if (c->x.have && memcmp(c->x.trace_id, p->ids.trace_id, 16) != 0)
+		l->stats.option_mismatch++; /* its option carried another trace: counted */
 	memcpy(c->ids.trace_id, p->ids.trace_id, 16);
 	memcpy(c->ids.parent_span_id, p->ids.span_id, 8);
 	c->ids.remote = p->ids.remote;
@@ -687,6 +749,8 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	flow_of(ci, &r->flow);
 	hashtab_link(&l->by_sock, sock_hash(r->sock, r->seq), i);
 
+	xctx_take(l, r->sock, r->seq, ci->role == CONN_ROLE_SERVER ? MT_DIR_INGRESS : MT_DIR_EGRESS,
+		  &r->x);
 	if (ci->role == CONN_ROLE_SERVER) {
 		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
 		r->sdk = sdk_known(l, ci->pid);
@@ -723,11 +787,18 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 			linker_random_id(l, r->ids.span_id, 8);
 			l->stats.linked_in_process++;
 		} else {
-			linker_random_id(l, r->ids.trace_id, 16);
+			/* With a kernel context, its trace id: the one its option carried. */
+			if (r->x.have)
+				memcpy(r->ids.trace_id, r->x.trace_id, 16);
+			else
+				linker_random_id(l, r->ids.trace_id, 16);
 			linker_random_id(l, r->ids.span_id, 8);
 			r->ids.trace_flags = 0;
 			l->stats.unlinked[reason]++;
 		}
+		/* The span id its option carried: the other node's server names it as parent. */
+		if (r->x.have && r->ids.emit)
+			memcpy(r->ids.span_id, r->x.span_id, 8);
 		hashtab_link(&l->by_flow, flow_hash(&r->flow, r->seq), i);
 		r->in_flow = 1;
 	}

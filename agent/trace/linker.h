@@ -42,6 +42,7 @@
 
 #include "agent/conn/conn.h"
 #include "agent/protocols/l7.h"
+#include "bpf/sockops.h"
 
 #define LINK_REQS_MAX	     16384
 #define LINK_THREADS_MAX     8192
@@ -49,6 +50,7 @@
 #define LINK_THREAD_INFLIGHT 8	  /* server requests remembered per thread */
 #define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
 #define LINK_SDK_PROCS_MAX   1024 /* processes known to report their own server spans */
+#define LINK_XCTX_MAX	     4096 /* kernel contexts waiting for their request (--propagate) */
 
 enum link_unlinked {
 	LINK_NO_SERVER_CONTEXT = 0, /* client call made outside any server request: a root */
@@ -71,6 +73,9 @@ struct link_stats {
 	uint64_t learned_continued;	     /* evidence: a call continued the request's trace */
 	uint64_t learned_new_trace; /* evidence: a call began a trace the request did not bring */
 	uint64_t instrumented_evicted; /* known instrumented processes forgotten: table full */
+	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
+	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
+	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 	uint64_t requests_evicted;   /* slots taken back because the table was full */
@@ -118,6 +123,12 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 
 /* @pid exited or exec'd: whatever was learned about its instrumentation goes. */
 void linker_forget_process(struct linker *l, uint32_t pid);
+/*
+ * --propagate: the context the kernel decided for the request that starts at
+ * @ev->seq on socket @ev->head.sock (bpf/sockops.h). It arrives before that
+ * request's data; the request takes it when it begins.
+ */
+void linker_on_xctx(struct linker *l, const struct mt_xctx_event *ev);
 
 /* Forgets requests in flight for longer than LINK_REQ_TTL_NS. */
 void linker_expire(struct linker *l, uint64_t now_ns);

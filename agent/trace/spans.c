@@ -73,6 +73,11 @@ void span_builder_on_process_gone(struct span_builder *b, uint32_t pid)
 	linker_forget_process(b->linker, pid);
 }
 
+void span_builder_on_xctx(struct span_builder *b, const struct mt_xctx_event *ev)
+{
+	linker_on_xctx(b->linker, ev);
+}
+
 void span_builder_expire(struct span_builder *b, uint64_t now_ns)
 {
 	linker_expire(b->linker, now_ns);

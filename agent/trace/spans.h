@@ -52,6 +52,8 @@ void span_builder_on_io(struct span_builder *b, uint32_t tid, uint32_t pid, uint
 
 /* Process @pid exited or exec'd: what the linker learned about it goes (its instrumentation). */
 void span_builder_on_process_gone(struct span_builder *b, uint32_t pid);
+/* --propagate: a kernel context for a request about to begin (see linker_on_xctx()). */
+void span_builder_on_xctx(struct span_builder *b, const struct mt_xctx_event *ev);
 
 /* Forgets requests that never completed (call about once a second). */
 void span_builder_expire(struct span_builder *b, uint64_t now_ns);

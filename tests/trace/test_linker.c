@@ -452,6 +452,81 @@ static void test_instrumented_server_is_learned(void **state)
 	linker__free(l);
 }
 
+/* A kernel context (--propagate), as the ring buffer hands it over. */
+static void xctx(struct linker *l, uint64_t sock, uint32_t seq, uint8_t dir, uint8_t flags,
+		 uint8_t trace_byte, uint8_t span_byte)
+{
+	struct mt_xctx_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.head.kind = MT_EV_XCTX;
+	ev.head.sock = sock;
+	ev.seq = seq;
+	ev.dir = dir;
+	ev.flags = flags;
+	memset(ev.trace_id, trace_byte, 16);
+	memset(ev.span_id, span_byte, 8);
+	linker_on_xctx(l, &ev);
+}
+
+/*
+ * --propagate: a server request whose first segment carried an option takes
+ * its trace and parent; the call it makes takes the span id the kernel put in
+ * that call's own option, and the server request's trace. A call whose option
+ * named another trace than its in-process parent's is counted.
+ */
+static void test_option_context_adopted(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info in = conn(0x2000, 20, 21, CONN_ROLE_SERVER, 8080, 40000);
+	struct conn_info out = conn(0x3000, 20, 21, CONN_ROLE_CLIENT, 41000, 8081);
+	struct mt_exchange x = exchange(100, 1 * MS, MT_STAGE_REQUEST);
+	uint8_t t[16], sp[8], k[8];
+	struct link_ids srv, cli;
+	struct link_stats st;
+
+	(void)state;
+	memset(t, 0xaa, 16);
+	memset(sp, 0xbb, 8);
+	memset(k, 0xcc, 8);
+	xctx(l, in.sock, 100, MT_DIR_INGRESS, MT_XCTX_F_REMOTE, 0xaa, 0xbb);
+	linker_on_io(l, 21, in.sock);
+	linker_on_request(l, &in, &x);
+	xctx(l, out.sock, 500, MT_DIR_EGRESS, MT_XCTX_F_THREAD, 0xaa, 0xcc);
+	x = exchange(500, 2 * MS, MT_STAGE_REQUEST);
+	linker_on_io(l, 21, out.sock);
+	linker_on_request(l, &out, &x);
+	x = exchange(500, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &out, &x, &cli);
+	x = exchange(100, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &in, &x, &srv);
+	assert_memory_equal(srv.trace_id, t, 16);
+	assert_memory_equal(srv.parent_span_id, sp, 8);
+	assert_true(srv.remote);
+	assert_memory_equal(cli.trace_id, t, 16);
+	assert_memory_equal(cli.span_id, k, 8);
+	assert_memory_equal(cli.parent_span_id, srv.span_id, 8);
+
+	/* The next request on the same thread; its call's option carried a stale trace. */
+	x = exchange(200, 3 * MS, MT_STAGE_REQUEST);
+	linker_on_io(l, 21, in.sock);
+	linker_on_request(l, &in, &x);
+	xctx(l, out.sock, 600, MT_DIR_EGRESS, MT_XCTX_F_THREAD, 0xaa, 0xdd);
+	x = exchange(600, 4 * MS, MT_STAGE_REQUEST);
+	linker_on_io(l, 21, out.sock);
+	linker_on_request(l, &out, &x);
+	x = exchange(600, 4 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &out, &x, &cli);
+	x = exchange(200, 3 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &in, &x, &srv);
+	assert_memory_equal(cli.trace_id, srv.trace_id, 16);
+
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_option, 1);
+	assert_int_equal(st.option_mismatch, 1);
+	linker__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_traceparent_flags_travel),
 		cmocka_unit_test(test_thread_table_fill_and_evictions),
 		cmocka_unit_test(test_instrumented_server_is_learned),
+		cmocka_unit_test(test_option_context_adopted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Peers of test_xnode.py, each run inside a network namespace and a cgroup made by the test.
+
+  server PORT [UPSTREAM_HOST:UPSTREAM_PORT]  HTTP/1.1 keep-alive server (thread per connection);
+                                             with an upstream, each GET /x calls GET /c/x there on
+                                             the handler thread's own keep-alive connection
+  client HOST:PORT N PREFIX                  N GETs PREFIX<i> on one keep-alive connection
+  echo PORT                                  POST: answers the body it read, byte for byte
+  echo-client HOST:PORT SIZE                 POSTs SIZE random bytes, checks the answer is equal
+Servers print 'ready' once listening."""
+
+import http.client
+import http.server
+import os
+import socket
+import sys
+import threading
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    upstream = None
+    local = threading.local()
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        # Headers and body go in two writes: without this, Nagle + delayed ACK add 40 ms.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        body = b"ok " + self.path.encode()
+        if self.upstream:
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = http.client.HTTPConnection(*self.upstream, timeout=10)
+                self.local.conn = conn
+            conn.request("GET", "/c" + self.path)
+            resp = conn.getresponse()
+            body += b" <- " + resp.read()
+        self._answer(body)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        data = b""
+        while len(data) < n:
+            chunk = self.rfile.read(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+        self._answer(data)
+
+
+def serve(port, upstream=None):
+    if upstream:
+        host, p = upstream.rsplit(":", 1)
+        Handler.upstream = (host, int(p))
+    srv = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    srv.daemon_threads = True
+    print("ready", flush=True)
+    srv.serve_forever()
+
+
+def client(target, n, prefix):
+    host, port = target.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    for i in range(n):
+        conn.request("GET", f"{prefix}{i}")
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200 or not body.startswith(b"ok "):
+            print(f"bad answer to {prefix}{i}: {resp.status} {body[:80]!r}", flush=True)
+            sys.exit(1)
+    print("done", flush=True)
+
+
+def echo_client(target, size):
+    host, port = target.rsplit(":", 1)
+    data = os.urandom(size)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    for _ in range(3):  # keep-alive: each request starts a new option
+        conn.request("POST", "/echo", body=data)
+        got = conn.getresponse().read()
+        if got != data:
+            print(f"echo differs: sent {len(data)} bytes, got {len(got)}", flush=True)
+            sys.exit(1)
+    print("done", flush=True)
+
+
+def main(argv):
+    mode = argv[1]
+    if mode == "server":
+        serve(int(argv[2]), argv[3] if len(argv) > 3 else None)
+    elif mode == "echo":
+        serve(int(argv[2]))
+    elif mode == "client":
+        client(argv[2], int(argv[3]), argv[4])
+    elif mode == "echo-client":
+        echo_client(argv[2], int(argv[3]))
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
