@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/capture/xnode.h"
 #include "agent/cli.h"
 #include "agent/common/clock.h"
 #include "agent/common/log.h"
@@ -254,6 +255,15 @@ static int check_paths(const struct agent_opts *o)
 	if (o->replay_path && access(o->replay_path, R_OK) != 0) {
 		mt_err("--replay '%s': %s", mt_log_value(q, o->replay_path), strerror(errno));
 		return 2;
+	}
+	if (o->capture.cgroup) {
+		struct xnode_scope scope;
+		char err[512];
+
+		if (xnode_scope_resolve(o->capture.cgroup, &scope, err, sizeof(err)) != 0) {
+			mt_err("%s", err);
+			return 2;
+		}
 	}
 	return 0;
 }

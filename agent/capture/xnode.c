@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/capture/xnode.h"
+#include "agent/common/log.h"
 #include "capture.skel.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -53,23 +54,24 @@ static int cgroup2_mount_of(const char *path, char *out, size_t outlen)
 
 int xnode_scope_resolve(const char *path, struct xnode_scope *s, char *err, size_t errlen)
 {
-	char real[PATH_MAX], mnt[PATH_MAX];
+	char real[PATH_MAX], mnt[PATH_MAX], q[MT_LOG_VALUE_MAX + 32];
 	struct statfs fs;
 	struct stat st;
 	const char *p;
 
 	memset(s, 0, sizeof(*s));
 	if (!realpath(path, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "--cgroup %s: not a directory (%s)", path, strerror(errno));
+		snprintf(err, errlen, "--cgroup '%s': not a directory (%s)", mt_log_value(q, path),
+			 strerror(errno));
 		return -EINVAL;
 	}
 	if (statfs(real, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
 	    cgroup2_mount_of(real, mnt, sizeof(mnt)) != 0) {
 		snprintf(err, errlen,
-			 "--cgroup %s: not in a cgroup v2 file system; give a directory under "
+			 "--cgroup '%s': not in a cgroup v2 file system; give a directory under "
 			 "the cgroup2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid "
 			 "hosts)",
-			 path);
+			 mt_log_value(q, path));
 		return -EINVAL;
 	}
 	/* The level is the depth below the hierarchy's root: one per path component. */

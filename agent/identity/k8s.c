@@ -55,7 +55,8 @@ struct k8s_entry {
 
 struct k8s {
 	char socket[CRI_SOCKET_PATH_MAX];
-	bool searching; /* no socket named: look through the defaults */
+	bool searching;	   /* no socket named: look through the defaults */
+	bool said_missing; /* the line saying no socket was found is out */
 	uint64_t next_search_ns;
 	bool version_asked;
 	uint8_t warm_pending; /* warm-up lists still to come */
@@ -136,13 +137,8 @@ struct k8s *k8s__new(const char *socket_path)
 	if (socket_path && socket_path[0]) {
 		mt_strlcpy(k->socket, socket_path, sizeof(k->socket));
 	} else {
+		/* The first k8s_poll() looks: nothing is said before the agent has started. */
 		k->searching = true;
-		find_socket(k, 0);
-		if (k->searching)
-			mt_info("CRI: no runtime socket (%s, %s, %s): pods and containers are "
-				"named from cgroups; --cri-socket names another",
-				"/run/containerd/containerd.sock", "/run/crio/crio.sock",
-				"/run/k3s/containerd/containerd.sock");
 	}
 	if (k->socket[0] && start_client(k) != 0) {
 		k8s__free(k);
@@ -583,6 +579,12 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 	k->now_ns = now_ns;
 	if (k->searching && now_ns >= k->next_search_ns) {
 		find_socket(k, now_ns);
+		if (k->searching && !k->said_missing)
+			mt_info("CRI: no runtime socket (%s, %s, %s): pods and containers are "
+				"named from cgroups; --cri-socket names another",
+				"/run/containerd/containerd.sock", "/run/crio/crio.sock",
+				"/run/k3s/containerd/containerd.sock");
+		k->said_missing |= k->searching;
 		if (!k->searching && start_client(k) != 0)
 			return;
 	}

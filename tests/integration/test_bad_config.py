@@ -72,7 +72,15 @@ def flag_cases(tmp):
     flag("--replay", os.path.join(tmp, "no-such.rec"), None, "/" + "a" * HUGE,
          forged=in_no_dir)
     cases.append(Case("--jsonl", "a directory", ["--jsonl", tmp]))
-    for name in ("--record-query", "--verbose", "--quiet", "--help", "--version"):
+    # --cgroup: a cgroup v2 directory, checked before anything starts.
+    flag("--cgroup", os.path.join(tmp, "no-such-cgroup"), tmp, "/" + "a" * HUGE,
+         forged=in_no_dir)
+    # --cri-socket: any path a unix socket can have (the runtime may come later), not longer.
+    cases.append(Case("--cri-socket", "huge", ["--cri-socket", "/" + "a" * HUGE]))
+    cases.append(Case("--cri-socket", "empty", ["--cri-socket", ""]))
+    cases.append(Case("--cri-socket", "missing", ["--cri-socket"]))
+    for name in ("--record-query", "--no-tls", "--propagate", "--verbose", "--quiet", "--help",
+                 "--version"):
         cases.append(Case(name, "value-given", [name + "=1"]))
         cases.append(Case(name, "forged", [name + "=" + FORGED]))
     cases.append(Case("--no-such-flag", "unknown", ["--no-such-flag"]))
