@@ -73,6 +73,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 			read_tuple_btf(sk, &t);
 			__builtin_memcpy(own->addr, t.laddr, sizeof(own->addr));
 			own->port = t.lport;
+			__builtin_memcpy(own->peer_addr, t.raddr, sizeof(own->peer_addr));
+			own->peer_port = t.rport;
 			if (bpf_map_update_elem(&agent_endpoints, own, &one, BPF_NOEXIST) == 0)
 				__sync_fetch_and_add(&agent_endpoint_count, 1);
 		} else if (newstate == TCP_CLOSE) {

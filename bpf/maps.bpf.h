@@ -89,9 +89,11 @@ struct {
  * socket whose peer is one of them is not traced either.
  */
 struct endpoint {
-	__u8 addr[16];
+	__u8 addr[16];	    /* the agent socket's local end */
+	__u8 peer_addr[16]; /* ... and its remote end: ports are shared between connections */
 	__u16 port;
-	__u16 _pad[3];
+	__u16 peer_port;
+	__u16 _pad[2];
 };
 
 struct {
@@ -232,8 +234,11 @@ static __always_inline bool is_agent_peer(const struct mt_tuple *t)
 {
 	struct endpoint ep = {};
 
+	/* The whole 4-tuple: connect() gives one ephemeral port to connections to different peers. */
 	__builtin_memcpy(ep.addr, t->raddr, sizeof(ep.addr));
 	ep.port = t->rport;
+	__builtin_memcpy(ep.peer_addr, t->laddr, sizeof(ep.peer_addr));
+	ep.peer_port = t->lport;
 	return bpf_map_lookup_elem(&agent_endpoints, &ep) != NULL;
 }
 

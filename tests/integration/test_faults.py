@@ -559,11 +559,11 @@ def test_connection_churn(request, receiver, agent, make_nginx, churn_bin, liste
     assert made["failed"] == 0, made
     assert len(servers) <= made["requests"], "more server spans than requests"
     counted = shed + sum(drops(after).values()) + after["user"]["conns_evicted_full"]
-    # Known: in about half the runs one request of 6,000 makes no server span and no counter
-    # moves (the HTTP parser sees one request fewer, the kernel counts no drop). Not explained
-    # yet; tolerated up to 1 in 1,000 so that a larger uncounted loss still fails.
+    # Every loss is counted. (Until the self-filter matched the agent's own sockets by their
+    # whole 4-tuple, about half the runs lost one server span uncounted: a churned connection
+    # given the local port of the agent's export connection looked like the agent's peer.)
     uncounted = lost if not counted else 0
-    assert uncounted <= made["requests"] / 1000, \
+    assert uncounted == 0, \
         f"{lost} requests made no span and nothing was counted as lost; other server spans " \
         f"on the port: {dump(others)}"
     assert sampler.growth < RSS_BOUND, sampler.samples
