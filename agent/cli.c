@@ -136,19 +136,6 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /*
  * "off", "IP:PORT" or "[IPv6]:PORT" with a port 0..65535, as the listener
  * reads it: checked here so a bad --listen stops the agent before anything starts.
@@ -193,10 +180,11 @@ static int check_path(const char *flag, const char *v, char *err, size_t errlen)
 	char q[MT_LOG_VALUE_MAX + 32];
 
 	if (!v[0])
-		return fail(err, errlen, "%s '': give a file path", flag);
+		return mt_fail(err, errlen, "%s '': give a file path", flag);
 	if (strlen(v) >= PATH_MAX)
-		return fail(err, errlen, "%s '%s': path longer than %d bytes; give a shorter one",
-			    flag, mt_log_value(q, v), PATH_MAX - 1);
+		return mt_fail(err, errlen,
+			       "%s '%s': path longer than %d bytes; give a shorter one", flag,
+			       mt_log_value(q, v), PATH_MAX - 1);
 	return 0;
 }
 
@@ -249,8 +237,9 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return strcmp(arg, "-") ? check_path("--jsonl", arg, err, errlen) : 0;
 	case OPT_CAPTURE_BYTES:
 		if (parse_uint(arg, 0, MT_CAPTURE_MAX, &v))
-			return fail(err, errlen, "--capture-bytes '%s': give a number from 0 to %u",
-				    mt_log_value(q, arg), MT_CAPTURE_MAX);
+			return mt_fail(err, errlen,
+				       "--capture-bytes '%s': give a number from 0 to %u",
+				       mt_log_value(q, arg), MT_CAPTURE_MAX);
 		o->capture.capture_bytes = (uint32_t)v;
 		return 0;
 	case OPT_CAPTURE_MODE:
@@ -261,44 +250,45 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		else if (strcmp(arg, "syscalls") == 0)
 			o->capture.mode = CAPTURE_SYSCALLS;
 		else
-			return fail(err, errlen, "--capture-mode '%s': use auto, sock or syscalls",
-				    mt_log_value(q, arg));
+			return mt_fail(err, errlen,
+				       "--capture-mode '%s': use auto, sock or syscalls",
+				       mt_log_value(q, arg));
 		return 0;
 	case OPT_RECORD_QUERY:
 		o->spans.record_query = true;
 		return 0;
 	case OPT_CGROUP:
 		o->capture.cgroup = arg;
-		return arg[0] ? 0 : fail(err, errlen, "--cgroup '': give a cgroup v2 directory");
+		return arg[0] ? 0 : mt_fail(err, errlen, "--cgroup '': give a cgroup v2 directory");
 	case OPT_PROPAGATE:
 		o->capture.propagate = true;
 		return 0;
 	case OPT_MAX_CONNS:
 		if (parse_uint(arg, CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX, &v))
-			return fail(err, errlen,
-				    "--max-connections '%s': give a number from %u to %u",
-				    mt_log_value(q, arg), CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX);
+			return mt_fail(err, errlen,
+				       "--max-connections '%s': give a number from %u to %u",
+				       mt_log_value(q, arg), CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX);
 		o->max_conns = (uint32_t)v;
 		return 0;
 	case OPT_STATS_INTERVAL:
 		if (parse_uint(arg, 0, 86400, &v))
-			return fail(err, errlen,
-				    "--stats-interval '%s': give seconds from 0 to 86400",
-				    mt_log_value(q, arg));
+			return mt_fail(err, errlen,
+				       "--stats-interval '%s': give seconds from 0 to 86400",
+				       mt_log_value(q, arg));
 		o->stats_interval_s = (unsigned)v;
 		return 0;
 	case OPT_LISTEN:
 		if (!listen_addr_valid(arg))
-			return fail(err, errlen,
-				    "--listen '%s': give an address and a port 0-65535, e.g. "
-				    "127.0.0.1:9464 or [::1]:9464, or off",
-				    mt_log_value(q, arg));
+			return mt_fail(err, errlen,
+				       "--listen '%s': give an address and a port 0-65535, e.g. "
+				       "127.0.0.1:9464 or [::1]:9464, or off",
+				       mt_log_value(q, arg));
 		o->listen = arg;
 		return 0;
 	case OPT_CRI_SOCKET:
 		/* A unix socket's path fits in sun_path (108 bytes with its NUL). */
 		if (!arg[0] || strlen(arg) > 107)
-			return fail(
+			return mt_fail(
 				err, errlen,
 				"--cri-socket '%s': give the runtime's socket path (at most 107 "
 				"bytes), or off",
@@ -310,8 +300,8 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 			if (strcmp(arg, cpu_priority_names[v]) == 0)
 				break;
 		if (v == CPU_PRIORITY__MAX)
-			return fail(err, errlen, "--cpu-priority '%s': use idle, low or normal",
-				    mt_log_value(q, arg));
+			return mt_fail(err, errlen, "--cpu-priority '%s': use idle, low or normal",
+				       mt_log_value(q, arg));
 		o->priority = (enum cpu_priority)v;
 		return 0;
 	case OPT_RECORD:
@@ -327,7 +317,7 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		o->log_level = MT_LOG_ERROR;
 		return 0;
 	default:
-		return fail(err, errlen, "internal: option %d not handled", c);
+		return mt_fail(err, errlen, "internal: option %d not handled", c);
 	}
 }
 
@@ -385,16 +375,16 @@ int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t err
 		case 'V':
 			return CLI_VERSION;
 		case ':':
-			return fail(err, errlen, "option '%s' needs a value; see --help",
-				    option_name(name, sizeof(name), argv[optind - 1], optopt));
+			return mt_fail(err, errlen, "option '%s' needs a value; see --help",
+				       option_name(name, sizeof(name), argv[optind - 1], optopt));
 		case '?':
 			if (argv[optind - 1][0] == '-' && argv[optind - 1][1] == '-' &&
 			    strchr(argv[optind - 1], '=') && optopt)
-				return fail(
+				return mt_fail(
 					err, errlen, "option '%s' takes no value; see --help",
 					option_name(name, sizeof(name), argv[optind - 1], optopt));
-			return fail(err, errlen, "unknown option '%s'; see --help",
-				    option_name(name, sizeof(name), argv[optind - 1], optopt));
+			return mt_fail(err, errlen, "unknown option '%s'; see --help",
+				       option_name(name, sizeof(name), argv[optind - 1], optopt));
 		default:
 			ret = take_option(c, optarg, o, err, errlen);
 			if (ret)
@@ -402,10 +392,10 @@ int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t err
 		}
 	}
 	if (optind < argc)
-		return fail(err, errlen, "unexpected argument '%s'; see --help",
-			    mt_log_value(name, argv[optind]));
+		return mt_fail(err, errlen, "unexpected argument '%s'; see --help",
+			       mt_log_value(name, argv[optind]));
 	if (o->record_path && o->replay_path)
-		return fail(err, errlen, "--record and --replay: use one or the other");
+		return mt_fail(err, errlen, "--record and --replay: use one or the other");
 	return CLI_RUN;
 }
 
@@ -434,9 +424,9 @@ int cli_metric_interval_from_env(uint64_t *out, char *err, size_t errlen)
 	if (!v || !*v)
 		return 0;
 	if (parse_uint(v, METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS, &ms))
-		return fail(err, errlen,
-			    "OTEL_METRIC_EXPORT_INTERVAL='%s': give milliseconds from %d to %d",
-			    mt_log_value(q, v), METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS);
+		return mt_fail(err, errlen,
+			       "OTEL_METRIC_EXPORT_INTERVAL='%s': give milliseconds from %d to %d",
+			       mt_log_value(q, v), METRIC_INTERVAL_MIN_MS, METRIC_INTERVAL_MAX_MS);
 	*out = ms;
 	return 0;
 }

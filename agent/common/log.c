@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,4 +102,16 @@ void mt_log(enum mt_log_level level, const char *fmt, ...)
 		memcpy(line + sizeof(line) - 4, "...", 4);
 	mt_log_escape(safe, sizeof(safe), line);
 	fprintf(stderr, "meshtrace: %s\n", safe);
+}
+
+int mt_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
 }

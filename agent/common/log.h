@@ -47,4 +47,11 @@ size_t mt_log_escape(char *out, size_t outlen, const char *in);
  */
 const char *mt_log_value(char out[MT_LOG_VALUE_MAX + 32], const char *v);
 
+/*
+ * Writes one error line (printf @fmt) into @err (@errlen bytes; nothing when NULL or 0), for a
+ * caller that reports it later; returns -EINVAL. Used by the parsers of flags and variables,
+ * which print nothing themselves.
+ */
+__attribute__((format(printf, 3, 4))) int mt_fail(char *err, size_t errlen, const char *fmt, ...);
+
 #endif /* MESHTRACE_LOG_H */

@@ -23,23 +23,11 @@
 #include <unistd.h>
 
 #include "agent/export/otlp.h"
+#include "agent/common/log.h"
 #include "agent/common/utf8.h"
 
 /* The longest environment value we look at; longer ones are errors. */
 #define ENV_VALUE_MAX 8192
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static const char *env(const char *name)
 {
@@ -89,17 +77,17 @@ static int parse_ms(const char *name, const char *v, long min, long max, long ex
 	if (errno || *end)
 		goto out_bad;
 	if (n < min || n > max)
-		return fail(err, errlen,
-			    "%s=\"%s\": out of range; unset it or give milliseconds from %ld to "
-			    "%ld, e.g. %ld",
-			    name, buf, min, max, example);
+		return mt_fail(err, errlen,
+			       "%s=\"%s\": out of range; unset it or give milliseconds from %ld to "
+			       "%ld, e.g. %ld",
+			       name, buf, min, max, example);
 	*out = n;
 	return 0;
 
 out_bad:
-	return fail(err, errlen,
-		    "%s=\"%.64s\": not a number of milliseconds; unset it or give e.g. %ld", name,
-		    v, example);
+	return mt_fail(err, errlen,
+		       "%s=\"%.64s\": not a number of milliseconds; unset it or give e.g. %ld",
+		       name, v, example);
 }
 
 static int parse_count(const char *name, const char *v, unsigned min, unsigned max,
@@ -115,7 +103,7 @@ static int parse_count(const char *name, const char *v, unsigned min, unsigned m
 	if (errno || *end)
 		goto out_bad;
 	if (n < (long)min || n > (long)max)
-		return fail(
+		return mt_fail(
 			err, errlen,
 			"%s=\"%s\": out of range; unset it or give a number from %u to %u, e.g. %u",
 			name, buf, min, max, example);
@@ -123,8 +111,8 @@ static int parse_count(const char *name, const char *v, unsigned min, unsigned m
 	return 0;
 
 out_bad:
-	return fail(err, errlen, "%s=\"%.64s\": not a number; unset it or give e.g. %u", name, v,
-		    example);
+	return mt_fail(err, errlen, "%s=\"%.64s\": not a number; unset it or give e.g. %u", name, v,
+		       example);
 }
 
 /*
@@ -139,19 +127,19 @@ static int check_url(const char *name, const char *url, char *err, size_t errlen
 
 	for (i = 0; url[i]; i++)
 		if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
-			return fail(err, errlen,
-				    "%s=\"%.200s\": a URL has no spaces or control characters; "
-				    "give e.g. http://collector:4318",
-				    name, url);
+			return mt_fail(err, errlen,
+				       "%s=\"%.200s\": a URL has no spaces or control characters; "
+				       "give e.g. http://collector:4318",
+				       name, url);
 	if (!strncasecmp(url, "http://", 7))
 		host = url + 7;
 	else if (!strncasecmp(url, "https://", 8))
 		host = url + 8;
 	else
-		return fail(err, errlen,
-			    "%s=\"%.200s\": not an http:// or https:// URL (meshtrace speaks "
-			    "OTLP/HTTP); give e.g. http://collector:4318",
-			    name, url);
+		return mt_fail(err, errlen,
+			       "%s=\"%.200s\": not an http:// or https:// URL (meshtrace speaks "
+			       "OTLP/HTTP); give e.g. http://collector:4318",
+			       name, url);
 	host_end = host + strcspn(host, "/?#");
 	p = strchr(host, '@');
 	if (p && p < host_end)
@@ -159,12 +147,12 @@ static int check_url(const char *name, const char *url, char *err, size_t errlen
 	if (host[0] == '[') {
 		p = memchr(host, ']', (size_t)(host_end - host));
 		if (!p || p == host + 1)
-			return fail(err, errlen,
-				    "%s=\"%.200s\": bad IPv6 host; give e.g. http://[::1]:4318",
-				    name, url);
+			return mt_fail(err, errlen,
+				       "%s=\"%.200s\": bad IPv6 host; give e.g. http://[::1]:4318",
+				       name, url);
 		if (p + 1 < host_end) {
 			if (p[1] != ':')
-				return fail(
+				return mt_fail(
 					err, errlen,
 					"%s=\"%.200s\": bad IPv6 host; give e.g. http://[::1]:4318",
 					name, url);
@@ -175,28 +163,29 @@ static int check_url(const char *name, const char *url, char *err, size_t errlen
 		if (p)
 			port = p + 1;
 		if ((p ? p : host_end) == host)
-			return fail(err, errlen,
-				    "%s=\"%.200s\": the URL has no host; give e.g. "
-				    "http://collector:4318",
-				    name, url);
+			return mt_fail(err, errlen,
+				       "%s=\"%.200s\": the URL has no host; give e.g. "
+				       "http://collector:4318",
+				       name, url);
 	}
 	if (port) {
 		long n = 0;
 
 		if (port == host_end)
-			return fail(err, errlen,
-				    "%s=\"%.200s\": empty port; give e.g. http://collector:4318",
-				    name, url);
+			return mt_fail(err, errlen,
+				       "%s=\"%.200s\": empty port; give e.g. http://collector:4318",
+				       name, url);
 		for (p = port; p < host_end; p++) {
 			if (!isdigit((unsigned char)*p) || n > 65535)
 				break;
 			n = n * 10 + (*p - '0');
 		}
 		if (p != host_end || n < 1 || n > 65535)
-			return fail(err, errlen,
-				    "%s=\"%.200s\": the port is not a number from 1 to 65535; give "
-				    "e.g. http://collector:4318",
-				    name, url);
+			return mt_fail(
+				err, errlen,
+				"%s=\"%.200s\": the port is not a number from 1 to 65535; give "
+				"e.g. http://collector:4318",
+				name, url);
 	}
 	return (int)(host_end - url);
 }
@@ -217,16 +206,16 @@ static int signal_url(char *dst, size_t cap, const char *name, const char *base,
 	if (path < 0)
 		return path;
 	if (strpbrk(base + path, "?#"))
-		return fail(err, errlen,
-			    "%s=\"%.200s\": a base URL takes no query or fragment; give e.g. "
-			    "http://collector:4318 or set OTEL_EXPORTER_OTLP_%s_ENDPOINT",
-			    name, base, !strcmp(signal, "traces") ? "TRACES" : "METRICS");
+		return mt_fail(err, errlen,
+			       "%s=\"%.200s\": a base URL takes no query or fragment; give e.g. "
+			       "http://collector:4318 or set OTEL_EXPORTER_OTLP_%s_ENDPOINT",
+			       name, base, !strcmp(signal, "traces") ? "TRACES" : "METRICS");
 	if (len && base[len - 1] == '/')
 		len--;
 	n = snprintf(dst, cap, "%.*s/v1/%s", (int)len, base, signal);
 	if (n < 0 || (size_t)n >= cap)
-		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
-			    cap - 1);
+		return mt_fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one",
+			       name, cap - 1);
 	return 0;
 }
 
@@ -238,8 +227,8 @@ static int exact_url(char *dst, size_t cap, const char *name, const char *url, c
 	if (path < 0)
 		return path;
 	if (strlen(url) >= cap)
-		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
-			    cap - 1);
+		return mt_fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one",
+			       name, cap - 1);
 	snprintf(dst, cap, "%s", url);
 	return 0;
 }
@@ -318,38 +307,40 @@ static int parse_pairs(const char *name, const char *v, bool secret, pair_fn fn,
 	int ret;
 
 	if (strlen(v) >= ENV_VALUE_MAX)
-		return fail(err, errlen, "%s: longer than %d bytes; shorten it", name,
-			    ENV_VALUE_MAX - 1);
+		return mt_fail(err, errlen, "%s: longer than %d bytes; shorten it", name,
+			       ENV_VALUE_MAX - 1);
 	while (*v) {
 		size_t len = strcspn(v, ",");
 		char *eq;
 
 		n++;
 		if (!trimmed(item, sizeof(item), v, len))
-			return fail(err, errlen, "%s: item %u too long", name, n);
+			return mt_fail(err, errlen, "%s: item %u too long", name, n);
 		v += len + (v[len] == ',');
 		if (!item[0])
 			continue;
 		eq = strchr(item, '=');
 		if (!eq)
-			return fail(err, errlen,
-				    "%s: item %u (\"%.64s\") is not key=value; give e.g. "
-				    "key1=value1,key2=value2",
-				    name, n, secret ? "..." : item);
+			return mt_fail(err, errlen,
+				       "%s: item %u (\"%.64s\") is not key=value; give e.g. "
+				       "key1=value1,key2=value2",
+				       name, n, secret ? "..." : item);
 		if (!trimmed(key, sizeof(key), item, (size_t)(eq - item)) ||
 		    !trimmed(val, sizeof(val), eq + 1, strlen(eq + 1)))
-			return fail(err, errlen,
-				    "%s: item %u too long; at most %d bytes a key or value", name,
-				    n, OTLP_HEADER_VALUE_MAX - 1);
+			return mt_fail(err, errlen,
+				       "%s: item %u too long; at most %d bytes a key or value",
+				       name, n, OTLP_HEADER_VALUE_MAX - 1);
 		if (!percent_decode(dkey, sizeof(dkey), key, strlen(key)) ||
 		    !percent_decode(dval, sizeof(dval), val, strlen(val)))
-			return fail(err, errlen,
-				    "%s: item %u (key \"%.64s\"): bad %%-escape or too long; write "
-				    "a literal %% as %%25, ',' as %%2C",
-				    name, n, key);
+			return mt_fail(
+				err, errlen,
+				"%s: item %u (key \"%.64s\"): bad %%-escape or too long; write "
+				"a literal %% as %%25, ',' as %%2C",
+				name, n, key);
 		if (!dkey[0])
-			return fail(err, errlen,
-				    "%s: item %u has an empty key; give e.g. key1=value1", name, n);
+			return mt_fail(err, errlen,
+				       "%s: item %u has an empty key; give e.g. key1=value1", name,
+				       n);
 		ret = fn(ctx, name, n, dkey, dval, err, errlen);
 		if (ret)
 			return ret;
@@ -388,25 +379,27 @@ static int add_header(void *ctx, const char *name, unsigned item, const char *ke
 	struct otlp_header *h;
 
 	if (!is_token(key) || strlen(key) >= OTLP_HEADER_NAME_MAX)
-		return fail(err, errlen,
-			    "%s: item %u: \"%.64s\" is not an HTTP header name (letters, digits, "
-			    "-, at most %d bytes); fix the name",
-			    name, item, key, OTLP_HEADER_NAME_MAX - 1);
+		return mt_fail(
+			err, errlen,
+			"%s: item %u: \"%.64s\" is not an HTTP header name (letters, digits, "
+			"-, at most %d bytes); fix the name",
+			name, item, key, OTLP_HEADER_NAME_MAX - 1);
 	if (!strcasecmp(key, "content-type") || !strcasecmp(key, "content-encoding") ||
 	    !strcasecmp(key, "content-length"))
-		return fail(err, errlen,
-			    "%s: item %u: meshtrace sets %s itself; remove it (for compression use "
-			    "OTEL_EXPORTER_OTLP_COMPRESSION)",
-			    name, item, key);
+		return mt_fail(
+			err, errlen,
+			"%s: item %u: meshtrace sets %s itself; remove it (for compression use "
+			"OTEL_EXPORTER_OTLP_COMPRESSION)",
+			name, item, key);
 	if (has_ctl(value))
-		return fail(err, errlen,
-			    "%s: item %u (header %s): the value holds control characters (CR, "
-			    "LF...); remove them",
-			    name, item, key);
+		return mt_fail(err, errlen,
+			       "%s: item %u (header %s): the value holds control characters (CR, "
+			       "LF...); remove them",
+			       name, item, key);
 	h = entry_for(t->headers, sizeof(*h), &t->n_headers, OTLP_HEADERS_MAX, key, true);
 	if (!h)
-		return fail(err, errlen, "%s: more than %d headers; send fewer", name,
-			    OTLP_HEADERS_MAX);
+		return mt_fail(err, errlen, "%s: more than %d headers; send fewer", name,
+			       OTLP_HEADERS_MAX);
 	snprintf(h->name, sizeof(h->name), "%s", key);
 	snprintf(h->value, sizeof(h->value), "%s", value);
 	return 0;
@@ -419,12 +412,13 @@ static int add_resource_attr(void *ctx, const char *name, unsigned item, const c
 	struct otlp_kv *kv;
 
 	if (strlen(key) >= OTLP_ATTR_KEY_MAX || strlen(value) >= OTLP_ATTR_VALUE_MAX)
-		return fail(err, errlen,
-			    "%s: item %u (key \"%.64s\"): at most %d bytes a key and %d a value; "
-			    "shorten it",
-			    name, item, key, OTLP_ATTR_KEY_MAX - 1, OTLP_ATTR_VALUE_MAX - 1);
+		return mt_fail(
+			err, errlen,
+			"%s: item %u (key \"%.64s\"): at most %d bytes a key and %d a value; "
+			"shorten it",
+			name, item, key, OTLP_ATTR_KEY_MAX - 1, OTLP_ATTR_VALUE_MAX - 1);
 	if (!utf8_valid(key, strlen(key)) || !utf8_valid(value, strlen(value)))
-		return fail(
+		return mt_fail(
 			err, errlen,
 			"%s: item %u (key \"%.64s\"): not UTF-8 once %%-decoded; fix the escapes",
 			name, item, key);
@@ -435,8 +429,8 @@ static int add_resource_attr(void *ctx, const char *name, unsigned item, const c
 	kv = entry_for(cfg->resource_attrs, sizeof(*kv), &cfg->n_resource_attrs,
 		       OTLP_RESOURCE_ATTRS_MAX, key, false);
 	if (!kv)
-		return fail(err, errlen, "%s: more than %d attributes; give fewer", name,
-			    OTLP_RESOURCE_ATTRS_MAX);
+		return mt_fail(err, errlen, "%s: more than %d attributes; give fewer", name,
+			       OTLP_RESOURCE_ATTRS_MAX);
 	snprintf(kv->key, sizeof(kv->key), "%s", key);
 	snprintf(kv->value, sizeof(kv->value), "%s", value);
 	return 0;
@@ -490,10 +484,11 @@ static int transport_from_env(struct otlp_transport_config *t, const char *sig, 
 		else if (trimmed(buf, sizeof(buf), v, strlen(v)) && !strcasecmp(buf, "none"))
 			t->gzip = false;
 		else
-			return fail(err, errlen,
-				    "%s=\"%.64s\": unknown compression; give gzip (the default) or "
-				    "none",
-				    name, v);
+			return mt_fail(
+				err, errlen,
+				"%s=\"%.64s\": unknown compression; give gzip (the default) or "
+				"none",
+				name, v);
 	}
 
 	snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_TIMEOUT", sig);
@@ -528,13 +523,13 @@ static int protocol_from_env(struct otlp_transport_config *t, const char *sig, c
 		return 0;
 	}
 	if (!strcmp(buf, "http/json"))
-		return fail(err, errlen,
-			    "%s=\"%s\": meshtrace does not export OTLP as JSON; give "
-			    "http/protobuf (collector port 4318) or grpc (port 4317)",
-			    name, buf);
-	return fail(err, errlen,
-		    "%s=\"%.64s\": unknown protocol; unset it or give http/protobuf or grpc", name,
-		    v);
+		return mt_fail(err, errlen,
+			       "%s=\"%s\": meshtrace does not export OTLP as JSON; give "
+			       "http/protobuf (collector port 4318) or grpc (port 4317)",
+			       name, buf);
+	return mt_fail(err, errlen,
+		       "%s=\"%.64s\": unknown protocol; unset it or give http/protobuf or grpc",
+		       name, v);
 }
 
 /* OTEL_EXPORTER_OTLP_{,<SIG>_}INSECURE: true or false (the default). */
@@ -551,7 +546,7 @@ static int insecure_from_env(bool *insecure, const char *sig, char *err, size_t 
 	if (trimmed(buf, sizeof(buf), v, strlen(v)) && !strcasecmp(buf, "true"))
 		*insecure = true;
 	else if (strcasecmp(buf, "false"))
-		return fail(err, errlen, "%s=\"%.64s\": give true or false", name, v);
+		return mt_fail(err, errlen, "%s=\"%.64s\": give true or false", name, v);
 	return 0;
 }
 
@@ -576,21 +571,21 @@ static int grpc_url(char *dst, size_t cap, const char *name, const char *v, cons
 			     has_port ? "" : ":4317");
 	}
 	if (n < 0 || (size_t)n >= sizeof(url))
-		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
-			    sizeof(url) - 1);
+		return mt_fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one",
+			       name, sizeof(url) - 1);
 	path = check_url(name, url, err, errlen);
 	if (path < 0)
 		return path;
 	if (url[path] && strcmp(url + path, "/"))
-		return fail(err, errlen,
-			    "%s=\"%.200s\": an OTLP/gRPC endpoint has no path (the call goes to "
-			    "%s); give e.g. http://collector:4317",
-			    name, v, method);
+		return mt_fail(err, errlen,
+			       "%s=\"%.200s\": an OTLP/gRPC endpoint has no path (the call goes to "
+			       "%s); give e.g. http://collector:4317",
+			       name, v, method);
 	url[path] = '\0';
 	n = snprintf(dst, cap, "%s%s", url, method);
 	if (n < 0 || (size_t)n >= cap)
-		return fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one", name,
-			    cap - 1);
+		return mt_fail(err, errlen, "%s: URL longer than %zu bytes; give a shorter one",
+			       name, cap - 1);
 	return 0;
 }
 
@@ -628,22 +623,23 @@ static int pem_file(char *dst, size_t cap, const char *name, const char *v, char
 	FILE *f;
 
 	if (strlen(v) >= cap)
-		return fail(err, errlen, "%s: path longer than %zu bytes; give a shorter one", name,
-			    cap - 1);
+		return mt_fail(err, errlen, "%s: path longer than %zu bytes; give a shorter one",
+			       name, cap - 1);
 	f = fopen(v, "re");
 	if (!f)
-		return fail(err, errlen,
-			    "%s=\"%.200s\": cannot read it (%s); give the path of a PEM file the "
-			    "agent can read",
-			    name, v, strerror(errno));
+		return mt_fail(
+			err, errlen,
+			"%s=\"%.200s\": cannot read it (%s); give the path of a PEM file the "
+			"agent can read",
+			name, v, strerror(errno));
 	n = fread(head, 1, sizeof(head) - 1, f);
 	fclose(f);
 	head[n] = '\0';
 	if (!strstr(head, "-----BEGIN "))
-		return fail(err, errlen,
-			    "%s=\"%.200s\": not a PEM file (no -----BEGIN line); give a PEM "
-			    "certificate or key",
-			    name, v);
+		return mt_fail(err, errlen,
+			       "%s=\"%.200s\": not a PEM file (no -----BEGIN line); give a PEM "
+			       "certificate or key",
+			       name, v);
 	snprintf(dst, cap, "%s", v);
 	return 0;
 }
@@ -675,11 +671,12 @@ static int tls_from_env(struct otlp_transport_config *t, const char *sig, char *
 			key_name = name;
 	}
 	if (!cert_name != !key_name)
-		return fail(err, errlen,
-			    "%s is set but not %s (or %s): a client certificate needs its key "
-			    "(mutual TLS); set both or neither",
-			    cert_name ? cert_name : key_name, cert_name ? general[2] : general[1],
-			    cert_name ? specific[2] : specific[1]);
+		return mt_fail(err, errlen,
+			       "%s is set but not %s (or %s): a client certificate needs its key "
+			       "(mutual TLS); set both or neither",
+			       cert_name ? cert_name : key_name,
+			       cert_name ? general[2] : general[1],
+			       cert_name ? specific[2] : specific[1]);
 	return 0;
 }
 
@@ -720,10 +717,11 @@ static int bsp_from_env(struct otlp_config *cfg, char *err, size_t errlen)
 			return ret;
 	}
 	if (cfg->batch_max > cfg->queue_max_spans)
-		return fail(err, errlen,
-			    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%u is larger than "
-			    "OTEL_BSP_MAX_QUEUE_SIZE=%u; give a batch size at most the queue size",
-			    cfg->batch_max, cfg->queue_max_spans);
+		return mt_fail(
+			err, errlen,
+			"OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%u is larger than "
+			"OTEL_BSP_MAX_QUEUE_SIZE=%u; give a batch size at most the queue size",
+			cfg->batch_max, cfg->queue_max_spans);
 	return 0;
 }
 
@@ -739,21 +737,21 @@ static int known_methods_from_env(struct otlp_config *cfg, char *err, size_t err
 		size_t len = strcspn(v, ",");
 
 		if (!trimmed(m, sizeof(m), v, len) || (m[0] && !is_token(m)))
-			return fail(err, errlen,
-				    "%s: \"%.*s\" is not an HTTP method (a token of at most %d "
-				    "characters); fix the list, e.g. GET,POST,PURGE",
-				    name, (int)(len < 64 ? len : 64), v, MT_METHOD_MAX - 1);
+			return mt_fail(err, errlen,
+				       "%s: \"%.*s\" is not an HTTP method (a token of at most %d "
+				       "characters); fix the list, e.g. GET,POST,PURGE",
+				       name, (int)(len < 64 ? len : 64), v, MT_METHOD_MAX - 1);
 		v += len + (v[len] == ',');
 		if (!m[0])
 			continue;
 		if (cfg->n_known_methods == OTLP_KNOWN_METHODS_MAX)
-			return fail(err, errlen, "%s: more than %d methods; give fewer", name,
-				    OTLP_KNOWN_METHODS_MAX);
+			return mt_fail(err, errlen, "%s: more than %d methods; give fewer", name,
+				       OTLP_KNOWN_METHODS_MAX);
 		snprintf(cfg->known_methods[cfg->n_known_methods++], MT_METHOD_MAX, "%s", m);
 	}
 	if (!cfg->n_known_methods)
-		return fail(err, errlen, "%s: lists no method; unset it or give e.g. GET,POST",
-			    name);
+		return mt_fail(err, errlen, "%s: lists no method; unset it or give e.g. GET,POST",
+			       name);
 	return 0;
 }
 
@@ -770,13 +768,15 @@ static int service_name_from_env(struct otlp_config *cfg, char *err, size_t errl
 		return 0;
 	}
 	if (!utf8_valid(v, strlen(v)))
-		return fail(err, errlen,
-			    "OTEL_SERVICE_NAME: not UTF-8; give a UTF-8 name, e.g. meshtrace-node");
+		return mt_fail(
+			err, errlen,
+			"OTEL_SERVICE_NAME: not UTF-8; give a UTF-8 name, e.g. meshtrace-node");
 	if (strlen(v) >= sizeof(cfg->service_name))
-		return fail(err, errlen,
-			    "OTEL_SERVICE_NAME=\"%.64s...\": longer than %zu bytes; give a shorter "
-			    "name, e.g. meshtrace-node",
-			    v, sizeof(cfg->service_name) - 1);
+		return mt_fail(
+			err, errlen,
+			"OTEL_SERVICE_NAME=\"%.64s...\": longer than %zu bytes; give a shorter "
+			"name, e.g. meshtrace-node",
+			v, sizeof(cfg->service_name) - 1);
 	snprintf(cfg->service_name, sizeof(cfg->service_name), "%s", v);
 	return 0;
 }
