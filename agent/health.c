@@ -20,6 +20,7 @@
 #include "agent/health.h"
 #include "agent/identity/identity.h"
 #include "agent/identity/k8s.h"
+#include "agent/identity/k8s_pods.h"
 #include "agent/identity/peers.h"
 #include "agent/serve/httpd.h"
 #include "agent/serve/tracestore.h"
@@ -349,6 +350,17 @@ static const struct health_row rows[] = {
 	JSON("k8s", "calls", ks.calls),
 	JSON("k8s", "call_failures", ks.call_failures),
 	JSON("k8s", "lookup_ns_total", ks.lookup_ns_total),
+	BOTH("k8s", "pods", MH_TABLE_USAGE, "table", "k8s_pods", ks.pods),
+	CAPACITY("k8s_pods", K8S_PODS_MAX),
+	JSON("k8s", "pod_hits", ks.pod_hits),
+	JSON("k8s", "pod_misses", ks.pod_misses),
+	JSON("k8s", "pod_lists", ks.pod_lists),
+	JSON("k8s", "pod_early_lists", ks.pod_early_lists),
+	JSON("k8s", "pod_statuses", ks.pod_statuses),
+	JSON("k8s", "pods_gone", ks.pods_gone),
+	BOTH("k8s", "pods_full", MH_DROPS, "stage", "k8s_pods_full", ks.pods_full),
+	JSON("k8s", "pod_list_ns_total", ks.pod_list_ns_total),
+	JSON("k8s", "pod_status_ns_total", ks.pod_status_ns_total),
 
 	/* metrics: the http.* series and their export */
 	BOTH("metrics", "series", MH_TABLE_USAGE, "table", "metric_series", ms.series),

@@ -163,6 +163,7 @@ void jsonl_exporter_add_span(struct jsonl_exporter *x, const struct mt_span *spa
 		jsonl_exporter_flush(x);
 	span_attrs_copy_span(&s, span);
 	span_attrs_build(&attrs, &s, NULL, 0);
+	k8s_span_peer_attrs(x->k8s, &s, &attrs);
 
 	mt_json_init(&j, &x->buf);
 	mt_json_obj_open(&j);

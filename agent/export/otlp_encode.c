@@ -320,6 +320,7 @@ static size_t span_measure(struct otlp_encoder *enc, const struct mt_span *s,
 		size += pb_len_field_size(1 + pb_varint_size(s->status));
 
 	span_attrs_build(&enc->attrs, s, enc->cfg.known_methods, enc->cfg.n_known_methods);
+	k8s_span_peer_attrs(enc->cfg.k8s, s, &enc->attrs);
 	for (i = 0; i < enc->attrs.n; i++) {
 		const struct span_attr *a = &enc->attrs.attr[i];
 		struct pb_attr *wa = &enc->wattr[i];

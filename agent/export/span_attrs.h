@@ -12,7 +12,7 @@
 
 #include "agent/trace/span.h"
 
-#define SPAN_ATTRS_MAX 20
+#define SPAN_ATTRS_MAX 24 /* 20 of the span + 4 of its peer pod (k8s_span_peer_attrs) */
 
 enum span_attr_type {
 	SPAN_ATTR_STR = 0,

@@ -13,6 +13,8 @@
 #include "agent/common/clock.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
+#include "agent/identity/k8s.h"
+#include "agent/identity/k8s_pods.h"
 /* graph_on_span's cost is timed on one span in this many. */
 #define COST_SAMPLE 64
 
@@ -506,13 +508,27 @@ static uint32_t service_node(struct graph *g, uint32_t pid, const char *comm, ui
 	return n;
 }
 
+/* The pod of this node at @addr (k8s_pods.h): its (namespace, service) node, else NIL. */
+static uint32_t pod_node(struct graph *g, const uint8_t addr[16], uint64_t now_ns)
+{
+	struct k8s_pods *pods = k8s_pods_of(identity_k8s(g->id));
+	const struct k8s_pod *pod;
+	uint16_t h, gen = 0;
+
+	h = k8s_pods_find(pods, addr, now_ns, &gen);
+	pod = h ? k8s_pods_get(pods, h, gen) : NULL;
+	if (!pod || !pod->service_name[0])
+		return NIL;
+	return node_get_ns(g, pod->namespace_name, pod->service_name, GRAPH_NODE_SERVICE);
+}
+
 /* The server at the far end of client socket @s; *@local: a process on this node. */
 static uint32_t server_node(struct graph *g, const struct gsock *s, uint64_t now_ns, bool *local)
 {
 	const struct gsock *p = peer_sock(g, s);
 	char name[GRAPH_NAME_MAX];
 	const char *dns;
-	uint32_t pid;
+	uint32_t pid, n;
 	char comm[16];
 
 	*local = true;
@@ -523,7 +539,15 @@ static uint32_t server_node(struct graph *g, const struct gsock *s, uint64_t now
 		*local = pid != g->self_pid;
 		return service_node(g, pid, comm, now_ns);
 	}
+	/*
+	 * A pod of this node whose process the capture has not seen (yet): named
+	 * by its workload, counted as a peer outside (its own spans, if any come,
+	 * are not assumed).
+	 */
 	*local = false;
+	n = pod_node(g, s->tuple.raddr, now_ns);
+	if (n != NIL)
+		return n;
 	dns = peers_dns_name(g->peers, s->tuple.raddr, now_ns);
 	if (dns)
 		return node_get(g, dns, GRAPH_NODE_EXTERNAL);
@@ -536,12 +560,16 @@ static uint32_t client_node(struct graph *g, const struct gsock *s, uint64_t now
 {
 	const struct gsock *p = peer_sock(g, s);
 	const char *dns;
+	uint32_t n;
 
 	if (p && p->pid) {
 		*local = true;
 		return service_node(g, p->pid, p->comm, now_ns);
 	}
 	*local = p || peers_is_local_addr(g->peers, s->tuple.raddr);
+	n = pod_node(g, s->tuple.raddr, now_ns);
+	if (n != NIL)
+		return n;
 	dns = peers_dns_name(g->peers, s->tuple.raddr, now_ns);
 	if (dns)
 		return node_get(g, dns, GRAPH_NODE_EXTERNAL);

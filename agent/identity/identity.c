@@ -72,6 +72,11 @@ void identity_set_k8s(struct identity *id, struct k8s *k8s)
 	id->k8s = k8s;
 }
 
+struct k8s *identity_k8s(const struct identity *id)
+{
+	return id->k8s;
+}
+
 /* Lets go of @e's container entry in the k8s cache. */
 static void k8s_detach(struct identity *id, struct identity_entry *e)
 {

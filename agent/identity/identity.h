@@ -81,6 +81,8 @@ void identity__free(struct identity *id);
  * OTEL_SERVICE_NAME still wins. NULL: cgroup names only.
  */
 void identity_set_k8s(struct identity *id, struct k8s *k8s);
+/* The k8s client set by identity_set_k8s (its pods by IP name peers), or NULL. */
+struct k8s *identity_k8s(const struct identity *id);
 
 /*
  * The resource of @pid. @comm is the thread name the kernel reported, used

@@ -6,14 +6,17 @@
  * answer for an entry dropped and reused meanwhile is recognised and ignored.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/common/clock.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/log.h"
 #include "agent/common/util.h"
 #include "agent/identity/cri.h"
 #include "agent/identity/k8s.h"
+#include "agent/identity/k8s_pods.h"
 #include "cri.pb-c.h"
 
 #define K8S_BUCKETS 2048 /* a power of two, twice K8S_MAX */
@@ -36,6 +39,8 @@ enum call_step {
 	STEP_LIST_PODS,	      /* the warm-up at connect: every ready pod */
 	STEP_LIST_CONTAINERS, /* and every running container */
 	STEP_IMAGE_ONLY,      /* the image of an entry named by the warm-up */
+	STEP_PODS_LIST,	      /* the pods by IP (k8s_pods.c): ready sandboxes */
+	STEP_PODS_STATUS,     /* and a new sandbox's IPs */
 };
 
 struct k8s_entry {
@@ -64,6 +69,9 @@ struct k8s {
 	Runtime__V1__ListContainersResponse *warm_containers;
 	struct cri_client *cri;
 	struct k8s_entry *entries; /* K8S_MAX */
+	struct k8s_pods *pods;	   /* pod IP -> pod */
+	uint64_t pods_list_ns;	   /* when the pods' list was asked */
+	uint64_t pods_status_ns[K8S_PODS_MAX];
 	uint32_t buckets[K8S_BUCKETS];
 	uint32_t free_head;
 	uint64_t now_ns;
@@ -85,18 +93,27 @@ static uint32_t bucket_of(const char *cid)
 	return (uint32_t)hashtab_hash64(h) & (K8S_BUCKETS - 1);
 }
 
-static void find_socket(struct k8s *k, uint64_t now_ns)
+bool k8s_socket_search(const char *root, char *out, size_t len)
 {
 	static const char *const defaults[] = K8S_DEFAULT_SOCKETS;
+	char path[CRI_SOCKET_PATH_MAX + 64];
 
-	k->next_search_ns = now_ns + K8S_SEARCH_NS;
 	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
-		if (cri_socket_usable(defaults[i])) {
-			mt_strlcpy(k->socket, defaults[i], sizeof(k->socket));
-			k->searching = false;
-			mt_info("CRI: Kubernetes names from the runtime at %s", k->socket);
-			return;
+		snprintf(path, sizeof(path), "%s%s", root ? root : "", defaults[i]);
+		if (cri_socket_usable(path) && strlen(path) < len) {
+			mt_strlcpy(out, path, len);
+			return true;
 		}
+	}
+	return false;
+}
+
+static void find_socket(struct k8s *k, uint64_t now_ns)
+{
+	k->next_search_ns = now_ns + K8S_SEARCH_NS;
+	if (k8s_socket_search("", k->socket, sizeof(k->socket))) {
+		k->searching = false;
+		mt_info("CRI: Kubernetes names from the runtime at %s", k->socket);
 	}
 }
 
@@ -125,7 +142,10 @@ struct k8s *k8s__new(const char *socket_path)
 	if (!k)
 		return NULL;
 	k->entries = calloc(K8S_MAX, sizeof(*k->entries));
-	if (!k->entries) {
+	k->pods = k8s_pods__new();
+	if (!k->entries || !k->pods) {
+		k8s_pods__free(k->pods);
+		free(k->entries);
 		free(k);
 		return NULL;
 	}
@@ -153,6 +173,7 @@ void k8s__free(struct k8s *k)
 		return;
 	cri_client__free(k->cri);
 	warm_lists_free(k);
+	k8s_pods__free(k->pods);
 	free(k->entries);
 	free(k);
 }
@@ -160,6 +181,11 @@ void k8s__free(struct k8s *k)
 const char *k8s_socket(const struct k8s *k)
 {
 	return k->socket;
+}
+
+struct k8s_pods *k8s_pods_of(const struct k8s *k)
+{
+	return k ? k->pods : NULL;
 }
 
 static struct k8s_entry *find(struct k8s *k, const char *cid, uint32_t *slot)
@@ -500,6 +526,99 @@ static void ask_lists(struct k8s *k)
 		k->warm_pending++;
 }
 
+/* ---- pods by IP (k8s_pods.c): the list, then each new sandbox's status ---- */
+
+static void ask_pods(struct k8s *k)
+{
+	Runtime__V1__PodSandboxStateValue ready = RUNTIME__V1__POD_SANDBOX_STATE_VALUE__INIT;
+	Runtime__V1__PodSandboxFilter pf = RUNTIME__V1__POD_SANDBOX_FILTER__INIT;
+	Runtime__V1__ListPodSandboxRequest req = RUNTIME__V1__LIST_POD_SANDBOX_REQUEST__INIT;
+	uint16_t h, gen;
+	const char *sid;
+
+	if (k8s_pods_list_due(k->pods, k->now_ns) &&
+	    cri_client_inflight(k->cri) + 2 < CRI_CALLS_MAX) {
+		ready.state = RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY;
+		pf.state = &ready;
+		req.filter = &pf;
+		k8s_pods_list_sent(k->pods, k->now_ns);
+		k->pods_list_ns = mt_now_mono_ns();
+		call(k, "ListPodSandbox", &req.base, STEP_PODS_LIST);
+	}
+	while (cri_client_inflight(k->cri) + 4 < CRI_CALLS_MAX &&
+	       (h = k8s_pods_next_status(k->pods, k->now_ns, &gen, &sid)) != 0) {
+		Runtime__V1__PodSandboxStatusRequest st =
+			RUNTIME__V1__POD_SANDBOX_STATUS_REQUEST__INIT;
+
+		st.pod_sandbox_id = (char *)sid;
+		k->pods_status_ns[h - 1] = mt_now_mono_ns();
+		if (!call(k, "PodSandboxStatus", &st.base, tag_of(h, gen, STEP_PODS_STATUS)))
+			k8s_pods_status_done(k->pods, h, gen, false, NULL, 0, k->now_ns);
+	}
+}
+
+static void on_pods_list(struct k8s *k, int status, const uint8_t *msg, size_t len)
+{
+	Runtime__V1__ListPodSandboxResponse *r;
+	struct k8s_kv labels[K8S_KV_MAX], annotations[K8S_KV_MAX];
+
+	if (status != 0)
+		return; /* the table stays as it is: the next list is at most K8S_PODS_REFRESH_NS away */
+	r = runtime__v1__list_pod_sandbox_response__unpack(NULL, len, msg);
+	if (!r)
+		return;
+	k8s_pods_add_call_ns(k->pods, true, mt_now_mono_ns() - k->pods_list_ns);
+	k8s_pods_list_begin(k->pods);
+	for (size_t i = 0; i < r->n_items; i++) {
+		const Runtime__V1__PodSandbox *p = r->items[i];
+		struct k8s_pod_in in = {0};
+
+		if (!p->id || !p->metadata)
+			continue;
+		in.namespace_name = p->metadata->namespace_;
+		in.pod_name = p->metadata->name;
+		in.pod_uid = p->metadata->uid;
+		in.labels = labels;
+		in.n_labels = sandbox_labels_kv(labels, p->labels, p->n_labels);
+		in.annotations = annotations;
+		in.n_annotations =
+			sandbox_annotations_kv(annotations, p->annotations, p->n_annotations);
+		in.container_name = "";
+		k8s_pods_list_item(k->pods, p->id, &in);
+	}
+	k8s_pods_list_end(k->pods, k->now_ns);
+	runtime__v1__list_pod_sandbox_response__free_unpacked(r, NULL);
+}
+
+static void on_pods_status(struct k8s *k, uint16_t h, uint16_t gen, int status, const uint8_t *msg,
+			   size_t len)
+{
+	Runtime__V1__PodSandboxStatusResponse *r = NULL;
+	const char *ips[1 + K8S_POD_IPS];
+	size_t n = 0;
+
+	if (status == 0)
+		r = runtime__v1__pod_sandbox_status_response__unpack(NULL, len, msg);
+	if (!r || !r->status) {
+		k8s_pods_status_done(k->pods, h, gen, false, NULL, 0, k->now_ns);
+		if (r)
+			runtime__v1__pod_sandbox_status_response__free_unpacked(r, NULL);
+		return;
+	}
+	k8s_pods_add_call_ns(k->pods, false, mt_now_mono_ns() - k->pods_status_ns[h - 1]);
+	if (r->status->network) {
+		const Runtime__V1__PodSandboxNetworkStatus *net = r->status->network;
+
+		if (net->ip && net->ip[0])
+			ips[n++] = net->ip;
+		for (size_t i = 0; i < net->n_additional_ips && n < ARRAY_SIZE(ips); i++)
+			if (net->additional_ips[i]->ip)
+				ips[n++] = net->additional_ips[i]->ip;
+	}
+	k8s_pods_status_done(k->pods, h, gen, true, ips, n, k->now_ns);
+	runtime__v1__pod_sandbox_status_response__free_unpacked(r, NULL);
+}
+
 static void on_image_only(struct k8s *k, uint32_t slot, uint32_t gen, int status,
 			  const uint8_t *msg, size_t len)
 {
@@ -543,6 +662,15 @@ static void on_answer(void *ctx, uint64_t tag, int status, const uint8_t *msg, s
 	}
 	if (step == STEP_LIST_PODS || step == STEP_LIST_CONTAINERS) {
 		on_list(k, step, status, msg, len);
+		return;
+	}
+	if (step == STEP_PODS_LIST) {
+		on_pods_list(k, status, msg, len);
+		return;
+	}
+	if (step == STEP_PODS_STATUS) {
+		if (slot && slot <= K8S_PODS_MAX)
+			on_pods_status(k, (uint16_t)slot, (uint16_t)gen, status, msg, len);
 		return;
 	}
 	if (slot >= K8S_MAX)
@@ -595,8 +723,10 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 			v.version = "v1";
 			k->version_asked = call(k, "Version", &v.base, STEP_VERSION);
 		}
+		ask_pods(k);
 		cri_client_poll(k->cri, now_ns);
 	}
+	k8s_pods_expire(k->pods, now_ns);
 	for (uint32_t i = 0; i < K8S_MAX; i++) {
 		struct k8s_entry *e = &k->entries[i];
 
@@ -638,10 +768,22 @@ int k8s_fd(const struct k8s *k)
 void k8s_stats(const struct k8s *k, struct k8s_stats *out)
 {
 	struct cri_client_stats cs = {0};
+	struct k8s_pods_stats ps;
 
 	*out = k->stats;
 	if (k->cri)
 		cri_client_stats(k->cri, &cs);
 	out->connected = cs.connected;
 	out->enabled = k->cri != NULL;
+	k8s_pods_stats(k->pods, &ps);
+	out->pods = ps.pods;
+	out->pod_hits = ps.hits;
+	out->pod_misses = ps.misses;
+	out->pod_lists = ps.lists;
+	out->pod_early_lists = ps.early_lists;
+	out->pod_statuses = ps.statuses;
+	out->pods_gone = ps.gone;
+	out->pods_full = ps.full;
+	out->pod_list_ns_total = ps.list_ns_total;
+	out->pod_status_ns_total = ps.status_ns_total;
 }

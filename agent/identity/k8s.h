@@ -140,6 +140,17 @@ struct k8s_stats {
 	uint64_t lookup_ns_total; /* first call to named, summed over resolved lookups */
 	uint64_t connected;	  /* 1: a connection to the runtime is open */
 	uint64_t enabled;	  /* 1: a socket is configured or was found */
+	/* The pods by IP (k8s_pods.h). */
+	uint64_t pods;		      /* pods with their IPs in the table */
+	uint64_t pod_hits;	      /* addresses named as a pod of this node */
+	uint64_t pod_misses;	      /* addresses not found (each at most once per 30 s) */
+	uint64_t pod_lists;	      /* ListPodSandbox answers read */
+	uint64_t pod_early_lists;     /* of which asked early, after a miss */
+	uint64_t pod_statuses;	      /* PodSandboxStatus answers read */
+	uint64_t pods_gone;	      /* sandboxes no longer listed */
+	uint64_t pods_full;	      /* sandboxes left out: the table was full */
+	uint64_t pod_list_ns_total;   /* call to answer, summed over pod_lists */
+	uint64_t pod_status_ns_total; /* call to answer, summed over pod_statuses */
 };
 
 struct k8s;
@@ -154,6 +165,16 @@ void k8s__free(struct k8s *k);
 
 /* The socket in use, "" when none was found. */
 const char *k8s_socket(const struct k8s *k);
+
+/*
+ * Looks for the runtime sockets K8S_DEFAULT_SOCKETS under @root ("" for /),
+ * in that order: the first that is a usable unix socket goes to @out.
+ * Returns whether one was found.
+ */
+bool k8s_socket_search(const char *root, char *out, size_t len);
+
+/* The pods of this node by IP (k8s_pods.h), filled by k8s_poll(). NULL for @k NULL. */
+struct k8s_pods *k8s_pods_of(const struct k8s *k);
 
 /*
  * Holds the entry of container @container_id (64 hex digits), creating it and

@@ -71,6 +71,13 @@ struct mt_span {
 	uint8_t trace_flags;  /* W3C trace-flags, 0x01 sampled */
 	/* The process's OpenTelemetry SDK reports this side: counted (graph, metrics), not exported. */
 	uint8_t sdk_reported;
+	/*
+	 * A CLIENT span to a pod IP of this node: a handle into the k8s pods
+	 * table (agent/identity/k8s_pods.h), which the exporters turn into
+	 * peer.service and the peer's k8s attributes. 0: none.
+	 */
+	uint16_t peer_pod;
+	uint16_t peer_pod_gen;
 };
 
 #endif /* MESHTRACE_SPAN_H */

@@ -10,6 +10,8 @@
 #include "agent/trace/spans.h"
 #include "agent/common/traceparent.h"
 #include "agent/common/util.h"
+#include "agent/identity/k8s.h"
+#include "agent/identity/k8s_pods.h"
 
 struct span_builder {
 	struct span_opts opts;
@@ -291,6 +293,9 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 
 	res = identity_lookup(b->id, ci->pid, ci->comm, x->req_start_ns);
 	s->resource = *res;
+	if (!server) /* a pod of this node at the far end: its names, through a handle */
+		s->peer_pod = k8s_pods_find(k8s_pods_of(identity_k8s(b->id)), ci->tuple.raddr,
+					    x->req_start_ns, &s->peer_pod_gen);
 
 	if (s->sdk_reported) {
 		b->stats.sdk_reported++;
