@@ -269,3 +269,108 @@ def test_cache_entry_dropped_when_the_container_exits(cluster, agent, receiver):
     k = receiver.wait_for(dropped, 40)
     assert k, api(port, "/api/stats")["k8s"]
     assert k["entries"] >= 1  # the servers' containers are still there
+
+
+def remove_pod(kube, pod):
+    """StopPodSandbox + RemovePodSandbox, as the kubelet does when a pod is deleted."""
+    k = kube.kpb
+    kube.call("StopPodSandbox", k.StopPodSandboxRequest(pod_sandbox_id=pod["id"]),
+              k.StopPodSandboxResponse, timeout=30)
+    kube.call("RemovePodSandbox", k.RemovePodSandboxRequest(pod_sandbox_id=pod["id"]),
+              k.RemovePodSandboxResponse, timeout=30)
+    kube.pods.remove(pod)
+
+
+def reuse_ip_next(cluster, ip):
+    """host-local hands out addresses round robin from the last it reserved: make @ip the next
+    (on a node the kubelet's IPAM reuses freed addresses the same way, only later)."""
+    net = os.path.join(cluster["containerd"].dir, "ipam", "mtcri")
+    prev = ip.rsplit(".", 1)
+    with open(os.path.join(net, "last_reserved_ip.0"), "w") as f:
+        f.write(f"{prev[0]}.{int(prev[1]) - 1}")
+
+
+def curl_spans(r, ip):
+    return [s for s in r.spans() if s["kind"] == "CLIENT" and
+            s["resource"].get("process.executable.name") == "curl" and
+            s["attributes"].get("network.peer.address") == ip]
+
+
+def test_peer_named_by_pod_ip(cluster, agent, receiver):
+    """curl on the host calls a pod's IP: its client span and the graph edge name the pod's
+    workload. The pod is deleted and its IP given to another pod: the name follows."""
+    kube = cluster["kube"]
+    port = free_port()
+    start_agent(agent, receiver, cluster, port)
+    ledger = kube.run_pod("pay", "ledger-6f8d9c7b5-k2j4m",
+                          labels={"app": "ledger", "pod-template-hash": "6f8d9c7b5"})
+    kube.run_container(ledger, "web", ["/usr/bin/python3", "-m", "http.server",
+                                       "--directory", "/app", "8080"])
+    ip = ledger["ip"]
+    url = f"http://{ip}:8080/"
+    wait_http(url)
+
+    def curl_until(name, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True, timeout=10)
+            named = [s for s in curl_spans(receiver, ip)
+                     if s["attributes"].get("peer.service") == name]
+            if named:
+                return named
+            time.sleep(0.3)
+        return None
+
+    named = curl_until("ledger", 20)
+    assert named, ([s["attributes"] for s in curl_spans(receiver, ip)][-3:],
+                   api(port, "/api/stats")["k8s"])
+    attrs = named[-1]["attributes"]
+    print("curl's client span to the ledger pod:", json.dumps(attrs, indent=1, sort_keys=True))
+    assert attrs["peer.k8s.namespace.name"] == "pay"
+    assert attrs["peer.k8s.pod.name"] == "ledger-6f8d9c7b5-k2j4m"
+    assert attrs["peer.k8s.deployment.name"] == "ledger"
+    assert "k8s.namespace.name" not in named[-1]["resource"]  # curl itself is on the host
+    graph = receiver.wait_for(lambda r: (lambda g: g if any(
+        e["server"] == "pay/ledger" and e["client"] == "curl" for e in g["edges"]) else None)(
+        api(port, "/api/graph")), 10)
+    assert graph, api(port, "/api/graph")["edges"]
+    print("service map:", json.dumps({
+        "nodes": [n for n in graph["nodes"] if n["id"] in ("curl", "pay/ledger")],
+        "edges": [e for e in graph["edges"] if e["server"] == "pay/ledger"]}, indent=1))
+
+    # The pod goes; another, of another namespace and workload, gets its IP.
+    remove_pod(kube, ledger)
+    reuse_ip_next(cluster, ip)
+    vault = kube.run_pod("audit", "vault-0",
+                         labels={"controller-revision-hash": "vault-5d6c7b8f9",
+                                 "statefulset.kubernetes.io/pod-name": "vault-0"})
+    assert vault["ip"] == ip, (vault["ip"], ip)
+    # The host's neighbour entry still holds the old pod's MAC (CNI's bridge plugin sends no
+    # gratuitous ARP): forget it, as it would be after its timeout.
+    subprocess.run(["ip", "neigh", "flush", "to", ip, "dev", mt_cri.BRIDGE], capture_output=True)
+    kube.run_container(vault, "web", ["/usr/bin/python3", "-m", "http.server",
+                                      "--directory", "/app", "8080"])
+    wait_http(url)
+    t_switch = time.time_ns()
+    named = curl_until("vault", 30)  # within a refresh (10 s), or at once after a miss
+    assert named, ([s["attributes"] for s in curl_spans(receiver, ip)][-3:],
+                   api(port, "/api/stats")["k8s"])
+    attrs = named[-1]["attributes"]
+    assert attrs["peer.k8s.namespace.name"] == "audit"
+    assert attrs["peer.k8s.statefulset.name"] == "vault"
+    first = min(s["start_unix_nano"] for s in named)
+    print(f"the name followed the IP {(first - t_switch) / 1e9:.1f} s after the new pod was up")
+    # Once the new pod is named, the old one never again.
+    later = [s["attributes"].get("peer.service") for s in curl_spans(receiver, ip)
+             if s["start_unix_nano"] > first]
+    assert "ledger" not in later, later
+    k = api(port, "/api/stats")["k8s"]
+    print("k8s stats:", k)
+    assert k["pods_gone"] >= 1 and k["pod_hits"] >= 2, k
+    assert k["pod_lists"] >= 1 and k["pod_statuses"] >= 1, k
+    print("ListPodSandbox ms:", k["pod_list_ns_total"] / k["pod_lists"] / 1e6,
+          "PodSandboxStatus ms:", k["pod_status_ns_total"] / k["pod_statuses"] / 1e6)
+    graph = receiver.wait_for(lambda r: (lambda g: g if any(
+        e["server"] == "audit/vault" and e["client"] == "curl" for e in g["edges"]) else None)(
+        api(port, "/api/graph")), 10)
+    assert graph, api(port, "/api/graph")["edges"]
