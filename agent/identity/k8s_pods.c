@@ -368,6 +368,11 @@ void k8s_pods_stats(const struct k8s_pods *p, struct k8s_pods_stats *out)
 	*out = p->stats;
 }
 
+size_t k8s_pods_size(void)
+{
+	return sizeof(struct k8s_pods);
+}
+
 void k8s_pods_add_call_ns(struct k8s_pods *p, bool list, uint64_t ns)
 {
 	if (list)

@@ -112,6 +112,8 @@ void k8s_pods_status_done(struct k8s_pods *p, uint16_t h, uint16_t gen, bool ok,
 void k8s_pods_expire(struct k8s_pods *p, uint64_t now_ns);
 
 void k8s_pods_stats(const struct k8s_pods *p, struct k8s_pods_stats *out);
+/* The table's memory, bytes (all of it allocated by k8s_pods__new). */
+size_t k8s_pods_size(void);
 /* For k8s.c: call-to-answer times (ns) of one list, one status. */
 void k8s_pods_add_call_ns(struct k8s_pods *p, bool list, uint64_t ns);
 
