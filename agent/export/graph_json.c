@@ -114,6 +114,8 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 		mt_json_key_str(&j, "name", n->name);
 		if (n->namespace_name[0])
 			mt_json_key_str(&j, "namespace", n->namespace_name);
+		if (n->workload[0])
+			mt_json_key_str(&j, "workload", n->workload);
 		mt_json_key_str(&j, "kind", graph_node_kind_name(n->kind));
 		mt_json_key_u64(&j, "requests", has_in ? in_req[i] : out_req[i]);
 		mt_json_key_u64(&j, "failed", has_in ? in_fail[i] : out_fail[i]);
@@ -178,6 +180,8 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 		mt_json_key_str(&j, "name", node_id(n, id, sizeof(id)));
 		if (n->namespace_name[0])
 			mt_json_key_str(&j, "namespace", n->namespace_name);
+		if (n->workload[0])
+			mt_json_key_str(&j, "workload", n->workload);
 		mt_json_key(&j, "pids");
 		mt_json_arr_open(&j);
 		for (unsigned k = 0; k < n->npids; k++)

@@ -175,6 +175,11 @@ static void edge_attrs(struct point *p, const struct graph *g, const struct grap
 		attr_str(p, "client_namespace", c->namespace_name);
 	if (s->namespace_name[0])
 		attr_str(p, "server_namespace", s->namespace_name);
+	/* And their workloads, "deployment/checkout": the dashboards' workload variable. */
+	if (c->workload[0])
+		attr_str(p, "client_workload", c->workload);
+	if (s->workload[0])
+		attr_str(p, "server_workload", s->workload);
 }
 
 static void hist_point(struct series_list *l, uint16_t f, const struct graph *g,
@@ -310,6 +315,7 @@ static void http_points(struct series_list *l, const struct metrics *m)
 
 		if (!p)
 			return;
+		p->resource_ns = s->service_namespace;
 		if (s->overflow) {
 			p->attrs[p->nattrs++] = (struct attr){"otel.metric.overflow", "true", 0};
 		} else {
@@ -473,6 +479,7 @@ static bool series_eq(const struct http_series *a, const struct http_series *b)
 {
 	return a->server == b->server && a->overflow == b->overflow && a->status == b->status &&
 	       a->server_port == b->server_port && !strcmp(a->service, b->service) &&
+	       !strcmp(a->service_namespace, b->service_namespace) &&
 	       !strcmp(a->method, b->method) && !strcmp(a->error_type, b->error_type) &&
 	       !strcmp(a->version, b->version) && !strcmp(a->scheme, b->scheme) &&
 	       !strcmp(a->server_address, b->server_address);
@@ -484,6 +491,7 @@ static uint32_t series_hash(const struct http_series *k)
 		     (uint64_t)k->status << 8 ^ (uint64_t)k->server_port << 16;
 
 	h = hashtab_str_step(h, k->service);
+	h = hashtab_str_step(h, k->service_namespace);
 	h = hashtab_str_step(h, k->method);
 	h = hashtab_str_step(h, k->error_type);
 	h = hashtab_str_step(h, k->version);
@@ -532,6 +540,8 @@ void metrics_on_span_exemplar(struct metrics *m, const struct mt_span *s, bool e
 	memset(&key, 0, sizeof(key));
 	key.server = s->kind == MT_SPAN_SERVER;
 	mt_strlcpy(key.service, s->resource.service_name, sizeof(key.service));
+	mt_strlcpy(key.service_namespace, s->resource.service_namespace,
+		   sizeof(key.service_namespace));
 	if (s->method[0] &&
 	    span_attrs_method_known(s->method, (const char(*)[MT_METHOD_MAX])m->cfg.known_methods,
 				    m->cfg.n_known_methods))
@@ -578,6 +588,8 @@ void metrics_on_span_exemplar(struct metrics *m, const struct mt_span *s, bool e
 		over.server = key.server;
 		over.overflow = 1;
 		mt_strlcpy(over.service, key.service, sizeof(over.service));
+		mt_strlcpy(over.service_namespace, key.service_namespace,
+			   sizeof(over.service_namespace));
 		m->stats.series_full++;
 		ser = series_get(m, &over);
 		if (!ser) /* not even room for that: the last slot absorbs everything */

@@ -60,6 +60,7 @@ struct http_series {
 	uint16_t status;
 	uint16_t server_port;
 	char service[MT_SERVICE_MAX];
+	char service_namespace[64]; /* the resource's service.namespace, "" outside Kubernetes */
 	char method[MT_METHOD_MAX];
 	char error_type[8];
 	char version[8];
@@ -96,7 +97,8 @@ struct attr {
 struct point {
 	uint16_t family;
 	uint8_t nattrs;
-	const char *resource; /* service.name of the resource; NULL: the agent's */
+	const char *resource;	 /* service.name of the resource; NULL: the agent's */
+	const char *resource_ns; /* its service.namespace; NULL or "": none */
 	struct attr attrs[METRICS_ATTRS_MAX];
 	double value;
 	uint64_t count;

@@ -176,13 +176,16 @@ static void put_point_attrs(struct out *o, uint8_t tag, const struct point *p)
 		put_kv(o, tag, p->attrs[i].key, p->attrs[i].str, p->attrs[i].num);
 }
 
-/* The Resource of service @service, or the agent's when NULL. */
-static void put_resource(struct out *o, const struct metrics *m, const char *service)
+/* The Resource of service @service (in namespace @ns, "" or NULL: none), or the agent's when NULL. */
+static void put_resource(struct out *o, const struct metrics *m, const char *service,
+			 const char *ns)
 {
 	size_t body = open_msg(o, TAG_RM_RESOURCE);
 
 	put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "service.name",
 	       service ? service : metrics_agent_service_name(m), 0);
+	if (service && ns && ns[0])
+		put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "service.namespace", ns, 0);
 	if (m->cfg.host_name[0])
 		put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "host.name", m->cfg.host_name, 0);
 	put_kv(o, PB_TAG_RESOURCE_ATTRIBUTES, "telemetry.sdk.name", "meshtrace", 0);
@@ -302,11 +305,16 @@ static void put_metric(struct out *o, const struct point *pts, size_t from, size
 	close_msg(o, body);
 }
 
+static const char *ns_of(const struct point *p)
+{
+	return p->resource_ns ? p->resource_ns : "";
+}
+
 static bool same_resource(const struct point *a, const struct point *b)
 {
 	if (!a->resource || !b->resource)
 		return a->resource == b->resource;
-	return !strcmp(a->resource, b->resource);
+	return !strcmp(a->resource, b->resource) && !strcmp(ns_of(a), ns_of(b));
 }
 
 /* The agent's resource first, then the services' by name; by family within each. */
@@ -318,6 +326,8 @@ static int cmp_resource(const void *a, const void *b)
 	if (!x->resource != !y->resource)
 		return x->resource ? 1 : -1;
 	if (x->resource && (c = strcmp(x->resource, y->resource)) != 0)
+		return c;
+	if (x->resource && (c = strcmp(ns_of(x), ns_of(y))) != 0)
 		return c;
 	return metrics_cmp_family(a, b);
 }
@@ -339,7 +349,7 @@ int metrics_encode_otlp(struct metrics *m, const struct graph *g, const struct m
 	for (size_t i = 0; i < l.n;) {
 		size_t rm = open_msg(&o, TAG_REQUEST_RESOURCE_METRICS), sm, j = i;
 
-		put_resource(&o, m, l.pts[i].resource);
+		put_resource(&o, m, l.pts[i].resource, l.pts[i].resource_ns);
 		sm = open_msg(&o, TAG_RM_SCOPE_METRICS);
 		put_scope(&o);
 		while (j < l.n && same_resource(&l.pts[j], &l.pts[i])) {

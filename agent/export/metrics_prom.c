@@ -144,6 +144,11 @@ static void labels(struct mt_buf *b, const struct point *p, const char *le)
 		mt_buf_puts(b, "service_name=\"");
 		label_value(b, p->resource);
 		mt_buf_puts(b, "\",");
+		if (p->resource_ns && p->resource_ns[0]) {
+			mt_buf_puts(b, "service_namespace=\"");
+			label_value(b, p->resource_ns);
+			mt_buf_puts(b, "\",");
+		}
 	}
 	mt_buf_printf(b, "otel_scope_name=\"%s\",otel_scope_version=\"%s\"", METRICS_SCOPE_NAME,
 		      MESHTRACE_VERSION);

@@ -285,6 +285,7 @@ static uint32_t node_get_ns(struct graph *g, const char *ns, const char *name, u
 	n = &g->nodes[i];
 	mt_strlcpy(n->name, name, sizeof(n->name));
 	mt_strlcpy(n->namespace_name, ns, sizeof(n->namespace_name));
+	n->workload[0] = '\0';
 	n->kind = kind;
 	hashtab_link(&g->node_by_name, h, i);
 	g->stats.nodes = ++g->nnodes;
@@ -498,13 +499,34 @@ static uint8_t guess_role(const struct graph *g, const struct gsock *s)
 
 /* ---- naming ---- */
 
+/* Node @n's workload, when one is known and it has none yet. */
+static void node_set_workload(struct graph *g, uint32_t n, uint8_t kind, const char *name)
+{
+	struct graph_node *node;
+
+	if (n == NIL || kind == K8S_WL_NONE || !name[0])
+		return;
+	node = &g->nodes[n];
+	if (node->workload[0])
+		return;
+	snprintf(node->workload, sizeof(node->workload), "%s/%s",
+		 k8s_workload_kind((enum k8s_workload)kind), name);
+}
+
 static uint32_t service_node(struct graph *g, uint32_t pid, const char *comm, uint64_t now_ns)
 {
 	const struct mt_resource *r = identity_lookup(g->id, pid, comm, now_ns);
 	uint32_t n = node_get_ns(g, r->service_namespace, r->service_name, GRAPH_NODE_SERVICE);
+	const struct k8s_meta *m;
 
-	if (n != NIL)
-		node_add_pid(&g->nodes[n], pid);
+	if (n == NIL)
+		return n;
+	node_add_pid(&g->nodes[n], pid);
+	if (r->k8s && !g->nodes[n].workload[0]) {
+		m = k8s_get(identity_k8s(g->id), r->k8s, r->k8s_gen);
+		if (m)
+			node_set_workload(g, n, m->workload, m->workload_name);
+	}
 	return n;
 }
 
@@ -514,12 +536,16 @@ static uint32_t pod_node(struct graph *g, const uint8_t addr[16], uint64_t now_n
 	struct k8s_pods *pods = k8s_pods_of(identity_k8s(g->id));
 	const struct k8s_pod *pod;
 	uint16_t h, gen = 0;
+	uint32_t n;
 
 	h = k8s_pods_find(pods, addr, now_ns, &gen);
 	pod = h ? k8s_pods_get(pods, h, gen) : NULL;
 	if (!pod || !pod->service_name[0])
 		return NIL;
-	return node_get_ns(g, pod->namespace_name, pod->service_name, GRAPH_NODE_SERVICE);
+	n = node_get_ns(g, pod->namespace_name, pod->service_name, GRAPH_NODE_SERVICE);
+	if (n != NIL)
+		node_set_workload(g, n, pod->workload, pod->workload_name);
+	return n;
 }
 
 /* The server at the far end of client socket @s; *@local: a process on this node. */

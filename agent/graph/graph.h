@@ -49,6 +49,7 @@
 #define GRAPH_EDGES_MAX	     2048
 #define GRAPH_SOCKS_MAX	     16384
 #define GRAPH_NAME_MAX	     256
+#define GRAPH_WORKLOAD_MAX   144		    /* "statefulset/" + a name of K8S_OBJ_MAX */
 #define GRAPH_SERVICE_PIDS   8			    /* pids listed per service */
 #define GRAPH_DECIDE_NS	     (2ull * 1000000000ull) /* a socket's protocol, at the latest */
 #define GRAPH_SOCK_IDLE_NS   (600ull * 1000000000ull)
@@ -116,6 +117,12 @@ struct graph_node {
 	 * `shop` and in `staging` are two nodes.
 	 */
 	char namespace_name[64];
+	/*
+	 * The Kubernetes workload behind the service, "<kind>/<name>"
+	 * ("deployment/checkout"), "" when none is known: from the process's
+	 * container (identity's k8s names) or the pod at a peer's IP.
+	 */
+	char workload[GRAPH_WORKLOAD_MAX];
 	uint8_t kind; /* enum graph_node_kind */
 	uint8_t npids;
 	uint32_t pids[GRAPH_SERVICE_PIDS];

@@ -480,6 +480,35 @@ static void test_metrics_openmetrics(void **state)
 	metrics__free(m);
 }
 
+/* service.namespace: checkout in shop and in staging are two RED series, each labelled. */
+static void test_metrics_service_namespace(void **state)
+{
+	struct otlp_config cfg;
+	struct metrics *m;
+	struct mt_span s;
+	struct mt_buf b;
+	const char *l;
+
+	(void)state;
+	otlp_config_defaults(&cfg);
+	m = metrics__new(&cfg);
+	assert_non_null(m);
+	s = traced("checkout", 3 * MS, 0xab, 0xcd, NOW);
+	snprintf(s.resource.service_namespace, sizeof(s.resource.service_namespace), "shop");
+	metrics_on_span(m, &s);
+	snprintf(s.resource.service_namespace, sizeof(s.resource.service_namespace), "staging");
+	metrics_on_span(m, &s);
+	mt_buf_init(&b, 1 << 20);
+	assert_int_equal(metrics_write_prometheus(m, NULL, NULL, &b), 0);
+	mt_buf_append(&b, "", 1);
+	l = strstr(b.data, "http_server_request_duration_seconds_count{");
+	assert_non_null(l);
+	assert_non_null(strstr(b.data, "service_name=\"checkout\",service_namespace=\"shop\","));
+	assert_non_null(strstr(b.data, "service_name=\"checkout\",service_namespace=\"staging\","));
+	mt_buf_free(&b);
+	metrics__free(m);
+}
+
 static void test_metrics_accepts_openmetrics(void **state)
 {
 	(void)state;
@@ -545,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_otlp_empty),
 		cmocka_unit_test(test_metrics_otlp_exemplars),
 		cmocka_unit_test(test_metrics_openmetrics),
+		cmocka_unit_test(test_metrics_service_namespace),
 		cmocka_unit_test(test_metrics_accepts_openmetrics),
 		cmocka_unit_test(test_metrics_exemplar_filter_env),
 	};

@@ -206,6 +206,15 @@ def test_pods_named_from_the_runtime(cluster, agent, receiver):
     assert stats["warmed"] >= 3 and stats["resolved"] >= 1, stats  # servers; the Job
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     assert b'server_namespace="staging"' in metrics
+    # Workloads on graph nodes and edge series; service.namespace on the RED series.
+    nodes = {n["id"]: n for n in api(port, "/api/graph")["nodes"]}
+    assert nodes["shop/checkout"].get("workload") == "deployment/checkout", nodes["shop/checkout"]
+    assert nodes["data/cache-main"].get("workload") == "statefulset/cache", nodes
+    assert nodes["shop/reporter"].get("workload") == "cronjob/report", nodes
+    assert b'server_workload="deployment/checkout"' in metrics
+    assert b'client_workload="cronjob/report"' in metrics
+    assert b'service_name="checkout",service_namespace="staging"' in metrics
+    assert b'service_name="checkout",service_namespace="shop"' in metrics
 
 
 def test_runtime_down_then_back(cluster, agent, receiver):
