@@ -27,6 +27,18 @@ NS = 'namespace=~"$namespace"'
 # "namespace", which a Prometheus scraping the agent's pod sets to the agent's own.
 SNS = 'server_namespace=~"$k8s_namespace"'
 CNS = 'client_namespace=~"$k8s_namespace"'
+# The services' Kubernetes workload, "deployment/checkout" (docs/cri.md).
+SWL = 'server_workload=~"$workload"'
+CWL = 'client_workload=~"$workload"'
+
+
+def var_k8s(ns_label="server_namespace"):
+    """The Kubernetes namespace and workload variables (absent labels match All)."""
+    return [var_query("k8s_namespace", "Service namespace",
+                      f"label_values(traces_service_graph_request_total, {ns_label})"),
+            var_query("workload", "Workload",
+                      f"label_values(traces_service_graph_request_total{{{NS}, {SNS}}}, "
+                      "server_workload)")]
 
 
 def var_datasource():
@@ -186,8 +198,9 @@ def service_graph():
               "rates, errors and latency below.", ["service-graph"],
               [var_datasource(), var_tempo(),
                var_query("namespace", "Namespace",
-                         "label_values(traces_service_graph_request_total, namespace)")])
-    sel = f"{{{NS}}}"
+                         "label_values(traces_service_graph_request_total, namespace)"),
+               *var_k8s()])
+    sel = f"{{{NS}, {SNS}, {SWL}}}"
     rate = f"rate(traces_service_graph_request_total{sel}[{RI}])"
     nodes = ("label_replace(sum by (id) ("
              f"label_replace({rate}, \"id\", \"$1\", \"server\", \"(.*)\")) or sum by (id) ("
@@ -248,12 +261,11 @@ def service_red():
               [var_datasource(), var_tempo(),
                var_query("namespace", "Namespace",
                          "label_values(traces_service_graph_request_total, namespace)"),
-               var_query("k8s_namespace", "Service namespace",
-                         "label_values(traces_service_graph_request_total, server_namespace)"),
+               *var_k8s(),
                var_query("service", "Service",
-                         f"label_values(traces_service_graph_request_total{{{NS}, {SNS}}}, "
-                         "server)")])
-    sel = f"{{{sv}, {NS}, {SNS}}}"
+                         f"label_values(traces_service_graph_request_total{{{NS}, {SNS}, "
+                         f"{SWL}}}, server)")])
+    sel = f"{{{sv}, {NS}, {SNS}, {SWL}}}"
     total = f"rate(traces_service_graph_request_total{sel}[{RI}])"
     failed = f"rate(traces_service_graph_request_failed_total{sel}[{RI}])"
     bucket = f"traces_service_graph_request_server_seconds_bucket{sel}"
@@ -280,8 +292,8 @@ def service_red():
         "Dots are exemplars: click one for its trace."), "server"), w=8)
 
     b.row("Edges into and out of $service")
-    esel_in = f"{{{sv}, {NS}, {SNS}}}"
-    esel_out = f'{{client=~"$service", {NS}, {CNS}}}'
+    esel_in = f"{{{sv}, {NS}, {SNS}, {SWL}}}"
+    esel_out = f'{{client=~"$service", {NS}, {CNS}, {CWL}}}'
     by = "client, server"
     for title, esel in (("Calls into $service", esel_in), ("Calls made by $service", esel_out)):
         b.add(timeseries(f"{title}: requests/s", [target(
@@ -296,7 +308,7 @@ def service_red():
             "{{client}} → {{server}}")], "s"), "client"), w=8)
 
     b.row("HTTP ($service)")
-    hs = f'{{service_name=~"$service", {NS}}}'
+    hs = f'{{service_name=~"$service", service_namespace=~"$k8s_namespace", {NS}}}'
     hb = f"http_server_request_duration_seconds_bucket{hs}"
     b.add(timeseries("HTTP server requests/s by status code", [target(
         f"sum by (service_name, http_response_status_code) "

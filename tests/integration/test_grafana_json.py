@@ -141,6 +141,14 @@ def test_dashboards_structure():
     assert all(t["instant"] and t["format"] == "table" for t in ng[0]["targets"])
     red = load(os.path.join(GRAFANA, "service-red.json"))
     assert {"service", "namespace"} <= {v["name"] for v in red["templating"]["list"]}
+    # Kubernetes names (docs/cri.md): the services' namespace and workload, on both boards.
+    for board in (red, graph):
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert {"k8s_namespace", "workload"} <= set(variables), board["uid"]
+        assert "server_workload" in variables["workload"]["definition"]
+        exprs = [t["expr"] for _, t in queries(board)]
+        assert any('server_workload=~"$workload"' in e for e in exprs), board["uid"]
+    assert any('service_namespace=~"$k8s_namespace"' in t["expr"] for _, t in queries(red))
 
 
 LATENCY = re.compile(r"(traces_service_graph_request_(server|client)_seconds|"
