@@ -383,3 +383,26 @@ def test_peer_named_by_pod_ip(cluster, agent, receiver):
         e["server"] == "audit/vault" and e["client"] == "curl" for e in g["edges"]) else None)(
         api(port, "/api/graph")), 10)
     assert graph, api(port, "/api/graph")["edges"]
+
+
+DEFAULT_SOCKETS = ("/run/containerd/containerd.sock", "/run/crio/crio.sock",
+                   "/run/k3s/containerd/containerd.sock")
+
+
+def test_node_without_cri_socket(agent, receiver):
+    """No --cri-socket and none of the runtimes' sockets: one line says so, the agent runs with
+    cgroup names and an empty pods table, and keeps looking (every 10 s)."""
+    require_agent()
+    port = free_port()
+    a = agent(["--listen", f"127.0.0.1:{port}"], receiver=receiver)
+    present = [p for p in DEFAULT_SOCKETS if os.path.exists(p)]
+    deadline = time.monotonic() + 10
+    want = "CRI: Kubernetes names from the runtime at" if present else "CRI: no runtime socket"
+    while want not in a.stderr_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert want in a.stderr_text(), a.stderr_text()
+    k = api(port, "/api/stats")["k8s"]
+    assert a.alive()
+    if not present:  # the machines here have no node runtime running
+        assert k["enabled"] == 0 and k["connected"] == 0 and k["pods"] == 0, k
+        assert k["pod_lists"] == 0, k
