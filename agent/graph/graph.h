@@ -23,9 +23,10 @@
  *
  * Naming: a service is its process's service.name (identity). The server of
  * a connection is the local process at its far end (the socket of the other
- * end, else the listener learned for that address and port), else the name
- * a DNS answer gave the address, else "ip:port". A client not on this node is
- * its address's DNS name, else "user" (the servicegraph connector's name for
+ * end, else the listener learned for that address and port), else the pod of
+ * this node at that IP (its namespace and service.name, identity's k8s_pods),
+ * else the name a DNS answer gave the address, else "ip:port". A client not on
+ * this node is the pod at its address, else its address's DNS name, else "user" (the servicegraph connector's name for
  * an uninstrumented caller). Edges to or from a node outside this one have
  * connection_type "virtual_node", database protocols "database".
  *
