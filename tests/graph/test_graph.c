@@ -20,6 +20,8 @@
 #include "otlp.pb-c.h"
 #include "agent/common/version.h"
 #include "agent/graph/graph.h"
+#include "agent/identity/k8s.h"
+#include "agent/identity/k8s_pods.h"
 #include "agent/export/metrics.h"
 #include "tests/export/http_span.h"
 
@@ -360,6 +362,51 @@ static void test_outside_peers(void **state)
 	span(f, 0xe00, MT_SPAN_SERVER, 200, "nginx", "nginx", t, 200, 5 * MS);
 	assert_non_null(find_edge(f->g, "partner.example.net", "nginx", MT_PROTO_HTTP1));
 	fixture_free(f);
+}
+
+/* A pod of this node at the far end, its process not seen: named by the pod, before DNS. */
+static void test_pod_ip_peer(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct k8s *k = k8s__new("/nonexistent/cri.sock"); /* never polled: no call is made */
+	struct k8s_kv labels[] = {{"pod-template-hash", "6f8d9c7b5"}};
+	struct k8s_pod_in in = {.namespace_name = "pay",
+				.pod_name = "ledger-6f8d9c7b5-k2j4m",
+				.pod_uid = "u",
+				.labels = labels,
+				.n_labels = 1,
+				.container_name = ""};
+	const char *ip[] = {"10.213.0.5"}, *sid;
+	struct k8s_pods *pods;
+	uint8_t host[16], pod[16];
+	const struct graph_edge *e;
+	const struct graph_node *n;
+	uint16_t h, gen;
+	struct mt_tuple t;
+
+	(void)state;
+	assert_non_null(k);
+	identity_set_k8s(f->id, k);
+	pods = k8s_pods_of(k);
+	k8s_pods_list_begin(pods);
+	k8s_pods_list_item(pods, "sb1", &in);
+	k8s_pods_list_end(pods, f->now);
+	h = k8s_pods_next_status(pods, f->now, &gen, &sid);
+	k8s_pods_status_done(pods, h, gen, true, ip, 1, f->now);
+	addr(host, 10, 213, 0, 1);
+	addr(pod, 10, 213, 0, 5);
+	peers_learn_name(f->peers, pod, "ledger.pay.svc.cluster.local", 300, f->now);
+	t = tuple(host, 50100, pod, 8080);
+	span(f, 0xf00, MT_SPAN_CLIENT, 100, "curl", "curl", t, 200, 2 * MS);
+	e = find_edge(f->g, "curl", "ledger", MT_PROTO_HTTP1);
+	assert_non_null(e);
+	n = graph_node_at(f->g, e->server);
+	assert_string_equal(n->namespace_name, "pay");
+	assert_string_equal(n->workload, "deployment/ledger");
+	assert_int_equal(e->requests, 1); /* counted from the client: the server was not seen */
+	assert_null(find_edge(f->g, "curl", "ledger.pay.svc.cluster.local", MT_PROTO_HTTP1));
+	fixture_free(f);
+	k8s__free(k);
 }
 
 static void test_bounded(void **state)
@@ -706,6 +753,7 @@ int main(void)
 		cmocka_unit_test(test_local_calls_count_once),
 		cmocka_unit_test(test_tcp_edge_and_names),
 		cmocka_unit_test(test_outside_peers),
+		cmocka_unit_test(test_pod_ip_peer),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_json_shape),
 		cmocka_unit_test(test_quantiles),
