@@ -15,6 +15,7 @@
 #include "agent/export/otlp.h"
 #include "agent/trace/sampler.h"
 #include "agent/trace/spans.h"
+#include "agent/trace/tailkeep.h"
 
 /*
  * How the agent competes for CPU with the applications it watches. Below
@@ -39,10 +40,11 @@ struct agent_opts {
 	unsigned stats_interval_s;
 	const char *listen; /* NULL: HTTPD_DEFAULT_LISTEN; "off": no listener */
 	enum cpu_priority priority;
-	const char *record_path; /* --record */
-	const char *replay_path; /* --replay */
-	int log_level;		 /* enum mt_log_level from -v / -q, -1: the default */
-	const char *cri_socket;	 /* --cri-socket; NULL: MESHTRACE_CRI_SOCKET, else search */
+	const char *record_path;	 /* --record */
+	const char *replay_path;	 /* --replay */
+	int log_level;			 /* enum mt_log_level from -v / -q, -1: the default */
+	const char *cri_socket;		 /* --cri-socket; NULL: MESHTRACE_CRI_SOCKET, else search */
+	struct tailkeep_config tailkeep; /* --keep-error-traces, --keep-slow-traces */
 };
 
 struct agent {
@@ -70,7 +72,9 @@ struct agent {
 	uint64_t bad_events;
 	uint64_t mute_failed;
 	struct mt_sampler sampler;  /* OTEL_TRACES_SAMPLER: which spans the exporters get */
+	uint64_t spans_sampled;	    /* the sampler's: handed to the exporters */
 	uint64_t spans_sampled_out; /* counted by the graph and metrics, not exported */
+	struct tailkeep *tailkeep;  /* NULL unless --keep-error-traces / --keep-slow-traces */
 	uint8_t exemplar_filter; /* enum metrics_exemplar_filter (OTEL_METRICS_EXEMPLAR_FILTER) */
 	bool traces_exported;	 /* spans leave the agent (OTLP traces or JSON lines) */
 	bool sdk_disabled;	 /* OTEL_SDK_DISABLED=true: no OTLP export at all */

@@ -68,6 +68,11 @@ static void usage(FILE *out)
 		"  --propagate             carry the trace context to other nodes' agents in a\n"
 		"                          TCP header option (off by default; env\n"
 		"                          MESHTRACE_PROPAGATE=1); see docs/tracing.md\n"
+		"  --keep-error-traces     beyond the sampler: export every local trace with an\n"
+		"                          error, whatever OTEL_TRACES_SAMPLER dropped (env\n"
+		"                          MESHTRACE_KEEP_ERROR_TRACES=1)\n"
+		"  --keep-slow-traces MS   the same for traces with a span longer than MS ms,\n"
+		"                          1..%llu (env MESHTRACE_KEEP_SLOW_TRACES_MS)\n"
 		"  --listen ADDR:PORT      the agent's HTTP listener (default %s; 'off' for "
 		"none):\n"
 		"                          /healthz, /api/stats, /metrics (Prometheus), "
@@ -117,7 +122,8 @@ static void usage(FILE *out)
 		"  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "
 		"OTEL_BSP_MAX_QUEUE_SIZE\n"
 		"No endpoint set: no OTLP export (use --jsonl to look at spans).\n",
-		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT, HTTPD_DEFAULT_LISTEN);
+		MT_CAPTURE_MAX, MT_CAPTURE_DEFAULT, CONN_MAX_DEFAULT,
+		(unsigned long long)TAILKEEP_SLOW_MS_MAX, HTTPD_DEFAULT_LISTEN);
 }
 
 /* Parses a whole decimal number in [min, max]. */
@@ -202,6 +208,8 @@ enum {
 	OPT_CRI_SOCKET,
 	OPT_CGROUP,
 	OPT_PROPAGATE,
+	OPT_KEEP_ERRORS,
+	OPT_KEEP_SLOW,
 };
 
 static const struct option longopts[] = {
@@ -218,6 +226,8 @@ static const struct option longopts[] = {
 	{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
 	{"cgroup", required_argument, NULL, OPT_CGROUP},
 	{"propagate", no_argument, NULL, OPT_PROPAGATE},
+	{"keep-error-traces", no_argument, NULL, OPT_KEEP_ERRORS},
+	{"keep-slow-traces", required_argument, NULL, OPT_KEEP_SLOW},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
@@ -262,6 +272,17 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return arg[0] ? 0 : mt_fail(err, errlen, "--cgroup '': give a cgroup v2 directory");
 	case OPT_PROPAGATE:
 		o->capture.propagate = true;
+		return 0;
+	case OPT_KEEP_ERRORS:
+		o->tailkeep.keep_errors = true;
+		return 0;
+	case OPT_KEEP_SLOW:
+		if (parse_uint(arg, 1, TAILKEEP_SLOW_MS_MAX, &v))
+			return mt_fail(err, errlen,
+				       "--keep-slow-traces '%s': give milliseconds from 1 to %llu",
+				       mt_log_value(q, arg),
+				       (unsigned long long)TAILKEEP_SLOW_MS_MAX);
+		o->tailkeep.slow_ns = (uint64_t)v * 1000000ull;
 		return 0;
 	case OPT_MAX_CONNS:
 		if (parse_uint(arg, CLI_MAX_CONNS_MIN, CLI_MAX_CONNS_MAX, &v))
@@ -358,6 +379,37 @@ void cli_defaults(struct agent_opts *o)
 	o->log_level = -1;
 }
 
+/*
+ * MESHTRACE_KEEP_ERROR_TRACES (1, true, 0, false; "" is unset) and
+ * MESHTRACE_KEEP_SLOW_TRACES_MS (as --keep-slow-traces): the flags win.
+ */
+static int tailkeep_from_env(struct tailkeep_config *t, char *err, size_t errlen)
+{
+	const char *v = getenv("MESHTRACE_KEEP_ERROR_TRACES");
+	char q[MT_LOG_VALUE_MAX + 32];
+	unsigned long ms;
+
+	if (v && *v) {
+		if (!strcmp(v, "1") || !strcasecmp(v, "true"))
+			t->keep_errors = true;
+		else if (strcmp(v, "0") && strcasecmp(v, "false"))
+			return mt_fail(err, errlen,
+				       "MESHTRACE_KEEP_ERROR_TRACES='%s': use 1, true, 0 or false",
+				       mt_log_value(q, v));
+	}
+	v = getenv("MESHTRACE_KEEP_SLOW_TRACES_MS");
+	if (v && *v) {
+		if (parse_uint(v, 1, TAILKEEP_SLOW_MS_MAX, &ms))
+			return mt_fail(
+				err, errlen,
+				"MESHTRACE_KEEP_SLOW_TRACES_MS='%s': give milliseconds from 1 "
+				"to %llu",
+				mt_log_value(q, v), (unsigned long long)TAILKEEP_SLOW_MS_MAX);
+		t->slow_ns = (uint64_t)ms * 1000000ull;
+	}
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t errlen)
 {
 	char name[MT_LOG_VALUE_MAX + 32];
@@ -366,6 +418,9 @@ int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t err
 	cli_defaults(o);
 	if (err && errlen)
 		err[0] = '\0';
+	ret = tailkeep_from_env(&o->tailkeep, err, errlen);
+	if (ret)
+		return ret;
 	opterr = 0;
 	optind = 0; /* glibc: start afresh, so the parser can run again (tests, the fuzzer) */
 	while ((c = getopt_long(argc, argv, "+:vqhV", longopts, NULL)) != -1) {

@@ -47,7 +47,9 @@ struct health_snap {
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
-	uint64_t spans_sampled_out; /* not exported: OTEL_TRACES_SAMPLER */
+	uint64_t spans_sampled;	    /* exported by the sampler's decision */
+	uint64_t spans_sampled_out; /* not exported: OTEL_TRACES_SAMPLER (and not kept by tail) */
+	struct tailkeep_stats tk;   /* --keep-error-traces, --keep-slow-traces */
 	uint64_t dns_events;
 	uint64_t proc_events;
 	uint64_t max_conns;
@@ -177,7 +179,21 @@ static const struct health_row rows[] = {
 	BOTH("user", "spans_client", MH_SPANS, "kind", "client", ss.client),
 	JSON("user", "spans_joined_traceparent", ss.joined_traceparent),
 	JSON("user", "spans_sdk_reported", ss.sdk_reported),
+	BOTH("user", "spans_sampled", MH_SPANS_SAMPLED, "rule", "head", spans_sampled),
 	BOTH("user", "spans_sampled_out", MH_SPANS_SAMPLED_OUT, NULL, NULL, spans_sampled_out),
+	BOTH("user.tailkeep", "spans_kept", MH_SPANS_SAMPLED, "rule", "tail", tk.spans_kept),
+	JSON("user.tailkeep", "spans_dropped", tk.spans_dropped),
+	BOTH("user.tailkeep", "traces_kept", MH_TAILKEEP_TRACES, "result", "kept", tk.traces_kept),
+	BOTH("user.tailkeep", "traces_dropped", MH_TAILKEEP_TRACES, "result", "dropped",
+	     tk.traces_dropped),
+	BOTH("user.tailkeep", "traces_evicted", MH_TAILKEEP_TRACES, "result", "evicted",
+	     tk.traces_evicted),
+	BOTH("user.tailkeep", "traces_expired", MH_TAILKEEP_TRACES, "result", "expired",
+	     tk.traces_expired),
+	BOTH("user.tailkeep", "spans_held", MH_TABLE_USAGE, "table", "tailkeep_spans",
+	     tk.spans_held),
+	METRIC(MH_TABLE_CAPACITY, "table", "tailkeep_spans", tk.max_spans),
+	JSON("user.tailkeep", "traces_held", tk.traces_held),
 	TEXT("user", "sampler", sampler),
 	BOTH("user", "role_unknown", MH_DROPS, "stage", "span_role_unknown", ss.role_unknown),
 	BOTH("user", "conns_active", MH_TABLE_USAGE, "table", "connections", cs.active),
@@ -447,7 +463,10 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;
-	s->spans_sampled_out = a->spans_sampled_out;
+	if (a->tailkeep)
+		tailkeep_stats(a->tailkeep, &s->tk);
+	s->spans_sampled = a->spans_sampled;
+	s->spans_sampled_out = a->spans_sampled_out + s->tk.spans_dropped;
 	s->sampler = mt_sampler_name(&a->sampler);
 	s->dns_events = a->dns_events;
 	s->proc_events = a->proc_events;

@@ -34,6 +34,17 @@
 
 #define SHUTDOWN_FLUSH_MS 5000
 
+/* A span leaves the agent: to the exporters. */
+static void export_span(void *ctx, const struct mt_span *s)
+{
+	struct agent *a = ctx;
+
+	if (a->otlp)
+		otlp_exporter_add_span(a->otlp, s);
+	if (a->jsonl)
+		jsonl_exporter_add_span(a->jsonl, s);
+}
+
 static void on_span(void *ctx, const struct mt_span *s)
 {
 	struct agent *a = ctx;
@@ -60,14 +71,15 @@ static void on_span(void *ctx, const struct mt_span *s)
 		return; /* its SDK exports it: a second copy would be a duplicate */
 	if (a->traces)
 		tracestore_add(a->traces, s);
-	if (!sampled) {
+	if (sampled) {
+		a->spans_sampled++;
+		export_span(a, s);
+	} else if (a->tailkeep) {
+		/* Held until its local trace ends: kept if that trace erred or was slow. */
+		tailkeep_add(a->tailkeep, s);
+	} else {
 		a->spans_sampled_out++;
-		return;
 	}
-	if (a->otlp)
-		otlp_exporter_add_span(a->otlp, s);
-	if (a->jsonl)
-		jsonl_exporter_add_span(a->jsonl, s);
 }
 
 static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_exchange *x)
@@ -185,6 +197,7 @@ static void agent_free(struct agent *a)
 	graph__free(a->graph);
 	peers__free(a->peers);
 	dnsspans__free(a->dns_spans);
+	tailkeep__free(a->tailkeep);
 	loop_close(a);
 }
 
@@ -300,6 +313,13 @@ static int build_stages(struct agent *a)
 	a->peers = peers__new();
 	a->graph = a->peers && a->identity ? graph__new(a->identity, a->peers) : NULL;
 	a->metrics = metrics__new(&a->otlp_cfg);
+	if (tailkeep_enabled(&a->opts.tailkeep)) {
+		a->tailkeep = tailkeep__new(&a->opts.tailkeep, export_span, a);
+		if (!a->tailkeep) {
+			mt_err("out of memory");
+			return 1;
+		}
+	}
 	if (!a->identity || !a->spans || !a->conns || !a->dns_spans || !a->graph || !a->metrics) {
 		mt_err("out of memory");
 		return 1;
@@ -458,6 +478,8 @@ int main(int argc, char **argv)
 	capture_detach(a.capture);
 	capture_drain(a.capture);
 	graph_flush(a.graph, mt_now_mono_ns());
+	if (a.tailkeep)
+		tailkeep_flush(a.tailkeep); /* traces still held: decided on what they hold */
 	loop_export_metrics(&a); /* the final values, so a short run's metrics are not lost */
 	if (a.otlp && otlp_exporter_flush(a.otlp, SHUTDOWN_FLUSH_MS) != 0)
 		mt_warn("the collector did not take every span within %d ms", SHUTDOWN_FLUSH_MS);

@@ -90,6 +90,16 @@ const struct family metrics_families[F__MAX] = {
 	[F_HEALTH0 + MH_LINKS] = {"meshtrace.trace.links", "{span}",
 				  "Trace linking outcomes: how spans got (or did not get) a parent",
 				  T_SUM},
+	[F_HEALTH0 +
+		MH_SPANS_SAMPLED] = {"meshtrace.spans.sampled", "{span}",
+				     "Spans handed to the exporters, by rule: head (the "
+				     "sampler) or tail (--keep-error-traces, --keep-slow-traces)",
+				     T_SUM},
+	[F_HEALTH0 +
+		MH_TAILKEEP_TRACES] = {"meshtrace.tailkeep.traces", "{trace}",
+				       "Unsampled local traces decided by the tail keep rule, "
+				       "by result (evicted, expired: decided before their end)",
+				       T_SUM},
 };
 
 /* ---- the list of points of one export ---- */

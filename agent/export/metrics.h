@@ -34,7 +34,7 @@
 #include "agent/export/otlp.h"
 
 #define METRICS_SERIES_MAX  2048
-#define METRICS_HEALTH_MAX  128
+#define METRICS_HEALTH_MAX  160
 #define METRICS_HTTP_BOUNDS 14
 #define METRICS_SCOPE_NAME  "meshtrace"
 
@@ -61,6 +61,8 @@ enum metrics_health_family {
 	MH_PROCESS_MEMORY,    /* gauge By: the agent's resident memory */
 	MH_LINKS,	      /* counter {span}, attribute result: trace linking outcomes */
 	MH_SPANS_SAMPLED_OUT, /* counter {span}: counted, not exported (OTEL_TRACES_SAMPLER) */
+	MH_SPANS_SAMPLED,     /* counter {span}, attribute rule: head (the sampler) | tail (kept) */
+	MH_TAILKEEP_TRACES,   /* counter {trace}, attribute result: tail keep's decisions */
 	MH__MAX,
 };
 

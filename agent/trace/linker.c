@@ -597,18 +597,27 @@ static void resolve_server(struct linker *l, struct req *r)
 		r->ids.trace_flags = c->ids.trace_flags;
 		l->stats.linked_peer++;
 	} else if (r->x.have && (r->x.flags & MT_XCTX_F_REMOTE)) {
-		/* A client span on another node, named in the TCP option of the first segment. */
+		/*
+		 * A client span on another node, named in the TCP option of the first
+		 * segment. The option carries no trace-flags: the trace is sampled as one
+		 * that starts here, on its id, as the other node's agent did (remote stays
+		 * false: its flags are unknown, not "not sampled").
+		 */
 		memcpy(r->ids.trace_id, r->x.trace_id, 16);
 		memcpy(r->ids.parent_span_id, r->x.span_id, 8);
-		r->ids.remote = true;
+		r->ids.remote = false;
+		r->ids.trace_flags = 0;
+		r->ids.local_root = true;
 		l->stats.linked_option++;
 	} else if (r->traceparent[0] &&
 		   mt_traceparent_decode(r->traceparent, r->ids.trace_id, r->ids.parent_span_id,
 					 &r->ids.trace_flags)) {
 		r->ids.remote = true;
+		r->ids.local_root = true;
 		l->stats.linked_traceparent++;
 	} else if (c) {
 		/* An instrumented client: its own span id travelled as its request's parent. */
+		r->ids.local_root = true; /* that parent is its SDK's, not ours */
 		memcpy(r->ids.trace_id, c->ids.trace_id, 16);
 		memcpy(r->ids.parent_span_id, c->ids.span_id, 8);
 		r->ids.remote = c->ids.remote;
@@ -621,6 +630,7 @@ static void resolve_server(struct linker *l, struct req *r)
 		else
 			linker_random_id(l, r->ids.trace_id, 16);
 		r->ids.trace_flags = 0; /* a failed decode may have written it */
+		r->ids.local_root = true;
 		l->stats.unlinked[local_flow(&r->flow) ? LINK_PEER_NOT_SEEN
 						       : LINK_EXTERNAL_CALLER]++;
 	}
@@ -664,6 +674,7 @@ static void settle(struct linker *l, struct req *c)
 	    p->role != CONN_ROLE_SERVER) {
 		/* Its server request was evicted first (table full or TTL): a root. */
 		linker_random_id(l, c->ids.trace_id, 16);
+		c->ids.local_root = true;
 		l->stats.unlinked[LINK_TABLE_FULL]++;
 		return;
 	}
@@ -794,6 +805,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 				linker_random_id(l, r->ids.trace_id, 16);
 			linker_random_id(l, r->ids.span_id, 8);
 			r->ids.trace_flags = 0;
+			r->ids.local_root = true;
 			l->stats.unlinked[reason]++;
 		}
 		/* The span id its option carried: the other node's server names it as parent. */

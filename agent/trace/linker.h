@@ -95,6 +95,12 @@ struct link_ids {
 	bool emit;	     /* false: the process's SDK reports this side, not ours to send */
 	bool remote;	     /* the trace came in a W3C traceparent (adopted, or a peer's) */
 	uint8_t trace_flags; /* remote: that traceparent's trace-flags (0x01 sampled) */
+	/*
+	 * No span of this node is the parent: a root, or a parent on another node
+	 * (traceparent, TCP option) or in an SDK. Its end is the end of the trace
+	 * on this node, as far as this span's subtree goes.
+	 */
+	bool local_root;
 };
 
 struct linker;

@@ -69,6 +69,8 @@ struct mt_span {
 	/* The trace came from a remote parent (a W3C traceparent): the sampled flag to follow. */
 	uint8_t trace_remote; /* 1: trace_flags are that parent's */
 	uint8_t trace_flags;  /* W3C trace-flags, 0x01 sampled */
+	/* No span of this node is its parent: the trace ends here on this node (tail keep). */
+	uint8_t local_root;
 	/* The process's OpenTelemetry SDK reports this side: counted (graph, metrics), not exported. */
 	uint8_t sdk_reported;
 	/*

@@ -220,6 +220,7 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	memcpy(s->parent_span_id, ids.parent_span_id, sizeof(s->parent_span_id));
 	s->trace_remote = ids.remote;
 	s->trace_flags = ids.trace_flags;
+	s->local_root = ids.local_root;
 	if (x->traceparent[0]) {
 		uint8_t trace_id[16], parent_id[8];
 

@@ -65,6 +65,8 @@ def flag_cases(tmp):
     flag("--stats-interval", "1s", "86401", digits)
     flag("--listen", "localhost", "127.0.0.1:65536", "1" * HUGE + ":9464")
     flag("--cpu-priority", "high")
+    flag("--keep-slow-traces", "1s", "3600001", digits)
+    cases.append(Case("--keep-slow-traces", "zero", ["--keep-slow-traces", "0"]))
     flag("--jsonl", os.path.join(tmp, "no", "such", "dir.jsonl"), None, "/" + "a" * HUGE,
          forged=in_no_dir)
     flag("--record", os.path.join(tmp, "no", "such", "dir.rec"), None, "/" + "a" * HUGE,
@@ -79,7 +81,7 @@ def flag_cases(tmp):
     cases.append(Case("--cri-socket", "huge", ["--cri-socket", "/" + "a" * HUGE]))
     cases.append(Case("--cri-socket", "empty", ["--cri-socket", ""]))
     cases.append(Case("--cri-socket", "missing", ["--cri-socket"]))
-    for name in ("--record-query", "--propagate", "--verbose", "--quiet", "--help",
+    for name in ("--record-query", "--propagate", "--keep-error-traces", "--verbose", "--quiet", "--help",
                  "--version"):
         cases.append(Case(name, "value-given", [name + "=1"]))
         cases.append(Case(name, "forged", [name + "=" + FORGED]))
@@ -140,6 +142,8 @@ def env_cases(tmp):
     ratio = {"OTEL_TRACES_SAMPLER": "traceidratio"}
     var("OTEL_TRACES_SAMPLER_ARG", "half", "1.5", "0." + "1" * HUGE, context=ratio)
     var("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes")
+    var("MESHTRACE_KEEP_ERROR_TRACES", "yes", None, "1" * HUGE)
+    var("MESHTRACE_KEEP_SLOW_TRACES_MS", "1s", "0", "9" * HUGE)
     var("OTEL_METRIC_EXPORT_INTERVAL", "1m", "99", "9" * HUGE)
     # The spec: booleans other than true/false read as false with a warning; a sampler
     # argument is ignored by samplers that take none.

@@ -150,3 +150,35 @@ def test_parentbased_follows_the_traceparent_flag(request, tmp_path, monkeypatch
     total = sum(p["count"] for p in points(flat, "http.server.request.duration")
                 if p["resource"] == nginx_name)
     assert total == runs, f"http.server.request.duration counted {total} of {runs} at nginx"
+
+
+def test_tail_keep_errors_at_always_off(request, tmp_path, monkeypatch, agent, receiver,
+                                        make_backend, make_nginx):
+    """always_off with --keep-error-traces: the traces with an error (a 404: curl's CLIENT span
+    is an Error) are exported whole (curl's CLIENT and nginx's SERVER span); the others not."""
+    private_nginx(tmp_path, monkeypatch, tag())
+    backend_port = free_port()
+    ag = agent(["--keep-error-traces"], env={"OTEL_TRACES_SAMPLER": "always_off"},
+               receiver=receiver)
+    make_backend(backend_port)
+    nginx = make_nginx(backend_port)
+    paths = ["/index.html", "/missing.html"] * 5
+    run = CurlRun([nginx.url(p) for p in paths]).run()
+    assert [r["status"] for r in run.results] == [200, 404] * 5
+    deadline = time.monotonic() + 5
+    while len(nginx.log_lines()) < len(paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    stats = ag.stop()
+    spans = receiver.spans()
+    ours = select(spans, "SERVER", nginx.port) + select(spans, "CLIENT", nginx.port)
+    by_trace = collections.defaultdict(list)
+    for s in ours:
+        by_trace[s["trace_id"]].append(s)
+    figure(request, f"always_off + --keep-error-traces: {len(by_trace)} traces, {len(ours)} "
+                    f"spans exported; tailkeep {stat(stats, 'user', 'tailkeep')}")
+    assert len(by_trace) == 5, f"{len(by_trace)} traces exported:{dump(ours)}"
+    for tid, local in by_trace.items():
+        assert sorted(s["kind"] for s in local) == ["CLIENT", "SERVER"], dump(local)
+        assert all(span_path(s) == "/missing.html" for s in local), dump(local)
+    assert stat(stats, "user", "tailkeep")["traces_kept"] >= 5

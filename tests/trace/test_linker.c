@@ -317,6 +317,9 @@ static void test_traceparent_flags_travel(void **state)
 		assert_int_equal(srv.trace_flags, f);
 		assert_int_equal(child.trace_flags, f);
 		assert_int_equal(far.trace_flags, f);
+		/* Only the server span that adopted the traceparent ends the local trace. */
+		assert_true(srv.local_root);
+		assert_false(child.local_root || far.local_root);
 
 		/* A trace begun on this node has no remote parent. */
 		x = exchange(900, 3 * MS, MT_STAGE_REQUEST);
@@ -326,6 +329,7 @@ static void test_traceparent_flags_travel(void **state)
 		linker_on_done(l, &lone, &x, &root);
 		assert_false(root.remote);
 		assert_int_equal(root.trace_flags, 0);
+		assert_true(root.local_root);
 		linker__free(l);
 	}
 }
@@ -502,7 +506,10 @@ static void test_option_context_adopted(void **state)
 	linker_on_done(l, &in, &x, &srv);
 	assert_memory_equal(srv.trace_id, t, 16);
 	assert_memory_equal(srv.parent_span_id, sp, 8);
-	assert_true(srv.remote);
+	/* The option has no trace-flags: sampled on its id, as the sending node did. */
+	assert_false(srv.remote);
+	assert_true(srv.local_root);
+	assert_false(cli.local_root);
 	assert_memory_equal(cli.trace_id, t, 16);
 	assert_memory_equal(cli.span_id, k, 8);
 	assert_memory_equal(cli.parent_span_id, srv.span_id, 8);
