@@ -84,6 +84,7 @@ void span_attrs_copy_span(struct mt_span *d, const struct mt_span *s)
 	d->server_address[sizeof(d->server_address) - 1] = '\0';
 	d->client_address[sizeof(d->client_address) - 1] = '\0';
 	d->peer_address[sizeof(d->peer_address) - 1] = '\0';
+	d->vip_address[sizeof(d->vip_address) - 1] = '\0';
 	d->tracestate[sizeof(d->tracestate) - 1] = '\0';
 }
 
@@ -191,12 +192,22 @@ static const char *grpc_status_name(const char *text)
 	return grpc_status_names[code];
 }
 
+/*
+ * network.peer.*; a call through a translated address (DNAT) paired on this
+ * node also names the address its client dialled: meshtrace.vip.* (no
+ * semantic convention has it), on both sides.
+ */
 static void add_peer(struct span_attrs *out, const struct mt_span *s)
 {
 	if (s->peer_address[0]) {
 		add_str(out, "network.peer.address", s->peer_address, false);
 		if (s->peer_port)
 			add_int(out, "network.peer.port", s->peer_port);
+	}
+	if (s->nat_paired && s->vip_address[0]) {
+		add_str(out, "meshtrace.vip.address", s->vip_address, false);
+		if (s->vip_port)
+			add_int(out, "meshtrace.vip.port", s->vip_port);
 	}
 }
 

@@ -71,6 +71,19 @@ struct mt_span {
 	uint8_t trace_flags;  /* W3C trace-flags, 0x01 sampled */
 	/* The process's OpenTelemetry SDK reports this side: counted (graph, metrics), not exported. */
 	uint8_t sdk_reported;
+	/*
+	 * The client dialled an address translated (DNAT) to a server on this
+	 * node and the two sides were paired (docs/tracing.md): set on both.
+	 * A client span's peer_address/peer_port are then the server it reached;
+	 * the address it dialled is kept in vip_*. The graph names the real
+	 * server from nat_server_*, the client's socket from vip_*.
+	 */
+	uint8_t nat_paired;
+	uint16_t vip_port;
+	uint16_t nat_server_port;
+	uint8_t vip_addr[16];	     /* v4-mapped */
+	uint8_t nat_server_addr[16]; /* v4-mapped */
+	char vip_address[MT_ADDR_STR_MAX]; /* meshtrace.vip.address */
 };
 
 #endif /* MESHTRACE_SPAN_H */
