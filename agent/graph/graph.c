@@ -455,8 +455,7 @@ static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 		const struct gsock *p = &g->socks[i];
 
 		if (p->tuple.lport == far_port && p->tuple.rport == near_port &&
-		    !memcmp(p->tuple.laddr, far, 16) && !memcmp(p->tuple.raddr, near, 16) &&
-		    p != s)
+		    !memcmp(p->tuple.laddr, far, 16) && !memcmp(p->tuple.raddr, near, 16) && p != s)
 			return &g->socks[i];
 	}
 	return NULL;

@@ -80,9 +80,9 @@ struct link_stats {
 	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
 	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
 	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
-	uint64_t linked_dnat; /* of linked_peer: the client dialled a translated address (VIP) */
+	uint64_t linked_dnat;	 /* of linked_peer: the client dialled a translated address (VIP) */
 	uint64_t dnat_ambiguous; /* several requests matched a translated call: not paired */
-	uint64_t dnat_snat_unpaired; /* a local call at the same seq from another source: not paired */
+	uint64_t dnat_snat_unpaired; /* same seq, another source (SNAT): not paired */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 	uint64_t requests_evicted;   /* slots taken back because the table was full */

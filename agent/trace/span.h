@@ -81,8 +81,8 @@ struct mt_span {
 	uint8_t nat_paired;
 	uint16_t vip_port;
 	uint16_t nat_server_port;
-	uint8_t vip_addr[16];	     /* v4-mapped */
-	uint8_t nat_server_addr[16]; /* v4-mapped */
+	uint8_t vip_addr[16];		   /* v4-mapped */
+	uint8_t nat_server_addr[16];	   /* v4-mapped */
 	char vip_address[MT_ADDR_STR_MAX]; /* meshtrace.vip.address */
 };
 
