@@ -67,7 +67,7 @@ class Node:
         sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         rules = (f"table ip mtvip {{\n"
                  f" chain pre {{ type nat hook prerouting priority dstnat; policy accept;\n"
-                 f"  ip daddr {self.vip} tcp dport 80 dnat to {self.addr[1]}:{PORT} }}\n"
+                 f"  ip daddr {self.vip} tcp dport 80 dnat to {self.addr[1]}:{PORT}; }}\n"
                  f" chain post {{ type nat hook postrouting priority srcnat; policy accept; }}\n"
                  f"}}\n")
         subprocess.run(["ip", "netns", "exec", self.node, "nft", "-f", "-"], input=rules,
