@@ -7,9 +7,10 @@ Three network namespaces play one Kubernetes node: two pods (client, server), ea
 veth pair, and the node's own namespace that routes between them and translates, as kube-proxy
 does, VIP:80 -> server:PORT in its prerouting nat chain. The server sees the client's own
 address and port (DNAT without SNAT). A real curl calls the VIP N times on one keep-alive
-connection and N times on new connections; a direct call to the server is the control. With
-masquerade added (SNAT), the server sees the node's address: those calls stay unpaired, and
-counted."""
+connection and N times on new connections; a direct call to the server is the control. The same
+again from a client in the node's own namespace (host network) through an iptables OUTPUT DNAT
+rule, kube-proxy's iptables mode. With masquerade added (SNAT), the server sees the node's
+address: those calls stay unpaired, and counted."""
 
 import collections
 import os
@@ -74,6 +75,13 @@ class Node:
                        check=True, capture_output=True, text=True)
         return self
 
+    def iptables_output(self):
+        """A host-network client's path: routed toward the pods, translated in nat OUTPUT."""
+        sh("ip", "-n", self.node, "route", "add", f"{self.vip}/32", "dev", f"mtv{self.tag}h1")
+        sh("ip", "netns", "exec", self.node, "iptables", "-t", "nat", "-A", "OUTPUT", "-d",
+           self.vip, "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination",
+           f"{self.addr[1]}:{PORT}")
+
     def masquerade(self):
         sh("ip", "netns", "exec", self.node, "nft", "add", "rule", "ip", "mtvip", "post",
            "ip", "daddr", self.addr[1], "masquerade")
@@ -86,9 +94,9 @@ class Node:
         line = p.stdout.readline()
         assert line.strip() == "ready", f"server did not start: {p.stderr.read()}"
 
-    def curl(self, urls):
+    def curl(self, urls, ns=None):
         """One curl process for all @urls: one keep-alive connection."""
-        cmd = ["ip", "netns", "exec", self.pods[0], "env", f"OTEL_SERVICE_NAME={self.client_svc}",
+        cmd = ["ip", "netns", "exec", ns or self.pods[0], "env", f"OTEL_SERVICE_NAME={self.client_svc}",
                "curl", "-sS", "--fail", "-o", "/dev/null", "--max-time", "10"] + urls
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"curl {urls[0]} ...: {r.returncode} {r.stderr}"
@@ -126,11 +134,11 @@ def our_spans(receiver, node):
     return by
 
 
-def calls(node, host, prefix):
+def calls(node, host, prefix, ns=None):
     """N calls on one keep-alive connection, then N on a new connection each."""
-    node.curl([f"http://{host}/{prefix}/k{i}" for i in range(N)])
+    node.curl([f"http://{host}/{prefix}/k{i}" for i in range(N)], ns)
     for i in range(N):
-        node.curl([f"http://{host}/{prefix}/n{i}"])
+        node.curl([f"http://{host}/{prefix}/n{i}"], ns)
     return [f"/{prefix}/k{i}" for i in range(N)] + [f"/{prefix}/n{i}" for i in range(N)]
 
 
@@ -162,12 +170,20 @@ def graph_edges(graph, node):
     return [e for e in graph["edges"] if e["client"] == node.client_svc]
 
 
-def test_vip_calls_pair_with_the_real_server(request, node, agent, receiver):
+@pytest.mark.parametrize("via", ["nft-prerouting", "iptables-output"])
+def test_vip_calls_pair_with_the_real_server(request, node, agent, receiver, via):
+    if via == "iptables-output":
+        if not shutil.which("iptables"):
+            pytest.skip("iptables missing: run 'sudo make deps'")
+        node.iptables_output()
+    host_net = via == "iptables-output"
+    client_ns = node.node if host_net else None
+    client_addr = node.gw[1] if host_net else node.addr[0]
     port = free_port()
     ag = agent(["--listen", f"127.0.0.1:{port}"], receiver=receiver)
     node.server()
-    vip_paths = calls(node, node.vip, "vip")
-    direct_paths = calls(node, f"{node.addr[1]}:{PORT}", "direct")
+    vip_paths = calls(node, node.vip, "vip", client_ns)
+    direct_paths = calls(node, f"{node.addr[1]}:{PORT}", "direct", client_ns)
     by = wait_spans(receiver, node, vip_paths + direct_paths)
     graph = wait_graph(port, lambda g: sum(e["requests"] for e in graph_edges(g, node))
                        >= 4 * N)
@@ -185,13 +201,13 @@ def test_vip_calls_pair_with_the_real_server(request, node, agent, receiver):
         assert cli["attributes"].get("network.peer.port") == PORT, f"{p}: {cli}"
         assert cli["attributes"].get("server.address") == node.vip, f"{p}: {cli}"
         assert srv["attributes"].get("meshtrace.vip.address") == node.vip, f"{p}: {srv}"
-        assert srv["attributes"].get("client.address") == node.addr[0], f"{p}: {srv}"
+        assert srv["attributes"].get("client.address") == client_addr, f"{p}: {srv}"
     for p in direct_paths:
         for s in (by[p]["CLIENT"][0], by[p]["SERVER"][0]):
             assert "meshtrace.vip.address" not in s["attributes"], f"{p}: {s}"
 
     edges = graph_edges(graph, node)
-    figure(request, f"DNAT VIP -> server (3 netns, nft prerouting, curl): {paired}/{2 * N} "
+    figure(request, f"DNAT VIP -> server (3 netns, {via}, curl): {paired}/{2 * N} "
                     f"VIP calls paired ({N} keep-alive, {N} new connections), direct control "
                     f"{direct}/{2 * N}; linked_dnat {link.get('linked_dnat')}, dnat_ambiguous "
                     f"{link.get('dnat_ambiguous')}; edges {[(e['server'], e['requests'], e.get('vip')) for e in edges]}")
@@ -215,6 +231,8 @@ def test_vip_with_masquerade_stays_unpaired_and_counted(request, node, agent, re
     node.server()
     paths = calls(node, node.vip, "snat")
     by = wait_spans(receiver, node, paths)
+    graph = wait_graph(port, lambda g: sum(e["requests"] for e in graph_edges(g, node))
+                       >= 2 * N)
     stats = ag.stop()
     link = stat(stats, "user", "link", default={})
     note = f"; link {link}" + busy_note(stats)
@@ -222,8 +240,13 @@ def test_vip_with_masquerade_stays_unpaired_and_counted(request, node, agent, re
     for p in paths:
         assert by[p]["SERVER"][0]["attributes"].get("client.address") == node.gw[1]
         assert "meshtrace.vip.address" not in by[p]["CLIENT"][0]["attributes"]
+    edges = [(e["client"], e["server"], e["requests"]) for e in graph["edges"]
+             if node.client_svc in (e["client"], e["server"]) or
+             node.server_svc in (e["client"], e["server"])]
     figure(request, f"DNAT + masquerade: {paired}/{2 * N} paired (expected 0), "
-                    f"dnat_snat_unpaired {link.get('dnat_snat_unpaired')}")
+                    f"dnat_snat_unpaired {link.get('dnat_snat_unpaired')}; edges {edges}")
     assert paired == 0
     assert link["dnat_snat_unpaired"] >= 2 * N, link
     assert link["linked_dnat"] == 0, link
+    # The client's edge names what it dialled: nothing told the real server.
+    assert [e for e in edges if e[0] == node.client_svc and node.vip in e[1]], edges
