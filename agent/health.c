@@ -228,6 +228,9 @@ static const struct health_row rows[] = {
 	BOTH("user.link", "linked_option", MH_LINKS, "result", "tcp_option", ss.link.linked_option),
 	JSON("user.link", "option_mismatch", ss.link.option_mismatch),
 	JSON("user.link", "option_evicted", ss.link.option_evicted),
+	JSON("user.link", "linked_dnat", ss.link.linked_dnat), /* of linked_peer: through a VIP */
+	JSON("user.link", "dnat_ambiguous", ss.link.dnat_ambiguous),
+	JSON("user.link", "dnat_snat_unpaired", ss.link.dnat_snat_unpaired),
 	JSON("user.link", "requests_held", ss.link.requests),
 	METRIC(MH_TABLE_USAGE, "table", "link_requests", ss.link.requests),
 	CAPACITY("link_requests", LINK_REQS_MAX),

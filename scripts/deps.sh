@@ -14,7 +14,7 @@ PKGS=(
 	# test
 	libcmocka-dev protobuf-compiler python3 python3-protobuf python3-pytest python3-yaml
 	strace # test_bad_config.py: a bad configuration makes no bpf(), bind() or file
-	nginx-light curl redis-server iproute2 procps prometheus nftables
+	nginx-light curl redis-server iproute2 procps prometheus nftables iptables
 	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools openssl
 	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
 	chromium # the page's test (Node.js and npm: below)

@@ -136,6 +136,8 @@ int graph_write_json(const struct graph *g, struct mt_buf *b, uint64_t now_ns)
 		mt_json_key_str(&j, "server", node_id(graph_node_at(g, e->server), id, sizeof(id)));
 		mt_json_key_str(&j, "protocol", l7_protocol_name(e->protocol));
 		mt_json_key_str(&j, "connection_type", graph_conn_type_name(e->connection_type));
+		if (e->vip[0])
+			mt_json_key_str(&j, "vip", e->vip);
 		mt_json_key_u64(&j, "requests", e->requests);
 		mt_json_key_u64(&j, "failed", e->failed);
 		key_f64(&j, "rate_per_s", round3(w.requests / window), 3);

@@ -84,14 +84,21 @@ void span_attrs_copy_span(struct mt_span *d, const struct mt_span *s)
 	d->server_address[sizeof(d->server_address) - 1] = '\0';
 	d->client_address[sizeof(d->client_address) - 1] = '\0';
 	d->peer_address[sizeof(d->peer_address) - 1] = '\0';
+	d->vip_address[sizeof(d->vip_address) - 1] = '\0';
 	d->tracestate[sizeof(d->tracestate) - 1] = '\0';
 }
 
 static void add_attr(struct span_attrs *out, const char *key, uint32_t key_len, uint8_t type,
 		     const char *str, int64_t num, bool local)
 {
-	struct span_attr *a = &out->attr[out->n++];
+	struct span_attr *a;
 
+	if (out->n >=
+	    SPAN_ATTRS_MAX) { /* a bound, not a case: the list is sized for the most a span adds */
+		out->dropped++;
+		return;
+	}
+	a = &out->attr[out->n++];
 	a->key = key;
 	a->key_len = key_len;
 	a->type = type;
@@ -191,12 +198,22 @@ static const char *grpc_status_name(const char *text)
 	return grpc_status_names[code];
 }
 
+/*
+ * network.peer.*; a call through a translated address (DNAT) paired on this
+ * node also names the address its client dialled: meshtrace.vip.* (no
+ * semantic convention has it), on both sides.
+ */
 static void add_peer(struct span_attrs *out, const struct mt_span *s)
 {
 	if (s->peer_address[0]) {
 		add_str(out, "network.peer.address", s->peer_address, false);
 		if (s->peer_port)
 			add_int(out, "network.peer.port", s->peer_port);
+	}
+	if (s->nat_paired && s->vip_address[0]) {
+		add_str(out, "meshtrace.vip.address", s->vip_address, false);
+		if (s->vip_port)
+			add_int(out, "meshtrace.vip.port", s->vip_port);
 	}
 }
 
@@ -321,6 +338,7 @@ void span_attrs_build(struct span_attrs *out, const struct mt_span *s,
 	const char *scheme = s->scheme[0] ? s->scheme : "http";
 
 	out->n = 0;
+	out->dropped = 0;
 	if (s->protocol == MT_PROTO_GRPC) {
 		build_grpc(out, s);
 		return;

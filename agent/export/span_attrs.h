@@ -12,7 +12,7 @@
 
 #include "agent/trace/span.h"
 
-#define SPAN_ATTRS_MAX 24 /* 20 of the span + 4 of its peer pod (k8s_span_peer_attrs) */
+#define SPAN_ATTRS_MAX 26 /* 22 of the span (with meshtrace.vip.*) + 4 of its peer pod (k8s_span_peer_attrs) */
 
 enum span_attr_type {
 	SPAN_ATTR_STR = 0,
@@ -30,6 +30,7 @@ struct span_attr {
 
 struct span_attrs {
 	unsigned n;
+	unsigned dropped; /* past SPAN_ATTRS_MAX: none expected, kept visible for tests */
 	struct span_attr attr[SPAN_ATTRS_MAX];
 	char error_type[8];
 	char protocol_version[8];

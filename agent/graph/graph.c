@@ -49,9 +49,15 @@ struct gsock {
 	uint8_t learned;    /* its listener was recorded */
 	uint8_t connected;  /* connect (client) or accept (server) seen */
 	uint8_t peer_local; /* for spans: the far end is on this node */
-	uint8_t _pad[3];
+	uint8_t nat;	    /* its spans said the call went through a translated address */
+	uint16_t nat_port;
 	char comm[16];
 	struct mt_tuple tuple;
+	/*
+	 * With nat: a client's real server, a server's address its client
+	 * dialled (the VIP): where the other side's tuple differs from ours.
+	 */
+	uint8_t nat_addr[16];
 	/* Counts waiting for the decision. */
 	uint64_t bytes_out;
 	uint64_t bytes_in;
@@ -428,18 +434,31 @@ static void set_tuple(struct graph *g, uint32_t i, const struct mt_tuple *t)
 	tuple_hash(g, i);
 }
 
-/* The socket at the other end of @s's connection, when it is on this node. */
+/*
+ * The socket at the other end of @s's connection, when it is on this node.
+ * Through a translated address (nat), the other side's tuple names the real
+ * server where a client's names the VIP: a client looks for the real server,
+ * a server for the VIP as its client's far end.
+ */
 static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 {
-	uint32_t i = hashtab_first(&g->sock_by_tuple, hash_conn(s->tuple.raddr, s->tuple.rport,
-								s->tuple.laddr, s->tuple.lport));
+	const uint8_t *far = s->tuple.raddr, *near = s->tuple.laddr;
+	uint16_t far_port = s->tuple.rport, near_port = s->tuple.lport;
+	uint32_t i;
 
+	if (s->nat && s->role == ROLE_CLIENT) {
+		far = s->nat_addr;
+		far_port = s->nat_port;
+	} else if (s->nat && s->role == ROLE_SERVER) {
+		near = s->nat_addr;
+		near_port = s->nat_port;
+	}
+	i = hashtab_first(&g->sock_by_tuple, hash_conn(far, far_port, near, near_port));
 	for (; i != NIL; i = hashtab_next(&g->sock_by_tuple, i)) {
 		const struct gsock *p = &g->socks[i];
 
-		if (p->tuple.lport == s->tuple.rport && p->tuple.rport == s->tuple.lport &&
-		    !memcmp(p->tuple.laddr, s->tuple.raddr, 16) &&
-		    !memcmp(p->tuple.raddr, s->tuple.laddr, 16) && p != s)
+		if (p->tuple.lport == far_port && p->tuple.rport == near_port &&
+		    !memcmp(p->tuple.laddr, far, 16) && !memcmp(p->tuple.raddr, near, 16) && p != s)
 			return &g->socks[i];
 	}
 	return NULL;
@@ -560,6 +579,8 @@ static uint32_t server_node(struct graph *g, const struct gsock *s, uint64_t now
 	*local = true;
 	if (p && p->pid)
 		return service_node(g, p->pid, p->comm, now_ns);
+	if (s->nat && peers_find_listener(g->peers, s->nat_addr, s->nat_port, &pid, comm))
+		return service_node(g, pid, comm, now_ns);
 	if (peers_find_listener(g->peers, s->tuple.raddr, s->tuple.rport, &pid, comm)) {
 		/* The agent's own side is never seen: its clients' spans count its requests. */
 		*local = pid != g->self_pid;
@@ -868,6 +889,13 @@ void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemp
 		gs->last_ns = now;
 		if (gs->role == ROLE_UNKNOWN)
 			gs->role = server ? ROLE_SERVER : ROLE_CLIENT;
+		if (s->nat_paired && !gs->nat) {
+			/* Its far end is known now: the span edge is named again. */
+			gs->nat = 1;
+			memcpy(gs->nat_addr, server ? s->vip_addr : s->nat_server_addr, 16);
+			gs->nat_port = server ? s->vip_port : s->nat_server_port;
+			gs->span_edge = NIL;
+		}
 		if (!gs->proto)
 			gs->proto = s->protocol;
 		if (server && !gs->learned) {
@@ -908,6 +936,8 @@ void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemp
 	}
 	e = &g->edges[edge];
 	e->last_ns = now;
+	if (s->nat_paired)
+		peers_format_addr_port(s->vip_addr, s->vip_port, e->vip, sizeof(e->vip));
 	slot = slot_now(e->slots, now);
 	dur = s->end_unix_ns > s->start_unix_ns ? (double)(s->end_unix_ns - s->start_unix_ns) / 1e9
 						: 0;

@@ -155,6 +155,11 @@ struct graph_edge {
 	struct graph_hist connect_latency; /* over graph_connect_bounds */
 	struct graph_slot slots[GRAPH_WINDOW_SLOTS];
 	uint64_t last_ns;
+	/*
+	 * "addr:port" its clients dialled when a translation (DNAT, a Service
+	 * VIP) took them to this server, the latest seen; "" for direct calls.
+	 */
+	char vip[64];
 };
 
 struct graph_stats {

@@ -85,6 +85,7 @@ struct linker {
 	struct tie *ties;
 	struct hashtab by_sock; /* every request, by (socket, position); owns the free slots */
 	struct hashtab by_flow; /* client requests, by (flow, position) */
+	struct hashtab by_seq;	/* every request, by position alone: translated flows (DNAT) */
 	uint32_t cursor;	/* eviction clock hand */
 	uint32_t live;		/* requests in use */
 	uint32_t ties_live;	/* ties with a client socket */
@@ -107,6 +108,11 @@ static uint32_t sock_hash(uint64_t sock, uint32_t seq)
 static uint32_t flow_hash(const struct flow *f, uint32_t seq)
 {
 	return hashtab_hash_bytes(f, sizeof(*f), seq);
+}
+
+static uint32_t seq_hash(uint32_t seq)
+{
+	return hashtab_hash64(seq);
 }
 
 static uint64_t rotl(uint64_t x, int k)
@@ -147,7 +153,8 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->xctx = calloc(LINK_XCTX_MAX, sizeof(*l->xctx));
 	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs || !l->xctx ||
 	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
-	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0)) {
+	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0) ||
+	    hashtab_init(&l->by_seq, LINK_REQS_MAX, 0)) {
 		linker__free(l);
 		return NULL;
 	}
@@ -164,6 +171,7 @@ void linker__free(struct linker *l)
 	free(l->reqs);
 	hashtab_fini(&l->by_sock);
 	hashtab_fini(&l->by_flow);
+	hashtab_fini(&l->by_seq);
 	free(l->threads);
 	free(l->procs);
 	free(l->ties);
@@ -454,6 +462,52 @@ static struct req *find_client_flow(const struct linker *l, const struct flow *f
 	return i == NIL ? NULL : &l->reqs[i];
 }
 
+/*
+ * The request on the other side of @r's call when the client dialled an
+ * address translated to the server's (DNAT without SNAT): the server sees the
+ * client's own address and port, and the TCP sequence numbers are untouched,
+ * so the flows differ only in the server's address or port. Candidates are
+ * requests of the other role at the same position from the same client
+ * address and port, toward another server address or port, not yet paired
+ * (a client) or resolved (a server). NULL when there is none, or several
+ * (counted: not guessed). With @count_snat, a server request that finds none
+ * counts a client request at its position from another source address or
+ * port (the call was translated at the source too, SNAT or masquerade: the
+ * server never sees the client's address, so nothing pairs it).
+ */
+static struct req *find_translated(struct linker *l, const struct req *r, bool count_snat)
+{
+	struct req *found = NULL;
+	bool snat = false;
+	uint32_t n = 0;
+
+	for (uint32_t i = hashtab_first(&l->by_seq, seq_hash(r->seq)); i != NIL;
+	     i = hashtab_next(&l->by_seq, i)) {
+		struct req *q = &l->reqs[i];
+
+		if (q == r || q->seq != r->seq || q->role == r->role)
+			continue;
+		if (q->flow.sport == r->flow.sport && !memcmp(q->flow.saddr, r->flow.saddr, 16))
+			continue; /* not translated: by_flow pairs it, or it is another call */
+		if (q->role == CONN_ROLE_CLIENT ? q->peer_resolved || q->ids.nat.paired
+						: q->resolved)
+			continue;
+		if (q->flow.cport != r->flow.cport || memcmp(q->flow.caddr, r->flow.caddr, 16)) {
+			snat = true;
+			continue;
+		}
+		found = q;
+		n++;
+	}
+	if (n > 1) {
+		l->stats.dnat_ambiguous++;
+		return NULL;
+	}
+	if (!found && snat && count_snat)
+		l->stats.dnat_snat_unpaired++;
+	return found;
+}
+
 static void req_free(struct linker *l, uint32_t i)
 {
 	struct req *r = &l->reqs[i];
@@ -461,6 +515,7 @@ static void req_free(struct linker *l, uint32_t i)
 	hashtab_unlink(&l->by_sock, sock_hash(r->sock, r->seq), i);
 	if (r->in_flow)
 		hashtab_unlink(&l->by_flow, flow_hash(&r->flow, r->seq), i);
+	hashtab_unlink(&l->by_seq, seq_hash(r->seq), i);
 	if (r->role == CONN_ROLE_SERVER && !r->done_ns) {
 		owner_remove(owner_get(l, l->threads, r->tid, false), i);
 		owner_remove(owner_get(l, l->procs, r->pid, false), i);
@@ -577,6 +632,20 @@ static void resolve_server(struct linker *l, struct req *r)
 	r->resolved = 1;
 	r->ids.emit = true;
 	c = find_client_flow(l, &r->flow, r->seq);
+	if (!c) {
+		c = find_translated(l, r, true);
+		if (c) {
+			struct link_nat *nat = &r->ids.nat;
+
+			memcpy(nat->vip, c->flow.saddr, 16);
+			nat->vip_port = c->flow.sport;
+			memcpy(nat->server, r->flow.saddr, 16);
+			nat->server_port = r->flow.sport;
+			nat->paired = true;
+			c->ids.nat = *nat;
+			l->stats.linked_dnat++;
+		}
+	}
 	if (c)
 		settle(l, c);
 	if (c) {
@@ -759,6 +828,7 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	r->start_ns = x->req_start_ns;
 	flow_of(ci, &r->flow);
 	hashtab_link(&l->by_sock, sock_hash(r->sock, r->seq), i);
+	hashtab_link(&l->by_seq, seq_hash(r->seq), i);
 
 	xctx_take(l, r->sock, r->seq, ci->role == CONN_ROLE_SERVER ? MT_DIR_INGRESS : MT_DIR_EGRESS,
 		  &r->x);
@@ -848,6 +918,17 @@ void linker_on_done(struct linker *l, const struct conn_info *ci, const struct m
 		}
 	} else {
 		settle(l, r);
+		if (!r->peer_resolved && !r->ids.nat.paired) {
+			/*
+			 * Its server on this node, reached through a translated
+			 * address, may not have needed its context yet: it takes
+			 * it now, so that this span names the server it reached.
+			 */
+			struct req *s = find_translated(l, r, false);
+
+			if (s)
+				resolve_server(l, s);
+		}
 	}
 	*out = r->ids;
 	if (r->role == CONN_ROLE_SERVER) {

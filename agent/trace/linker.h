@@ -19,7 +19,11 @@
  *   Everything else is counted as ambiguous, never guessed.
  * - Across processes on this node: the CLIENT request on one end of a TCP
  *   connection and the SERVER request on the other are the same call when
- *   they start at the same TCP sequence number of the same flow.
+ *   they start at the same TCP sequence number of the same flow. When the
+ *   client dialled an address translated to the server's (a Service VIP,
+ *   DNAT without SNAT), the flows differ only in the server's address or
+ *   port: the two are paired by client address, port and sequence number
+ *   when exactly one candidate matches (several: counted, not paired).
  * - W3C trace context: an incoming traceparent is used when no client span of
  *   this node matches; a client request that already carries a traceparent
  *   of its own (an instrumented client) gets no agent span, so no side of a
@@ -76,6 +80,9 @@ struct link_stats {
 	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
 	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
 	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
+	uint64_t linked_dnat;	 /* of linked_peer: the client dialled a translated address (VIP) */
+	uint64_t dnat_ambiguous; /* several requests matched a translated call: not paired */
+	uint64_t dnat_snat_unpaired; /* same seq, another source (SNAT): not paired */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 	uint64_t requests_evicted;   /* slots taken back because the table was full */
@@ -85,6 +92,18 @@ struct link_stats {
 	uint64_t ties;		     /* connect() ties held now */
 	uint64_t ties_replaced;	     /* ties overwritten before they were used */
 	uint64_t instrumented_procs; /* processes known now to report their own server spans */
+};
+
+/*
+ * A call whose client dialled an address that was translated (DNAT) to a
+ * server on this node, paired by linker: both sides carry it.
+ */
+struct link_nat {
+	uint8_t vip[16];    /* the address the client dialled (v4-mapped) */
+	uint8_t server[16]; /* the server's address it reached */
+	uint16_t vip_port;
+	uint16_t server_port;
+	bool paired; /* false: no translation seen, the rest is zero */
 };
 
 /* The trace context of one side of one call. */
@@ -101,6 +120,7 @@ struct link_ids {
 	 * on this node, as far as this span's subtree goes.
 	 */
 	bool local_root;
+	struct link_nat nat; /* the call went through a translated address */
 };
 
 struct linker;

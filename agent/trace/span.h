@@ -80,6 +80,19 @@ struct mt_span {
 	 */
 	uint16_t peer_pod;
 	uint16_t peer_pod_gen;
+	/*
+	 * The client dialled an address translated (DNAT) to a server on this
+	 * node and the two sides were paired (docs/tracing.md): set on both.
+	 * A client span's peer_address/peer_port are then the server it reached;
+	 * the address it dialled is kept in vip_*. The graph names the real
+	 * server from nat_server_*, the client's socket from vip_*.
+	 */
+	uint8_t nat_paired;
+	uint16_t vip_port;
+	uint16_t nat_server_port;
+	uint8_t vip_addr[16];		   /* v4-mapped */
+	uint8_t nat_server_addr[16];	   /* v4-mapped */
+	char vip_address[MT_ADDR_STR_MAX]; /* meshtrace.vip.address */
 };
 
 #endif /* MESHTRACE_SPAN_H */

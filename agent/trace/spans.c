@@ -275,6 +275,14 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	s->peer_port = ci->tuple.rport;
 	s->sock = ci->sock;
 	s->tuple = ci->tuple;
+	if (ids.nat.paired) {
+		s->nat_paired = 1;
+		memcpy(s->vip_addr, ids.nat.vip, 16);
+		s->vip_port = ids.nat.vip_port;
+		memcpy(s->nat_server_addr, ids.nat.server, 16);
+		s->nat_server_port = ids.nat.server_port;
+		mt_format_addr(ids.nat.vip, s->vip_address, sizeof(s->vip_address));
+	}
 	if (x->host[0])
 		split_host(x->host, s->server_address, sizeof(s->server_address), &s->server_port);
 	if (server) {
@@ -290,6 +298,12 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 			mt_strlcpy(s->server_address, s->peer_address, sizeof(s->server_address));
 		if (!s->server_port)
 			s->server_port = ci->tuple.rport;
+		/* server.* stay what it dialled; the network peer is the server it reached. */
+		if (s->nat_paired) {
+			mt_format_addr(s->nat_server_addr, s->peer_address,
+				       sizeof(s->peer_address));
+			s->peer_port = s->nat_server_port;
+		}
 	}
 
 	res = identity_lookup(b->id, ci->pid, ci->comm, x->req_start_ns);

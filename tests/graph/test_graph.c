@@ -67,6 +67,8 @@ struct fixture {
 	bool exemplar; /* the spans become exemplars (graph_on_span_exemplar) */
 	uint8_t trace; /* every byte of the spans' trace ids; span ids: trace + kind */
 	uint8_t proto; /* 0: HTTP/1 */
+	/* The spans' translated call (DNAT) as the linker pairs it; nat_paired 0: direct. */
+	struct mt_span nat;
 };
 
 static struct fixture *fixture_new(void)
@@ -171,6 +173,13 @@ static void span(struct fixture *f, uint64_t sock, uint8_t kind, uint32_t pid, c
 	s.server_port = kind == MT_SPAN_CLIENT ? t.rport : t.lport;
 	s.sock = sock;
 	s.tuple = t;
+	if (f->nat.nat_paired) {
+		s.nat_paired = 1;
+		memcpy(s.vip_addr, f->nat.vip_addr, 16);
+		s.vip_port = f->nat.vip_port;
+		memcpy(s.nat_server_addr, f->nat.nat_server_addr, 16);
+		s.nat_server_port = f->nat.nat_server_port;
+	}
 	if (f->exemplar || f->trace)
 		graph_on_span_exemplar(f->g, &s, f->exemplar);
 	else
@@ -250,6 +259,67 @@ static void test_local_calls_count_once(void **state)
 	/* Latencies: 1 ms on the server, 3 ms on the client. */
 	assert_int_equal(e->server_latency.buckets[0], 7); /* <= 2 ms */
 	assert_int_equal(e->client_latency.buckets[1], 7); /* <= 4 ms */
+	fixture_free(f);
+}
+
+/*
+ * curl dials a VIP that DNAT takes to nginx on this node; the linker paired
+ * the two spans and told both the VIP and the real server. One edge, curl ->
+ * nginx, each call counted once, the VIP kept; no node for the VIP. Either
+ * span may come first.
+ */
+static void test_vip_call_names_the_server(void **state)
+{
+	struct fixture *f = fixture_new();
+	uint8_t cli[16], srv[16], vip[16];
+	const struct graph_edge *e;
+
+	(void)state;
+	addr(cli, 10, 200, 0, 1);
+	addr(srv, 10, 200, 0, 2);
+	addr(vip, 10, 96, 0, 10);
+	f->nat.nat_paired = 1;
+	memcpy(f->nat.vip_addr, vip, 16);
+	f->nat.vip_port = 80;
+	memcpy(f->nat.nat_server_addr, srv, 16);
+	f->nat.nat_server_port = 8080;
+	for (int i = 0; i < 6; i++) {
+		uint16_t cport = f->next_port++;
+		uint64_t cs = f->next_sock, ss = f->next_sock + 64;
+		struct mt_tuple ct = tuple(cli, 0, vip, 80), st = tuple(srv, 8080, cli, cport);
+
+		f->next_sock += 128;
+		conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
+		ct.lport = cport;
+		conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
+		conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
+		data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
+		data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+		f->now += 1 * MS;
+		data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
+		data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
+		f->now += 1 * MS;
+		if (i % 2) {
+			span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			span(f, ss, MT_SPAN_SERVER, 200, "nginx", "nginx", st, 200, 1 * MS);
+		} else {
+			span(f, ss, MT_SPAN_SERVER, 200, "nginx", "nginx", st, 200, 1 * MS);
+			span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+		}
+		conn_ev(f, cs, MT_CONN_CLOSED, 0, "", ct, 0);
+		conn_ev(f, ss, MT_CONN_CLOSED, 0, "", st, 0);
+	}
+	assert_int_equal(graph_edge_count(f->g), 1);
+	e = find_edge(f->g, "curl", "nginx", MT_PROTO_HTTP1);
+	assert_non_null(e);
+	assert_int_equal(e->requests, 6);
+	assert_int_equal(e->client_latency.count, 6);
+	assert_int_equal(e->server_latency.count, 6);
+	assert_int_equal(e->connects, 6);
+	assert_int_equal(e->bytes_sent, 600);
+	assert_string_equal(e->vip, "10.96.0.10:80");
+	for (uint32_t n = 0; n < graph_node_count(f->g); n++)
+		assert_int_not_equal(graph_node_at(f->g, n)->kind, GRAPH_NODE_EXTERNAL);
 	fixture_free(f);
 }
 
@@ -751,6 +821,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local_calls_count_once),
+		cmocka_unit_test(test_vip_call_names_the_server),
 		cmocka_unit_test(test_tcp_edge_and_names),
 		cmocka_unit_test(test_outside_peers),
 		cmocka_unit_test(test_pod_ip_peer),
