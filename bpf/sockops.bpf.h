@@ -173,7 +173,7 @@ int BPF_PROG(tcp_sendmsg_locked, struct sock *sk)
 	if (xs->role == XROLE_SERVER) {
 		/* The answer: the thread is done with this socket's request. */
 		xs->last_dir = MT_DIR_EGRESS + 1;
-		if (xs->anchor.have && !xs->anchor.bounded) {
+		if (xs->anchor.have && !xs->anchor.bounded && !xs->anchor.roots) {
 			/* What arrived after this may follow a read of it: a new burst. */
 			tp = bpf_skc_to_tcp_sock(sk);
 			xs->anchor.bounded = 1;
@@ -260,7 +260,8 @@ static __always_inline void xnode_on_recv(struct sock *sk, __u32 seq, __u64 pid_
 		struct xanchor *a = &xs->anchor;
 		__u32 off = seq - a->seq;
 
-		if ((__s32)off > 0 && (!a->bounded || (__s32)(seq - a->bound) < 0)) {
+		if ((__s32)off > 0 &&
+		    (a->roots || !a->bounded || (__s32)(seq - a->bound) < 0)) {
 			__builtin_memcpy(th.trace_id, a->trace_id, 16);
 			__builtin_memcpy(parent, a->span_id, 8);
 			mt_xopt_derive(th.trace_id, parent, off, a->roots);

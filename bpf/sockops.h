@@ -28,9 +28,12 @@
  * Pipelining: one option per burst of requests (what a client sends before it
  * next reads). The option carries the first request's ids; a request starting
  * i bytes after it gets ids both ends derive with mt_xopt_derive() from those
- * and i. The receiver derives only for requests that had arrived when it first
- * answered after the option (MT_XCTX_F_BOUND): a later one may belong to a
- * new burst whose option was lost.
+ * and i. When the burst shares the option's trace (its sender was serving a
+ * request), the receiver derives only for requests that had arrived when it
+ * first answered after the option (MT_XCTX_F_BOUND): a later one may belong to
+ * a new burst whose option was lost, and would join the last burst's trace.
+ * A burst of roots (MT_XOPT_ROOTS) derives up to the next option: a wrong
+ * derivation there makes a trace of its own, as no option would.
  */
 /*
  * On the wire, the top bit of the span id's first byte (span ids the kernel
