@@ -260,8 +260,7 @@ static __always_inline void xnode_on_recv(struct sock *sk, __u32 seq, __u64 pid_
 		struct xanchor *a = &xs->anchor;
 		__u32 off = seq - a->seq;
 
-		if ((__s32)off > 0 &&
-		    (a->roots || !a->bounded || (__s32)(seq - a->bound) < 0)) {
+		if ((__s32)off > 0 && (a->roots || !a->bounded || (__s32)(seq - a->bound) < 0)) {
 			__builtin_memcpy(th.trace_id, a->trace_id, 16);
 			__builtin_memcpy(parent, a->span_id, 8);
 			mt_xopt_derive(th.trace_id, parent, off, a->roots);

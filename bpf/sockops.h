@@ -47,8 +47,8 @@
 
 /* mt_xctx_event.flags */
 enum mt_xctx_flags {
-	MT_XCTX_F_REMOTE = 1 << 0, /* ingress: the context came in a peer's option */
-	MT_XCTX_F_THREAD = 1 << 1, /* egress: the trace id is the thread's server request's */
+	MT_XCTX_F_REMOTE = 1 << 0,  /* ingress: the context came in a peer's option */
+	MT_XCTX_F_THREAD = 1 << 1,  /* egress: the trace id is the thread's server request's */
 	MT_XCTX_F_DERIVED = 1 << 2, /* ingress: derived from an earlier option of the burst */
 	/*
 	 * ingress, no ids: the server answered for the first time since the

@@ -108,8 +108,8 @@ struct linker {
 	struct owner *procs;
 	struct sdk_proc *sdk_procs;
 	uint32_t sdk_live;
-	struct req scratch; /* a freed client request's ids, while they are copied */
-	struct xctx *xctx;  /* LINK_XCTX_MAX, by (socket, seq); a newer one overwrites */
+	struct req scratch;	 /* a freed client request's ids, while they are copied */
+	struct xctx *xctx;	 /* LINK_XCTX_MAX, by (socket, seq); a newer one overwrites */
 	struct xanchor *anchors; /* LINK_XANCHOR_MAX, by (socket, direction) */
 	uint64_t clock;
 	uint64_t rng[4];
@@ -164,8 +164,7 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->xctx = calloc(LINK_XCTX_MAX, sizeof(*l->xctx));
 	l->anchors = calloc(LINK_XANCHOR_MAX, sizeof(*l->anchors));
 	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs || !l->xctx ||
-	    !l->anchors ||
-	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
+	    !l->anchors || hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
 	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0)) {
 		linker__free(l);
 		return NULL;

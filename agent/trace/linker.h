@@ -73,12 +73,12 @@ struct link_stats {
 		skipped_instrumented_server; /* server spans not emitted: its process reports them */
 	uint64_t learned_continued;	     /* evidence: a call continued the request's trace */
 	uint64_t learned_new_trace; /* evidence: a call began a trace the request did not bring */
-	uint64_t instrumented_evicted; /* known instrumented processes forgotten: table full */
-	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
-	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
-	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
-	uint64_t option_derived;       /* requests given ids derived from their burst's option */
-	uint64_t option_past_bound; /* server requests after a burst's bound: not derived */
+	uint64_t instrumented_evicted;	 /* known instrumented processes forgotten: table full */
+	uint64_t linked_option;		 /* server spans given their parent by a TCP option */
+	uint64_t option_mismatch;	 /* client spans whose sent option named another trace */
+	uint64_t option_evicted;	 /* kernel contexts overwritten before their request came */
+	uint64_t option_derived;	 /* requests given ids derived from their burst's option */
+	uint64_t option_past_bound;	 /* server requests after a burst's bound: not derived */
 	uint64_t option_anchors_evicted; /* a socket's last option forgotten for another's */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
