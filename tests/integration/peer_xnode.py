@@ -7,7 +7,8 @@
                                              the handler thread's own keep-alive connection; with
                                              Redis, each GET /x sends SET x + GET x there in one
                                              write (a pipeline) on the thread's own connection
-  client HOST:PORT N PREFIX                  N GETs PREFIX<i> on one keep-alive connection
+  client HOST:PORT N PREFIX                  N GETs PREFIX<i> on one keep-alive connection;
+                                             prints the mean time per request
   pipeline HOST:PORT BURSTS PREFIX           BURSTS bursts of 3 GETs PREFIX<i> sent before any
                                              answer is read: even bursts in one write, odd ones
                                              in three (TCP_NODELAY); then the 3 answers
@@ -21,6 +22,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -111,6 +113,7 @@ def serve(port, upstream=None, redis=None):
 def client(target, n, prefix):
     host, port = target.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    t0 = time.monotonic()
     for i in range(n):
         conn.request("GET", f"{prefix}{i}")
         resp = conn.getresponse()
@@ -118,6 +121,7 @@ def client(target, n, prefix):
         if resp.status != 200 or not body.startswith(b"ok "):
             print(f"bad answer to {prefix}{i}: {resp.status} {body[:80]!r}", flush=True)
             sys.exit(1)
+    print(f"us_per_request {(time.monotonic() - t0) * 1e6 / n:.1f}", flush=True)
     print("done", flush=True)
 
 

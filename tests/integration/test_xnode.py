@@ -31,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "peer_xnode.py")
 N = 40  # requests, on one keep-alive connection A -> B (and B -> C)
 BURSTS = 20  # pipelined bursts of 3 requests A -> B
+COST_N, COST_ROUNDS = 2000, 3  # test_cost_per_request
 PORT_B, PORT_C, PORT_ECHO, PORT_REDIS = 18081, 18082, 18083, 18084
 REDIS_SERVER = os.environ.get("MESHTRACE_REDIS", "/usr/bin/redis-server")
 ECHO_BYTES = 200_000
@@ -97,6 +98,7 @@ class Nodes:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0 and out.strip().endswith("done"), \
             f"{service} {args} failed ({p.returncode}): {out} {err}"
+        return out
 
     def stop_procs(self):
         for p in self.procs:
@@ -345,3 +347,29 @@ def test_redis_call_from_b_joins_across_nodes(request, nodes, agent, receiver):
                     f"one trace A -> B -> 2 x Redis with every parent right; node1 option_derived "
                     f"{link[0].get('option_derived')}, kernel node2 {prop[1]}")
     assert joined == N, f"{joined}/{N} joined; kernel {prop}; link {link}"
+
+
+def test_cost_per_request(request, nodes, agent, receiver):
+    """Cost of propagation: the chain A -> B -> C, COST_N keep-alive requests, mean time per
+    request seen by A, without agents, with both agents scoped, and scoped + --propagate;
+    alternated rounds in one run, medians reported (a figure: this VM's speed drifts, so no
+    threshold is asserted)."""
+    nodes.start_server(0, ["server", PORT_C], "svc-c")
+    nodes.start_server(1, ["server", PORT_B, f"{nodes.addr[0]}:{PORT_C}"], "svc-b")
+    times = collections.defaultdict(list)
+    for rnd in range(COST_ROUNDS):
+        for mode in ("no agent", "scoped", "scoped + propagate"):
+            ags = [] if mode == "no agent" else \
+                node_agents(agent, receiver, nodes, propagate=mode != "scoped")
+            # New connections each time: the sock_ops program sees only connections it saw open.
+            out = nodes.run(0, ["client", f"{nodes.addr[1]}:{PORT_B}", COST_N, f"/k{rnd}/"],
+                            "svc-a")
+            times[mode].append(float(out.split("us_per_request")[1].split()[0]))
+            for a in ags:
+                a.stop()
+    med = {m: sorted(v)[len(v) // 2] for m, v in times.items()}
+    figure(request, f"cost per request, chain A -> B -> C across the veth, {COST_N} keep-alive "
+                    f"requests, median of {COST_ROUNDS} alternated rounds: "
+                    + ", ".join(f"{m} {v:.1f} us" for m, v in med.items())
+                    + f"; propagation {med['scoped + propagate'] - med['scoped']:+.1f} us/req "
+                      f"over scoped, {med['scoped + propagate'] - med['no agent']:+.1f} over none")
