@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "peer_xnode.py")
 N = 40  # requests, on one keep-alive connection A -> B (and B -> C)
 BURSTS = 20  # pipelined bursts of 3 requests A -> B
-COST_N, COST_ROUNDS = 2000, 3  # test_cost_per_request
+COST_N, COST_ROUNDS = 2000, 6  # test_cost_per_request
 PORT_B, PORT_C, PORT_ECHO, PORT_REDIS = 18081, 18082, 18083, 18084
 REDIS_SERVER = os.environ.get("MESHTRACE_REDIS", "/usr/bin/redis-server")
 ECHO_BYTES = 200_000
@@ -352,13 +352,14 @@ def test_redis_call_from_b_joins_across_nodes(request, nodes, agent, receiver):
 def test_cost_per_request(request, nodes, agent, receiver):
     """Cost of propagation: the chain A -> B -> C, COST_N keep-alive requests, mean time per
     request seen by A, without agents, with both agents scoped, and scoped + --propagate;
-    alternated rounds in one run, medians reported (a figure: this VM's speed drifts, so no
+    alternated rounds in one run (the order rotates), medians reported (a figure: this VM's speed drifts, so no
     threshold is asserted)."""
     nodes.start_server(0, ["server", PORT_C], "svc-c")
     nodes.start_server(1, ["server", PORT_B, f"{nodes.addr[0]}:{PORT_C}"], "svc-b")
     times = collections.defaultdict(list)
     for rnd in range(COST_ROUNDS):
-        for mode in ("no agent", "scoped", "scoped + propagate"):
+        modes = ["no agent", "scoped", "scoped + propagate"]
+        for mode in modes[rnd % 3:] + modes[:rnd % 3]:  # each mode first in some round
             ags = [] if mode == "no agent" else \
                 node_agents(agent, receiver, nodes, propagate=mode != "scoped")
             # New connections each time: the sock_ops program sees only connections it saw open.
@@ -372,4 +373,5 @@ def test_cost_per_request(request, nodes, agent, receiver):
                     f"requests, median of {COST_ROUNDS} alternated rounds: "
                     + ", ".join(f"{m} {v:.1f} us" for m, v in med.items())
                     + f"; propagation {med['scoped + propagate'] - med['scoped']:+.1f} us/req "
-                      f"over scoped, {med['scoped + propagate'] - med['no agent']:+.1f} over none")
+                      f"over scoped, {med['scoped + propagate'] - med['no agent']:+.1f} over none; "
+                      f"all rounds {dict(times)}")
