@@ -170,6 +170,8 @@ static const struct health_row rows[] = {
 	JSON("kernel.propagation", "requests_in", xnode[MT_XS_REQ_IN]),
 	JSON("kernel.propagation", "no_storage", xnode[MT_XS_NO_STORAGE]),
 	JSON("kernel.propagation", "events_lost", xnode[MT_XS_EVENT_LOST]),
+	JSON("kernel.propagation", "requests_derived", xnode[MT_XS_REQ_DERIVED]),
+	JSON("kernel.propagation", "requests_past_bound", xnode[MT_XS_PAST_BOUND]),
 
 	/* user: the demultiplexer, the connection table, the span builder */
 	BOTH("user", "events", MH_EVENTS, NULL, NULL, events),
@@ -231,6 +233,9 @@ static const struct health_row rows[] = {
 	JSON("user.link", "linked_dnat", ss.link.linked_dnat), /* of linked_peer: through a VIP */
 	JSON("user.link", "dnat_ambiguous", ss.link.dnat_ambiguous),
 	JSON("user.link", "dnat_snat_unpaired", ss.link.dnat_snat_unpaired),
+	JSON("user.link", "option_derived", ss.link.option_derived),
+	JSON("user.link", "option_past_bound", ss.link.option_past_bound),
+	JSON("user.link", "option_anchors_evicted", ss.link.option_anchors_evicted),
 	JSON("user.link", "requests_held", ss.link.requests),
 	METRIC(MH_TABLE_USAGE, "table", "link_requests", ss.link.requests),
 	CAPACITY("link_requests", LINK_REQS_MAX),

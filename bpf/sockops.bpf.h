@@ -17,8 +17,9 @@
  * Request boundaries in the kernel: a request starts where a client socket
  * sends after it last received (or first sends), and where a server socket
  * receives after it last sent. The TCP sequence number of that byte keys the
- * ids, so keep-alive requests each get their own; requests pipelined in one
- * send share the first one's option.
+ * ids, so keep-alive requests each get their own. Requests pipelined (sent
+ * before the client reads) share the first one's option; both ends derive the
+ * others' ids from it and the offset of each (mt_xopt_derive(), bpf/sockops.h).
  */
 #ifndef MESHTRACE_BPF_SOCKOPS_BPF_H
 #define MESHTRACE_BPF_SOCKOPS_BPF_H
@@ -64,7 +65,20 @@ enum xrole {
 struct xrecv {
 	__u32 seq; /* of the segment that carried the option */
 	__u8 used;
-	__u8 _pad[3];
+	__u8 roots; /* the option's MT_XOPT_ROOTS bit */
+	__u8 _pad[2];
+	__u8 trace_id[16];
+	__u8 span_id[8];
+};
+
+/* Server: the last option matched to a request start; later requests of its burst derive. */
+struct xanchor {
+	__u32 seq;   /* the request it came with */
+	__u32 bound; /* with @bounded: requests from here on arrived after an answer */
+	__u8 have;
+	__u8 bounded;
+	__u8 roots;
+	__u8 _pad[5];
 	__u8 trace_id[16];
 	__u8 span_id[8];
 };
@@ -78,7 +92,10 @@ struct xsock {
 	__u32 req_seq; /* client: sequence number of the request's first byte */
 	__u8 trace_id[16];
 	__u8 span_id[8];
+	__u8 roots; /* client: the burst's requests are each their own trace */
+	__u8 _pad[7];
 	struct xrecv recv[MT_XRECV_SLOTS]; /* server: options received */
+	struct xanchor anchor;		   /* server */
 };
 
 struct {
@@ -156,6 +173,14 @@ int BPF_PROG(tcp_sendmsg_locked, struct sock *sk)
 	if (xs->role == XROLE_SERVER) {
 		/* The answer: the thread is done with this socket's request. */
 		xs->last_dir = MT_DIR_EGRESS + 1;
+		if (xs->anchor.have && !xs->anchor.bounded && !xs->anchor.roots) {
+			/* What arrived after this may follow a read of it: a new burst. */
+			tp = bpf_skc_to_tcp_sock(sk);
+			xs->anchor.bounded = 1;
+			xs->anchor.bound = tp ? tp->rcv_nxt : xs->anchor.seq + 1;
+			xctx_emit((__u64)sk, (__u32)pid_tgid, xs->anchor.bound, MT_DIR_INGRESS,
+				  MT_XCTX_F_BOUND, xs->anchor.trace_id, xs->anchor.span_id);
+		}
 		th = bpf_map_lookup_elem(&xthreads, &(__u32){(__u32)pid_tgid});
 		if (th && th->sock == (__u64)sk)
 			bpf_map_delete_elem(&xthreads, &(__u32){(__u32)pid_tgid});
@@ -176,8 +201,11 @@ int BPF_PROG(tcp_sendmsg_locked, struct sock *sk)
 		flags |= MT_XCTX_F_THREAD;
 	} else {
 		random_bytes(xs->trace_id, 16);
+		flags |= MT_XCTX_F_ROOTS;
 	}
+	xs->roots = !th;
 	random_bytes(xs->span_id, 8);
+	xs->span_id[0] &= (__u8)~MT_XOPT_ROOTS; /* the bit is the option's flag */
 	xs->pending = 1;
 	count(&xstats, MT_XS_REQ_OUT, 1);
 	xctx_emit((__u64)sk, (__u32)pid_tgid, xs->req_seq, MT_DIR_EGRESS, flags, xs->trace_id,
@@ -217,9 +245,31 @@ static __always_inline void xnode_on_recv(struct sock *sk, __u32 seq, __u64 pid_
 		__builtin_memcpy(th.trace_id, r->trace_id, 16);
 		__builtin_memcpy(parent, r->span_id, 8);
 		r->used = 0;
-		flags = MT_XCTX_F_REMOTE;
+		flags = MT_XCTX_F_REMOTE | (r->roots ? MT_XCTX_F_ROOTS : 0);
 		count(&xstats, MT_XS_OPT_MATCHED, 1);
+		/* The burst's later requests derive their ids from this one's. */
+		xs->anchor.seq = seq;
+		xs->anchor.have = 1;
+		xs->anchor.bounded = 0;
+		xs->anchor.roots = r->roots;
+		__builtin_memcpy(xs->anchor.trace_id, r->trace_id, 16);
+		__builtin_memcpy(xs->anchor.span_id, r->span_id, 8);
 		break;
+	}
+	if (!flags && xs->anchor.have) {
+		struct xanchor *a = &xs->anchor;
+		__u32 off = seq - a->seq;
+
+		if ((__s32)off > 0 && (a->roots || !a->bounded || (__s32)(seq - a->bound) < 0)) {
+			__builtin_memcpy(th.trace_id, a->trace_id, 16);
+			__builtin_memcpy(parent, a->span_id, 8);
+			mt_xopt_derive(th.trace_id, parent, off, a->roots);
+			flags = MT_XCTX_F_REMOTE | MT_XCTX_F_DERIVED |
+				(a->roots ? MT_XCTX_F_ROOTS : 0);
+			count(&xstats, MT_XS_REQ_DERIVED, 1);
+		} else {
+			count(&xstats, MT_XS_PAST_BOUND, 1);
+		}
 	}
 	if (!flags)
 		random_bytes(th.trace_id, 16);
@@ -300,6 +350,8 @@ static __always_inline void xs_hdr_write(struct bpf_sock_ops *skops)
 	opt[3] = MT_XOPT_EXID & 0xff;
 	__builtin_memcpy(&opt[4], xs->trace_id, 16);
 	__builtin_memcpy(&opt[20], xs->span_id, 8);
+	if (xs->roots)
+		opt[20] |= MT_XOPT_ROOTS;
 	if (bpf_store_hdr_opt(skops, opt, sizeof(opt), 0) == 0) {
 		xs->pending = 0;
 		count(&xstats, MT_XS_OPT_WRITTEN, 1);
@@ -316,6 +368,7 @@ static __always_inline void xs_hdr_parse(struct bpf_sock_ops *skops)
 	struct xsock *xs;
 	struct xrecv *r;
 	__u32 i, last;
+	__u8 roots;
 
 	if ((void *)(th + 1) > skops->skb_data_end)
 		return;
@@ -325,6 +378,8 @@ static __always_inline void xs_hdr_parse(struct bpf_sock_ops *skops)
 	if (bpf_load_hdr_opt(skops, opt, sizeof(opt), 0) != MT_XOPT_LEN)
 		return;
 	count(&xstats, MT_XS_OPT_PARSED, 1);
+	roots = opt[20] & MT_XOPT_ROOTS;
+	opt[20] &= (__u8)~MT_XOPT_ROOTS;
 	/* TSO copies one header to every segment: the first (lowest seq) is the request's. */
 	last = (xs->recv_next + MT_XRECV_SLOTS - 1) % MT_XRECV_SLOTS;
 	r = &xs->recv[last & (MT_XRECV_SLOTS - 1)];
@@ -333,6 +388,7 @@ static __always_inline void xs_hdr_parse(struct bpf_sock_ops *skops)
 	i = xs->recv_next % MT_XRECV_SLOTS;
 	r = &xs->recv[i & (MT_XRECV_SLOTS - 1)];
 	r->seq = bpf_ntohl(th->seq);
+	r->roots = !!roots;
 	__builtin_memcpy(r->trace_id, &opt[4], 16);
 	__builtin_memcpy(r->span_id, &opt[20], 8);
 	r->used = 1;

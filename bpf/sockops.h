@@ -24,14 +24,80 @@
 /* Options received and not yet matched to a request start, per socket. */
 #define MT_XRECV_SLOTS 4
 
+/*
+ * Pipelining: one option per burst of requests (what a client sends before it
+ * next reads). The option carries the first request's ids; a request starting
+ * i bytes after it gets ids both ends derive with mt_xopt_derive() from those
+ * and i. When the burst shares the option's trace (its sender was serving a
+ * request), the receiver derives only for requests that had arrived when it
+ * first answered after the option (MT_XCTX_F_BOUND): a later one may belong to
+ * a new burst whose option was lost, and would join the last burst's trace.
+ * A burst of roots (MT_XOPT_ROOTS) derives up to the next option: a wrong
+ * derivation there makes a trace of its own, as no option would.
+ */
+/*
+ * On the wire, the top bit of the span id's first byte (span ids the kernel
+ * makes keep it clear): the burst's requests are each a trace of their own
+ * (the sender served no request); clear, they share the option's trace id.
+ */
+#define MT_XOPT_ROOTS 0x80
+
 /* Event kind of struct mt_xctx_event (after enum mt_event_kind's values). */
 #define MT_EV_XCTX 16
 
 /* mt_xctx_event.flags */
 enum mt_xctx_flags {
-	MT_XCTX_F_REMOTE = 1 << 0, /* ingress: the context came in a peer's option */
-	MT_XCTX_F_THREAD = 1 << 1, /* egress: the trace id is the thread's server request's */
+	MT_XCTX_F_REMOTE = 1 << 0,  /* ingress: the context came in a peer's option */
+	MT_XCTX_F_THREAD = 1 << 1,  /* egress: the trace id is the thread's server request's */
+	MT_XCTX_F_DERIVED = 1 << 2, /* ingress: derived from an earlier option of the burst */
+	/*
+	 * ingress, no ids: the server answered for the first time since the
+	 * option at the socket's last anchor; requests starting at or after
+	 * @seq (what had arrived then) are not derived from it.
+	 */
+	MT_XCTX_F_BOUND = 1 << 3,
+	MT_XCTX_F_ROOTS = 1 << 4, /* the burst's later requests are each their own trace */
 };
+
+/*
+ * The ids of the request @off bytes after the one whose ids are @trace_id,
+ * @span_id (the option's), in place. @roots: each request its own trace;
+ * else the trace id is kept. Byte-order free and the same in the kernel and
+ * user space, so both ends of a connection compute the same ids.
+ */
+static inline __u64 mt_xopt_mix(__u64 x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static inline void mt_xopt_derive8(__u8 *id, __u32 off, __u64 salt)
+{
+	__u64 v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | id[i];
+	v = mt_xopt_mix(v ^ mt_xopt_mix((__u64)off * 0x9e3779b97f4a7c15ULL + salt));
+	for (i = 7; i >= 0; i--) {
+		id[i] = (__u8)v;
+		v >>= 8;
+	}
+}
+
+static inline void mt_xopt_derive(__u8 trace_id[16], __u8 span_id[8], __u32 off, int roots)
+{
+	mt_xopt_derive8(span_id, off, 1);
+	span_id[0] = (span_id[0] & (__u8)~MT_XOPT_ROOTS) | 1; /* never zero, flag bit clear */
+	if (roots) {
+		mt_xopt_derive8(trace_id, off, 2);
+		mt_xopt_derive8(trace_id + 8, off, 3);
+		trace_id[0] |= 1;
+	}
+}
 
 /*
  * The context the kernel decided for a request, keyed by socket and the TCP
@@ -68,7 +134,9 @@ enum mt_xstat {
 	MT_XS_REQ_IN = 6,      /* server request starts seen */
 	MT_XS_NO_STORAGE = 7,  /* socket storage could not be had */
 	MT_XS_EVENT_LOST = 8,  /* context event not delivered (ring buffer full) */
-	MT_XS__MAX = 9,
+	MT_XS_REQ_DERIVED = 9, /* server request starts given ids derived from the burst's option */
+	MT_XS_PAST_BOUND = 10, /* ... past the option's bound (arrived after the answer): none */
+	MT_XS__MAX = 11,
 };
 
 #endif /* MESHTRACE_BPF_SOCKOPS_H */

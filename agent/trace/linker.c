@@ -30,6 +30,22 @@ struct xctx {
 	uint8_t span_id[8];
 };
 
+/*
+ * The last option of a socket's burst (--propagate): requests after it that
+ * bring no context of their own derive theirs from it (mt_xopt_derive()).
+ */
+struct xanchor {
+	uint64_t sock; /* 0: empty */
+	uint32_t seq;
+	uint32_t bound; /* with @bounded: requests from here on are not derived */
+	uint8_t dir;
+	uint8_t flags; /* of the anchoring context */
+	uint8_t bounded;
+	uint8_t _pad[5];
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+};
+
 /* One request in flight, on either side. */
 struct req {
 	uint64_t sock;
@@ -93,8 +109,9 @@ struct linker {
 	struct owner *procs;
 	struct sdk_proc *sdk_procs;
 	uint32_t sdk_live;
-	struct req scratch; /* a freed client request's ids, while they are copied */
-	struct xctx *xctx;  /* LINK_XCTX_MAX, by (socket, seq); a newer one overwrites */
+	struct req scratch;	 /* a freed client request's ids, while they are copied */
+	struct xctx *xctx;	 /* LINK_XCTX_MAX, by (socket, seq); a newer one overwrites */
+	struct xanchor *anchors; /* LINK_XANCHOR_MAX, by (socket, direction) */
 	uint64_t clock;
 	uint64_t rng[4];
 	struct link_stats stats;
@@ -151,8 +168,9 @@ struct linker *linker__new(const uint64_t seed[4])
 	l->ties = calloc(LINK_TIES_MAX, sizeof(*l->ties));
 	l->sdk_procs = calloc(LINK_SDK_PROCS_MAX, sizeof(*l->sdk_procs));
 	l->xctx = calloc(LINK_XCTX_MAX, sizeof(*l->xctx));
+	l->anchors = calloc(LINK_XANCHOR_MAX, sizeof(*l->anchors));
 	if (!l->reqs || !l->threads || !l->procs || !l->ties || !l->sdk_procs || !l->xctx ||
-	    hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
+	    !l->anchors || hashtab_init(&l->by_sock, LINK_REQS_MAX, 0) ||
 	    hashtab_init(&l->by_flow, LINK_REQS_MAX, 0) ||
 	    hashtab_init(&l->by_seq, LINK_REQS_MAX, 0)) {
 		linker__free(l);
@@ -177,6 +195,7 @@ void linker__free(struct linker *l)
 	free(l->ties);
 	free(l->sdk_procs);
 	free(l->xctx);
+	free(l->anchors);
 	free(l);
 }
 
@@ -588,10 +607,45 @@ static struct xctx *xctx_slot(struct linker *l, uint64_t sock, uint32_t seq)
 	return &l->xctx[sock_hash(sock, seq) & (LINK_XCTX_MAX - 1)];
 }
 
+static struct xanchor *anchor_slot(struct linker *l, uint64_t sock, uint8_t dir)
+{
+	return &l->anchors[hashtab_hash64(sock ^ dir) & (LINK_XANCHOR_MAX - 1)];
+}
+
+/* The burst's first context: what the requests after it derive from. */
+static void anchor_set(struct linker *l, const struct mt_xctx_event *ev)
+{
+	struct xanchor *a = anchor_slot(l, ev->head.sock, ev->dir);
+
+	if (a->sock && a->sock != ev->head.sock)
+		l->stats.option_anchors_evicted++;
+	a->sock = ev->head.sock;
+	a->seq = ev->seq;
+	a->dir = ev->dir;
+	a->flags = ev->flags;
+	a->bounded = 0;
+	memcpy(a->trace_id, ev->trace_id, 16);
+	memcpy(a->span_id, ev->span_id, 8);
+}
+
 void linker_on_xctx(struct linker *l, const struct mt_xctx_event *ev)
 {
-	struct xctx *x = xctx_slot(l, ev->head.sock, ev->seq);
+	struct xctx *x;
 
+	if (ev->flags & MT_XCTX_F_BOUND) {
+		struct xanchor *a = anchor_slot(l, ev->head.sock, MT_DIR_INGRESS);
+
+		if (a->sock == ev->head.sock && a->dir == MT_DIR_INGRESS && !a->bounded) {
+			a->bounded = 1;
+			a->bound = ev->seq;
+		}
+		return;
+	}
+	/* Egress: every burst's first request. Ingress: a request that came with an option. */
+	if (ev->dir == MT_DIR_EGRESS ||
+	    (ev->flags & (MT_XCTX_F_REMOTE | MT_XCTX_F_DERIVED)) == MT_XCTX_F_REMOTE)
+		anchor_set(l, ev);
+	x = xctx_slot(l, ev->head.sock, ev->seq);
 	if (x->sock)
 		l->stats.option_evicted++;
 	x->sock = ev->head.sock;
@@ -603,15 +657,54 @@ void linker_on_xctx(struct linker *l, const struct mt_xctx_event *ev)
 	memcpy(x->span_id, ev->span_id, 8);
 }
 
+/*
+ * A request the kernel saw no start of (pipelined: sent before the client
+ * read, several read at once): ids derived from its burst's first into @out,
+ * by the same rule as the kernel's (bpf/sockops.bpf.h). False: none.
+ */
+static bool xctx_derive(struct linker *l, uint64_t sock, uint32_t seq, uint8_t dir,
+			struct xctx *out)
+{
+	struct xanchor *a = anchor_slot(l, sock, dir);
+	uint32_t off = seq - a->seq;
+
+	if (a->sock != sock || a->dir != dir || (int32_t)off <= 0)
+		return false;
+	if (a->bounded && !(a->flags & MT_XCTX_F_ROOTS) && (int32_t)(seq - a->bound) >= 0) {
+		/*
+		 * Arrived after the server answered: maybe a new burst whose option
+		 * was lost, which would put this span in the client's last trace.
+		 */
+		l->stats.option_past_bound++;
+		return false;
+	}
+	memset(out, 0, sizeof(*out));
+	out->sock = sock;
+	out->seq = seq;
+	out->dir = dir;
+	out->flags = (uint8_t)(a->flags | MT_XCTX_F_DERIVED);
+	out->have = 1;
+	memcpy(out->trace_id, a->trace_id, 16);
+	memcpy(out->span_id, a->span_id, 8);
+	mt_xopt_derive(out->trace_id, out->span_id, off, !!(a->flags & MT_XCTX_F_ROOTS));
+	return true;
+}
+
 /* The kernel's context for the request at (@sock, @seq) into @out, consumed; false: none. */
 static bool xctx_take(struct linker *l, uint64_t sock, uint32_t seq, uint8_t dir, struct xctx *out)
 {
 	struct xctx *x = xctx_slot(l, sock, seq);
 
-	if (x->sock != sock || x->seq != seq || x->dir != dir)
-		return false;
+	if (x->sock != sock || x->seq != seq || x->dir != dir) {
+		if (!xctx_derive(l, sock, seq, dir, out))
+			return false;
+		l->stats.option_derived++;
+		return true;
+	}
 	*out = *x;
 	x->sock = 0;
+	if (x->flags & MT_XCTX_F_DERIVED)
+		l->stats.option_derived++;
 	return true;
 }
 

@@ -55,6 +55,7 @@
 #define LINK_REQ_TTL_NS	     (600ull * 1000000000ull) /* in flight longer: forgotten */
 #define LINK_SDK_PROCS_MAX   1024 /* processes known to report their own server spans */
 #define LINK_XCTX_MAX	     4096 /* kernel contexts waiting for their request (--propagate) */
+#define LINK_XANCHOR_MAX     4096 /* sockets' last option, for the burst's later requests */
 
 enum link_unlinked {
 	LINK_NO_SERVER_CONTEXT = 0, /* client call made outside any server request: a root */
@@ -82,7 +83,10 @@ struct link_stats {
 	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
 	uint64_t linked_dnat;	 /* of linked_peer: the client dialled a translated address (VIP) */
 	uint64_t dnat_ambiguous; /* several requests matched a translated call: not paired */
-	uint64_t dnat_snat_unpaired; /* same seq, another source (SNAT): not paired */
+	uint64_t dnat_snat_unpaired;	 /* same seq, another source (SNAT): not paired */
+	uint64_t option_derived;	 /* requests given ids derived from their burst's option */
+	uint64_t option_past_bound;	 /* server requests after a burst's bound: not derived */
+	uint64_t option_anchors_evicted; /* a socket's last option forgotten for another's */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
 	uint64_t requests_evicted;   /* slots taken back because the table was full */

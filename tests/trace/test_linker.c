@@ -516,7 +516,11 @@ static void test_option_context_adopted(void **state)
 	assert_memory_equal(cli.span_id, k, 8);
 	assert_memory_equal(cli.parent_span_id, srv.span_id, 8);
 
-	/* The next request on the same thread; its call's option carried a stale trace. */
+	/*
+	 * The next request on the same thread, after the answer (the kernel bounds
+	 * the option's burst there); its call's option carried a stale trace.
+	 */
+	xctx(l, in.sock, 150, MT_DIR_INGRESS, MT_XCTX_F_BOUND, 0, 0);
 	x = exchange(200, 3 * MS, MT_STAGE_REQUEST);
 	linker_on_io(l, 21, in.sock);
 	linker_on_request(l, &in, &x);
@@ -726,6 +730,76 @@ static void test_dnat_cost(void **state)
 	linker__free(l);
 }
 
+/* One request on @ci at @seq, begun and done: its ids into @out. */
+static void one_request(struct linker *l, const struct conn_info *ci, uint32_t seq,
+			struct link_ids *out)
+{
+	struct mt_exchange x = exchange(seq, 1 * MS, MT_STAGE_REQUEST);
+
+	linker_on_io(l, ci->tid, ci->sock);
+	linker_on_request(l, ci, &x);
+	x = exchange(seq, 1 * MS, MT_STAGE_DONE);
+	linker_on_done(l, ci, &x, out);
+}
+
+/*
+ * --propagate, pipelining: a burst of three requests carries one option; both
+ * ends derive the later requests' ids from it and their offsets, so each
+ * server span has its own client span as parent. A shared-trace burst stops
+ * deriving at the receiver's bound (what had arrived when it answered).
+ */
+static void test_pipelined_burst_derived(void **state)
+{
+	struct linker *lc = linker__new(seed), *ls = linker__new(seed);
+	struct conn_info c = conn(0x4000, 30, 31, CONN_ROLE_CLIENT, 42000, 8080);
+	struct conn_info sv = conn(0x5000, 40, 41, CONN_ROLE_SERVER, 8080, 42000);
+	struct conn_info sh = conn(0x6000, 40, 41, CONN_ROLE_SERVER, 8080, 42001);
+	static const uint32_t seqs[3] = {1000, 1040, 1081};
+	struct link_ids cli[3], srv[3], ids;
+	uint8_t t[16], sp[8];
+	struct link_stats st;
+
+	(void)state;
+	xctx(lc, c.sock, 1000, MT_DIR_EGRESS, MT_XCTX_F_ROOTS, 0x11, 0x22);
+	for (int i = 0; i < 3; i++)
+		one_request(lc, &c, seqs[i], &cli[i]);
+	xctx(ls, sv.sock, 1000, MT_DIR_INGRESS, MT_XCTX_F_REMOTE | MT_XCTX_F_ROOTS, 0x11, 0x22);
+	for (int i = 0; i < 3; i++)
+		one_request(ls, &sv, seqs[i], &srv[i]);
+	for (int i = 0; i < 3; i++) {
+		assert_memory_equal(srv[i].trace_id, cli[i].trace_id, 16);
+		assert_memory_equal(srv[i].parent_span_id, cli[i].span_id, 8);
+	}
+	memset(t, 0x11, 16);
+	memset(sp, 0x22, 8);
+	mt_xopt_derive(t, sp, 40, 1);
+	assert_memory_equal(cli[1].trace_id, t, 16);
+	assert_memory_equal(cli[1].span_id, sp, 8);
+	assert_memory_not_equal(cli[1].trace_id, cli[2].trace_id, 16);
+	assert_int_equal(sp[0] & MT_XOPT_ROOTS, 0);
+
+	/* Shared trace: 2020 arrived before the answer (bound 2040), 2040 after. */
+	xctx(ls, sh.sock, 2000, MT_DIR_INGRESS, MT_XCTX_F_REMOTE, 0x33, 0x44);
+	one_request(ls, &sh, 2000, &ids);
+	xctx(ls, sh.sock, 2040, MT_DIR_INGRESS, MT_XCTX_F_BOUND, 0, 0);
+	one_request(ls, &sh, 2020, &ids);
+	memset(t, 0x33, 16);
+	assert_memory_equal(ids.trace_id, t, 16);
+	memset(sp, 0x44, 8);
+	mt_xopt_derive(t, sp, 20, 0);
+	assert_memory_equal(ids.parent_span_id, sp, 8);
+	one_request(ls, &sh, 2040, &ids);
+	assert_memory_not_equal(ids.trace_id, t, 16);
+
+	linker_stats(ls, &st);
+	assert_int_equal(st.option_derived, 3);
+	assert_int_equal(st.option_past_bound, 1);
+	linker_stats(lc, &st);
+	assert_int_equal(st.option_derived, 2);
+	linker__free(lc);
+	linker__free(ls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +816,7 @@ int main(void)
 		cmocka_unit_test(test_dnat_call_paired),
 		cmocka_unit_test(test_dnat_ambiguous_and_snat),
 		cmocka_unit_test(test_dnat_cost),
+		cmocka_unit_test(test_pipelined_burst_derived),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
