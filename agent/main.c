@@ -84,11 +84,11 @@ static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool con
 	span_builder_on_io(a->spans, tid, pid, sock, connect);
 }
 
-static void on_mute(void *ctx, uint64_t sock)
+static void on_mute(void *ctx, uint64_t sock, const struct mt_tuple *tuple)
 {
 	struct agent *a = ctx;
 
-	if (a->capture && capture_mute(a->capture, sock) != 0)
+	if (a->capture && capture_mute(a->capture, sock, tuple) != 0)
 		a->mute_failed++;
 }
 

@@ -462,14 +462,12 @@ bool capture_replay_done(const struct capture *c)
 	return c->replay && c->replay->done;
 }
 
-int capture_mute(struct capture *c, uint64_t sock)
+int capture_mute(struct capture *c, uint64_t sock, const struct mt_tuple *tuple)
 {
-	uint8_t one = 1;
-
 	if (!c->skel)
 		return 0;
 
-	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, &one, BPF_ANY))
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, tuple, BPF_ANY))
 		return -errno;
 	c->skel->bss->muted_used = 1;
 	return 0;

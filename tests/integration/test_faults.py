@@ -553,7 +553,12 @@ def test_connection_churn(request, receiver, agent, make_nginx, churn_bin, liste
                     f"{len(servers)}/{made['requests']:.0f}, client spans {len(clients)}; "
                     f"user counters moved {moved}; kernel drops +{shed}; otlp drops "
                     f"{drops(after)}; conns_evicted_full {after['user']['conns_evicted_full']}; "
-                    f"RSS {sampler.samples[0] >> 20} MiB, peak +{sampler.growth >> 20} MiB")
+                    f"RSS {sampler.samples[0] >> 20} MiB, peak +{sampler.growth >> 20} MiB; "
+                    f"kernel.self_filtered {after['kernel']['self_filtered']} (the receiver's "
+                    f"side of the agent's export connections, dropped before any copy)")
+    # The receiver runs on this node: its side of the export connections is the agent's own
+    # traffic, filtered in the kernel and counted.
+    assert after["kernel"]["self_filtered"] > 0, after["kernel"]
     others = [s for s in select(receiver.spans(), "SERVER", nginx.port)
               if not s["name"] or "/fault/churn" not in json.dumps(s)]
     assert made["failed"] == 0, made
