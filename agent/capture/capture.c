@@ -153,7 +153,7 @@ static int set_xnode(struct capture *c, const struct capture_opts *opts, char *e
 	struct xnode_scope scope;
 
 	if (opts->cgroup) {
-		if (xnode_scope_resolve(opts->cgroup, &scope, err, errlen))
+		if (xnode_scope_resolve("--cgroup", opts->cgroup, &scope, err, errlen))
 			return -1;
 		c->skel->rodata->scope_cgroup_id = scope.id;
 		c->skel->rodata->scope_level = scope.level;
