@@ -283,19 +283,25 @@ def test_every_flag(strace, tmp_path):
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 
-def test_every_otel_variable(strace, tmp_path):
-    cases = env_cases(str(tmp_path))
-    names = {c.name for c in cases}
-    # Every OTEL_* name the agent's sources spell out, and --help lists, is covered (the
-    # per-signal names are made from the general ones with "OTEL_EXPORTER_OTLP_%s_").
+def names_read(prefix, after):
+    """The variable names starting with @prefix that a string literal in agent/**.c spells
+    (followed by the regex @after), and that --help mentions."""
     read = set()
     for root, _, files in os.walk(os.path.join(REPO, "agent")):
         for fn in files:
             if fn.endswith(".c"):
                 with open(os.path.join(root, fn)) as f:
-                    read |= set(re.findall(r'"(OTEL_[A-Z_]*[A-Z])[="]', f.read()))
+                    read |= set(re.findall(rf'"({prefix}[A-Z_]*[A-Z]){after}', f.read()))
     helptext = subprocess.run([BINARY, "--help"], capture_output=True, text=True).stdout
-    read |= set(re.findall(r"\b(OTEL_[A-Z_]*[A-Z])\b", helptext))
+    return read | set(re.findall(rf"\b({prefix}[A-Z_]*[A-Z])\b", helptext))
+
+
+def test_every_otel_variable(strace, tmp_path):
+    cases = env_cases(str(tmp_path))
+    names = {c.name for c in cases}
+    # Every OTEL_* name the agent's sources spell out, and --help lists, is covered (the
+    # per-signal names are made from the general ones with "OTEL_EXPORTER_OTLP_%s_").
+    read = names_read("OTEL_", '[="]')
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in read and "OTEL_TRACES_SAMPLER" in read, read
     missing = read - names
     assert not missing, f"OTEL_* variables not covered: {sorted(missing)}"
@@ -306,15 +312,8 @@ def test_every_otel_variable(strace, tmp_path):
 def test_every_meshtrace_variable(strace, tmp_path):
     cases = meshtrace_cases(str(tmp_path))
     names = {c.name for c in cases}
-    # Every MESHTRACE_* variable the agent's sources read is covered.
-    read = set()
-    for root, _, files in os.walk(os.path.join(REPO, "agent")):
-        for fn in files:
-            if fn.endswith(".c"):
-                with open(os.path.join(root, fn)) as f:
-                    read |= set(re.findall(r'"(MESHTRACE_[A-Z_]*[A-Z])"', f.read()))
-    helptext = subprocess.run([BINARY, "--help"], capture_output=True, text=True).stdout
-    read |= set(re.findall(r"\b(MESHTRACE_[A-Z_]*[A-Z])\b", helptext))
+    # Every MESHTRACE_* variable the agent's sources spell out, and --help lists, is covered.
+    read = names_read("MESHTRACE_", '"')
     assert {"MESHTRACE_PROPAGATE", "MESHTRACE_CRI_SOCKET"} <= read, read
     missing = read - names - NOT_CONFIG
     assert not missing, f"MESHTRACE_* variables not covered: {sorted(missing)}"
