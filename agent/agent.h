@@ -43,7 +43,8 @@ struct agent_opts {
 	const char *record_path;	 /* --record */
 	const char *replay_path;	 /* --replay */
 	int log_level;			 /* enum mt_log_level from -v / -q, -1: the default */
-	const char *cri_socket;		 /* --cri-socket; NULL: MESHTRACE_CRI_SOCKET, else search */
+	const char *cri_socket;		 /* --cri-socket or MESHTRACE_CRI_SOCKET; NULL: search */
+	const char *cgroup_from;	 /* "--cgroup" or "MESHTRACE_CGROUP", for messages */
 	struct tailkeep_config tailkeep; /* --keep-error-traces, --keep-slow-traces */
 };
 

@@ -235,6 +235,104 @@ static const struct option longopts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+/* --cgroup or MESHTRACE_CGROUP (@name): a path; the directory itself is checked later. */
+static int check_cgroup(const char *name, const char *v, char *err, size_t errlen)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (!v[0] || strlen(v) >= PATH_MAX)
+		return mt_fail(err, errlen,
+			       "%s '%s': give a cgroup v2 directory (a path shorter "
+			       "than %d bytes)",
+			       name, mt_log_value(q, v), PATH_MAX);
+	return 0;
+}
+
+/*
+ * --cri-socket or MESHTRACE_CRI_SOCKET (@name): off, or an absolute path that fits a unix
+ * socket's sun_path (108 bytes with its NUL). The socket itself may come later.
+ */
+static int check_cri_socket(const char *name, const char *v, char *err, size_t errlen)
+{
+	char q[MT_LOG_VALUE_MAX + 32];
+
+	if (strcmp(v, "off") != 0 && (v[0] != '/' || strlen(v) > 107))
+		return mt_fail(err, errlen,
+			       "%s '%s': give the runtime's socket as an absolute path of at most "
+			       "107 bytes, or off",
+			       name, mt_log_value(q, v));
+	return 0;
+}
+
+/*
+ * A boolean variable @name: unset or empty leaves @out alone; true or false (any case, blanks
+ * around ignored; 1 or 0 too when @digits) set it. Anything else is bad configuration: -EINVAL
+ * with one line in @err. (The OTel spec would read it as false with a warning; a typo that
+ * silently keeps a feature on or off is worse than an agent that does not start.)
+ */
+static int env_bool(const char *name, bool digits, bool *out, char *err, size_t errlen)
+{
+	const char *v = getenv(name);
+	char q[MT_LOG_VALUE_MAX + 32];
+	size_t len;
+
+	if (!v)
+		return 0;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	len = strlen(v);
+	while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (!len)
+		return 0;
+	if ((len == 4 && !strncasecmp(v, "true", 4)) || (digits && len == 1 && v[0] == '1')) {
+		*out = true;
+		return 0;
+	}
+	if ((len == 5 && !strncasecmp(v, "false", 5)) || (digits && len == 1 && v[0] == '0')) {
+		*out = false;
+		return 0;
+	}
+	return mt_fail(err, errlen, "%s='%s': give true or false%s", name,
+		       mt_log_value(q, getenv(name)), digits ? " (or 1 or 0)" : "");
+}
+
+/*
+ * The MESHTRACE_* variables, each checked like its flag: always (a bad value is bad
+ * configuration even where a flag overrides it), applied where no flag was given. Returns 0
+ * or -EINVAL with one line in @err.
+ */
+static int env_options(struct agent_opts *o, char *err, size_t errlen)
+{
+	const char *v;
+	bool propagate = false;
+	int ret;
+
+	v = getenv("MESHTRACE_CGROUP");
+	if (v && v[0]) {
+		ret = check_cgroup("MESHTRACE_CGROUP", v, err, errlen);
+		if (ret)
+			return ret;
+		if (!o->capture.cgroup) {
+			o->capture.cgroup = v;
+			o->cgroup_from = "MESHTRACE_CGROUP";
+		}
+	}
+	v = getenv("MESHTRACE_CRI_SOCKET");
+	if (v && v[0]) {
+		ret = check_cri_socket("MESHTRACE_CRI_SOCKET", v, err, errlen);
+		if (ret)
+			return ret;
+		if (!o->cri_socket)
+			o->cri_socket = v;
+	}
+	ret = env_bool("MESHTRACE_PROPAGATE", true, &propagate, err, errlen);
+	if (ret)
+		return ret;
+	o->capture.propagate = o->capture.propagate || propagate; /* --propagate: always on */
+	return 0;
+}
+
 /* One option with its value (NULL for flags without one) into @o. */
 static int take_option(int c, const char *arg, struct agent_opts *o, char *err, size_t errlen)
 {
@@ -269,7 +367,8 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return 0;
 	case OPT_CGROUP:
 		o->capture.cgroup = arg;
-		return arg[0] ? 0 : mt_fail(err, errlen, "--cgroup '': give a cgroup v2 directory");
+		o->cgroup_from = "--cgroup";
+		return check_cgroup("--cgroup", arg, err, errlen);
 	case OPT_PROPAGATE:
 		o->capture.propagate = true;
 		return 0;
@@ -307,15 +406,8 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		o->listen = arg;
 		return 0;
 	case OPT_CRI_SOCKET:
-		/* A unix socket's path fits in sun_path (108 bytes with its NUL). */
-		if (!arg[0] || strlen(arg) > 107)
-			return mt_fail(
-				err, errlen,
-				"--cri-socket '%s': give the runtime's socket path (at most 107 "
-				"bytes), or off",
-				mt_log_value(q, arg));
 		o->cri_socket = arg;
-		return 0;
+		return check_cri_socket("--cri-socket", arg, err, errlen);
 	case OPT_CPU_PRIORITY:
 		for (v = 0; v < CPU_PRIORITY__MAX; v++)
 			if (strcmp(arg, cpu_priority_names[v]) == 0)
@@ -370,12 +462,6 @@ void cli_defaults(struct agent_opts *o)
 	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
-	o->capture.cgroup = getenv("MESHTRACE_CGROUP");
-	if (o->capture.cgroup && !o->capture.cgroup[0])
-		o->capture.cgroup = NULL;
-	o->capture.propagate = getenv("MESHTRACE_PROPAGATE") &&
-			       (strcmp(getenv("MESHTRACE_PROPAGATE"), "1") == 0 ||
-				strcasecmp(getenv("MESHTRACE_PROPAGATE"), "true") == 0);
 	o->log_level = -1;
 }
 
@@ -451,7 +537,8 @@ int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t err
 			       mt_log_value(name, argv[optind]));
 	if (o->record_path && o->replay_path)
 		return mt_fail(err, errlen, "--record and --replay: use one or the other");
-	return CLI_RUN;
+	ret = env_options(o, err, errlen);
+	return ret ? ret : CLI_RUN;
 }
 
 void cli_usage(FILE *out)
@@ -486,18 +573,10 @@ int cli_metric_interval_from_env(uint64_t *out, char *err, size_t errlen)
 	return 0;
 }
 
-bool cli_sdk_disabled_from_env(void)
+int cli_sdk_disabled_from_env(bool *out, char *err, size_t errlen)
 {
-	const char *v = getenv("OTEL_SDK_DISABLED");
-	char q[MT_LOG_VALUE_MAX + 32];
-
-	if (!v || !*v || !strcasecmp(v, "false"))
-		return false;
-	if (!strcasecmp(v, "true"))
-		return true;
-	mt_warn("OTEL_SDK_DISABLED='%s' is not true or false: read as false (export stays on)",
-		mt_log_value(q, v));
-	return false;
+	*out = false;
+	return env_bool("OTEL_SDK_DISABLED", false, out, err, errlen);
 }
 
 void cli_restore_cpu_priority(enum cpu_priority p)

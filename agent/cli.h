@@ -29,7 +29,8 @@ enum cli_action {
 void cli_defaults(struct agent_opts *o);
 
 /*
- * Fills @o from the arguments (pointers into @argv). Prints nothing, exits
+ * Fills @o from the arguments (pointers into @argv) and the MESHTRACE_* variables (checked
+ * like their flags; a flag wins). Prints nothing, exits
  * nothing, touches nothing but @o and getopt's globals, so it can be run again
  * (tests, tests/fuzz/fuzz_cli.c). Returns an enum cli_action, or -EINVAL with
  * one line in @err naming the flag, the value (escaped and cut: it is echoed)
@@ -50,11 +51,12 @@ const char *cli_cpu_priority_name(enum cpu_priority p);
 int cli_metric_interval_from_env(uint64_t *out, char *err, size_t errlen);
 
 /*
- * OTEL_SDK_DISABLED as the SDK environment spec reads a boolean: "true"
- * (case-insensitive) is true; unset, "" and "false" are false; any other value
- * is false with a warning naming it.
+ * OTEL_SDK_DISABLED into @out: "true" or "false" (case-insensitive, blanks around ignored);
+ * unset or "" is false. Any other value is bad configuration, as for every boolean the agent
+ * reads (OTEL_EXPORTER_OTLP_*INSECURE, MESHTRACE_PROPAGATE): -EINVAL with one line in @err
+ * (the OTel spec only asks for a warning and false; see docs/configuration.md).
  */
-bool cli_sdk_disabled_from_env(void);
+int cli_sdk_disabled_from_env(bool *out, char *err, size_t errlen);
 
 /* Lowers the agent's CPU priority as asked; a refusal is logged, not fatal. */
 void cli_apply_cpu_priority(enum cpu_priority p);

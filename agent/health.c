@@ -159,6 +159,8 @@ static const struct health_row rows[] = {
 	BOTH("kernel", "wakeups", MH_KERNEL_WAKEUPS, NULL, NULL, kc.stats[MT_STAT_WAKEUPS]),
 	BOTH("kernel", "bytes_captured", MH_KERNEL_CAPTURED, NULL, NULL,
 	     kc.stats[MT_STAT_BYTES_CAPTURED]),
+	JSON("kernel", "self_filtered", kc.stats[MT_STAT_SELF_FILTERED]),
+	JSON("kernel", "mutes_stale", kc.stats[MT_STAT_MUTES_STALE]),
 	EACH("kernel.drops", MH_KERNEL_DROPS, "reason", HE_DROP_REASON, kc.drops),
 	OWN("kernel", "drops_per_cpu", json_drops_per_cpu),
 	JSON("kernel.propagation", "requests_out", xnode[MT_XS_REQ_OUT]),

@@ -96,11 +96,11 @@ static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool con
 	span_builder_on_io(a->spans, tid, pid, sock, connect);
 }
 
-static void on_mute(void *ctx, uint64_t sock)
+static void on_mute(void *ctx, uint64_t sock, const struct mt_tuple *tuple)
 {
 	struct agent *a = ctx;
 
-	if (a->capture && capture_mute(a->capture, sock) != 0)
+	if (a->capture && capture_mute(a->capture, sock, tuple) != 0)
 		a->mute_failed++;
 }
 
@@ -263,7 +263,8 @@ static int check_paths(const struct agent_opts *o)
 		struct xnode_scope scope;
 		char err[512];
 
-		if (xnode_scope_resolve(o->capture.cgroup, &scope, err, sizeof(err)) != 0) {
+		if (xnode_scope_resolve(o->cgroup_from, o->capture.cgroup, &scope, err,
+					sizeof(err)) != 0) {
 			mt_err("%s", err);
 			return 2;
 		}
@@ -282,11 +283,11 @@ static int read_env_config(struct agent *a)
 	if (otlp_config_from_env(&a->otlp_cfg, err, sizeof(err)) != 0 ||
 	    mt_sampler_from_env(&a->sampler, err, sizeof(err)) != 0 ||
 	    metrics_exemplar_filter_from_env(&a->exemplar_filter, err, sizeof(err)) != 0 ||
-	    cli_metric_interval_from_env(&a->metric_interval_ms, err, sizeof(err)) != 0) {
+	    cli_metric_interval_from_env(&a->metric_interval_ms, err, sizeof(err)) != 0 ||
+	    cli_sdk_disabled_from_env(&a->sdk_disabled, err, sizeof(err)) != 0) {
 		mt_err("%s", err);
 		return 2;
 	}
-	a->sdk_disabled = cli_sdk_disabled_from_env();
 	return 0;
 }
 
@@ -295,8 +296,7 @@ static int build_stages(struct agent *a)
 {
 	a->identity = identity__new("/proc");
 	if (a->identity && !a->opts.replay_path) {
-		const char *sock =
-			a->opts.cri_socket ? a->opts.cri_socket : getenv("MESHTRACE_CRI_SOCKET");
+		const char *sock = a->opts.cri_socket;
 
 		if (!sock || strcmp(sock, "off") != 0) {
 			a->k8s = k8s__new(sock);

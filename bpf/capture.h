@@ -82,7 +82,10 @@ enum mt_stat {
 	MT_STAT_CONN_EVENTS = 1,
 	MT_STAT_WAKEUPS = 2, /* forced consumer wake-ups */
 	MT_STAT_BYTES_CAPTURED = 3,
-	MT_STAT__MAX = 4,
+	MT_STAT_SELF_FILTERED =
+		4, /* calls on the agent's own peers' sockets, dropped before any copy */
+	MT_STAT_MUTES_STALE = 5, /* muted_socks entries of a socket reused for another connection */
+	MT_STAT__MAX = 6,
 };
 
 /*

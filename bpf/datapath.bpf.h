@@ -41,12 +41,26 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		lost_event(sk);
 		return;
 	}
+	/* The tuple first: the agent's own traffic and muted sockets are known before any copy. */
+	if (btf_sk)
+		read_tuple_btf(sk, &sc->ev.tuple);
+	else
+		read_tuple(sk, &sc->ev.tuple);
+	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple)) {
+		count(&stats, MT_STAT_SELF_FILTERED, 1);
+		return;
+	}
 	if (muted_used) {
 		__u64 key = (__u64)sk;
+		struct mt_tuple *muted = bpf_map_lookup_elem(&muted_socks, &key);
 
-		if (bpf_map_lookup_elem(&muted_socks, &key)) {
+		if (muted && tuple_equal(muted, &sc->ev.tuple)) {
 			want = 0;
 			flags |= MT_DATA_F_MUTED;
+		} else if (muted) {
+			/* The socket was reused for another connection: not the one muted. */
+			bpf_map_delete_elem(&muted_socks, &key);
+			count(&stats, MT_STAT_MUTES_STALE, 1);
 		}
 	}
 
@@ -67,12 +81,6 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	}
 
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, fd, bytes, got, dir, flags, seq);
-	if (btf_sk)
-		read_tuple_btf(sk, &sc->ev.tuple);
-	else
-		read_tuple(sk, &sc->ev.tuple);
-	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple))
-		return;
 	if (lost_socks_used) {
 		__u64 key = (__u64)sk;
 

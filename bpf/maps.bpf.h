@@ -125,13 +125,15 @@ struct {
 /*
  * Sockets user space gave up parsing (no known protocol): their payload is
  * not copied any more, each call becomes a count-only event. Written by user
- * space, removed here when the socket closes.
+ * space, removed here when the socket closes. The value is the connection's
+ * 4-tuple: a struct sock freed without its close being seen and reused for
+ * another connection no longer matches it, and is not muted wrongly.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MT_MUTED_SOCKS_MAX);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, struct mt_tuple);
 } muted_socks SEC(".maps");
 
 /* Set by user space when it first mutes a socket: skips the lookup until then. */
@@ -227,6 +229,17 @@ static __always_inline void lost_event(struct sock *sk)
 static __always_inline bool is_agent(__u32 tgid)
 {
 	return tgid == agent_tgid;
+}
+
+/* True when @a and @b name the same connection (addresses, ports, family). */
+static __always_inline bool tuple_equal(const struct mt_tuple *a, const struct mt_tuple *b)
+{
+	const __u64 *x = (const __u64 *)a->laddr, *y = (const __u64 *)b->laddr;
+
+	/* laddr and raddr: 32 bytes, four words */
+	if (x[0] != y[0] || x[1] != y[1] || x[2] != y[2] || x[3] != y[3])
+		return false;
+	return a->lport == b->lport && a->rport == b->rport && a->family == b->family;
 }
 
 /* True when the far end of this connection is one of the agent's own sockets. */

@@ -153,7 +153,7 @@ static int set_xnode(struct capture *c, const struct capture_opts *opts, char *e
 	struct xnode_scope scope;
 
 	if (opts->cgroup) {
-		if (xnode_scope_resolve(opts->cgroup, &scope, err, errlen))
+		if (xnode_scope_resolve("--cgroup", opts->cgroup, &scope, err, errlen))
 			return -1;
 		c->skel->rodata->scope_cgroup_id = scope.id;
 		c->skel->rodata->scope_level = scope.level;
@@ -462,14 +462,12 @@ bool capture_replay_done(const struct capture *c)
 	return c->replay && c->replay->done;
 }
 
-int capture_mute(struct capture *c, uint64_t sock)
+int capture_mute(struct capture *c, uint64_t sock, const struct mt_tuple *tuple)
 {
-	uint8_t one = 1;
-
 	if (!c->skel)
 		return 0;
 
-	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, &one, BPF_ANY))
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.muted_socks), &sock, tuple, BPF_ANY))
 		return -errno;
 	c->skel->bss->muted_used = 1;
 	return 0;

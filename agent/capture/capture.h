@@ -52,11 +52,12 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 void capture__free(struct capture *c);
 
 /*
- * Stops copying the payload of @sock (no parser wants it): its calls arrive
- * as count-only events from now on. Returns 0 or -errno (table full is not
- * an error for the kernel: the LRU map forgets the oldest).
+ * Stops copying the payload of @sock (no parser wants it) while it carries the connection
+ * @tuple: its calls arrive as count-only events from now on; a call on the same struct sock
+ * with another tuple (the socket reused) un-mutes it (kernel.mutes_stale). Returns 0 or
+ * -errno (table full is not an error for the kernel: the LRU map forgets the oldest).
  */
-int capture_mute(struct capture *c, uint64_t sock);
+int capture_mute(struct capture *c, uint64_t sock, const struct mt_tuple *tuple);
 
 /*
  * --record: also writes every event, as drained, to @path (payload bytes

@@ -52,7 +52,8 @@ static int cgroup2_mount_of(const char *path, char *out, size_t outlen)
 	return best ? 0 : -ENOENT;
 }
 
-int xnode_scope_resolve(const char *path, struct xnode_scope *s, char *err, size_t errlen)
+int xnode_scope_resolve(const char *what, const char *path, struct xnode_scope *s, char *err,
+			size_t errlen)
 {
 	char real[PATH_MAX], mnt[PATH_MAX], q[MT_LOG_VALUE_MAX + 32];
 	struct statfs fs;
@@ -61,17 +62,17 @@ int xnode_scope_resolve(const char *path, struct xnode_scope *s, char *err, size
 
 	memset(s, 0, sizeof(*s));
 	if (!realpath(path, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "--cgroup '%s': not a directory (%s)", mt_log_value(q, path),
+		snprintf(err, errlen, "%s '%s': not a directory (%s)", what, mt_log_value(q, path),
 			 strerror(errno));
 		return -EINVAL;
 	}
 	if (statfs(real, &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
 	    cgroup2_mount_of(real, mnt, sizeof(mnt)) != 0) {
 		snprintf(err, errlen,
-			 "--cgroup '%s': not in a cgroup v2 file system; give a directory under "
+			 "%s '%s': not in a cgroup v2 file system; give a directory under "
 			 "the cgroup2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid "
 			 "hosts)",
-			 mt_log_value(q, path));
+			 what, mt_log_value(q, path));
 		return -EINVAL;
 	}
 	/* The level is the depth below the hierarchy's root: one per path component. */

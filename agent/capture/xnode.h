@@ -21,10 +21,12 @@ struct xnode_scope {
 };
 
 /*
- * Resolves a --cgroup directory. Returns 0, or -EINVAL with one line in @err
+ * Resolves a --cgroup directory; @what names where it came from (the flag or
+ * MESHTRACE_CGROUP) in messages. Returns 0, or -EINVAL with one line in @err
  * (not a directory, not on a cgroup2 file system).
  */
-int xnode_scope_resolve(const char *path, struct xnode_scope *s, char *err, size_t errlen);
+int xnode_scope_resolve(const char *what, const char *path, struct xnode_scope *s, char *err,
+			size_t errlen);
 
 /* The cgroup v2 root directory of this host into @out. Returns 0 or -ENOENT. */
 int xnode_root_cgroup(char *out, size_t outlen);

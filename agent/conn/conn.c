@@ -263,7 +263,7 @@ static bool detect(struct conn_table *t, struct conn *c, const struct mt_data_ev
 			t->stats.not_parsed++;
 			/* A known role and no protocol: stop copying its bytes in the kernel. */
 			if (t->mute_fn && c->info.role != CONN_ROLE_UNKNOWN) {
-				t->mute_fn(t->ctx, c->sock);
+				t->mute_fn(t->ctx, c->sock, &ev->tuple);
 				t->stats.muted++;
 			}
 		}

@@ -96,8 +96,9 @@ struct conn_table *conn_table__new(uint32_t max_conns, uint64_t idle_ns, conn_ex
 /* Frees the table and all parser state; pending requests are dropped, not emitted. NULL: no-op. */
 void conn_table__free(struct conn_table *t);
 
-/* Told when a connection is left at TCP level, so its payload need not be copied. */
-typedef void (*conn_mute_fn)(void *ctx, uint64_t sock);
+/* Told when a connection is left at TCP level, so its payload need not be copied; @tuple is the
+ * connection as its last data event saw it. */
+typedef void (*conn_mute_fn)(void *ctx, uint64_t sock, const struct mt_tuple *tuple);
 void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn);
 
 /* Sets the observer of every data event (NULL for none). */

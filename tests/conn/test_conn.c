@@ -37,6 +37,7 @@ struct seen {
 	struct mt_exchange x;
 	unsigned mutes;
 	uint64_t muted_sock;
+	struct mt_tuple muted_tuple;
 	unsigned connects;
 };
 
@@ -61,12 +62,13 @@ static void on_exchange(void *ctx, const struct conn_info *ci, const struct mt_e
 	s->x = *x;
 }
 
-static void on_mute(void *ctx, uint64_t sock)
+static void on_mute(void *ctx, uint64_t sock, const struct mt_tuple *tuple)
 {
 	struct seen *s = ctx;
 
 	s->mutes++;
 	s->muted_sock = sock;
+	s->muted_tuple = *tuple;
 }
 
 static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool connect)
@@ -260,6 +262,9 @@ static void test_unknown_bytes_give_up_and_mute(void **state)
 	assert_int_equal(st.muted, 1);
 	assert_int_equal(f->seen.mutes, 1);
 	assert_int_equal(f->seen.muted_sock, sock_of(1));
+	/* Muted with the tuple of the data it saw: the kernel matches the socket's own. */
+	assert_int_equal(f->seen.muted_tuple.lport, 8080);
+	assert_int_equal(f->seen.muted_tuple.rport, 40001);
 	/* Given up: even a request start is not parsed any more. */
 	served(f, 1, 4 * MS);
 	assert_int_equal(f->seen.done, 0);

@@ -32,6 +32,17 @@ for _i in range(1, 4):
     STATIC[f"pre/{_i}.txt"] = f"file {_i}\n".encode()
 
 
+def stop_proc(proc, sig=signal.SIGTERM, timeout=15):
+    """Stops a server started with Popen: @sig, then SIGKILL after @timeout s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def wait_port(port, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import mt_agent  # noqa: E402
 from mt_otlp import REPO, free_port  # noqa: E402
-from mt_peers import NGINX, wait_port  # noqa: E402
+from mt_peers import NGINX, stop_proc, wait_port  # noqa: E402
 
 # Requests per second per class (the fork class: children per second). Modest on purpose: two
 # cores shared with the servers and the load itself; the soak is about time, not throughput.
@@ -84,16 +84,6 @@ def path_get(d, path):
             return None
         d = d[k]
     return d
-
-
-def stop_proc(proc, sig=signal.SIGTERM, timeout=15):
-    if proc and proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 # ------------------------------------------------------------------ servers

@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Bad configuration never half-starts (issue 17): every flag and every OTEL_* variable the agent
-reads, each with a malformed, an empty, a huge (64 KiB) and an out-of-range value. A fatal one
-gives exactly one line on stderr naming the flag or variable, exit 2, and the agent made no
-bpf() or perf_event_open() call, bound no port and left no file (strace watches each run). An
-empty variable is unset and a boolean that is not true/false reads as false with a warning, as
-the OTel SDK environment spec asks: those start (on an empty --replay, so no BPF is loaded).
+"""Bad configuration never half-starts (issue 17): every flag and every OTEL_* and MESHTRACE_*
+variable the agent reads, each with a malformed, an empty, a huge (64 KiB) and an out-of-range
+value. A fatal one gives exactly one line on stderr naming the flag or variable, exit 2, and the
+agent made no bpf() or perf_event_open() call, bound no port and left no file (strace watches
+each run). An empty variable is unset: those start (on an empty --replay, so no BPF is loaded).
+A boolean that is neither true nor false is fatal too, for every boolean alike (the OTel spec
+would read it as false with a warning; README.md says why the agent does not).
 A failure after something was made (the listener, the --jsonl file) undoes it.
 No case loads BPF: the whole file runs in a few seconds."""
 
@@ -77,8 +78,12 @@ def flag_cases(tmp):
     # --cgroup: a cgroup v2 directory, checked before anything starts.
     flag("--cgroup", os.path.join(tmp, "no-such-cgroup"), tmp, "/" + "a" * HUGE,
          forged=in_no_dir)
-    # --cri-socket: any path a unix socket can have (the runtime may come later), not longer.
+    # --cri-socket: off, or any absolute path a unix socket can have (the runtime may come
+    # later), not longer.
     cases.append(Case("--cri-socket", "huge", ["--cri-socket", "/" + "a" * HUGE]))
+    cases.append(Case("--cri-socket", "out-of-range", ["--cri-socket", "/" + "a" * 107]))
+    cases.append(Case("--cri-socket", "relative", ["--cri-socket", "run/containerd.sock"]))
+    cases.append(Case("--cri-socket", "forged", ["--cri-socket", FORGED]))
     cases.append(Case("--cri-socket", "empty", ["--cri-socket", ""]))
     cases.append(Case("--cri-socket", "missing", ["--cri-socket"]))
     for name in ("--record-query", "--propagate", "--keep-error-traces", "--verbose", "--quiet", "--help",
@@ -145,16 +150,43 @@ def env_cases(tmp):
     var("MESHTRACE_KEEP_ERROR_TRACES", "yes", None, "1" * HUGE)
     var("MESHTRACE_KEEP_SLOW_TRACES_MS", "1s", "0", "9" * HUGE)
     var("OTEL_METRIC_EXPORT_INTERVAL", "1m", "99", "9" * HUGE)
-    # The spec: booleans other than true/false read as false with a warning; a sampler
-    # argument is ignored by samplers that take none.
-    for value, kind in (("yes", "malformed"), ("a" * HUGE, "huge"), (FORGED, "forged")):
-        cases.append(Case("OTEL_SDK_DISABLED", kind, env={"OTEL_SDK_DISABLED": value},
-                          expect="warn"))
-    cases.append(Case("OTEL_SDK_DISABLED", "empty", env={"OTEL_SDK_DISABLED": ""},
+    # Booleans other than true/false are fatal, like every bad value (README.md: why not the
+    # spec's warning); 1 is not a true value for an OTEL_* boolean.
+    var("OTEL_SDK_DISABLED", "yes", "1")
+    cases.append(Case("OTEL_SDK_DISABLED", "blanks", env={"OTEL_SDK_DISABLED": " false "},
                       expect="start"))
+    # A sampler argument is ignored by samplers that take none.
     cases.append(Case("OTEL_TRACES_SAMPLER_ARG", "ignored by always_on",
                       env={"OTEL_TRACES_SAMPLER_ARG": "half"}, expect="start"))
     return cases
+
+
+def meshtrace_cases(tmp):
+    """The MESHTRACE_* variables, checked like their flags (and even when the flag is given)."""
+    cases = []
+
+    def var(name, malformed, out_of_range, huge, good):
+        for kind, value in (("malformed", malformed), ("out-of-range", out_of_range),
+                            ("huge", huge), ("forged", FORGED)):
+            cases.append(Case(name, kind, env={name: value}))
+        cases.append(Case(name, "empty", env={name: ""}, expect="start"))
+        if good:
+            cases.append(Case(name, "good", env={name: good}, expect="start"))
+
+    var("MESHTRACE_PROPAGATE", "yes", "2", "1" * HUGE, "0")
+    var("MESHTRACE_CRI_SOCKET", "run/containerd.sock", "/" + "a" * 107, "/" + "a" * HUGE, "off")
+    var("MESHTRACE_CGROUP", os.path.join(tmp, "no-such-cgroup"), tmp, "/" + "a" * HUGE, None)
+    # The flag wins, but a bad variable is still bad configuration.
+    cases.append(Case("MESHTRACE_CRI_SOCKET", "bad under the flag", ["--cri-socket", "off"],
+                      env={"MESHTRACE_CRI_SOCKET": "relative.sock"}))
+    cases.append(Case("MESHTRACE_PROPAGATE", "bad under the flag", ["--propagate"],
+                      env={"MESHTRACE_PROPAGATE": "on"}))
+    return cases
+
+
+# Read by the agent but not configuration: a switch the tests set to force the older kernels'
+# path; any value turns it on, there is nothing to get wrong.
+NOT_CONFIG = {"MESHTRACE_TEST_NO_BPF_LOOP"}
 
 
 def run_case(case, workdir):
@@ -255,22 +287,40 @@ def test_every_flag(strace, tmp_path):
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 
-def test_every_otel_variable(strace, tmp_path):
-    cases = env_cases(str(tmp_path))
-    names = {c.name for c in cases}
-    # Every OTEL_* name the agent's sources spell out, and --help lists, is covered (the
-    # per-signal names are made from the general ones with "OTEL_EXPORTER_OTLP_%s_").
+def names_read(prefix, after):
+    """The variable names starting with @prefix that a string literal in agent/**.c spells
+    (followed by the regex @after), and that --help mentions."""
     read = set()
     for root, _, files in os.walk(os.path.join(REPO, "agent")):
         for fn in files:
             if fn.endswith(".c"):
                 with open(os.path.join(root, fn)) as f:
-                    read |= set(re.findall(r'"(OTEL_[A-Z_]*[A-Z])[="]', f.read()))
+                    read |= set(re.findall(rf'"({prefix}[A-Z_]*[A-Z]){after}', f.read()))
     helptext = subprocess.run([BINARY, "--help"], capture_output=True, text=True).stdout
-    read |= set(re.findall(r"\b(OTEL_[A-Z_]*[A-Z])\b", helptext))
+    return read | set(re.findall(rf"\b({prefix}[A-Z_]*[A-Z])\b", helptext))
+
+
+def test_every_otel_variable(strace, tmp_path):
+    cases = env_cases(str(tmp_path))
+    names = {c.name for c in cases}
+    # Every OTEL_* name the agent's sources spell out, and --help lists, is covered (the
+    # per-signal names are made from the general ones with "OTEL_EXPORTER_OTLP_%s_").
+    read = names_read("OTEL_", '[="]')
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in read and "OTEL_TRACES_SAMPLER" in read, read
     missing = read - names
     assert not missing, f"OTEL_* variables not covered: {sorted(missing)}"
+    failures = run_all(cases, tmp_path)
+    assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
+
+
+def test_every_meshtrace_variable(strace, tmp_path):
+    cases = meshtrace_cases(str(tmp_path))
+    names = {c.name for c in cases}
+    # Every MESHTRACE_* variable the agent's sources spell out, and --help lists, is covered.
+    read = names_read("MESHTRACE_", '"')
+    assert {"MESHTRACE_PROPAGATE", "MESHTRACE_CRI_SOCKET"} <= read, read
+    missing = read - names - NOT_CONFIG
+    assert not missing, f"MESHTRACE_* variables not covered: {sorted(missing)}"
     failures = run_all(cases, tmp_path)
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 

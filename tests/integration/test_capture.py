@@ -141,8 +141,11 @@ def test_unparsed_connection_is_muted_in_the_kernel(request, agent):
     events, captured = kernel["data_events"], kernel["bytes_captured"]
     figure(request, f"unparsed 40 MiB stream: {events} data events, {captured} payload bytes "
                     f"copied ({captured / max(events, 1):.0f} B/event; unmuted would be up to 512), "
-                    f"connections muted {user['conns_muted']}")
+                    f"connections muted {user['conns_muted']}, kernel.mutes_stale "
+                    f"{kernel['mutes_stale']}")
     assert user["conns_muted"] >= 2, (user, busy_note(stats))  # both ends of the connection
+    # The muted entries carry the connection's tuple, which the stream's own calls match.
+    assert kernel["mutes_stale"] == 0, kernel
     assert events >= sends, kernel  # every call still counted
     assert captured <= 0.25 * events * 512, \
         f"{captured} bytes copied for {events} events: muting did not stop the copies"

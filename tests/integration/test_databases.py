@@ -26,7 +26,7 @@ import pytest
 
 from mt_agent import busy_note, read_jsonl, stat
 from mt_otlp import free_port
-from mt_peers import wait_port
+from mt_peers import stop_proc, wait_port
 from mt_report import figure
 from mt_spans import a
 
@@ -47,16 +47,6 @@ def need(path, package):
     if not path or not os.access(path, os.X_OK):
         pytest.skip(f"{package} missing: run 'sudo make deps'")
     return path
-
-
-def stop_proc(proc, sig=signal.SIGTERM, timeout=15):
-    if proc and proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def run(args, timeout=60, check=True, **kw):
