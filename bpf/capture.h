@@ -34,6 +34,8 @@
 #define MT_LOST_SOCKS_MAX 4096
 /* Sockets no parser wants: their payload is no longer copied, only counted. */
 #define MT_MUTED_SOCKS_MAX 16384
+/* Sockets with a skip hint (bytes their parser will not read): struct mt_skip. */
+#define MT_SKIP_SOCKS_MAX 16384
 /* Threads inside a data syscall, fallback (syscall tracepoint) mode only. */
 #define MT_INFLIGHT_MAX 16384
 
@@ -82,7 +84,22 @@ enum mt_stat {
 	MT_STAT_CONN_EVENTS = 1,
 	MT_STAT_WAKEUPS = 2, /* forced consumer wake-ups */
 	MT_STAT_BYTES_CAPTURED = 3,
-	MT_STAT__MAX = 4,
+	MT_STAT_SKIPPED_CALLS = 4, /* sends/receives inside a skip hint: no event made */
+	MT_STAT_SKIPPED_BYTES = 5, /* the bytes they moved */
+	MT_STAT__MAX = 6,
+};
+
+/*
+ * A skip hint, per socket, written by user space (value of the skip_socks map), indexed by
+ * enum mt_dir: the parser will not read the bytes at TCP sequence numbers [start, end) of that
+ * direction (a body framed by its length). A send or receive whose bytes all lie in
+ * [start, end - 1) makes no event: the next event's seq says how many bytes went by
+ * unseen. The call that reaches `end` always makes one, so the parser learns when the
+ * skipped message ended. start == end: no hint in that direction.
+ */
+struct mt_skip {
+	__u32 start[2];
+	__u32 end[2];
 };
 
 /*

@@ -13,6 +13,25 @@
 #define MESHTRACE_BPF_DATAPATH_BPF_H
 
 /*
+ * True when the @bytes at @seq lie inside the socket's skip hint for @dir and end before its
+ * last byte (struct mt_skip): the parser will not read them, and the call that reaches the
+ * hint's end will carry the time the skipped message ended.
+ */
+static __always_inline bool in_skip_hint(struct sock *sk, __u8 dir, __u32 seq, __u32 bytes)
+{
+	__u64 key = (__u64)sk;
+	struct mt_skip *s = bpf_map_lookup_elem(&skip_socks, &key);
+	__u32 off, span;
+
+	if (!s)
+		return false;
+	dir &= 1;
+	off = seq - s->start[dir];
+	span = s->end[dir] - s->start[dir];
+	return off < span && bytes < span - off;
+}
+
+/*
  * Builds and submits one data event. @nr/@arg/@cnt describe where the
  * syscall's buffer is; an unknown @nr (sendfile, splice, io_uring) yields a
  * count-only event.
@@ -31,6 +50,20 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 
 	if (!sc)
 		return;
+	if (btf_sk) {
+		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
+
+		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
+	} else if (dir == MT_DIR_EGRESS) {
+		seq = BPF_CORE_READ(tp, write_seq) - bytes;
+	} else {
+		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
+	}
+	if (skip_used && in_skip_hint(sk, dir, seq, bytes)) {
+		count(&stats, MT_STAT_SKIPPED_CALLS, 1);
+		count(&stats, MT_STAT_SKIPPED_BYTES, bytes);
+		return;
+	}
 	/*
 	 * Shed before copying anything when user space is this far behind: the
 	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
@@ -55,16 +88,6 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		fd = -1;
 	if (got > MT_CAPTURE_MAX)
 		got = MT_CAPTURE_MAX;
-
-	if (btf_sk) {
-		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
-
-		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
-	} else if (dir == MT_DIR_EGRESS) {
-		seq = BPF_CORE_READ(tp, write_seq) - bytes;
-	} else {
-		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
-	}
 
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, fd, bytes, got, dir, flags, seq);
 	if (btf_sk)

@@ -1135,5 +1135,20 @@ static bool http1_idle(const void *state)
 	       c->req.line_len == 0 && c->resp.state == ST_START && c->resp.line_len == 0;
 }
 
+uint64_t http1_skip_hint(const struct http1_conn *c, bool client_to_server)
+{
+	const struct http1_dir *d = client_to_server ? &c->req : &c->resp;
+
+	/* A Content-Length body or chunk data: skipped by count, never looked at. */
+	if (d->state == ST_BODY || d->state == ST_CHUNK_DATA)
+		return d->remaining;
+	return 0;
+}
+
+static uint64_t http1_skip_hint_state(const void *state, bool client_to_server)
+{
+	return http1_skip_hint(state, client_to_server);
+}
+
 L7_PARSER(http1_parser, struct http1_conn, http1, .protocol = MT_PROTO_HTTP1, .name = "http",
-	  .detect = http1_verdict, .idle = http1_idle);
+	  .detect = http1_verdict, .idle = http1_idle, .skip_hint = http1_skip_hint_state);

@@ -170,6 +170,14 @@ struct l7_parser {
 	 * and the protocol detected again at its next message.
 	 */
 	bool (*idle)(const void *state);
+	/*
+	 * Optional: how many of the coming bytes of one direction the parser will
+	 * not read (the rest of a body framed by its length), 0 when it will read
+	 * the next byte. The connection stage passes large ones to the kernel,
+	 * which then makes no event for calls wholly inside them; the bytes still
+	 * arrive, uncaptured, in a chunk before the next one (captured 0).
+	 */
+	uint64_t (*skip_hint)(const void *state, bool client_to_server);
 };
 
 /*
