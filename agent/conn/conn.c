@@ -18,7 +18,7 @@ struct conn {
 	const struct l7_parser *parser; /* NULL until detected */
 	void *l7;			/* the parser's state, allocated at detection */
 	/* Skip hints given to the kernel, per enum mt_dir (struct mt_skip). */
-	uint8_t skip_on[2];  /* a hint is out: the kernel may skip up to skip_end */
+	uint8_t skip_on[2]; /* a hint is out: the kernel may skip up to skip_end */
 	uint32_t skip_start[2];
 	uint32_t skip_end[2];
 	uint32_t skip_next[2]; /* seq after the last byte fed to the parser */
@@ -314,8 +314,8 @@ void conn_table_set_skip_fn(struct conn_table *t, conn_skip_fn fn)
  * makes an event for the call that reaches the hint's end, so the skipped bytes all
  * precede this event in time.
  */
-static void skip_gap(struct conn_table *t, struct conn *c, const struct mt_data_event *ev,
-		     bool c2s, struct emit_ctx *e)
+static void skip_gap(struct conn_table *t, struct conn *c, const struct mt_data_event *ev, bool c2s,
+		     struct emit_ctx *e)
 {
 	uint8_t d = ev->dir & 1;
 	uint32_t gap = (uint32_t)ev->seq - c->skip_next[d];
