@@ -200,6 +200,7 @@ static const struct health_row rows[] = {
 	JSON("user", "skip_hint_failed", cs.skip_hint_failed),
 	JSON("user", "skipped_bytes", cs.skipped_bytes),
 	JSON("user", "skip_mismatch", cs.skip_mismatch),
+	JSON("user", "skip_offset_bytes", cs.skip_offset_bytes),
 	BOTH("user.link", "linked_in_process", MH_LINKS, "result", "in_process",
 	     ss.link.linked_in_process),
 	BOTH("user.link", "linked_peer", MH_LINKS, "result", "peer", ss.link.linked_peer),

@@ -95,7 +95,8 @@ enum mt_stat {
  * direction (a body framed by its length). A send or receive whose bytes all lie in
  * [start, end - 1) makes no event: the next event's seq says how many bytes went by
  * unseen. The call that reaches `end` always makes one, so the parser learns when the
- * skipped message ended. start == end: no hint in that direction.
+ * skipped message ended, and is captured from `end` on (mt_data_event.data_off).
+ * start == end: no hint in that direction.
  */
 struct mt_skip {
 	__u32 start[2];
@@ -132,7 +133,12 @@ struct mt_data_event {
 	__u16 captured;
 	__u8 dir;   /* enum mt_dir */
 	__u8 flags; /* enum mt_data_flags */
-	__u32 _pad;
+	/*
+	 * Bytes of the call before the captured ones: a call that reaches the end of a skip
+	 * hint (struct mt_skip) is captured from there, where its parser reads again (plain
+	 * buffers only; 0 otherwise).
+	 */
+	__u32 data_off;
 	__u64 seq; /* TCP sequence number of the first byte moved */
 	char comm
 		[16]; /* the thread's name: identity when the process is gone by the time we look */

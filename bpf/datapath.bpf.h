@@ -13,22 +13,25 @@
 #define MESHTRACE_BPF_DATAPATH_BPF_H
 
 /*
- * True when the @bytes at @seq lie inside the socket's skip hint for @dir and end before its
- * last byte (struct mt_skip): the parser will not read them, and the call that reaches the
- * hint's end will carry the time the skipped message ended.
+ * The socket's skip hint for @dir against the @bytes at @seq (struct mt_skip): -1 when they
+ * all lie inside it, short of its last byte (no event: the parser will not read them, and
+ * the call that reaches the hint's end will carry the time the skipped message ended);
+ * else how many of them precede the hint's end, where the parser reads again (0: none).
  */
-static __always_inline bool in_skip_hint(struct sock *sk, __u8 dir, __u32 seq, __u32 bytes)
+static __always_inline long skip_hint_at(struct sock *sk, __u8 dir, __u32 seq, __u32 bytes)
 {
 	__u64 key = (__u64)sk;
 	struct mt_skip *s = bpf_map_lookup_elem(&skip_socks, &key);
 	__u32 off, span;
 
 	if (!s)
-		return false;
+		return 0;
 	dir &= 1;
 	off = seq - s->start[dir];
 	span = s->end[dir] - s->start[dir];
-	return off < span && bytes < span - off;
+	if (off >= span)
+		return 0;
+	return bytes < span - off ? -1 : (long)(span - off);
 }
 
 /*
@@ -43,6 +46,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	struct scratch *sc = bpf_map_lookup_elem(&scratch_map, &zero);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 want = clamp_capture(bytes);
+	__u32 data_off = 0;
 	__u8 flags = 0;
 	int got, sent;
 	__u64 avail;
@@ -59,10 +63,16 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	} else {
 		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
 	}
-	if (skip_used && in_skip_hint(sk, dir, seq, bytes)) {
-		count(&stats, MT_STAT_SKIPPED_CALLS, 1);
-		count(&stats, MT_STAT_SKIPPED_BYTES, bytes);
-		return;
+	if (skip_used) {
+		long at = skip_hint_at(sk, dir, seq, bytes);
+
+		if (at < 0) {
+			count(&stats, MT_STAT_SKIPPED_CALLS, 1);
+			count(&stats, MT_STAT_SKIPPED_BYTES, bytes);
+			return;
+		}
+		data_off = (__u32)at;
+		want = clamp_capture(bytes - data_off);
 	}
 	/*
 	 * Shed before copying anything when user space is this far behind: the
@@ -83,13 +93,14 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		}
 	}
 
-	got = copy_payload(sc, nr, arg, cnt, want, &flags);
+	got = copy_payload(sc, nr, arg, cnt, want, &flags, &data_off);
 	if (flags & MT_DATA_F_NO_BUF)
 		fd = -1;
 	if (got > MT_CAPTURE_MAX)
 		got = MT_CAPTURE_MAX;
 
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, fd, bytes, got, dir, flags, seq);
+	sc->ev.data_off = data_off;
 	if (btf_sk)
 		read_tuple_btf(sk, &sc->ev.tuple);
 	else

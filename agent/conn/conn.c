@@ -413,14 +413,20 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	}
 	c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
 
-	ch.data = ev->data;
-	ch.captured = ev->captured;
-	ch.len = ev->bytes;
-	ch.seq = (uint32_t)ev->seq;
-	ch.ts_ns = ev->head.ts_ns;
 	e.t = t;
 	e.c = c;
 	skip_gap(t, c, ev, c2s, &e);
+	ch = (struct mt_chunk){.seq = (uint32_t)ev->seq, .ts_ns = ev->head.ts_ns};
+	if (ev->data_off && ev->data_off < ev->bytes) {
+		/* Captured from the end of a skip hint on: the bytes before it, uncaptured. */
+		ch.len = ev->data_off;
+		t->stats.skip_offset_bytes += ev->data_off;
+		c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
+		ch.seq += ev->data_off;
+	}
+	ch.data = ev->data;
+	ch.captured = ev->captured;
+	ch.len = ev->bytes - (ev->data_off < ev->bytes ? ev->data_off : 0);
 	c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
 	skip_update(t, c, ev, c2s);
 }

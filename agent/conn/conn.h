@@ -87,6 +87,7 @@ struct conn_stats {
 	uint64_t skip_hint_failed;   /* ... that the kernel map refused */
 	uint64_t skipped_bytes;	     /* bytes the kernel skipped, fed to parsers uncaptured */
 	uint64_t skip_mismatch;	     /* events whose seq disagreed with the hint: no gap assumed */
+	uint64_t skip_offset_bytes;  /* bytes before the capture of calls reaching a hint's end */
 	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 
