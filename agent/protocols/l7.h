@@ -135,6 +135,7 @@ struct l7_stats {
 	uint64_t pipeline_drops;   /* requests dropped: too many in flight */
 	uint64_t orphan_responses; /* responses with no request to pair with */
 	uint64_t state_lost;	   /* connections whose parser state could not be recovered */
+	uint64_t resync_dropped;   /* requests whose response went by unseen in lost framing */
 };
 
 typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);
