@@ -161,6 +161,8 @@ static const struct health_row rows[] = {
 	     kc.stats[MT_STAT_BYTES_CAPTURED]),
 	JSON("kernel", "self_filtered", kc.stats[MT_STAT_SELF_FILTERED]),
 	JSON("kernel", "mutes_stale", kc.stats[MT_STAT_MUTES_STALE]),
+	JSON("kernel", "skipped_calls", kc.stats[MT_STAT_SKIPPED_CALLS]),
+	JSON("kernel", "skipped_bytes", kc.stats[MT_STAT_SKIPPED_BYTES]),
 	EACH("kernel.drops", MH_KERNEL_DROPS, "reason", HE_DROP_REASON, kc.drops),
 	OWN("kernel", "drops_per_cpu", json_drops_per_cpu),
 	JSON("kernel.propagation", "requests_out", xnode[MT_XS_REQ_OUT]),
@@ -215,6 +217,11 @@ static const struct health_row rows[] = {
 	BOTH("user", "mute_failed", MH_DROPS, "stage", "kernel_mute_failed", mute_failed),
 	JSON("user", "parser_released", cs.parser_released),
 	JSON("user", "heap_trims", cs.trims),
+	JSON("user", "skip_hints", cs.skip_hints),
+	JSON("user", "skip_hint_failed", cs.skip_hint_failed),
+	JSON("user", "skipped_bytes", cs.skipped_bytes),
+	JSON("user", "skip_mismatch", cs.skip_mismatch),
+	JSON("user", "skip_offset_bytes", cs.skip_offset_bytes),
 	BOTH("user.link", "linked_in_process", MH_LINKS, "result", "in_process",
 	     ss.link.linked_in_process),
 	BOTH("user.link", "linked_peer", MH_LINKS, "result", "peer", ss.link.linked_peer),
@@ -691,6 +698,7 @@ static void json_l7(struct mt_json *j, const struct health_snap *s)
 		mt_json_key_u64(j, "pipeline_drops", l->pipeline_drops);
 		mt_json_key_u64(j, "orphan_responses", l->orphan_responses);
 		mt_json_key_u64(j, "state_lost", l->state_lost);
+		mt_json_key_u64(j, "resync_dropped", l->resync_dropped);
 		mt_json_obj_close(j);
 	}
 	mt_json_obj_close(j);

@@ -104,6 +104,13 @@ static void on_mute(void *ctx, uint64_t sock, const struct mt_tuple *tuple)
 		a->mute_failed++;
 }
 
+static int on_skip(void *ctx, uint64_t sock, const struct mt_skip *hint)
+{
+	struct agent *a = ctx;
+
+	return a->capture ? capture_skip(a->capture, sock, hint) : 0;
+}
+
 static int serve_metrics(void *ctx, const char *path, const char *query,
 			 struct httpd_response *resp)
 {
@@ -327,6 +334,8 @@ static int build_stages(struct agent *a)
 	span_builder_set_clock(a->spans, mt_clock_offset_ns());
 	conn_table_set_io_fn(a->conns, on_io);
 	conn_table_set_mute_fn(a->conns, on_mute);
+	if (!getenv("MESHTRACE_TEST_NO_SKIP")) /* every call an event, as before skip hints */
+		conn_table_set_skip_fn(a->conns, on_skip);
 	peers_refresh_local_addrs(a->peers);
 	graph_set_clock(a->graph, mt_clock_offset_ns());
 	a->next_metrics_ms = mt_now_mono_ms() + a->metric_interval_ms;

@@ -34,6 +34,8 @@
 #define MT_LOST_SOCKS_MAX 4096
 /* Sockets no parser wants: their payload is no longer copied, only counted. */
 #define MT_MUTED_SOCKS_MAX 16384
+/* Sockets with a skip hint (bytes their parser will not read): struct mt_skip. */
+#define MT_SKIP_SOCKS_MAX 16384
 /* Threads inside a data syscall, fallback (syscall tracepoint) mode only. */
 #define MT_INFLIGHT_MAX 16384
 
@@ -85,7 +87,23 @@ enum mt_stat {
 	MT_STAT_SELF_FILTERED =
 		4, /* calls on the agent's own peers' sockets, dropped before any copy */
 	MT_STAT_MUTES_STALE = 5, /* muted_socks entries of a socket reused for another connection */
-	MT_STAT__MAX = 6,
+	MT_STAT_SKIPPED_CALLS = 6, /* sends/receives inside a skip hint: no event made */
+	MT_STAT_SKIPPED_BYTES = 7, /* the bytes they moved */
+	MT_STAT__MAX = 8,
+};
+
+/*
+ * A skip hint, per socket, written by user space (value of the skip_socks map), indexed by
+ * enum mt_dir: the parser will not read the bytes at TCP sequence numbers [start, end) of that
+ * direction (a body framed by its length). A send or receive whose bytes all lie in
+ * [start, end - 1) makes no event: the next event's seq says how many bytes went by
+ * unseen. The call that reaches `end` always makes one, so the parser learns when the
+ * skipped message ended, and is captured from `end` on (mt_data_event.data_off).
+ * start == end: no hint in that direction.
+ */
+struct mt_skip {
+	__u32 start[2];
+	__u32 end[2];
 };
 
 /*
@@ -118,7 +136,12 @@ struct mt_data_event {
 	__u16 captured;
 	__u8 dir;   /* enum mt_dir */
 	__u8 flags; /* enum mt_data_flags */
-	__u32 _pad;
+	/*
+	 * Bytes of the call before the captured ones: a call that reaches the end of a skip
+	 * hint (struct mt_skip) is captured from there, where its parser reads again (plain
+	 * buffers only; 0 otherwise).
+	 */
+	__u32 data_off;
 	__u64 seq; /* TCP sequence number of the first byte moved */
 	char comm
 		[16]; /* the thread's name: identity when the process is gone by the time we look */

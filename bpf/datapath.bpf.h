@@ -13,6 +13,28 @@
 #define MESHTRACE_BPF_DATAPATH_BPF_H
 
 /*
+ * The socket's skip hint for @dir against the @bytes at @seq (struct mt_skip): -1 when they
+ * all lie inside it, short of its last byte (no event: the parser will not read them, and
+ * the call that reaches the hint's end will carry the time the skipped message ended);
+ * else how many of them precede the hint's end, where the parser reads again (0: none).
+ */
+static __always_inline long skip_hint_at(struct sock *sk, __u8 dir, __u32 seq, __u32 bytes)
+{
+	__u64 key = (__u64)sk;
+	struct mt_skip *s = bpf_map_lookup_elem(&skip_socks, &key);
+	__u32 off, span;
+
+	if (!s)
+		return 0;
+	dir &= 1;
+	off = seq - s->start[dir];
+	span = s->end[dir] - s->start[dir];
+	if (off >= span)
+		return 0;
+	return bytes < span - off ? -1 : (long)(span - off);
+}
+
+/*
  * Builds and submits one data event. @nr/@arg/@cnt describe where the
  * syscall's buffer is; an unknown @nr (sendfile, splice, io_uring) yields a
  * count-only event.
@@ -24,6 +46,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	struct scratch *sc = bpf_map_lookup_elem(&scratch_map, &zero);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 want = clamp_capture(bytes);
+	__u32 data_off = 0;
 	__u8 flags = 0;
 	int got, sent;
 	__u64 avail;
@@ -31,6 +54,26 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 
 	if (!sc)
 		return;
+	if (btf_sk) {
+		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
+
+		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
+	} else if (dir == MT_DIR_EGRESS) {
+		seq = BPF_CORE_READ(tp, write_seq) - bytes;
+	} else {
+		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
+	}
+	if (skip_used) {
+		long at = skip_hint_at(sk, dir, seq, bytes);
+
+		if (at < 0) {
+			count(&stats, MT_STAT_SKIPPED_CALLS, 1);
+			count(&stats, MT_STAT_SKIPPED_BYTES, bytes);
+			return;
+		}
+		data_off = (__u32)at;
+		want = clamp_capture(bytes - data_off);
+	}
 	/*
 	 * Shed before copying anything when user space is this far behind: the
 	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
@@ -64,23 +107,14 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		}
 	}
 
-	got = copy_payload(sc, nr, arg, cnt, want, &flags);
+	got = copy_payload(sc, nr, arg, cnt, want, &flags, &data_off);
 	if (flags & MT_DATA_F_NO_BUF)
 		fd = -1;
 	if (got > MT_CAPTURE_MAX)
 		got = MT_CAPTURE_MAX;
 
-	if (btf_sk) {
-		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
-
-		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
-	} else if (dir == MT_DIR_EGRESS) {
-		seq = BPF_CORE_READ(tp, write_seq) - bytes;
-	} else {
-		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
-	}
-
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, fd, bytes, got, dir, flags, seq);
+	sc->ev.data_off = data_off;
 	if (lost_socks_used) {
 		__u64 key = (__u64)sk;
 

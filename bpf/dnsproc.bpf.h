@@ -22,7 +22,7 @@ static __always_inline int on_udp_msg(const struct msg_args *m, __u8 dir)
 	struct task_struct *task;
 	struct pt_regs *regs;
 	struct scratch *sc;
-	__u32 zero = 0, want;
+	__u32 zero = 0, want, off = 0;
 	__u64 pid_tgid;
 	__u16 lport, rport;
 	__u8 flags = 0;
@@ -47,7 +47,7 @@ static __always_inline int on_udp_msg(const struct msg_args *m, __u8 dir)
 		want = MT_DNS_CAPTURE_MAX;
 	bound_var(want);
 	got = copy_payload(sc, MT_SYSCALL_NR(regs), MT_SYSCALL_ARG2(regs), MT_SYSCALL_ARG3(regs),
-			   want, &flags);
+			   want, &flags, &off);
 	if (got > MT_DNS_CAPTURE_MAX)
 		got = MT_DNS_CAPTURE_MAX;
 

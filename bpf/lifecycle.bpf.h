@@ -105,6 +105,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 	    oldstate != TCP_NEW_SYN_RECV) {
 		if (muted_used)
 			bpf_map_delete_elem(&muted_socks, &key);
+		if (skip_used)
+			bpf_map_delete_elem(&skip_socks, &key);
 		emit_conn(sk, MT_CONN_CLOSED, 0, sk->sk_err, 0, now);
 	}
 	return 0;

@@ -136,6 +136,20 @@ struct {
 	__type(value, struct mt_tuple);
 } muted_socks SEC(".maps");
 
+/*
+ * Skip hints (struct mt_skip): user space says which coming bytes of a socket its parser
+ * will not read. Written by user space only; removed here when the socket closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_SKIP_SOCKS_MAX);
+	__type(key, __u64);
+	__type(value, struct mt_skip);
+} skip_socks SEC(".maps");
+
+/* Set by user space with its first skip hint: skips the lookup until then. */
+volatile __u64 skip_used = 0;
+
 /* Set by user space when it first mutes a socket: skips the lookup until then. */
 volatile __u64 muted_used = 0;
 

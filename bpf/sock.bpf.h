@@ -180,12 +180,13 @@ static __always_inline int copy_msghdr(struct scratch *sc, const struct user_msg
 
 /*
  * Copies up to @want bytes of syscall @nr's payload into the scratch: @arg is its buffer,
- * iovec array or msghdr, @cnt the iovec count. Returns the bytes copied; 0 with
+ * iovec array or msghdr, @cnt the iovec count; a plain buffer from @off bytes in (@off
+ * becomes 0 where it was not applied). Returns the bytes copied; 0 with
  * MT_DATA_F_NO_BUF in @flags for a call without a user buffer (sendfile, splice, sendmmsg,
  * io_uring), 0 with MT_DATA_F_READ_FAULT (and counted) when the buffer could not be read.
  */
 static __always_inline int copy_payload(struct scratch *sc, long nr, __u64 arg, __u64 cnt,
-					__u32 want, __u8 *flags)
+					__u32 want, __u8 *flags, __u32 *off)
 {
 	int got;
 
@@ -194,7 +195,7 @@ static __always_inline int copy_payload(struct scratch *sc, long nr, __u64 arg, 
 	case MT_NR_write:
 	case MT_NR_sendto:
 	case MT_NR_recvfrom:
-		got = copy_buf(sc, (const void *)arg, want);
+		got = copy_buf(sc, (const void *)(arg + *off), want);
 		break;
 	case MT_NR_readv:
 	case MT_NR_writev:
@@ -206,8 +207,11 @@ static __always_inline int copy_payload(struct scratch *sc, long nr, __u64 arg, 
 		break;
 	default:
 		*flags |= MT_DATA_F_NO_BUF;
+		*off = 0;
 		return 0;
 	}
+	if (nr != MT_NR_read && nr != MT_NR_write && nr != MT_NR_sendto && nr != MT_NR_recvfrom)
+		*off = 0; /* an iovec array is captured from its start */
 	if (got < 0) {
 		count(&drops, MT_DROP_READ_FAULT, 1);
 		*flags |= MT_DATA_F_READ_FAULT;
@@ -231,7 +235,7 @@ static __always_inline void data_event_fill(struct scratch *sc, __u8 kind, const
 	sc->ev.captured = got;
 	sc->ev.dir = dir;
 	sc->ev.flags = flags;
-	sc->ev._pad = 0;
+	sc->ev.data_off = 0;
 	sc->ev.seq = seq;
 	bpf_get_current_comm(sc->ev.comm, sizeof(sc->ev.comm));
 }

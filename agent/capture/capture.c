@@ -473,6 +473,16 @@ int capture_mute(struct capture *c, uint64_t sock, const struct mt_tuple *tuple)
 	return 0;
 }
 
+int capture_skip(struct capture *c, uint64_t sock, const struct mt_skip *hint)
+{
+	if (!c->skel)
+		return 0;
+	if (bpf_map_update_elem(bpf_map__fd(c->skel->maps.skip_socks), &sock, hint, BPF_ANY))
+		return -errno;
+	c->skel->bss->skip_used = 1;
+	return 0;
+}
+
 void capture_detach(struct capture *c)
 {
 	if (c->skel)

@@ -60,6 +60,13 @@ void capture__free(struct capture *c);
 int capture_mute(struct capture *c, uint64_t sock, const struct mt_tuple *tuple);
 
 /*
+ * Tells the kernel which coming bytes of @sock its parser will not read (struct mt_skip,
+ * both directions): calls inside them make no event. Returns 0 or -errno (a full table
+ * is not an error: the LRU map forgets the oldest hint, whose calls then make events).
+ */
+int capture_skip(struct capture *c, uint64_t sock, const struct mt_skip *hint);
+
+/*
  * --record: also writes every event, as drained, to @path (payload bytes
  * included: a debugging and benchmarking aid). Returns 0 or -errno.
  */

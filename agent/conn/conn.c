@@ -17,6 +17,11 @@ struct conn {
 	uint8_t gave_up;		/* left at TCP level */
 	const struct l7_parser *parser; /* NULL until detected */
 	void *l7;			/* the parser's state, allocated at detection */
+	/* Skip hints given to the kernel, per enum mt_dir (struct mt_skip). */
+	uint8_t skip_on[2]; /* a hint is out: the kernel may skip up to skip_end */
+	uint32_t skip_start[2];
+	uint32_t skip_end[2];
+	uint32_t skip_next[2]; /* seq after the last byte fed to the parser */
 	struct conn_info info;
 };
 
@@ -29,6 +34,7 @@ struct conn_table {
 	conn_exchange_fn fn;
 	conn_io_fn io_fn;
 	conn_mute_fn mute_fn;
+	conn_skip_fn skip_fn;
 	void *ctx;
 	uint64_t parser_bytes_hwm; /* parser_bytes' high-water mark since the last trim */
 	struct conn_stats stats;
@@ -141,6 +147,7 @@ static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns
 	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
 	free_parser_state(t, c);
 	c->gave_up = 0;
+	c->skip_on[0] = c->skip_on[1] = 0;
 }
 
 /* Ends a record: flushes what the parser holds, unhashes it, frees it. */
@@ -296,6 +303,79 @@ void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn)
 	t->mute_fn = fn;
 }
 
+void conn_table_set_skip_fn(struct conn_table *t, conn_skip_fn fn)
+{
+	t->skip_fn = fn;
+}
+
+/*
+ * Before a chunk of direction @dir: the bytes the kernel skipped under this direction's hint
+ * (its seq jumped forward, within the hint) go to the parser first, uncaptured. The kernel
+ * makes an event for the call that reaches the hint's end, so the skipped bytes all
+ * precede this event in time.
+ */
+static void skip_gap(struct conn_table *t, struct conn *c, const struct mt_data_event *ev, bool c2s,
+		     struct emit_ctx *e)
+{
+	uint8_t d = ev->dir & 1;
+	uint32_t gap = (uint32_t)ev->seq - c->skip_next[d];
+	struct mt_chunk ch = {0};
+
+	if (!c->skip_on[d] || gap == 0)
+		return;
+	if (gap >= c->skip_end[d] - c->skip_next[d]) {
+		t->stats.skip_mismatch++;
+		return;
+	}
+	ch.len = gap;
+	ch.seq = c->skip_next[d];
+	ch.ts_ns = ev->head.ts_ns;
+	t->stats.skipped_bytes += gap;
+	c->parser->feed(c->l7, c2s, &ch, on_exchange, e, &t->stats.l7[c->proto]);
+}
+
+/*
+ * After a chunk of direction @dir: when the parser will skip many of the coming bytes, the
+ * kernel is told (once per hint), so that calls inside them make no event.
+ */
+static void skip_update(struct conn_table *t, struct conn *c, const struct mt_data_event *ev,
+			bool c2s)
+{
+	uint8_t d = ev->dir & 1;
+	struct mt_skip hint = {0};
+	uint64_t n;
+	uint32_t end;
+
+	c->skip_next[d] = (uint32_t)ev->seq + ev->bytes;
+	if (c->skip_on[d] && (int32_t)(c->skip_next[d] - c->skip_end[d]) >= 0)
+		c->skip_on[d] = 0;
+	if (!t->skip_fn || !c->parser || !c->parser->skip_hint)
+		return;
+	n = c->parser->skip_hint(c->l7, c2s);
+	if (n < CONN_SKIP_MIN)
+		return;
+	if (n > CONN_SKIP_MAX)
+		n = CONN_SKIP_MAX;
+	end = c->skip_next[d] + (uint32_t)n;
+	if (c->skip_on[d] && c->skip_end[d] == end)
+		return; /* the kernel has it */
+	c->skip_on[d] = 1;
+	c->skip_start[d] = c->skip_next[d];
+	c->skip_end[d] = end;
+	for (int i = 0; i < 2; i++) {
+		if (!c->skip_on[i])
+			continue;
+		hint.start[i] = c->skip_start[i];
+		hint.end[i] = c->skip_end[i];
+	}
+	if (t->skip_fn(t->ctx, c->sock, &hint) != 0) {
+		t->stats.skip_hint_failed++;
+		c->skip_on[d] = 0;
+		return;
+	}
+	t->stats.skip_hints++;
+}
+
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
 {
 	t->io_fn = fn;
@@ -333,14 +413,22 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	}
 	c2s = (c->info.role == CONN_ROLE_CLIENT) == (ev->dir == MT_DIR_EGRESS);
 
-	ch.data = ev->data;
-	ch.captured = ev->captured;
-	ch.len = ev->bytes;
-	ch.seq = (uint32_t)ev->seq;
-	ch.ts_ns = ev->head.ts_ns;
 	e.t = t;
 	e.c = c;
+	skip_gap(t, c, ev, c2s, &e);
+	ch = (struct mt_chunk){.seq = (uint32_t)ev->seq, .ts_ns = ev->head.ts_ns};
+	if (ev->data_off && ev->data_off < ev->bytes) {
+		/* Captured from the end of a skip hint on: the bytes before it, uncaptured. */
+		ch.len = ev->data_off;
+		t->stats.skip_offset_bytes += ev->data_off;
+		c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
+		ch.seq += ev->data_off;
+	}
+	ch.data = ev->data;
+	ch.captured = ev->captured;
+	ch.len = ev->bytes - (ev->data_off < ev->bytes ? ev->data_off : 0);
 	c->parser->feed(c->l7, c2s, &ch, on_exchange, &e, &t->stats.l7[c->proto]);
+	skip_update(t, c, ev, c2s);
 }
 
 void conn_table_on_conn(struct conn_table *t, const struct mt_conn_event *ev)

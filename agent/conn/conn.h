@@ -38,6 +38,12 @@
  * is given back to the system (malloc_trim) at the next conn_table_expire().
  */
 #define CONN_TRIM_BYTES (1u << 20)
+/*
+ * Skip hints (struct l7_parser.skip_hint) at least this long are passed to the kernel: a
+ * shorter body is rarely more than one call, not worth a map update.
+ */
+#define CONN_SKIP_MIN (8u << 10)
+#define CONN_SKIP_MAX (1u << 30) /* longer hints are cut: sequence numbers are 32-bit */
 /* Chunks looked at for a protocol before a connection is left at TCP level. */
 #define CONN_DETECT_TRIES 16
 
@@ -77,6 +83,11 @@ struct conn_stats {
 	uint64_t parser_budget_full; /* connections not parsed: CONN_PARSER_MEMORY_MAX reached */
 	uint64_t parser_bytes;	     /* parser state in use now */
 	uint64_t trims;		     /* times freed parser state was given back (malloc_trim) */
+	uint64_t skip_hints;	     /* skip hints passed to the kernel */
+	uint64_t skip_hint_failed;   /* ... that the kernel map refused */
+	uint64_t skipped_bytes;	     /* bytes the kernel skipped, fed to parsers uncaptured */
+	uint64_t skip_mismatch;	     /* events whose seq disagreed with the hint: no gap assumed */
+	uint64_t skip_offset_bytes;  /* bytes before the capture of calls reaching a hint's end */
 	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 
@@ -100,6 +111,13 @@ void conn_table__free(struct conn_table *t);
  * connection as its last data event saw it. */
 typedef void (*conn_mute_fn)(void *ctx, uint64_t sock, const struct mt_tuple *tuple);
 void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn);
+
+/*
+ * Told when a parser will not read a socket's coming bytes (struct mt_skip, both
+ * directions): the kernel need not make events for them. Returns 0 or -errno.
+ */
+typedef int (*conn_skip_fn)(void *ctx, uint64_t sock, const struct mt_skip *hint);
+void conn_table_set_skip_fn(struct conn_table *t, conn_skip_fn fn);
 
 /* Sets the observer of every data event (NULL for none). */
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn);

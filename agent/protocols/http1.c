@@ -920,6 +920,16 @@ static void line_gap(struct feed *f, uint64_t gap)
 	struct line l;
 	uint16_t status;
 
+	if (d->state == ST_CHUNK_END && (uint64_t)d->line_len + gap == 2) {
+		/*
+		 * The call ends with the CRLF after chunk data, uncaptured (a client that reads
+		 * the data and its CRLF at once): nothing else can be there.
+		 */
+		d->line_len = 0;
+		d->tail_len = 0;
+		d->state = ST_CHUNK_SIZE;
+		return;
+	}
 	if (d->state != ST_START) {
 		lost(f, d->state == ST_HEADERS);
 		return;
@@ -989,6 +999,38 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 	return pos;
 }
 
+/* Pops the oldest pending request, whose response went by unseen: no span, counted. */
+static void drop_oldest(struct http1_conn *c, struct feed *f)
+{
+	c->pending[c->head].flags |= MT_X_ABORTED | MT_X_NO_RESPONSE;
+	f->l7.stats->resync_dropped++;
+	emit_oldest(c, &f->l7);
+}
+
+/*
+ * A response found again after lost framing answers the newest request sent before it: the
+ * responses of older pending ones (and of requests dropped from a full pipeline) went by
+ * unseen, inside the bytes skipped. Without this, every later response of the connection
+ * would pair with a request one or more places too old.
+ */
+static void resync_pairing(struct feed *f)
+{
+	struct http1_conn *c = f->c;
+
+	if (c->dropped_after > 0) {
+		/* The newest requests were dropped: this response answers one of them. */
+		while (c->count > 0)
+			drop_oldest(c, f);
+		c->dropped_after = 1; /* response_begin() leaves it unpaired */
+		return;
+	}
+	while (c->count > 1 &&
+	       c->pending[(c->head + 1) % HTTP1_PIPELINE_MAX].req_start_ns <= f->l7.ts)
+		drop_oldest(c, f);
+	if (c->count > 0)
+		c->dropped_before[c->head] = 0;
+}
+
 /*
  * At a chunk start in ST_RESYNC: does this chunk begin a message? If so the
  * message left open (its end guessed) is finished first.
@@ -1007,6 +1049,8 @@ static bool resync(struct feed *f, const uint8_t *data, size_t cap)
 			resp_done(f, MT_X_END_GUESSED);
 	}
 	dir_reset(d);
+	if (!f->l7.is_req)
+		resync_pairing(f);
 	return true;
 }
 
@@ -1135,5 +1179,20 @@ static bool http1_idle(const void *state)
 	       c->req.line_len == 0 && c->resp.state == ST_START && c->resp.line_len == 0;
 }
 
+uint64_t http1_skip_hint(const struct http1_conn *c, bool client_to_server)
+{
+	const struct http1_dir *d = client_to_server ? &c->req : &c->resp;
+
+	/* A Content-Length body or chunk data: skipped by count, never looked at. */
+	if (d->state == ST_BODY || d->state == ST_CHUNK_DATA)
+		return d->remaining;
+	return 0;
+}
+
+static uint64_t http1_skip_hint_state(const void *state, bool client_to_server)
+{
+	return http1_skip_hint(state, client_to_server);
+}
+
 L7_PARSER(http1_parser, struct http1_conn, http1, .protocol = MT_PROTO_HTTP1, .name = "http",
-	  .detect = http1_verdict, .idle = http1_idle);
+	  .detect = http1_verdict, .idle = http1_idle, .skip_hint = http1_skip_hint_state);

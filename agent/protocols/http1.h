@@ -75,6 +75,9 @@ struct http1_conn {
  */
 L7_PARSER_DECLARE(http1_parser, struct http1_conn, http1);
 
+/* Body bytes of that direction the parser will skip unread next (struct l7_parser.skip_hint). */
+uint64_t http1_skip_hint(const struct http1_conn *c, bool client_to_server);
+
 /*
  * Classifies the first bytes of a stream: returns true when @buf starts like
  * an HTTP/1 message, and sets *@is_request (request line vs status line).

@@ -135,6 +135,7 @@ struct l7_stats {
 	uint64_t pipeline_drops;   /* requests dropped: too many in flight */
 	uint64_t orphan_responses; /* responses with no request to pair with */
 	uint64_t state_lost;	   /* connections whose parser state could not be recovered */
+	uint64_t resync_dropped;   /* requests whose response went by unseen in lost framing */
 };
 
 typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);
@@ -170,6 +171,14 @@ struct l7_parser {
 	 * and the protocol detected again at its next message.
 	 */
 	bool (*idle)(const void *state);
+	/*
+	 * Optional: how many of the coming bytes of one direction the parser will
+	 * not read (the rest of a body framed by its length), 0 when it will read
+	 * the next byte. The connection stage passes large ones to the kernel,
+	 * which then makes no event for calls wholly inside them; the bytes still
+	 * arrive, uncaptured, in a chunk before the next one (captured 0).
+	 */
+	uint64_t (*skip_hint)(const void *state, bool client_to_server);
 };
 
 /*

@@ -39,6 +39,9 @@ struct seen {
 	uint64_t muted_sock;
 	struct mt_tuple muted_tuple;
 	unsigned connects;
+	unsigned skips; /* skip hints given */
+	uint64_t skip_sock;
+	struct mt_skip skip; /* the last one */
 };
 
 struct fixture {
@@ -82,6 +85,16 @@ static void on_io(void *ctx, uint32_t tid, uint32_t pid, uint64_t sock, bool con
 		s->connects++;
 }
 
+static int on_skip(void *ctx, uint64_t sock, const struct mt_skip *hint)
+{
+	struct seen *s = ctx;
+
+	s->skips++;
+	s->skip_sock = sock;
+	s->skip = *hint;
+	return 0;
+}
+
 static struct fixture *fixture_new(uint32_t max_conns, uint64_t idle_ns)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -91,6 +104,7 @@ static struct fixture *fixture_new(uint32_t max_conns, uint64_t idle_ns)
 	assert_non_null(f->t);
 	conn_table_set_mute_fn(f->t, on_mute);
 	conn_table_set_io_fn(f->t, on_io);
+	conn_table_set_skip_fn(f->t, on_skip);
 	return f;
 }
 
@@ -142,6 +156,36 @@ static void data(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const 
 	memcpy(ev->data, payload, len);
 	conn_table_on_data(f->t, ev);
 	free(ev);
+}
+
+/* A call that moved @bytes, of which @payload (possibly "") was captured. */
+static void data_n(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const char *payload,
+		   uint32_t bytes)
+{
+	size_t cap = strlen(payload);
+	struct mt_data_event *ev = calloc(1, sizeof(*ev) + cap);
+
+	assert_non_null(ev);
+	ev->head.kind = MT_EV_DATA;
+	ev->head.ts_ns = ts;
+	ev->head.sock = sock_of(n);
+	ev->bytes = bytes;
+	ev->captured = (uint16_t)cap;
+	ev->dir = dir;
+	ev->seq = f->seq[n][dir];
+	f->seq[n][dir] += bytes;
+	memcpy(ev->data, payload, cap);
+	conn_table_on_data(f->t, ev);
+	free(ev);
+}
+
+/* What the kernel does for calls inside a skip hint: the bytes pass, no event. */
+static void kernel_skips(struct fixture *f, unsigned n, uint8_t dir, uint32_t bytes)
+{
+	uint32_t off = f->seq[n][dir] - f->seen.skip.start[dir];
+
+	assert_true(off + bytes < f->seen.skip.end[dir] - f->seen.skip.start[dir]);
+	f->seq[n][dir] += bytes;
 }
 
 static void conn_ev(struct fixture *f, unsigned n, uint8_t op, uint64_t ts)
@@ -498,6 +542,60 @@ static void test_lost_events_restart_parser(void **state)
 	fixture_free(f);
 }
 
+static void test_skip_hints(void **state)
+{
+	static const char big_head[] = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+	static const char small_head[] = "HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n";
+	struct fixture *f = fixture_new(16, 0);
+	struct conn_stats st;
+	uint32_t body_start;
+
+	(void)state;
+	f->seq[1][MT_DIR_EGRESS] = 0xfffff000u; /* the range wraps around 2^32 */
+	conn_ev(f, 1, MT_CONN_ACCEPTED, 1 * MS);
+	data(f, 1, MT_DIR_INGRESS, 2 * MS, get_req, 0);
+	data(f, 1, MT_DIR_EGRESS, 3 * MS, big_head, 0);
+	body_start = f->seq[1][MT_DIR_EGRESS];
+	/* The whole body is ahead: one hint, egress only. */
+	assert_int_equal(f->seen.skips, 1);
+	assert_int_equal(f->seen.skip_sock, sock_of(1));
+	assert_int_equal(f->seen.skip.start[MT_DIR_EGRESS], body_start);
+	assert_int_equal(f->seen.skip.end[MT_DIR_EGRESS], body_start + 100000);
+	assert_int_equal(f->seen.skip.start[MT_DIR_INGRESS], f->seen.skip.end[MT_DIR_INGRESS]);
+	/* An event made before the kernel had the hint: inside it, no new hint. */
+	data_n(f, 1, MT_DIR_EGRESS, 4 * MS, "xxxx", 16384);
+	assert_int_equal(f->seen.skips, 1);
+	kernel_skips(f, 1, MT_DIR_EGRESS, 65536);
+	kernel_skips(f, 1, MT_DIR_EGRESS, 10000);
+	assert_int_equal(f->seen.done, 0);
+	/* The call that reaches the end makes an event: it ends the response, at its time. */
+	data_n(f, 1, MT_DIR_EGRESS, 9 * MS, "", 100000 - 16384 - 65536 - 10000);
+	assert_int_equal(f->seen.done, 1);
+	assert_int_equal(f->seen.x.status, 200);
+	assert_int_equal(f->seen.x.resp_body_bytes, 100000);
+	assert_int_equal(f->seen.x.resp_end_ns, 9 * MS);
+	st = stats(f);
+	assert_int_equal(st.skipped_bytes, 65536 + 10000);
+	assert_int_equal(st.skip_hints, 1);
+	assert_int_equal(st.skip_mismatch, 0);
+
+	/* The stream position is exact: the next exchange parses. A small body: no hint. */
+	data(f, 1, MT_DIR_INGRESS, 10 * MS, get_req, 0);
+	data_n(f, 1, MT_DIR_EGRESS, 11 * MS, small_head, sizeof(small_head) - 1 + 4000);
+	assert_int_equal(f->seen.done, 2);
+	assert_int_equal(f->seen.skips, 1);
+
+	/* A seq that jumps past the hint is not the kernel's doing: counted, no gap fed. */
+	data(f, 1, MT_DIR_INGRESS, 12 * MS, get_req, 0);
+	data(f, 1, MT_DIR_EGRESS, 13 * MS, big_head, 0);
+	assert_int_equal(f->seen.skips, 2);
+	f->seq[1][MT_DIR_EGRESS] += 200000;
+	data_n(f, 1, MT_DIR_EGRESS, 14 * MS, "", 1000);
+	assert_int_equal(stats(f).skip_mismatch, 1);
+	assert_int_equal(stats(f).skipped_bytes, 65536 + 10000);
+	fixture_free(f);
+}
+
 static void test_close_flushes_and_frees(void **state)
 {
 	struct fixture *f = fixture_new(16, 0);
@@ -605,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_soft_limit_reclaims_quiet_connections),
 		cmocka_unit_test(test_busy_connections_are_not_reclaimed),
 		cmocka_unit_test(test_lost_events_restart_parser),
+		cmocka_unit_test(test_skip_hints),
 		cmocka_unit_test(test_close_flushes_and_frees),
 		cmocka_unit_test(test_new_life_of_a_socket_ends_the_old),
 		cmocka_unit_test(test_free_drops_pending),

@@ -1099,6 +1099,88 @@ static void test_chunked_gap(void **state)
 	test_free(h);
 }
 
+/* A client that reads chunk data with its CRLF: the CRLF is at the end of a call, uncaptured. */
+static void test_chunk_crlf_uncaptured(void **state)
+{
+	struct harness *h = harness_new();
+	static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n";
+
+	(void)state;
+	feed_str(h, C2S, "GET / HTTP/1.1\r\n\r\n", 1);
+	feed_gap(h, S2C, head, strlen(head), strlen(head) + 8000, 2);
+	feed_gap(h, S2C, "", 0, 0x4000 - 8000 + 2, 3);	    /* the rest of the data, then CRLF */
+	feed_gap(h, S2C, "4000\r\n", 6, 6 + 0x4000 + 2, 4); /* size line, data, CRLF */
+	feed_str(h, S2C, "0\r\n\r\n", 6);
+	assert_int_equal(h->n, 1);
+	assert_int_equal(h->x[0].flags, 0);
+	assert_int_equal(h->x[0].resp_body_bytes, 0x8000);
+	assert_int_equal(h->x[0].resp_end_ns, 6);
+	assert_int_equal(h->st.resyncs, 0);
+	/* More than the CRLF in the gap: the next size line is unknown, framing lost. */
+	feed_str(h, C2S, "GET / HTTP/1.1\r\n\r\n", 7);
+	feed_gap(h, S2C, head, strlen(head), strlen(head) + 0x4000 + 2 + 3, 8);
+	feed_str(h, C2S, "GET /b HTTP/1.1\r\n\r\n", 9);
+	feed_str(h, S2C, "HTTP/1.1 204 No Content\r\n\r\n", 10);
+	assert_int_equal(h->n, 3);
+	assert_int_equal(h->x[1].flags, MT_X_END_GUESSED);
+	assert_int_equal(h->x[2].status, 204);
+	test_free(h);
+}
+
+/*
+ * A server that lies: Content-Length 20000, 10 bytes sent, then it answers the next requests
+ * of the connection (keep-alive, one at a time). Their responses are body bytes to the parser
+ * until 20000 bytes went by; then framing is lost (mid-message) and found again (counted),
+ * and every later response pairs with its own request.
+ */
+static void test_lying_content_length(void **state)
+{
+	struct harness *h = test_calloc(1, sizeof(*h) + 0);
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+	char body[101], req[64];
+	int after = 220, first_ok = -1;
+	uint64_t ts = 1;
+
+	(void)state;
+	http1_init(&h->c);
+	memset(body, 'x', 100);
+	body[100] = '\0';
+	feed_str(h, C2S, "GET /lie HTTP/1.1\r\n\r\n", ts++);
+	feed_str(h, S2C, "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n", ts++);
+	feed_str(h, S2C, "0123456789", ts++);
+	for (int i = 0; i < after; i++) {
+		snprintf(req, sizeof(req), "GET /a%d HTTP/1.1\r\n\r\n", i);
+		feed_str(h, C2S, req, ts++);
+		feed_str(h, S2C, resp, ts++);
+		feed_str(h, S2C, body, ts++);
+		if (h->n >= REC_MAX - 2)
+			h->n = h->announced = 0; /* only the last ones are looked at */
+	}
+	assert_true(h->st.resyncs >= 1);
+	assert_true(h->st.resync_dropped >= 1);
+	/* From here on, every request gets its own response. */
+	h->n = h->announced = 0;
+	for (int k = 0; k < 50; k++) {
+		snprintf(req, sizeof(req), "GET /b%d HTTP/1.1\r\n\r\n", k);
+		feed_str(h, C2S, req, ts++);
+		feed_str(h, S2C, resp, ts++);
+		feed_str(h, S2C, body, ts++);
+	}
+	assert_int_equal(h->n, 50);
+	for (int k = 0; k < 50; k++) {
+		const struct mt_exchange *x = &h->x[k];
+		char want[16];
+
+		snprintf(want, sizeof(want), "/b%d", k);
+		assert_string_equal(x->target, want);
+		assert_int_equal(x->status, 200);
+		assert_int_equal(x->resp_body_bytes, 100);
+		assert_int_equal(x->flags, 0);
+	}
+	(void)first_ok;
+	test_free(h);
+}
+
 static void test_gap_between_messages(void **state)
 {
 	struct harness *h = harness_new();
@@ -1379,6 +1461,8 @@ int main(void)
 		cmocka_unit_test(test_obs_fold_and_bare_lf),
 		cmocka_unit_test(test_long_request_line),
 		cmocka_unit_test(test_chunked_gap),
+		cmocka_unit_test(test_chunk_crlf_uncaptured),
+		cmocka_unit_test(test_lying_content_length),
 		cmocka_unit_test(test_gap_between_messages),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_degenerate_input),
