@@ -49,6 +49,9 @@ static void usage(FILE *out)
 		"  --capture-bytes N       payload bytes copied per send/recv, 0..%u (default %u)\n"
 		"  --capture-mode MODE     auto | sock | syscalls (default auto: sock tracepoints\n"
 		"                          on Linux >= 6.3, syscall tracepoints elsewhere)\n"
+		"  --no-tls                no uprobes on TLS libraries (OpenSSL): HTTPS and other\n"
+		"                          TLS connections stay TCP edges (also "
+		"MESHTRACE_NO_TLS=1)\n"
 		"  --record-query          keep url.query in spans (off by default: query strings\n"
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
@@ -200,6 +203,7 @@ enum {
 	OPT_RECORD,
 	OPT_REPLAY,
 	OPT_CRI_SOCKET,
+	OPT_NO_TLS,
 	OPT_CGROUP,
 	OPT_PROPAGATE,
 };
@@ -216,6 +220,7 @@ static const struct option longopts[] = {
 	{"record", required_argument, NULL, OPT_RECORD},
 	{"replay", required_argument, NULL, OPT_REPLAY},
 	{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
+	{"no-tls", no_argument, NULL, OPT_NO_TLS},
 	{"cgroup", required_argument, NULL, OPT_CGROUP},
 	{"propagate", no_argument, NULL, OPT_PROPAGATE},
 	{"verbose", no_argument, NULL, 'v'},
@@ -256,6 +261,9 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return 0;
 	case OPT_RECORD_QUERY:
 		o->spans.record_query = true;
+		return 0;
+	case OPT_NO_TLS:
+		o->capture.no_tls = true;
 		return 0;
 	case OPT_CGROUP:
 		o->capture.cgroup = arg;
@@ -349,6 +357,7 @@ void cli_defaults(struct agent_opts *o)
 	o->capture.capture_bytes = MT_CAPTURE_DEFAULT;
 	o->capture.mode = CAPTURE_AUTO;
 	o->max_conns = CONN_MAX_DEFAULT;
+	o->capture.no_tls = getenv("MESHTRACE_NO_TLS") && strcmp(getenv("MESHTRACE_NO_TLS"), "0");
 	o->capture.cgroup = getenv("MESHTRACE_CGROUP");
 	if (o->capture.cgroup && !o->capture.cgroup[0])
 		o->capture.cgroup = NULL;

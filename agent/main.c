@@ -92,6 +92,16 @@ static void on_mute(void *ctx, uint64_t sock)
 		a->mute_failed++;
 }
 
+/* A connection began with a TLS handshake: look for its process's TLS library. */
+static void on_tls(void *ctx, uint32_t pid, uint64_t sock)
+{
+	struct agent *a = ctx;
+
+	(void)sock;
+	if (a->capture)
+		capture_tls_on_handshake(a->capture, pid);
+}
+
 static int serve_metrics(void *ctx, const char *path, const char *query,
 			 struct httpd_response *resp)
 {
@@ -307,6 +317,7 @@ static int build_stages(struct agent *a)
 	span_builder_set_clock(a->spans, mt_clock_offset_ns());
 	conn_table_set_io_fn(a->conns, on_io);
 	conn_table_set_mute_fn(a->conns, on_mute);
+	conn_table_set_tls_fn(a->conns, on_tls);
 	peers_refresh_local_addrs(a->peers);
 	graph_set_clock(a->graph, mt_clock_offset_ns());
 	a->next_metrics_ms = mt_now_mono_ms() + a->metric_interval_ms;

@@ -41,6 +41,20 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		lost_event(sk);
 		return;
 	}
+	if (btf_sk) {
+		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
+
+		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
+	} else if (dir == MT_DIR_EGRESS) {
+		seq = BPF_CORE_READ(tp, write_seq) - bytes;
+	} else {
+		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
+	}
+	/* Ciphertext inside an SSL_* call whose plaintext is reported (tls.bpf.h): count only. */
+	if (tls_note_sock(pid_tgid, sk, seq)) {
+		want = 0;
+		flags |= MT_DATA_F_TLS_WIRE;
+	}
 	if (muted_used) {
 		__u64 key = (__u64)sk;
 
@@ -55,16 +69,6 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		fd = -1;
 	if (got > MT_CAPTURE_MAX)
 		got = MT_CAPTURE_MAX;
-
-	if (btf_sk) {
-		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
-
-		seq = t ? (dir == MT_DIR_EGRESS ? t->write_seq : t->copied_seq) - bytes : 0;
-	} else if (dir == MT_DIR_EGRESS) {
-		seq = BPF_CORE_READ(tp, write_seq) - bytes;
-	} else {
-		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
-	}
 
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, fd, bytes, got, dir, flags, seq);
 	if (btf_sk)

@@ -79,7 +79,7 @@ def flag_cases(tmp):
     cases.append(Case("--cri-socket", "huge", ["--cri-socket", "/" + "a" * HUGE]))
     cases.append(Case("--cri-socket", "empty", ["--cri-socket", ""]))
     cases.append(Case("--cri-socket", "missing", ["--cri-socket"]))
-    for name in ("--record-query", "--propagate", "--verbose", "--quiet", "--help",
+    for name in ("--record-query", "--no-tls", "--propagate", "--verbose", "--quiet", "--help",
                  "--version"):
         cases.append(Case(name, "value-given", [name + "=1"]))
         cases.append(Case(name, "forged", [name + "=" + FORGED]))
