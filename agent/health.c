@@ -251,6 +251,8 @@ static const struct health_row rows[] = {
 	JSON("tls", "calls", tls.kernel[MT_TLS_STAT_CALLS]),
 	JSON("tls", "calls_empty", tls.kernel[MT_TLS_STAT_EMPTY]),
 	JSON("tls", "wire_events", tls.kernel[MT_TLS_STAT_WIRE]),
+	JSON("tls", "writes_early", tls.kernel[MT_TLS_STAT_WRITES_EARLY]),
+	JSON("tls", "writes_retried", tls.kernel[MT_TLS_STAT_WRITES_RETRIED]),
 	BOTH("tls", "no_socket", MH_DROPS, "stage", "tls_no_socket",
 	     tls.kernel[MT_TLS_STAT_NO_SOCK]),
 	BOTH("tls", "calls_full", MH_DROPS, "stage", "tls_calls_full",

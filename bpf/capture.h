@@ -214,7 +214,7 @@ enum mt_ext_stat {
 
 /* Threads inside an SSL_read/SSL_write call (entry to return). */
 #define MT_TLS_CALLS_MAX 16384
-/* (process, SSL *) -> its socket, for calls that moved no bytes on the wire. */
+/* (process, SSL *) -> its socket and the plaintext reported ahead of its writes. */
 #define MT_TLS_SSL_MAX 16384
 
 /* The functions probed, one entry program each (tls_attach_points in agent/capture/tls.c). */
@@ -235,7 +235,11 @@ enum mt_tls_stat {
 	MT_TLS_STAT_CALLS_FULL = 4,   /* the in-flight table was full: call not followed */
 	MT_TLS_STAT_RINGBUF_FULL = 5, /* plaintext event shed: ring buffer full */
 	MT_TLS_STAT_WIRE = 6,	      /* ciphertext calls seen inside an SSL_* call */
-	MT_TLS_STAT__MAX = 7,
+	/* writes whose plaintext left at their first ciphertext send, before the call returned */
+	MT_TLS_STAT_WRITES_EARLY = 7,
+	/* writes whose first bytes an earlier write that failed or fell short had already reported */
+	MT_TLS_STAT_WRITES_RETRIED = 8,
+	MT_TLS_STAT__MAX = 9,
 };
 
 #endif /* MESHTRACE_BPF_CAPTURE_H */

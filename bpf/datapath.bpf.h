@@ -31,16 +31,6 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 
 	if (!sc)
 		return;
-	/*
-	 * Shed before copying anything when user space is this far behind: the
-	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
-	 * belong to connection and process events.
-	 */
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (avail > MT_RINGBUF_BYTES - MT_RINGBUF_LIFECYCLE_RESERVE) {
-		lost_event(sk);
-		return;
-	}
 	if (btf_sk) {
 		struct tcp_sock *t = bpf_skc_to_tcp_sock(sk);
 
@@ -50,10 +40,23 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	} else {
 		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
 	}
-	/* Ciphertext inside an SSL_* call whose plaintext is reported (tls.bpf.h): count only. */
-	if (tls_note_sock(pid_tgid, sk, seq)) {
+	/*
+	 * Ciphertext inside an SSL_* call whose plaintext is reported (tls.bpf.h): count only. A
+	 * write's plaintext leaves here, ahead of this event, through the same scratch buffer.
+	 */
+	if (tls_note_sock(pid_tgid, sk, seq, dir)) {
 		want = 0;
 		flags |= MT_DATA_F_TLS_WIRE;
+	}
+	/*
+	 * Shed before copying anything when user space is this far behind: the
+	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
+	 * belong to connection and process events.
+	 */
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail > MT_RINGBUF_BYTES - MT_RINGBUF_LIFECYCLE_RESERVE) {
+		lost_event(sk);
+		return;
 	}
 	if (muted_used) {
 		__u64 key = (__u64)sk;
