@@ -229,8 +229,10 @@ static __always_inline bool tls_note_sock(__u64 pid_tgid, struct sock *sk, __u32
 			count(&tls_stats, MT_TLS_STAT_WRITES_RETRIED, 1);
 		if (c->len > c->skip) {
 			count(&tls_stats, MT_TLS_STAT_WRITES_EARLY, 1);
-			tls_emit(sk, pid_tgid, MT_DIR_EGRESS, c->len - c->skip > 0xffffffffull
-				 ? 0xffffffffu : (__u32)(c->len - c->skip), c->buf + c->skip, seq);
+			tls_emit(sk, pid_tgid, MT_DIR_EGRESS,
+				 c->len - c->skip > 0xffffffffull ? 0xffffffffu
+								  : (__u32)(c->len - c->skip),
+				 c->buf + c->skip, seq);
 		}
 	}
 	return true;

@@ -66,6 +66,8 @@ struct tls_attach {
 	struct exec_ring late;		 /* second look, for libraries opened later */
 	uint32_t recent[TLS_RECENT_MAX]; /* pids a handshake sent us to */
 	uint32_t recent_next;
+	uint32_t stripped[TLS_RECENT_MAX]; /* pids whose executable had no symbol table at exec */
+	uint32_t stripped_next;
 	struct tls_stats stats;
 	bool detached; /* no more probes: looks at processes are pointless */
 };
@@ -376,6 +378,10 @@ void tls_on_handshake(struct tls_attach *t, uint32_t pid)
 	if (res.covered)
 		return;
 	t->stats.uncovered_procs++;
+	/* Remembered at exec too: a short-lived process may be gone by the time of this look. */
+	for (uint32_t i = 0; i < TLS_RECENT_MAX && !res.exe_no_symtab; i++)
+		if (t->stripped[i] == pid)
+			res.exe_no_symtab = true;
 	if (res.exe_no_symtab)
 		t->stats.no_symbols++;
 }
@@ -405,6 +411,18 @@ static uint32_t ring_pop_due(struct exec_ring *r, uint64_t now_ns)
 
 void tls_on_exec(struct tls_attach *t, uint32_t pid, uint64_t now_ns)
 {
+	struct scan_result res;
+
+	/*
+	 * The executable is mapped at exec: a look now attaches a static OpenSSL at once and
+	 * remembers a stripped executable while the process still exists.
+	 */
+	scan_pid(t, pid, &res);
+	for (uint32_t i = 0; i < TLS_RECENT_MAX; i++)
+		if (t->stripped[i] == pid)
+			t->stripped[i] = 0;
+	if (res.exe_no_symtab)
+		t->stripped[t->stripped_next++ % TLS_RECENT_MAX] = pid;
 	ring_push(t, &t->soon, pid, now_ns + TLS_EXEC_DELAY_NS);
 	/* A new program: a handshake of it is worth a look again. */
 	for (uint32_t i = 0; i < TLS_RECENT_MAX; i++)
