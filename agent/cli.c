@@ -49,6 +49,9 @@ static void usage(FILE *out)
 		"  --capture-bytes N       payload bytes copied per send/recv, 0..%u (default %u)\n"
 		"  --capture-mode MODE     auto | sock | syscalls (default auto: sock tracepoints\n"
 		"                          on Linux >= 6.3, syscall tracepoints elsewhere)\n"
+		"  --no-tls                no uprobes on TLS libraries (OpenSSL): HTTPS and other\n"
+		"                          TLS connections stay TCP edges (also "
+		"MESHTRACE_NO_TLS=1)\n"
 		"  --record-query          keep url.query in spans (off by default: query strings\n"
 		"                          may carry secrets)\n"
 		"  --max-connections N     connections tracked at once (default %u)\n"
@@ -206,6 +209,7 @@ enum {
 	OPT_RECORD,
 	OPT_REPLAY,
 	OPT_CRI_SOCKET,
+	OPT_NO_TLS,
 	OPT_CGROUP,
 	OPT_PROPAGATE,
 	OPT_KEEP_ERRORS,
@@ -224,6 +228,7 @@ static const struct option longopts[] = {
 	{"record", required_argument, NULL, OPT_RECORD},
 	{"replay", required_argument, NULL, OPT_REPLAY},
 	{"cri-socket", required_argument, NULL, OPT_CRI_SOCKET},
+	{"no-tls", no_argument, NULL, OPT_NO_TLS},
 	{"cgroup", required_argument, NULL, OPT_CGROUP},
 	{"propagate", no_argument, NULL, OPT_PROPAGATE},
 	{"keep-error-traces", no_argument, NULL, OPT_KEEP_ERRORS},
@@ -305,7 +310,7 @@ static int env_bool(const char *name, bool digits, bool *out, char *err, size_t 
 static int env_options(struct agent_opts *o, char *err, size_t errlen)
 {
 	const char *v;
-	bool propagate = false;
+	bool propagate = false, no_tls = false;
 	int ret;
 
 	v = getenv("MESHTRACE_CGROUP");
@@ -330,6 +335,10 @@ static int env_options(struct agent_opts *o, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	o->capture.propagate = o->capture.propagate || propagate; /* --propagate: always on */
+	ret = env_bool("MESHTRACE_NO_TLS", true, &no_tls, err, errlen);
+	if (ret)
+		return ret;
+	o->capture.no_tls = o->capture.no_tls || no_tls; /* --no-tls: always off */
 	return 0;
 }
 
@@ -364,6 +373,9 @@ static int take_option(int c, const char *arg, struct agent_opts *o, char *err, 
 		return 0;
 	case OPT_RECORD_QUERY:
 		o->spans.record_query = true;
+		return 0;
+	case OPT_NO_TLS:
+		o->capture.no_tls = true;
 		return 0;
 	case OPT_CGROUP:
 		o->capture.cgroup = arg;

@@ -44,6 +44,7 @@ struct health_snap {
 	struct dnsspans_stats ds;
 	struct httpd_stats hs;
 	struct tracestore_stats ts;
+	struct tls_stats tls;
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
@@ -268,6 +269,35 @@ static const struct health_row rows[] = {
 	CAPACITY("parser_bytes", CONN_PARSER_MEMORY_MAX),
 	OWN("user", "l7", json_l7),
 
+	/* tls: probes on TLS libraries and the connections they cover */
+	BOTH("tls", "libraries_attached", MH_TABLE_USAGE, "table", "tls_libraries",
+	     tls.libraries_attached),
+	CAPACITY("tls_libraries", TLS_LIBS_MAX),
+	BOTH("tls", "attach_failed", MH_DROPS, "stage", "tls_attach_failed", tls.attach_failed),
+	BOTH("tls", "no_symbols", MH_DROPS, "stage", "tls_no_symbols", tls.no_symbols),
+	BOTH("tls", "uncovered_processes", MH_DROPS, "stage", "tls_uncovered_process",
+	     tls.uncovered_procs),
+	BOTH("tls", "uncovered_conns", MH_DROPS, "stage", "tls_uncovered_conn", cs.tls_uncovered),
+	JSON("tls", "handshake_conns", cs.tls_handshakes),
+	JSON("tls", "plaintext_conns", cs.tls_plaintext),
+	BOTH("tls", "plaintext_events", MH_KERNEL_EVENTS, "kind", "tls_plaintext",
+	     tls.kernel[MT_TLS_STAT_EVENTS]),
+	JSON("tls", "calls", tls.kernel[MT_TLS_STAT_CALLS]),
+	JSON("tls", "calls_empty", tls.kernel[MT_TLS_STAT_EMPTY]),
+	JSON("tls", "wire_events", tls.kernel[MT_TLS_STAT_WIRE]),
+	JSON("tls", "writes_early", tls.kernel[MT_TLS_STAT_WRITES_EARLY]),
+	JSON("tls", "writes_retried", tls.kernel[MT_TLS_STAT_WRITES_RETRIED]),
+	BOTH("tls", "no_socket", MH_DROPS, "stage", "tls_no_socket",
+	     tls.kernel[MT_TLS_STAT_NO_SOCK]),
+	BOTH("tls", "calls_full", MH_DROPS, "stage", "tls_calls_full",
+	     tls.kernel[MT_TLS_STAT_CALLS_FULL]),
+	BOTH("tls", "ringbuf_full", MH_DROPS, "stage", "tls_ringbuf_full",
+	     tls.kernel[MT_TLS_STAT_RINGBUF_FULL]),
+	JSON("tls", "processes_scanned", tls.processes_scanned),
+	BOTH("tls", "exec_queue_full", MH_DROPS, "stage", "tls_exec_queue_full",
+	     tls.exec_queue_full),
+	BOTH("tls", "files_full", MH_DROPS, "stage", "tls_files_full", tls.files_full),
+
 	/* otlp: the trace exporter */
 	FLAG("otlp", "enabled", otlp_enabled),
 	FLAG("otlp", "sdk_disabled", sdk_disabled),
@@ -477,6 +507,7 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	s->store_traces = s->ts.traces;
 	s->store_spans = s->ts.spans;
 	s->otlp_queue_max = a->otlp ? a->otlp_cfg.queue_max_spans : 0;
+	capture_tls_stats(a->capture, &s->tls);
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;

@@ -59,7 +59,9 @@ void loop_on_event(void *ctx, const void *data, size_t size)
 			a->bad_events++;
 			return;
 		}
-		graph_on_data(a->graph, ev);
+		if (!(ev->flags &
+		      MT_DATA_F_TLS)) /* TLS plaintext: its ciphertext counts the wire */
+			graph_on_data(a->graph, ev);
 		conn_table_on_data(a->conns, ev);
 	} else if (head->kind == MT_EV_CONN && size >= sizeof(struct mt_conn_event)) {
 		conn_table_on_conn(a->conns, data);

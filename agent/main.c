@@ -111,6 +111,16 @@ static int on_skip(void *ctx, uint64_t sock, const struct mt_skip *hint)
 	return a->capture ? capture_skip(a->capture, sock, hint) : 0;
 }
 
+/* A connection began with a TLS handshake: look for its process's TLS library. */
+static void on_tls(void *ctx, uint32_t pid, uint64_t sock)
+{
+	struct agent *a = ctx;
+
+	(void)sock;
+	if (a->capture)
+		capture_tls_on_handshake(a->capture, pid);
+}
+
 static int serve_metrics(void *ctx, const char *path, const char *query,
 			 struct httpd_response *resp)
 {
@@ -336,6 +346,7 @@ static int build_stages(struct agent *a)
 	conn_table_set_mute_fn(a->conns, on_mute);
 	if (!getenv("MESHTRACE_TEST_NO_SKIP")) /* every call an event, as before skip hints */
 		conn_table_set_skip_fn(a->conns, on_skip);
+	conn_table_set_tls_fn(a->conns, on_tls);
 	peers_refresh_local_addrs(a->peers);
 	graph_set_clock(a->graph, mt_clock_offset_ns());
 	a->next_metrics_ms = mt_now_mono_ms() + a->metric_interval_ms;

@@ -4,6 +4,7 @@
 
     report.py RAW_DIR OUT_DIR        writes OUT_DIR/results.json (+ one file per figure),
                                      prints the table
+    report.py --tls RAW_DIR OUT_DIR  figures 1 and 9 only (BENCH_ONLY=tls): OUT_DIR/tls.json, rows
     report.py --rate RAW_DIR FRAC    prints the fixed rate: FRAC x median saturated rps, agent off
     report.py --snapshot FILE        writes every process's CPU ticks (before/after a measured run)
     report.py --foreign S0 S1 PID    prints the % of the machine's CPU that processes other than PID
@@ -280,6 +281,43 @@ def saturated(raw):
     return out
 
 
+def tls_saturated(raw):
+    """Figure 9: saturated HTTPS, agent on / off, with the TLS probes' own counts."""
+    out = {"rounds": []}
+    for r in rounds(raw, "tls"):
+        off, _ = wrk_figures(os.path.join(raw, f"tls-r{r}-off.wrk.txt"))
+        on, on_done = wrk_figures(os.path.join(raw, f"tls-r{r}-on.wrk.txt"))
+        w = window(raw, f"tls-r{r}-on", "wrk", on_done)
+        agent = load(os.path.join(raw, f"tls-r{r}-on.agent.json"), {})
+        calls = dig(agent, "tls", "calls", default=None)
+        w.update(rps_off=off, rps_on=on, ratio=on / off if on and off else None, round=r,
+                 tls=agent.get("tls"),
+                 uprobe_hits_per_request=2 * calls / w["requests"] if calls and w.get("requests")
+                 else None)
+        out["rounds"].append(w)
+    rs = out["rounds"]
+    out["rps_off"] = median([w["rps_off"] for w in rs])
+    out["rps_on"] = median([w["rps_on"] for w in rs])
+    out["ratio"] = median([w["ratio"] for w in rs])
+    out["agent_cpu_us_per_request"] = median([w.get("agent_cpu_us_per_request") for w in rs])
+    out["uprobe_hits_per_request"] = median([w.get("uprobe_hits_per_request") for w in rs])
+    out["completeness"] = median([w.get("completeness") for w in rs])
+    return out
+
+
+def tls_lines(sat, tls):
+    """The table's rows for figure 9, beside figure 1's plaintext ones."""
+    return [
+        f"{'1 saturated HTTP rps, on / off':<46} {fmt(sat['ratio'])}  ({fmt(sat['rps_on'], '.0f')} / "
+        f"{fmt(sat['rps_off'], '.0f')}), agent CPU "
+        f"{fmt(median([w.get('agent_cpu_us_per_request') for w in sat['rounds']]), '.2f')} us/request",
+        f"{'9 saturated HTTPS rps, on / off':<46} {fmt(tls['ratio'])}  ({fmt(tls['rps_on'], '.0f')} / "
+        f"{fmt(tls['rps_off'], '.0f')}), agent CPU {fmt(tls['agent_cpu_us_per_request'], '.2f')} us/request",
+        f"{'  uprobe hits per HTTPS request (both ends)':<46} {fmt(tls['uprobe_hits_per_request'], '.1f')}, "
+        f"completeness {fmt(tls['completeness'], '.4f')}",
+    ]
+
+
 def replayed(raw):
     """Figure 3 without the live noise: agent CPU per recorded request, replayed 3 times."""
     rec = window(raw, "replay-rec", "loadgen",
@@ -417,6 +455,13 @@ def main():
             sys.exit(1)
         print(int(sat["rps_off"] * float(sys.argv[3])))
         return
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        sat, tls = saturated(sys.argv[2]), tls_saturated(sys.argv[2])
+        os.makedirs(sys.argv[3], exist_ok=True)
+        with open(os.path.join(sys.argv[3], "tls.json"), "w") as f:
+            json.dump({"saturated": sat, "tls": tls}, f, indent=1, sort_keys=True)
+        print("\n".join(tls_lines(sat, tls)))
+        return
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     raw, out_dir = sys.argv[1], sys.argv[2]
@@ -435,6 +480,7 @@ def main():
                          "cpu_ns_per_span": median([x.get("cpu_ns_per_span") for x in runs]),
                          "spans_exported": sum(x.get("spans_exported", 0) for x in runs)}
     rep = replayed(raw)
+    tls = tls_saturated(raw)
 
     def mem_summary(ws):
         return {
@@ -481,6 +527,9 @@ def main():
         "encode_spans_per_s_per_core": enc_rate,
         "wire_bytes_per_span": wire,
         "bpf_ns_per_request": progs["total_ns_per_request"],
+        "tls_saturated_rps_ratio": tls["ratio"],
+        "tls_agent_cpu_us_per_request": tls["agent_cpu_us_per_request"],
+        "tls_uprobe_hits_per_request": tls["uprobe_hits_per_request"],
     }
     goals = {k: goal(k, figures[k]) for k in GOALS}
     results = {
@@ -497,6 +546,7 @@ def main():
         "export": {"encode": enc, "wire_bytes_per_span": wire, "by_protocol": export},
         "bpf_programs": progs,
         "replayed": rep,
+        "tls": tls,
     }
     os.makedirs(out_dir, exist_ok=True)
     for name, part in [("results", results), ("saturated", sat), ("latency", {"rate": fix, "low_rate": low}),
@@ -580,6 +630,7 @@ def main():
         f"{fmt(export['http']['cpu_ns_per_span'], '.0f')} | {fmt(export['grpc']['cpu_ns_per_span'], '.0f')}  (100k spans/s to a local receiver, median of 3)")
     row("  bytes/span on the wire (agent runs)", f"{fmt(wire, '.1f')} B  (protobuf {fmt(dig(enc, 'loopback', 'pb_bytes_per_span', default=None), '.0f')} B)",
         "wire_bytes_per_span", "<= 80 B")
+    lines.extend(tls_lines(sat, tls)[1:])
     lines.append("8 kernel programs (bpf_stats, fixed rate)        ns/run   runs/req   ns/req")
     for p in progs["programs"]:
         lines.append(f"  {str(p['name']):<44} {fmt(p['ns_per_run'], '8.0f')} {fmt(p['runs_per_request'], '10.2f')} {fmt(p['ns_per_request'], '8.0f')}")

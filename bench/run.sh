@@ -25,6 +25,7 @@
 #   BENCH_NOISE_PCT=10       a round in which other processes used more than this % of the
 #                            machine's CPU is repeated (up to 2x BENCH_ROUNDS, within the budget)
 #   BENCH_BUDGET_S=300       no more repeats once the run has taken this long
+#   BENCH_ONLY=tls           only figures 1 and 9 (saturated HTTP and HTTPS), for a quick TLS figure
 #   MESHTRACE=build/meshtrace  the agent binary; MESHTRACE_ARGS: extra flags for it
 set -euo pipefail
 
@@ -61,7 +62,7 @@ die() {
 # ---- preconditions -------------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || die "needs root (BPF, sysctl): run 'sudo make bench'"
-for c in nginx wrk taskset pgrep bpftool curl python3 cc make; do
+for c in nginx wrk taskset pgrep bpftool curl python3 cc make openssl; do
 	command -v "$c" >/dev/null || die "'$c' is missing: run 'make deps' (scripts/deps.sh installs it)"
 done
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (nginx on CPU0, load on CPU1); this machine has $(nproc)"
@@ -278,6 +279,10 @@ start_nginx() {
 	# ~600 B static file.
 	head -c 600 /dev/zero | tr '\0' 'x' >"$d/www/index.html"
 	NGX_PORT=$(free_port)
+	NGX_TLS_PORT=$(free_port)
+	# Figure 9: the same server over HTTPS, with a throwaway self-signed certificate.
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout "$d/key.pem" \
+		-out "$d/cert.pem" 2>/dev/null || die "openssl could not make the bench's certificate"
 	cat >"$d/nginx.conf" <<EOF
 # meshtrace bench: 1 worker on CPU$CPU_SERVER, keep-alive, no access log (counts from stub_status).
 worker_processes 1;
@@ -302,6 +307,9 @@ http {
 	scgi_temp_path $d/tmp;
 	server {
 		listen 127.0.0.1:$NGX_PORT;
+		listen 127.0.0.1:$NGX_TLS_PORT ssl;
+		ssl_certificate $d/cert.pem;
+		ssl_certificate_key $d/key.pem;
 		root $d/www;
 		location = /stub { stub_status; }
 		location /u/ { try_files /index.html =404; }
@@ -485,6 +493,39 @@ phase_saturated() {
 	done
 }
 
+# ---- figure 9: saturated HTTPS ------------------------------------------------
+#
+# The same as figure 1 over TLS: wrk (OpenSSL) -> nginx (OpenSSL), both ends' SSL_* calls
+# probed (two uprobe hits per call, ~tens of us each here), agent off/on alternated.
+
+phase_tls() {
+	local mode tag b a c0 c1
+	log "figure 9: saturated HTTPS (wrk -t1 -c$CONNS, ${SAT_S}s), agent off/on, $ROUNDS rounds"
+	rounds_init
+	while rounds_more; do
+		ROUND=$((ROUND + 1))
+		for mode in $(round_order); do
+			tag=tls-r$ROUND-$mode
+			c0=0 c1=0
+			if [ "$mode" = on ]; then agent_start "$tag"; fi
+			b=$(nginx_requests)
+			measure_begin "$tag"
+			if [ "$mode" = on ]; then c0=$(cpu_ticks "$AGENT_PID"); fi
+			run_load $((SAT_S + 30)) "$RAW/$tag.wrk.txt" wrk -t1 -c"$CONNS" -d"${SAT_S}s" \
+				"https://127.0.0.1:$NGX_TLS_PORT/index.html" || die "wrk failed: $(cat "$RAW/$tag.wrk.txt")"
+			if [ "$mode" = on ]; then
+				sleep 0.3 # what the agent still has to drain belongs to this run
+				c1=$(cpu_ticks "$AGENT_PID")
+			fi
+			measure_end "$tag"
+			a=$(nginx_requests)
+			echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
+			if [ "$mode" = on ]; then agent_stop; fi
+		done
+		round_done tls "tls-r$ROUND-off" "tls-r$ROUND-on"
+	done
+}
+
 # ---- figures 2, 3: fixed rate -------------------------------------------------
 
 fixed_run() { # tag rate seconds [loadgen args...]
@@ -665,10 +706,17 @@ phase_profile() {
 ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 wait_quiet
 start_nginx
-log "nginx on 127.0.0.1:$NGX_PORT (CPU$CPU_SERVER), load generators on CPU$CPU_LOAD, results in $OUT"
+log "nginx on 127.0.0.1:$NGX_PORT (HTTPS :$NGX_TLS_PORT) (CPU$CPU_SERVER), load generators on CPU$CPU_LOAD, results in $OUT"
 
+if [ "${BENCH_ONLY:-}" = tls ]; then
+	phase_saturated
+	phase_tls
+	python3 "$ROOT/bench/report.py" --tls "$RAW" "$OUT"
+	exit 0
+fi
 phase_writeloop
 phase_saturated
+phase_tls
 if [ -n "${BENCH_RATE:-}" ]; then
 	RATE=$BENCH_RATE
 else

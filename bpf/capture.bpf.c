@@ -13,6 +13,7 @@
  *   sockops.bpf.h    the cgroup scope; trace context in a TCP header option (sock_ops)
  *   sock.bpf.h       a socket's addresses, the payload copies, building a data event
  *   dnsproc.bpf.h    DNS datagrams; process exec and exit
+ *   tls.bpf.h        plaintext at the TLS libraries' SSL_* calls (uprobes), tied to the socket
  *   datapath.bpf.h   TCP send/recv: sock tracepoints (default) or syscall tracepoints (fallback)
  *   lifecycle.bpf.h  connection state changes and retransmits
  */
@@ -28,6 +29,7 @@
 #include "bpf/sockops.bpf.h"
 #include "bpf/sock.bpf.h"
 #include "bpf/dnsproc.bpf.h"
+#include "bpf/tls.bpf.h"
 #include "bpf/datapath.bpf.h"
 #include "bpf/lifecycle.bpf.h"
 

@@ -58,6 +58,14 @@ enum mt_data_flags {
 	MT_DATA_F_IOV_TRUNC = 1 << 2,  /* more iovecs than MT_IOV_MAX: capture is short */
 	MT_DATA_F_LOST_BEFORE = 1 << 3, /* events of this socket were lost before this one */
 	MT_DATA_F_MUTED = 1 << 4,	/* no parser wants this socket: count only, by request */
+	/*
+	 * Plaintext a TLS library handed to or got from the application (bpf/tls.bpf.h): the
+	 * socket, tuple and seq are those of the TCP connection under it; bytes are plaintext
+	 * bytes, which the graph does not count (the ciphertext events count the wire).
+	 */
+	MT_DATA_F_TLS = 1 << 5,
+	/* Ciphertext moved inside a TLS library call whose plaintext is reported: count only. */
+	MT_DATA_F_TLS_WIRE = 1 << 6,
 };
 
 enum mt_conn_op {
@@ -226,6 +234,38 @@ enum mt_ext_stat {
 	MT_XSTAT_EXEC_ENV_TRUNC = 2, /* execs whose environment was too long to look at whole */
 	MT_XSTAT_EXEC_ENV_FAULT = 3, /* execs whose environment could not be read */
 	MT_XSTAT__MAX = 4,
+};
+
+/* ---- TLS libraries (bpf/tls.bpf.h): plaintext at the SSL_* calls ---- */
+
+/* Threads inside an SSL_read/SSL_write call (entry to return). */
+#define MT_TLS_CALLS_MAX 16384
+/* (process, SSL *) -> its socket and the plaintext reported ahead of its writes. */
+#define MT_TLS_SSL_MAX 16384
+
+/* The functions probed, one entry program each (tls_attach_points in agent/capture/tls.c). */
+enum mt_tls_fn {
+	MT_TLS_FN_READ = 0,	/* int SSL_read(SSL *, void *buf, int num) */
+	MT_TLS_FN_WRITE = 1,	/* int SSL_write(SSL *, const void *buf, int num) */
+	MT_TLS_FN_READ_EX = 2,	/* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes) */
+	MT_TLS_FN_WRITE_EX = 3, /* int SSL_write_ex(SSL *, const void *, size_t, size_t *written) */
+	MT_TLS_FN__MAX = 4,
+};
+
+/* Counters of the TLS probes (per-CPU array "tls_stats", index = value). */
+enum mt_tls_stat {
+	MT_TLS_STAT_CALLS = 0,	      /* SSL_* calls seen (each is two uprobe hits) */
+	MT_TLS_STAT_EVENTS = 1,	      /* plaintext events emitted */
+	MT_TLS_STAT_EMPTY = 2,	      /* calls that moved no plaintext (<= 0): no event */
+	MT_TLS_STAT_NO_SOCK = 3,      /* plaintext whose TCP socket is unknown: dropped */
+	MT_TLS_STAT_CALLS_FULL = 4,   /* the in-flight table was full: call not followed */
+	MT_TLS_STAT_RINGBUF_FULL = 5, /* plaintext event shed: ring buffer full */
+	MT_TLS_STAT_WIRE = 6,	      /* ciphertext calls seen inside an SSL_* call */
+	/* writes whose plaintext left at their first ciphertext send, before the call returned */
+	MT_TLS_STAT_WRITES_EARLY = 7,
+	/* writes whose first bytes an earlier write that failed or fell short had already reported */
+	MT_TLS_STAT_WRITES_RETRIED = 8,
+	MT_TLS_STAT__MAX = 9,
 };
 
 #endif /* MESHTRACE_BPF_CAPTURE_H */

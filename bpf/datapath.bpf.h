@@ -63,7 +63,14 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	} else {
 		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
 	}
-	if (skip_used) {
+	/*
+	 * Ciphertext inside an SSL_* call whose plaintext is reported (tls.bpf.h): count only. A
+	 * write's plaintext leaves here, ahead of this event, through the same scratch buffer.
+	 */
+	if (tls_note_sock(pid_tgid, sk, seq, dir)) {
+		want = 0;
+		flags |= MT_DATA_F_TLS_WIRE;
+	} else if (skip_used) {
 		long at = skip_hint_at(sk, dir, seq, bytes);
 
 		if (at < 0) {

@@ -16,6 +16,7 @@ PKGS=(
 	strace # test_bad_config.py: a bad configuration makes no bpf(), bind() or file
 	nginx-light curl redis-server iproute2 procps prometheus nftables iptables
 	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools openssl
+	libssl-dev # test_tls.py links a client with OpenSSL's static libraries (SSL_* in its .symtab)
 	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
 	chromium # the page's test (Node.js and npm: below)
 	# the image and its test (make image, tests/integration/test_deploy.py); runc, not crun:

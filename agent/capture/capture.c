@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/capture/capture.h"
+#include "agent/capture/tls.h"
 #include "agent/capture/xnode.h"
 #include "capture.skel.h"
 #include "agent/common/clock.h"
@@ -47,6 +48,7 @@ struct capture {
 	FILE *record; /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
+	struct tls_attach *tls;	  /* NULL: --no-tls, or replaying */
 	struct bpf_link *sockops; /* --propagate */
 };
 
@@ -143,6 +145,57 @@ static void set_syscall_autoload(struct capture_bpf *skel, bool on)
 	bpf_program__set_autoload(skel->progs.sock_recv_length, !on);
 }
 
+static void set_tls_autoload(struct capture_bpf *skel, bool on)
+{
+	bpf_program__set_autoload(skel->progs.tls_read_entry, on);
+	bpf_program__set_autoload(skel->progs.tls_write_entry, on);
+	bpf_program__set_autoload(skel->progs.tls_read_ex_entry, on);
+	bpf_program__set_autoload(skel->progs.tls_write_ex_entry, on);
+	bpf_program__set_autoload(skel->progs.tls_ret, on);
+}
+
+/*
+ * Probes the TLS libraries of the processes running now. Not fatal: without it
+ * TLS connections stay TCP edges (a warning says so).
+ */
+static void tls_open(struct capture *c)
+{
+	struct tls_programs p = {
+		.entry =
+			{
+				[MT_TLS_FN_READ] = c->skel->progs.tls_read_entry,
+				[MT_TLS_FN_WRITE] = c->skel->progs.tls_write_entry,
+				[MT_TLS_FN_READ_EX] = c->skel->progs.tls_read_ex_entry,
+				[MT_TLS_FN_WRITE_EX] = c->skel->progs.tls_write_ex_entry,
+			},
+		.ret = c->skel->progs.tls_ret,
+		.tls_used = &c->skel->bss->tls_used,
+		.stats_fd = bpf_map__fd(c->skel->maps.tls_stats),
+	};
+
+	c->tls = tls_attach__new(&p);
+	if (!c->tls) {
+		mt_warn("TLS: out of memory: TLS plaintext is not captured");
+		return;
+	}
+	tls_scan_all(c->tls);
+}
+
+void capture_tls_on_handshake(struct capture *c, uint32_t pid)
+{
+	if (c->tls)
+		tls_on_handshake(c->tls, pid);
+}
+
+bool capture_tls_stats(const struct capture *c, struct tls_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!c->tls)
+		return false;
+	tls_read_stats(c->tls, c->ncpus, out);
+	return true;
+}
+
 /*
  * --cgroup and --propagate, before load: the scope's (id, level) in rodata;
  * the propagation programs are loaded only when asked for. Returns 0, or -1
@@ -187,7 +240,11 @@ static void record_event(struct capture *c, const void *data, size_t size)
 static int on_ring_event(void *ctx, void *data, size_t size)
 {
 	struct capture *c = ctx;
+	const struct mt_proc_event *pe = data;
 
+	/* A new program may bring a TLS library: looked at a little later, off this path. */
+	if (c->tls && size >= sizeof(*pe) && pe->head.kind == MT_EV_PROC && pe->op == MT_PROC_EXEC)
+		tls_on_exec(c->tls, pe->pid, pe->head.ts_ns);
 	if (c->record)
 		record_event(c, data, size);
 	c->fn(c->ctx, data, size);
@@ -259,6 +316,7 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
 	set_exec_autoload(c->skel);
+	set_tls_autoload(c->skel, !opts->no_tls);
 	if (set_xnode(c, opts, err, errlen))
 		goto out_destroy;
 
@@ -309,6 +367,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
 		goto out_destroy;
 	}
+	if (!opts->no_tls)
+		tls_open(c);
 	return c;
 
 out_destroy:
@@ -336,6 +396,7 @@ void capture__free(struct capture *c)
 		free(c->replay->buf);
 		free(c->replay);
 	}
+	tls_attach__free(c->tls);
 	ring_buffer__free(c->rb);
 	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
@@ -485,6 +546,8 @@ int capture_skip(struct capture *c, uint64_t sock, const struct mt_skip *hint)
 
 void capture_detach(struct capture *c)
 {
+	if (c->tls)
+		tls_detach(c->tls);
 	if (c->skel)
 		capture_bpf__detach(c->skel);
 }
@@ -496,7 +559,11 @@ int capture_fd(const struct capture *c)
 
 int capture_drain(struct capture *c)
 {
-	return c->replay ? replay_drain(c) : ring_buffer__consume(c->rb);
+	if (c->replay)
+		return replay_drain(c);
+	if (c->tls)
+		tls_tick(c->tls, mt_now_mono_ns());
+	return ring_buffer__consume(c->rb);
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "bpf/capture.h"
+#include "agent/capture/tls.h"
 #include "bpf/sockops.h"
 
 enum capture_mode {
@@ -24,6 +25,7 @@ struct capture_opts {
 	enum capture_mode mode;
 	uint32_t capture_bytes; /* payload bytes copied per call, 0..MT_CAPTURE_MAX */
 	uint64_t wakeup_bytes;	/* wake the consumer early when this much waits */
+	bool no_tls;		/* --no-tls: no probes on TLS libraries */
 	const char *cgroup;	/* --cgroup: a cgroup v2 directory, the scope; NULL: the node */
 	bool propagate;		/* --propagate: trace context in a TCP header option */
 };
@@ -117,6 +119,14 @@ const char *capture_drop_name(int reason);
 /* Counters of the DNS and process-lifecycle programs (index = enum mt_ext_stat), summed. */
 void capture_read_ext_counters(const struct capture *c, uint64_t out[MT_XSTAT__MAX]);
 
+/*
+ * A process (@pid, 0 when unknown) began a connection with a TLS handshake: its libraries are
+ * looked at now (agent/capture/tls.h). No-op without TLS probes.
+ */
+void capture_tls_on_handshake(struct capture *c, uint32_t pid);
+
+/* The TLS libraries' counters; false (and zeros) when TLS probes are off. */
+bool capture_tls_stats(const struct capture *c, struct tls_stats *out);
 /* The cross-node programs' counters (bpf/sockops.h, enum mt_xstat), summed over CPUs. */
 void capture_read_xnode_counters(const struct capture *c, uint64_t out[MT_XS__MAX]);
 

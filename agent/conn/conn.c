@@ -7,6 +7,7 @@
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
 #include "agent/conn/conn.h"
+#include "agent/protocols/tlsrec.h"
 
 struct conn {
 	uint64_t sock;
@@ -15,6 +16,7 @@ struct conn {
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
 	uint8_t detect_tries;
 	uint8_t gave_up;		/* left at TCP level */
+	uint8_t tls;			/* enum conn_tls */
 	const struct l7_parser *parser; /* NULL until detected */
 	void *l7;			/* the parser's state, allocated at detection */
 	/* Skip hints given to the kernel, per enum mt_dir (struct mt_skip). */
@@ -23,6 +25,12 @@ struct conn {
 	uint32_t skip_end[2];
 	uint32_t skip_next[2]; /* seq after the last byte fed to the parser */
 	struct conn_info info;
+};
+
+enum conn_tls {
+	CONN_TLS_NONE = 0,  /* no TLS seen */
+	CONN_TLS_WIRE = 1,  /* TLS records seen, no plaintext yet */
+	CONN_TLS_PLAIN = 2, /* plaintext from a TLS library: only it is parsed */
 };
 
 struct conn_table {
@@ -35,6 +43,7 @@ struct conn_table {
 	conn_io_fn io_fn;
 	conn_mute_fn mute_fn;
 	conn_skip_fn skip_fn;
+	conn_tls_fn tls_fn;
 	void *ctx;
 	uint64_t parser_bytes_hwm; /* parser_bytes' high-water mark since the last trim */
 	struct conn_stats stats;
@@ -160,6 +169,8 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
 		free_parser_state(t, c);
 	}
+	if (c->tls == CONN_TLS_WIRE)
+		t->stats.tls_uncovered++;
 	hashtab_unlink(&t->by_sock, hash_sock(c->sock), i);
 	lrulist_unlink(&t->lru, i);
 	c->in_use = 0;
@@ -349,7 +360,8 @@ static void skip_update(struct conn_table *t, struct conn *c, const struct mt_da
 	c->skip_next[d] = (uint32_t)ev->seq + ev->bytes;
 	if (c->skip_on[d] && (int32_t)(c->skip_next[d] - c->skip_end[d]) >= 0)
 		c->skip_on[d] = 0;
-	if (!t->skip_fn || !c->parser || !c->parser->skip_hint)
+	/* TLS: the kernel sees ciphertext, whose sequence numbers are not the parser's. */
+	if (!t->skip_fn || !c->parser || !c->parser->skip_hint || c->tls != CONN_TLS_NONE)
 		return;
 	n = c->parser->skip_hint(c->l7, c2s);
 	if (n < CONN_SKIP_MIN)
@@ -376,9 +388,70 @@ static void skip_update(struct conn_table *t, struct conn *c, const struct mt_da
 	t->stats.skip_hints++;
 }
 
+void conn_table_set_tls_fn(struct conn_table *t, conn_tls_fn fn)
+{
+	t->tls_fn = fn;
+}
+
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
 {
 	t->io_fn = fn;
+}
+
+/* The first plaintext of a TLS connection: what was parsed before (a STARTTLS preamble) ends. */
+static void tls_begin_plaintext(struct conn_table *t, struct conn *c)
+{
+	c->tls = CONN_TLS_PLAIN;
+	c->info.tls = 1;
+	c->skip_on[0] = c->skip_on[1] = 0; /* a plaintext preamble's hint ends with it */
+	t->stats.tls_plaintext++;
+	if (c->parser)
+		free_parser_state(t, c);
+	c->gave_up = 0;
+	c->detect_tries = 0;
+}
+
+/* A connection not parsed yet whose bytes are a TLS record: its ciphertext is never parsed. */
+static bool tls_detect(struct conn_table *t, struct conn *c, const struct mt_data_event *ev)
+{
+	enum tlsrec_kind k = tlsrec_classify(ev->data, ev->captured);
+
+	if (k == TLSREC_NO)
+		return false;
+	c->tls = CONN_TLS_WIRE;
+	t->stats.tls_handshakes++;
+	if (c->info.role == CONN_ROLE_UNKNOWN && k != TLSREC_RECORD) {
+		bool sender_is_client = k == TLSREC_CLIENT_HELLO;
+
+		c->info.role = sender_is_client == (ev->dir == MT_DIR_EGRESS) ? CONN_ROLE_CLIENT
+									      : CONN_ROLE_SERVER;
+	}
+	if (t->tls_fn)
+		t->tls_fn(t->ctx, ev->pid, c->sock);
+	/* Ciphertext is worth nothing to copy; plaintext events come from the library's probes. */
+	if (t->mute_fn && c->info.role != CONN_ROLE_UNKNOWN) {
+		t->mute_fn(t->ctx, c->sock, &ev->tuple);
+		t->stats.muted++;
+	}
+	return true;
+}
+
+/* TLS: true when this event's bytes are the stream the parser is to see. */
+static bool tls_parse_this(struct conn_table *t, struct conn *c, const struct mt_data_event *ev)
+{
+	if (ev->flags & MT_DATA_F_TLS) {
+		if (c->tls != CONN_TLS_PLAIN)
+			tls_begin_plaintext(t, c);
+		return true;
+	}
+	if (ev->flags & MT_DATA_F_TLS_WIRE) {
+		if (c->tls == CONN_TLS_NONE)
+			c->tls = CONN_TLS_WIRE;
+		return false;
+	}
+	if (c->tls != CONN_TLS_NONE)
+		return false;
+	return c->parser || c->gave_up || !ev->captured || !tls_detect(t, c, ev);
 }
 
 void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
@@ -398,12 +471,15 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	c = &t->conns[i];
 	c->info.pid = ev->pid;
 	c->info.tid = ev->tid;
-	c->info.fd = ev->fd;
+	if (ev->fd >= 0)
+		c->info.fd = ev->fd;
 	if (t->io_fn)
 		t->io_fn(t->ctx, ev->tid, ev->pid, ev->head.sock, false);
 	memcpy(c->info.comm, ev->comm, sizeof(c->info.comm));
 	if (ev->flags & MT_DATA_F_LOST_BEFORE)
 		restart_parser(t, c, ev->head.ts_ns);
+	if (!tls_parse_this(t, c, ev))
+		return;
 	if (c->gave_up)
 		return;
 	if (!c->parser && !detect(t, c, ev)) {

@@ -60,7 +60,8 @@ struct conn_info {
 	uint32_t tid; /* the thread of the I/O that produced the exchange */
 	int32_t fd;
 	uint8_t role; /* enum conn_role */
-	uint8_t _pad[3];
+	uint8_t tls;  /* the exchanges are plaintext a TLS library gave (url.scheme https) */
+	uint8_t _pad[2];
 	char comm[16];
 	struct mt_tuple tuple;
 };
@@ -88,6 +89,9 @@ struct conn_stats {
 	uint64_t skipped_bytes;	     /* bytes the kernel skipped, fed to parsers uncaptured */
 	uint64_t skip_mismatch;	     /* events whose seq disagreed with the hint: no gap assumed */
 	uint64_t skip_offset_bytes;  /* bytes before the capture of calls reaching a hint's end */
+	uint64_t tls_handshakes;     /* connections that began with a TLS handshake */
+	uint64_t tls_plaintext;	     /* connections whose TLS plaintext was seen */
+	uint64_t tls_uncovered;	     /* TLS connections closed without any plaintext seen */
 	struct l7_stats l7[MT_PROTO__MAX]; /* per protocol, indexed by enum mt_protocol */
 };
 
@@ -118,6 +122,13 @@ void conn_table_set_mute_fn(struct conn_table *t, conn_mute_fn fn);
  */
 typedef int (*conn_skip_fn)(void *ctx, uint64_t sock, const struct mt_skip *hint);
 void conn_table_set_skip_fn(struct conn_table *t, conn_skip_fn fn);
+
+/*
+ * Told when a connection not parsed yet begins with a TLS record (its
+ * plaintext may be in a library not probed yet), once per connection.
+ */
+typedef void (*conn_tls_fn)(void *ctx, uint32_t pid, uint64_t sock);
+void conn_table_set_tls_fn(struct conn_table *t, conn_tls_fn fn);
 
 /* Sets the observer of every data event (NULL for none). */
 void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn);

@@ -10,6 +10,7 @@
 
 #include "agent/graph/graph.h"
 #include "agent/protocols/l7.h"
+#include "agent/protocols/tlsrec.h"
 #include "agent/common/clock.h"
 #include "agent/common/hashtab.h"
 #include "agent/common/util.h"
@@ -50,6 +51,7 @@ struct gsock {
 	uint8_t connected;  /* connect (client) or accept (server) seen */
 	uint8_t peer_local; /* for spans: the far end is on this node */
 	uint8_t nat;	    /* its spans said the call went through a translated address */
+	uint8_t tls;	    /* its bytes are TLS records */
 	uint16_t nat_port;
 	char comm[16];
 	struct mt_tuple tuple;
@@ -698,6 +700,9 @@ static void decide(struct graph *g, uint32_t i, uint64_t now_ns)
 	if (s->edge == NIL)
 		return;
 	e = &g->edges[s->edge];
+	/* TLS no probe decrypted: a TCP edge, marked as TLS (its requests are unseen). */
+	if (proto == MT_PROTO_UNKNOWN && s->tls && e->connection_type == GRAPH_CT_NONE)
+		e->connection_type = GRAPH_CT_TLS;
 	e->retransmits += s->retransmits;
 	if (!s->counts)
 		return;
@@ -739,6 +744,11 @@ void graph_on_data(struct graph *g, const struct mt_data_event *ev)
 	}
 	if (!s->hashed)
 		set_tuple(g, i, &ev->tuple);
+	/* TLS: its first bytes are a TLS record, or a probed library moved them. */
+	if (!s->tls && ((ev->flags & MT_DATA_F_TLS_WIRE) ||
+			(!s->decided && !s->bytes_in && !s->bytes_out &&
+			 tlsrec_classify(ev->data, ev->captured) != TLSREC_NO)))
+		s->tls = 1;
 	if (s->role == ROLE_SERVER && !s->learned) {
 		peers_learn_listener(g->peers, s->tuple.laddr, s->tuple.lport, s->pid, s->comm,
 				     now);
@@ -1040,6 +1050,8 @@ const char *graph_conn_type_name(uint8_t connection_type)
 		return "messaging_system";
 	case GRAPH_CT_VIRTUAL_NODE:
 		return "virtual_node";
+	case GRAPH_CT_TLS:
+		return "tls";
 	default:
 		return "";
 	}

@@ -75,6 +75,7 @@ enum graph_conn_type {
 	GRAPH_CT_DATABASE = 1,
 	GRAPH_CT_MESSAGING = 2,
 	GRAPH_CT_VIRTUAL_NODE = 3,
+	GRAPH_CT_TLS = 4, /* a "tcp" edge of TLS connections whose plaintext no probe covers */
 };
 
 /* A cumulative histogram over one of the bound lists above. */
@@ -215,7 +216,7 @@ uint32_t graph_edge_count(const struct graph *g);
 const struct graph_node *graph_node_at(const struct graph *g, uint32_t i);
 const struct graph_edge *graph_edge_at(const struct graph *g, uint32_t i);
 
-/* "", "database", "messaging_system", "virtual_node". */
+/* "", "database", "messaging_system", "virtual_node", "tls". */
 const char *graph_conn_type_name(uint8_t connection_type);
 /* "service", "external", "user". */
 const char *graph_node_kind_name(uint8_t kind);

@@ -269,7 +269,10 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 	split_target(x->target, s->path, sizeof(s->path), s->query, sizeof(s->query));
 	if (!b->opts.record_query)
 		s->query[0] = '\0';
-	memcpy(s->scheme, "http", sizeof("http"));
+	if (ci->tls)
+		memcpy(s->scheme, "https", sizeof("https"));
+	else
+		memcpy(s->scheme, "http", sizeof("http"));
 
 	mt_format_addr(ci->tuple.raddr, s->peer_address, sizeof(s->peer_address));
 	s->peer_port = ci->tuple.rport;

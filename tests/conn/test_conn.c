@@ -8,7 +8,10 @@
  * one expires, parser state stays within CONN_PARSER_MEMORY_MAX and is given
  * back by quiet connections between messages, lost events restart the parser
  * (pending requests aborted), and an end of connection flushes what the
- * parser holds. The parsers are the real ones (HTTP/1 here).
+ * parser holds. TLS: a connection opening with a TLS record is reported once
+ * and muted, its ciphertext never parsed, its library plaintext parsed, and it
+ * is counted as uncovered when it closes without any. The parsers are the
+ * real ones (HTTP/1 here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +45,8 @@ struct seen {
 	unsigned skips; /* skip hints given */
 	uint64_t skip_sock;
 	struct mt_skip skip; /* the last one */
+	unsigned tls_reports;
+	uint32_t tls_pid;
 };
 
 struct fixture {
@@ -95,6 +100,15 @@ static int on_skip(void *ctx, uint64_t sock, const struct mt_skip *hint)
 	return 0;
 }
 
+static void on_tls(void *ctx, uint32_t pid, uint64_t sock)
+{
+	struct seen *s = ctx;
+
+	(void)sock;
+	s->tls_reports++;
+	s->tls_pid = pid;
+}
+
 static struct fixture *fixture_new(uint32_t max_conns, uint64_t idle_ns)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -105,6 +119,7 @@ static struct fixture *fixture_new(uint32_t max_conns, uint64_t idle_ns)
 	conn_table_set_mute_fn(f->t, on_mute);
 	conn_table_set_io_fn(f->t, on_io);
 	conn_table_set_skip_fn(f->t, on_skip);
+	conn_table_set_tls_fn(f->t, on_tls);
 	return f;
 }
 
@@ -129,10 +144,9 @@ static uint64_t sock_of(unsigned n)
 }
 
 /* @len bytes of @payload moved on socket @n in direction @dir at @ts. */
-static void data(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const char *payload,
-		 uint8_t flags)
+static void data_bytes(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const void *payload,
+		       size_t len, uint8_t flags)
 {
-	size_t len = strlen(payload);
 	struct mt_data_event *ev = calloc(1, sizeof(*ev) + len);
 
 	assert_non_null(ev);
@@ -186,6 +200,12 @@ static void kernel_skips(struct fixture *f, unsigned n, uint8_t dir, uint32_t by
 
 	assert_true(off + bytes < f->seen.skip.end[dir] - f->seen.skip.start[dir]);
 	f->seq[n][dir] += bytes;
+}
+
+static void data(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const char *payload,
+		 uint8_t flags)
+{
+	data_bytes(f, n, dir, ts, payload, strlen(payload), flags);
 }
 
 static void conn_ev(struct fixture *f, unsigned n, uint8_t op, uint64_t ts)
@@ -689,6 +709,85 @@ static void test_many_sockets_one_table(void **state)
 	fixture_free(f);
 }
 
+/* A TLS 1.2 record header and the start of its ClientHello, and an application data record. */
+static const uint8_t client_hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03};
+static const uint8_t app_record[] = {0x17, 0x03, 0x03, 0x00, 0x20, 0x8a, 0x00, 0x51, 0x07, 0xee};
+
+static void test_tls_plaintext_parsed_ciphertext_not(void **state)
+{
+	struct fixture *f = fixture_new(16, 0);
+	struct conn_stats st;
+
+	(void)state;
+	conn_ev(f, 1, MT_CONN_ACCEPTED, 1 * MS);
+	data_bytes(f, 1, MT_DIR_INGRESS, 2 * MS, client_hello, sizeof(client_hello), 0);
+	assert_int_equal(f->seen.tls_reports, 1);
+	assert_int_equal(f->seen.tls_pid, 101);
+	assert_int_equal(f->seen.mutes, 1); /* ciphertext is worth nothing to copy */
+	/* Ciphertext inside the library's calls (count-only) and after: never parsed. */
+	data_bytes(f, 1, MT_DIR_INGRESS, 3 * MS, app_record, sizeof(app_record),
+		   MT_DATA_F_TLS_WIRE);
+	data(f, 1, MT_DIR_INGRESS, 4 * MS, get_req, MT_DATA_F_TLS);
+	data(f, 1, MT_DIR_EGRESS, 5 * MS, ok_resp, MT_DATA_F_TLS);
+	assert_int_equal(f->seen.done, 1);
+	assert_int_equal(f->seen.ci.tls, 1);
+	assert_int_equal(f->seen.ci.role, CONN_ROLE_SERVER);
+	assert_int_equal(f->seen.x.status, 200);
+	/* A record outside any probed call (an alert, a ticket) after plaintext: not parsed. */
+	data_bytes(f, 1, MT_DIR_EGRESS, 6 * MS, app_record, sizeof(app_record), 0);
+	data(f, 1, MT_DIR_INGRESS, 7 * MS, get_req, MT_DATA_F_TLS);
+	data(f, 1, MT_DIR_EGRESS, 8 * MS, ok_resp, MT_DATA_F_TLS);
+	assert_int_equal(f->seen.done, 2);
+	conn_ev(f, 1, MT_CONN_CLOSED, 9 * MS);
+	st = stats(f);
+	assert_int_equal(st.tls_handshakes, 1);
+	assert_int_equal(st.tls_plaintext, 1);
+	assert_int_equal(st.tls_uncovered, 0);
+	assert_int_equal(st.l7[MT_PROTO_HTTP1].garbage_bytes, 0);
+	fixture_free(f);
+}
+
+static void test_tls_uncovered_counted(void **state)
+{
+	struct fixture *f = fixture_new(16, 0);
+	struct conn_stats st;
+
+	(void)state;
+	/* A connection seen mid-life: the role comes from the ClientHello's direction. */
+	data_bytes(f, 2, MT_DIR_EGRESS, 1 * MS, client_hello, sizeof(client_hello), 0);
+	for (unsigned i = 0; i < 2 * CONN_DETECT_TRIES; i++)
+		data_bytes(f, 2, i % 2 ? MT_DIR_INGRESS : MT_DIR_EGRESS, (2 + i) * MS, app_record,
+			   sizeof(app_record), 0);
+	conn_ev(f, 2, MT_CONN_CLOSED, 100 * MS);
+	st = stats(f);
+	assert_int_equal(f->seen.done, 0);
+	assert_int_equal(f->seen.tls_reports, 1); /* once per connection */
+	assert_int_equal(f->seen.mutes, 1);
+	assert_int_equal(st.tls_uncovered, 1);
+	assert_int_equal(st.not_parsed, 0); /* not a failed detection: TLS */
+	assert_int_equal(st.parser_bytes, 0);
+	fixture_free(f);
+}
+
+static void test_tls_after_plaintext_preamble(void **state)
+{
+	struct fixture *f = fixture_new(16, 0);
+
+	(void)state;
+	/* A plaintext start (STARTTLS-like: PostgreSQL's SSLRequest) got a parser... */
+	conn_ev(f, 3, MT_CONN_CONNECT, 1 * MS);
+	data(f, 3, MT_DIR_EGRESS, 2 * MS, get_req, 0);
+	/* ...then the library's plaintext begins: the stream starts over from it. */
+	data(f, 3, MT_DIR_EGRESS, 3 * MS, get_req, MT_DATA_F_TLS);
+	data(f, 3, MT_DIR_INGRESS, 4 * MS, ok_resp, MT_DATA_F_TLS);
+	assert_int_equal(f->seen.done, 1);
+	assert_int_equal(f->seen.ci.tls, 1);
+	assert_int_equal(f->seen.ci.role, CONN_ROLE_CLIENT);
+	assert_int_equal(stats(f).parser_bytes, http1_state_size());
+	assert_int_equal(stats(f).tls_plaintext, 1);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -708,6 +807,9 @@ int main(void)
 		cmocka_unit_test(test_new_life_of_a_socket_ends_the_old),
 		cmocka_unit_test(test_free_drops_pending),
 		cmocka_unit_test(test_many_sockets_one_table),
+		cmocka_unit_test(test_tls_plaintext_parsed_ciphertext_not),
+		cmocka_unit_test(test_tls_uncovered_counted),
+		cmocka_unit_test(test_tls_after_plaintext_preamble),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

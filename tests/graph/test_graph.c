@@ -383,6 +383,48 @@ static void test_tcp_edge_and_names(void **state)
 	fixture_free(f);
 }
 
+/* A TLS connection whose plaintext no probe saw: a TCP edge marked "tls". */
+static void test_uncovered_tls_edge(void **state)
+{
+	static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+	struct fixture *f = fixture_new();
+	struct {
+		struct mt_data_event ev;
+		uint8_t data[sizeof(hello)];
+	} d;
+	struct mt_tuple ct, st;
+	const struct graph_edge *e;
+	uint8_t lo[16];
+
+	(void)state;
+	addr(lo, 127, 0, 0, 1);
+	ct = tuple(lo, 45100, lo, 6380);
+	st = tuple(lo, 6380, lo, 45100);
+	conn_ev(f, 0xc00, MT_CONN_CONNECT, 300, "python3", ct, 0);
+	conn_ev(f, 0xc00, MT_CONN_ESTABLISHED, 0, "", ct, 30000);
+	conn_ev(f, 0xc40, MT_CONN_ACCEPTED, 0, "", st, 0);
+	memset(&d, 0, sizeof(d));
+	d.ev.head.kind = MT_EV_DATA;
+	d.ev.head.ts_ns = f->now;
+	d.ev.head.sock = 0xc00;
+	d.ev.pid = 300;
+	d.ev.bytes = d.ev.captured = sizeof(hello);
+	d.ev.dir = MT_DIR_EGRESS;
+	snprintf(d.ev.comm, sizeof(d.ev.comm), "python3");
+	d.ev.tuple = ct;
+	memcpy(d.data, hello, sizeof(hello));
+	graph_on_data(f->g, &d.ev);
+	data_ev(f, 0xc40, 400, "redis-server", st, MT_DIR_INGRESS, sizeof(hello));
+	conn_ev(f, 0xc00, MT_CONN_CLOSED, 0, "", ct, 0);
+	conn_ev(f, 0xc40, MT_CONN_CLOSED, 0, "", st, 0);
+	e = find_edge(f->g, "backend", "redis-server", MT_PROTO_UNKNOWN);
+	assert_non_null(e);
+	assert_int_equal(e->connection_type, GRAPH_CT_TLS);
+	assert_string_equal(graph_conn_type_name(e->connection_type), "tls");
+	assert_int_equal(e->bytes_sent, sizeof(hello));
+	fixture_free(f);
+}
+
 static void test_outside_peers(void **state)
 {
 	struct fixture *f = fixture_new();
@@ -823,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_local_calls_count_once),
 		cmocka_unit_test(test_vip_call_names_the_server),
 		cmocka_unit_test(test_tcp_edge_and_names),
+		cmocka_unit_test(test_uncovered_tls_edge),
 		cmocka_unit_test(test_outside_peers),
 		cmocka_unit_test(test_pod_ip_peer),
 		cmocka_unit_test(test_bounded),

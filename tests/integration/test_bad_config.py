@@ -86,7 +86,8 @@ def flag_cases(tmp):
     cases.append(Case("--cri-socket", "forged", ["--cri-socket", FORGED]))
     cases.append(Case("--cri-socket", "empty", ["--cri-socket", ""]))
     cases.append(Case("--cri-socket", "missing", ["--cri-socket"]))
-    for name in ("--record-query", "--propagate", "--keep-error-traces", "--verbose", "--quiet", "--help",
+    for name in ("--record-query", "--no-tls", "--propagate", "--keep-error-traces", "--verbose",
+                 "--quiet", "--help",
                  "--version"):
         cases.append(Case(name, "value-given", [name + "=1"]))
         cases.append(Case(name, "forged", [name + "=" + FORGED]))
