@@ -297,6 +297,19 @@ static const struct health_row rows[] = {
 	BOTH("tls", "exec_queue_full", MH_DROPS, "stage", "tls_exec_queue_full",
 	     tls.exec_queue_full),
 	BOTH("tls", "files_full", MH_DROPS, "stage", "tls_files_full", tls.files_full),
+	/* Go crypto/tls (capture/tls_go.h): executables probed, left out and why; uprobe hits */
+	BOTH("tls", "go_binaries_attached", MH_TABLE_USAGE, "table", "tls_go_binaries",
+	     tls.go.binaries_attached),
+	CAPACITY("tls_go_binaries", TLS_GO_BINS_MAX),
+	BOTH("tls", "go_stripped", MH_DROPS, "stage", "tls_go_stripped", tls.go.stripped),
+	BOTH("tls", "go_old_version", MH_DROPS, "stage", "tls_go_old_version", tls.go.old_version),
+	BOTH("tls", "go_decode_failed", MH_DROPS, "stage", "tls_go_decode_failed",
+	     tls.go.decode_failed),
+	BOTH("tls", "go_attach_failed", MH_DROPS, "stage", "tls_go_attach_failed",
+	     tls.go.attach_failed),
+	JSON("tls", "go_calls", tls.kernel[MT_TLS_STAT_GO_CALLS]),
+	JSON("tls", "go_rets", tls.kernel[MT_TLS_STAT_GO_RETS]),
+	JSON("tls", "go_wire_events", tls.kernel[MT_TLS_STAT_GO_WIRE]),
 
 	/* otlp: the trace exporter */
 	FLAG("otlp", "enabled", otlp_enabled),

@@ -14,6 +14,7 @@
  *   sock.bpf.h       a socket's addresses, the payload copies, building a data event
  *   dnsproc.bpf.h    DNS datagrams; process exec and exit
  *   tls.bpf.h        plaintext at the TLS libraries' SSL_* calls (uprobes), tied to the socket
+ *   tls_go.bpf.h     plaintext at Go crypto/tls (*Conn).Write/Read (entry + RET uprobes)
  *   datapath.bpf.h   TCP send/recv: sock tracepoints (default) or syscall tracepoints (fallback)
  *   lifecycle.bpf.h  connection state changes and retransmits
  */
@@ -30,6 +31,7 @@
 #include "bpf/sock.bpf.h"
 #include "bpf/dnsproc.bpf.h"
 #include "bpf/tls.bpf.h"
+#include "bpf/tls_go.bpf.h"
 #include "bpf/datapath.bpf.h"
 #include "bpf/lifecycle.bpf.h"
 

@@ -265,7 +265,10 @@ enum mt_tls_stat {
 	MT_TLS_STAT_WRITES_EARLY = 7,
 	/* writes whose first bytes an earlier write that failed or fell short had already reported */
 	MT_TLS_STAT_WRITES_RETRIED = 8,
-	MT_TLS_STAT__MAX = 9,
+	MT_TLS_STAT_GO_CALLS = 9, /* Go crypto/tls Write/Read entries (one uprobe hit each) */
+	MT_TLS_STAT_GO_RETS = 10, /* RETs of those functions reached (one uprobe hit each) */
+	MT_TLS_STAT_GO_WIRE = 11, /* ciphertext calls seen inside a Go Write/Read */
+	MT_TLS_STAT__MAX = 12,
 };
 
 #endif /* MESHTRACE_BPF_CAPTURE_H */

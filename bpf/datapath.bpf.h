@@ -64,10 +64,11 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		seq = BPF_CORE_READ(tp, copied_seq) - bytes;
 	}
 	/*
-	 * Ciphertext inside an SSL_* call whose plaintext is reported (tls.bpf.h): count only. A
+	 * Ciphertext inside an SSL_* call or a Go Write/Read whose plaintext is reported
+	 * (tls.bpf.h, tls_go.bpf.h): count only. A
 	 * write's plaintext leaves here, ahead of this event, through the same scratch buffer.
 	 */
-	if (tls_note_sock(pid_tgid, sk, seq, dir)) {
+	if (tls_note_sock(pid_tgid, sk, seq, dir) || tls_go_note_sock(pid_tgid, sk, dir, seq)) {
 		want = 0;
 		flags |= MT_DATA_F_TLS_WIRE;
 	} else if (skip_used) {

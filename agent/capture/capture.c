@@ -152,6 +152,9 @@ static void set_tls_autoload(struct capture_bpf *skel, bool on)
 	bpf_program__set_autoload(skel->progs.tls_read_ex_entry, on);
 	bpf_program__set_autoload(skel->progs.tls_write_ex_entry, on);
 	bpf_program__set_autoload(skel->progs.tls_ret, on);
+	bpf_program__set_autoload(skel->progs.go_tls_write_entry, on);
+	bpf_program__set_autoload(skel->progs.go_tls_read_entry, on);
+	bpf_program__set_autoload(skel->progs.go_tls_ret, on);
 }
 
 /*
@@ -171,6 +174,13 @@ static void tls_open(struct capture *c)
 		.ret = c->skel->progs.tls_ret,
 		.tls_used = &c->skel->bss->tls_used,
 		.stats_fd = bpf_map__fd(c->skel->maps.tls_stats),
+		.go =
+			{
+				.write_entry = c->skel->progs.go_tls_write_entry,
+				.read_entry = c->skel->progs.go_tls_read_entry,
+				.ret = c->skel->progs.go_tls_ret,
+				.used = &c->skel->bss->tls_go_used,
+			},
 	};
 
 	c->tls = tls_attach__new(&p);

@@ -70,6 +70,8 @@ struct tls_attach {
 	uint32_t stripped_next;
 	struct tls_stats stats;
 	bool detached; /* no more probes: looks at processes are pointless */
+	/* Go executables; NULL when out of memory */
+	struct tls_go *go;
 };
 
 /* What one look at a process's mappings found. */
@@ -85,6 +87,7 @@ struct tls_attach *tls_attach__new(const struct tls_programs *p)
 	if (!t)
 		return NULL;
 	t->p = *p;
+	t->go = tls_go__new(&p->go);
 	return t;
 }
 
@@ -95,6 +98,8 @@ void tls_detach(struct tls_attach *t)
 			bpf_link__destroy(t->libs[i].links[k]);
 			t->libs[i].links[k] = NULL;
 		}
+	if (t->go)
+		tls_go_detach(t->go);
 	t->detached = true;
 }
 
@@ -103,6 +108,7 @@ void tls_attach__free(struct tls_attach *t)
 	if (!t)
 		return;
 	tls_detach(t);
+	tls_go__free(t->go);
 	free(t);
 }
 
@@ -230,6 +236,21 @@ static bool is_libssl(const char *path)
 	return strncmp(base, "libssl.so", 9) == 0 && (base[9] == '\0' || base[9] == '.');
 }
 
+/* What a Go executable's look (tls_go_look) makes of the file; @st: what it was otherwise. */
+static enum file_state go_file_state(enum tls_go_kind k, enum file_state st)
+{
+	switch (k) {
+	case TLS_GO_ATTACHED:
+		return FILE_ATTACHED;
+	case TLS_GO_STRIPPED:
+		return FILE_NO_SYMTAB;
+	case TLS_GO_LEFT_OUT:
+		return FILE_FAILED;
+	default:
+		return st;
+	}
+}
+
 /*
  * Looks at one mapped file of process @pid and attaches to it if it holds SSL_* functions.
  * @exe: it is the process's executable. Returns the file's state.
@@ -264,6 +285,8 @@ static enum file_state look_at_file(struct tls_attach *t, uint32_t pid, uint64_t
 		}
 	} else {
 		st = exe && !symtab ? FILE_NO_SYMTAB : FILE_NOT_TLS;
+		if (exe && t->go)
+			st = go_file_state(tls_go_look(t->go, path, mpath), st);
 	}
 	if (f) {
 		f->dev = dev;
@@ -453,6 +476,8 @@ void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out
 	uint64_t vals[ncpus > 0 ? ncpus : 1];
 
 	*out = t->stats;
+	if (t->go)
+		tls_go_read_stats(t->go, &out->go);
 	for (uint32_t i = 0; i < MT_TLS_STAT__MAX; i++) {
 		out->kernel[i] = 0;
 		if (t->p.stats_fd < 0 || bpf_map_lookup_elem(t->p.stats_fd, &i, vals) != 0)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent/capture/tls_go.h"
 #include "bpf/capture.h"
 
 #define TLS_FILES_MAX  4096 /* power of two: files looked at, by (device, inode) */
@@ -38,6 +39,8 @@ struct tls_stats {
 	uint64_t exec_queue_full;    /* exec'd processes not looked at: queue full */
 	uint64_t files_full;	     /* files not remembered: TLS_FILES_MAX reached */
 	uint64_t kernel[MT_TLS_STAT__MAX]; /* the probes' own counters (enum mt_tls_stat) */
+	/* Go executables (tls_go.h) */
+	struct tls_go_stats go;
 };
 
 /* The programs of bpf/tls.bpf.h, from the loaded object. */
@@ -46,6 +49,8 @@ struct tls_programs {
 	struct bpf_program *ret;
 	__u64 *tls_used; /* the object's switch: set once a library is attached */
 	int stats_fd;	 /* the tls_stats per-CPU array */
+	/* Go crypto/tls (tls_go.h) */
+	struct tls_go_programs go;
 };
 
 struct tls_attach;
