@@ -37,6 +37,14 @@
 #define MT_GO_G(r)    ((r)->regs[28])
 #endif
 
+/*
+ * The handshake (crypto/tls.(*Conn).clientHandshake / serverHandshake, entry and RETs): a call of
+ * its own kind, only to learn the *Conn's socket. The handshake may read the peer's first
+ * application records along with its last handshake record, and the Read that returns them then
+ * moves no ciphertext: without this it would have no socket.
+ */
+#define TLS_GO_FN_HANDSHAKE 0x80
+
 /* Set by user space once a Go binary is probed: until then the data path skips the lookup. */
 volatile __u64 tls_go_used = 0;
 
@@ -54,7 +62,7 @@ struct tls_go_call {
 	__u64 len;  /* the slice's length */
 	__u64 sock; /* the TCP socket the call moved ciphertext on; 0 until seen */
 	__u32 seq;  /* TCP sequence number of that first ciphertext byte */
-	__u8 fn;    /* MT_TLS_FN_READ or MT_TLS_FN_WRITE */
+	__u8 fn;    /* MT_TLS_FN_READ, MT_TLS_FN_WRITE or TLS_GO_FN_HANDSHAKE */
 	__u8 sent;  /* Write: its plaintext event is out */
 	__u8 _pad[2];
 };
@@ -113,6 +121,8 @@ static __always_inline bool tls_go_note_sock(__u64 pid_tgid, struct sock *sk, __
 	} else if (c->sock != (__u64)sk) {
 		return false; /* another socket: not this call's */
 	}
+	if (c->fn == TLS_GO_FN_HANDSHAKE)
+		return false; /* the handshake's records are the connection's own business */
 	count(&tls_stats, MT_TLS_STAT_GO_WIRE, 1);
 	if (c->fn == MT_TLS_FN_WRITE && dir == MT_DIR_EGRESS && !c->sent) {
 		__u32 n = c->len > 0xffffffffull ? 0xffffffffu : (__u32)c->len;
@@ -141,6 +151,33 @@ static __always_inline int tls_go_begin(struct pt_regs *ctx, __u8 fn)
 	/* Overwrites a call whose RET never came (a panic), or the same call restarted by morestack. */
 	if (bpf_map_update_elem(&tls_go_calls, &key, &c, BPF_ANY) < 0)
 		count(&tls_stats, MT_TLS_STAT_CALLS_FULL, 1);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_handshake_entry(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct tls_go_call c = {.conn = MT_GO_ARG1(ctx), .fn = TLS_GO_FN_HANDSHAKE};
+
+	if (is_agent(key.tgid))
+		return 0;
+	/* Inside a Write or Read (a handshake it started): that call learns the socket. */
+	bpf_map_update_elem(&tls_go_calls, &key, &c, BPF_NOEXIST);
+	return 0;
+}
+
+/* At each RET of the handshake: ends a handshake call, and only that. */
+SEC("uprobe")
+int go_tls_handshake_ret(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct tls_go_call *c = bpf_map_lookup_elem(&tls_go_calls, &key);
+
+	if (c && c->fn == TLS_GO_FN_HANDSHAKE)
+		bpf_map_delete_elem(&tls_go_calls, &key);
 	return 0;
 }
 
@@ -174,6 +211,8 @@ int go_tls_ret(struct pt_regs *ctx)
 	if (!kept)
 		return 0;
 	c = *kept;
+	if (c.fn == TLS_GO_FN_HANDSHAKE)
+		return 0; /* a RET of Write/Read inside a handshake: cannot be; not ours */
 	bpf_map_delete_elem(&tls_go_calls, &key);
 	if (c.fn == MT_TLS_FN_WRITE && c.sent)
 		return 0;

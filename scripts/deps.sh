@@ -17,6 +17,7 @@ PKGS=(
 	nginx-light curl redis-server iproute2 procps prometheus nftables iptables
 	nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools openssl
 	libssl-dev # test_tls.py links a client with OpenSSL's static libraries (SSL_* in its .symtab)
+	golang-go # test_tls_go.py builds a Go HTTPS server and client (crypto/tls probes)
 	redis-tools postgresql postgresql-client mariadb-server mariadb-client libmariadb-dev memcached
 	chromium # the page's test (Node.js and npm: below)
 	# the image and its test (make image, tests/integration/test_deploy.py); runc, not crun:

@@ -155,6 +155,8 @@ static void set_tls_autoload(struct capture_bpf *skel, bool on)
 	bpf_program__set_autoload(skel->progs.go_tls_write_entry, on);
 	bpf_program__set_autoload(skel->progs.go_tls_read_entry, on);
 	bpf_program__set_autoload(skel->progs.go_tls_ret, on);
+	bpf_program__set_autoload(skel->progs.go_tls_handshake_entry, on);
+	bpf_program__set_autoload(skel->progs.go_tls_handshake_ret, on);
 }
 
 /*
@@ -179,6 +181,8 @@ static void tls_open(struct capture *c)
 				.write_entry = c->skel->progs.go_tls_write_entry,
 				.read_entry = c->skel->progs.go_tls_read_entry,
 				.ret = c->skel->progs.go_tls_ret,
+				.handshake_entry = c->skel->progs.go_tls_handshake_entry,
+				.handshake_ret = c->skel->progs.go_tls_handshake_ret,
 				.used = &c->skel->bss->tls_go_used,
 			},
 	};

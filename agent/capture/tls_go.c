@@ -15,9 +15,11 @@
 
 #define SYM_WRITE "crypto/tls.(*Conn).Write"
 #define SYM_READ  "crypto/tls.(*Conn).Read"
+static const char *const sym_handshake[2] = {"crypto/tls.(*Conn).clientHandshake",
+					     "crypto/tls.(*Conn).serverHandshake"};
 
-/* Probes per executable: one entry and up to TLS_GO_RETS_MAX RETs, for each of two functions. */
-#define LINKS_PER_BIN (2 * (1 + TLS_GO_RETS_MAX))
+/* Probes per executable: one entry and up to TLS_GO_RETS_MAX RETs, for each of four functions. */
+#define LINKS_PER_BIN (4 * (1 + TLS_GO_RETS_MAX))
 
 struct tls_go_bin {
 	struct bpf_link *links[LINKS_PER_BIN];
@@ -447,6 +449,9 @@ static void inspect_elf(Elf *e, struct tls_go_info *out)
 		bool r = find_func(e, symscn, &symsh, SYM_READ, out->machine, &out->read);
 
 		out->uses_tls = w && r;
+		for (int k = 0; k < 2; k++)
+			find_func(e, symscn, &symsh, sym_handshake[k], out->machine,
+				  &out->handshake[k]);
 	} else {
 		/* Stripped: the function names are still in the pclntab, somewhere in the file. */
 		size_t n = 0;
@@ -540,6 +545,10 @@ enum tls_go_kind tls_go_look(struct tls_go *g, const char *path, const char *nam
 	err = attach_func(bin, g->p.write_entry, g->p.ret, path, &info.write);
 	if (!err)
 		err = attach_func(bin, g->p.read_entry, g->p.ret, path, &info.read);
+	for (int k = 0; k < 2 && !err; k++)
+		if (info.handshake[k].size && info.handshake[k].nrets > 0)
+			err = attach_func(bin, g->p.handshake_entry, g->p.handshake_ret, path,
+					  &info.handshake[k]);
 	if (err) {
 		for (int k = 0; k < bin->nlinks; k++)
 			bpf_link__destroy(bin->links[k]);
@@ -551,7 +560,7 @@ enum tls_go_kind tls_go_look(struct tls_go *g, const char *path, const char *nam
 	g->nbins++;
 	g->stats.binaries_attached++;
 	*g->p.used = 1;
-	mt_info("TLS: probes on Go program %s (go1.%d; Write: %d RETs, Read: %d RETs)", name,
-		info.version_minor, info.write.nrets, info.read.nrets);
+	mt_info("TLS: probes on Go program %s (go1.%d; %d probes: Write %d RETs, Read %d RETs)",
+		name, info.version_minor, bin->nlinks, info.write.nrets, info.read.nrets);
 	return TLS_GO_ATTACHED;
 }

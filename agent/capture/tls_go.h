@@ -13,6 +13,10 @@
  * executables that use crypto/tls (no .symtab), older or unknown versions,
  * functions whose code does not decode.
  *
+ * The handshake functions are probed too (entry and RETs, once per connection): the
+ * handshake may read the peer's first records, and the Read that returns them needs the socket
+ * the handshake learnt.
+ *
  * Bounded: TLS_GO_BINS_MAX executables probed, TLS_GO_RETS_MAX RETs per function.
  */
 #ifndef MESHTRACE_CAPTURE_TLS_GO_H
@@ -31,6 +35,8 @@ struct tls_go_programs {
 	struct bpf_program *write_entry;
 	struct bpf_program *read_entry;
 	struct bpf_program *ret;
+	struct bpf_program *handshake_entry; /* clientHandshake and serverHandshake */
+	struct bpf_program *handshake_ret;
 	volatile unsigned long long *used; /* the object's switch (__u64): set once one is probed */
 };
 
@@ -66,6 +72,8 @@ struct tls_go_info {
 	int version_minor; /* N of go1.N; 0 when unknown */
 	uint16_t machine;  /* EM_X86_64, EM_AARCH64, ... */
 	struct tls_go_func write, read; /* valid when has_symtab && uses_tls */
+	/* clientHandshake, serverHandshake: size 0 when absent (the linker drops unused ones) */
+	struct tls_go_func handshake[2];
 };
 
 struct tls_go;
