@@ -310,7 +310,9 @@ static int env_bool(const char *name, bool digits, bool *out, char *err, size_t 
 static int env_options(struct agent_opts *o, char *err, size_t errlen)
 {
 	const char *v;
-	bool propagate = false, no_tls = false;
+	bool propagate = false, no_tls = false, keep_errors = false;
+	char q[MT_LOG_VALUE_MAX + 32];
+	unsigned long ms;
 	int ret;
 
 	v = getenv("MESHTRACE_CGROUP");
@@ -339,6 +341,21 @@ static int env_options(struct agent_opts *o, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	o->capture.no_tls = o->capture.no_tls || no_tls; /* --no-tls: always off */
+	ret = env_bool("MESHTRACE_KEEP_ERROR_TRACES", true, &keep_errors, err, errlen);
+	if (ret)
+		return ret;
+	o->tailkeep.keep_errors = o->tailkeep.keep_errors || keep_errors;
+	v = getenv("MESHTRACE_KEEP_SLOW_TRACES_MS");
+	if (v && v[0]) {
+		if (parse_uint(v, 1, TAILKEEP_SLOW_MS_MAX, &ms))
+			return mt_fail(err, errlen,
+				       "MESHTRACE_KEEP_SLOW_TRACES_MS='%s': give milliseconds from "
+				       "1 to %llu",
+				       mt_log_value(q, v),
+				       (unsigned long long)TAILKEEP_SLOW_MS_MAX);
+		if (!o->tailkeep.slow_ns) /* --keep-slow-traces wins */
+			o->tailkeep.slow_ns = (uint64_t)ms * 1000000ull;
+	}
 	return 0;
 }
 
@@ -477,37 +494,6 @@ void cli_defaults(struct agent_opts *o)
 	o->log_level = -1;
 }
 
-/*
- * MESHTRACE_KEEP_ERROR_TRACES (1, true, 0, false; "" is unset) and
- * MESHTRACE_KEEP_SLOW_TRACES_MS (as --keep-slow-traces): the flags win.
- */
-static int tailkeep_from_env(struct tailkeep_config *t, char *err, size_t errlen)
-{
-	const char *v = getenv("MESHTRACE_KEEP_ERROR_TRACES");
-	char q[MT_LOG_VALUE_MAX + 32];
-	unsigned long ms;
-
-	if (v && *v) {
-		if (!strcmp(v, "1") || !strcasecmp(v, "true"))
-			t->keep_errors = true;
-		else if (strcmp(v, "0") && strcasecmp(v, "false"))
-			return mt_fail(err, errlen,
-				       "MESHTRACE_KEEP_ERROR_TRACES='%s': use 1, true, 0 or false",
-				       mt_log_value(q, v));
-	}
-	v = getenv("MESHTRACE_KEEP_SLOW_TRACES_MS");
-	if (v && *v) {
-		if (parse_uint(v, 1, TAILKEEP_SLOW_MS_MAX, &ms))
-			return mt_fail(
-				err, errlen,
-				"MESHTRACE_KEEP_SLOW_TRACES_MS='%s': give milliseconds from 1 "
-				"to %llu",
-				mt_log_value(q, v), (unsigned long long)TAILKEEP_SLOW_MS_MAX);
-		t->slow_ns = (uint64_t)ms * 1000000ull;
-	}
-	return 0;
-}
-
 int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t errlen)
 {
 	char name[MT_LOG_VALUE_MAX + 32];
@@ -516,9 +502,6 @@ int cli_parse(int argc, char **argv, struct agent_opts *o, char *err, size_t err
 	cli_defaults(o);
 	if (err && errlen)
 		err[0] = '\0';
-	ret = tailkeep_from_env(&o->tailkeep, err, errlen);
-	if (ret)
-		return ret;
 	opterr = 0;
 	optind = 0; /* glibc: start afresh, so the parser can run again (tests, the fuzzer) */
 	while ((c = getopt_long(argc, argv, "+:vqhV", longopts, NULL)) != -1) {

@@ -12,7 +12,8 @@
 
 #include "agent/trace/span.h"
 
-#define SPAN_ATTRS_MAX 26 /* 22 of the span (with meshtrace.vip.*) + 4 of its peer pod (k8s_span_peer_attrs) */
+/* 22 of the span (with meshtrace.vip.*) + 4 of its peer pod (k8s_span_peer_attrs) */
+#define SPAN_ATTRS_MAX 26
 
 enum span_attr_type {
 	SPAN_ATTR_STR = 0,

@@ -148,8 +148,6 @@ def env_cases(tmp):
     ratio = {"OTEL_TRACES_SAMPLER": "traceidratio"}
     var("OTEL_TRACES_SAMPLER_ARG", "half", "1.5", "0." + "1" * HUGE, context=ratio)
     var("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes")
-    var("MESHTRACE_KEEP_ERROR_TRACES", "yes", None, "1" * HUGE)
-    var("MESHTRACE_KEEP_SLOW_TRACES_MS", "1s", "0", "9" * HUGE)
     var("OTEL_METRIC_EXPORT_INTERVAL", "1m", "99", "9" * HUGE)
     # Booleans other than true/false are fatal, like every bad value (README.md: why not the
     # spec's warning); 1 is not a true value for an OTEL_* boolean.
@@ -177,6 +175,9 @@ def meshtrace_cases(tmp):
     var("MESHTRACE_PROPAGATE", "yes", "2", "1" * HUGE, "0")
     var("MESHTRACE_CRI_SOCKET", "run/containerd.sock", "/" + "a" * 107, "/" + "a" * HUGE, "off")
     var("MESHTRACE_CGROUP", os.path.join(tmp, "no-such-cgroup"), tmp, "/" + "a" * HUGE, None)
+    var("MESHTRACE_NO_TLS", "yes", "2", "1" * HUGE, "0")
+    var("MESHTRACE_KEEP_ERROR_TRACES", "yes", "2", "1" * HUGE, "true")
+    var("MESHTRACE_KEEP_SLOW_TRACES_MS", "1s", "0", "9" * HUGE, "250")
     # The flag wins, but a bad variable is still bad configuration.
     cases.append(Case("MESHTRACE_CRI_SOCKET", "bad under the flag", ["--cri-socket", "off"],
                       env={"MESHTRACE_CRI_SOCKET": "relative.sock"}))
@@ -185,9 +186,9 @@ def meshtrace_cases(tmp):
     return cases
 
 
-# Read by the agent but not configuration: a switch the tests set to force the older kernels'
-# path; any value turns it on, there is nothing to get wrong.
-NOT_CONFIG = {"MESHTRACE_TEST_NO_BPF_LOOP"}
+# Read by the agent but not configuration: switches the tests set (the older kernels' path,
+# every call an event as before skip hints); any value turns it on, there is nothing to get wrong.
+NOT_CONFIG = {"MESHTRACE_TEST_NO_BPF_LOOP", "MESHTRACE_TEST_NO_SKIP"}
 
 
 def run_case(case, workdir):
