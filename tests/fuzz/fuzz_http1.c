@@ -61,8 +61,9 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 	tp = strlen(x->traceparent);
 	if ((tp != 0 && tp != MT_TRACEPARENT_LEN) || x->method[0] == '\0' || x->target[0] == '\0')
 		abort();
+	/* MT_X_ABORTED: a pending request whose response went by unseen in a resync (no span). */
 	if (x->flags & ~(uint32_t)(MT_X_NO_RESPONSE | MT_X_REQ_TRUNCATED | MT_X_RESP_TRUNCATED |
-				   MT_X_END_GUESSED))
+				   MT_X_END_GUESSED | MT_X_ABORTED))
 		abort();
 	if ((x->flags & MT_X_NO_RESPONSE) ? x->status != 0 : (x->status < 100 || x->status > 999))
 		abort();
