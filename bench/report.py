@@ -273,6 +273,30 @@ def saturated(raw):
     for w in idle:
         for k, v in w["losses"].items():
             losses[k] = losses.get(k, 0) + v
+    # Figure 1b: the agent exporting 10 % of traces (traceidratio 0.1), a fourth run per round.
+    samp = []
+    for r in rounds(raw, "sat"):
+        off, _ = wrk_figures(os.path.join(raw, f"sat-r{r}-off.wrk.txt"))
+        on, on_done = wrk_figures(os.path.join(raw, f"sat-r{r}-samp.wrk.txt"))
+        if on is None:
+            continue
+        w = window(raw, f"sat-r{r}-samp", "wrk", on_done)
+        agent = load(os.path.join(raw, f"sat-r{r}-samp.agent.json"), {})
+        w["sampled_out"] = dig(agent, "user", "spans_sampled_out", default=None)
+        exp = (w.get("server_expected") or 0) + (w.get("client_expected") or 0)
+        # What reached the sink against a tenth of what was expected (1.0 = all the sampled ones).
+        w["sampled_completeness"] = ((w.get("server_spans") or 0) + (w.get("client_spans") or 0)) / (0.1 * exp) if exp else None
+        w.update(rps_on=on, ratio=on / off if on and off else None, round=r)
+        samp.append(w)
+    out["sampled"] = {"rounds": samp, "ratio": median([w["ratio"] for w in samp]),
+                      "ratio_range": [min([w["ratio"] for w in samp if w["ratio"]], default=None),
+                                      max([w["ratio"] for w in samp if w["ratio"]], default=None)],
+                      "rps_on": median([w["rps_on"] for w in samp]),
+                      "completeness_vs_tenth": median([w.get("sampled_completeness") for w in samp]),
+                      "agent_spans": median([w.get("agent_spans") for w in samp]),
+                      "exported": median([w.get("exported") for w in samp]),
+                      "sampled_out": median([w.get("sampled_out") for w in samp]),
+                      "agent_cpu_us_per_request": median([w.get("agent_cpu_us_per_request") for w in samp])}
     out["idle"] = {"rounds": idle, "ratio": median([w["ratio"] for w in idle]),
                    "rps_on": median([w["rps_on"] for w in idle]),
                    "completeness": median([w.get("completeness") for w in idle]),
@@ -311,6 +335,11 @@ def tls_lines(sat, tls):
         f"{'1 saturated HTTP rps, on / off':<46} {fmt(sat['ratio'])}  ({fmt(sat['rps_on'], '.0f')} / "
         f"{fmt(sat['rps_off'], '.0f')}), agent CPU "
         f"{fmt(median([w.get('agent_cpu_us_per_request') for w in sat['rounds']]), '.2f')} us/request",
+        f"{'1b saturated HTTP rps, sampled 0.1 / off':<46} {fmt(sat['sampled']['ratio'])}  "
+        f"({fmt(sat['sampled']['rps_on'], '.0f')}), spans at sink / (0.1 x expected) "
+        f"{fmt(sat['sampled']['completeness_vs_tenth'], '.3f')}, agent spans {fmt(sat['sampled']['agent_spans'], '.0f')}"
+        f" exported {fmt(sat['sampled']['exported'], '.0f')} sampled out {fmt(sat['sampled']['sampled_out'], '.0f')}, "
+        f"agent CPU {fmt(sat['sampled']['agent_cpu_us_per_request'], '.2f')} us/request",
         f"{'9 saturated HTTPS rps, on / off':<46} {fmt(tls['ratio'])}  ({fmt(tls['rps_on'], '.0f')} / "
         f"{fmt(tls['rps_off'], '.0f')}), agent CPU {fmt(tls['agent_cpu_us_per_request'], '.2f')} us/request",
         f"{'  uprobe hits per HTTPS request (both ends)':<46} {fmt(tls['uprobe_hits_per_request'], '.1f')}, "

@@ -385,13 +385,14 @@ sink_start() { # tag: starts the OTLP sink (SINK_PID), its port in SINK_PORT
 	SINK_PORT=$(cat "$TMP/sink.port" 2>/dev/null) || die "the OTLP sink did not start"
 }
 
-agent_start() { # tag [extra agent args]
+agent_start() { # tag [extra agent args] [extra environment, VAR=value ...]
 	local tag=$1 extra=${2:-} i port
+	local -a envs=("${@:3}")
 	AGENT_TAG=$tag
 	sink_start "$tag"
 	port=$SINK_PORT
 	# shellcheck disable=SC2086
-	bg env OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" "$AGENT_BIN" --listen off -q \
+	bg env OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" "${envs[@]}" "$AGENT_BIN" --listen off -q \
 		$MESHTRACE_ARGS $extra 2>"$RAW/$tag.agent.log" >/dev/null
 	AGENT_PID=$BG_PID
 	for ((i = 0; i < 400; i++)); do
@@ -463,17 +464,19 @@ phase_writeloop() {
 
 phase_saturated() {
 	local mode tag b a c0 c1
-	log "figure 1: saturated HTTP (wrk -t1 -c$CONNS, ${SAT_S}s), agent off/on, $ROUNDS rounds"
+	log "figure 1: saturated HTTP (wrk -t1 -c$CONNS, ${SAT_S}s), agent off/on/sampled 0.1/idle, $ROUNDS rounds"
 	rounds_init
 	while rounds_more; do
 		ROUND=$((ROUND + 1))
 		# "idle": the agent with --cpu-priority idle, yielding the CPU to nginx and wrk.
-		for mode in $(round_order) idle; do
+		# "samp" (figure 1b, issue 15): the agent exporting 10 % of traces (traceidratio 0.1).
+		for mode in $(round_order) samp idle; do
 			tag=sat-r$ROUND-$mode
 			c0=0 c1=0
 			case $mode in
 			on) agent_start "$tag" ;;
 			idle) agent_start "$tag" "--cpu-priority idle" ;;
+			samp) agent_start "$tag" "" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 ;;
 			esac
 			b=$(nginx_requests)
 			measure_begin "$tag"
@@ -489,7 +492,7 @@ phase_saturated() {
 			echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
 			if [ "$mode" != off ]; then agent_stop; fi
 		done
-		round_done sat "sat-r$ROUND-off" "sat-r$ROUND-on"
+		round_done sat "sat-r$ROUND-off" "sat-r$ROUND-on" "sat-r$ROUND-samp"
 	done
 }
 
