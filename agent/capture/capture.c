@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +109,26 @@ static bool tracefs_mounted(void)
 {
 	return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0 ||
 	       access("/sys/kernel/debug/tracing/events/syscalls", F_OK) == 0;
+}
+
+/*
+ * Mounts tracefs for the agent alone, as a node without it (a fresh VM, a
+ * container) needs for the syscalls data path: in a mount namespace of its
+ * own, a copy of the host's, so the host's mounts stay as they were. The copy
+ * is a slave of the host's: mounts made there later (new containers' root
+ * filesystems) still reach the agent. Needs CAP_SYS_ADMIN, and a single thread
+ * (the agent has one). On failure, errno is left as the failing call set it.
+ */
+static bool tracefs_mount_private(void)
+{
+	if (unshare(CLONE_NEWNS) != 0)
+		return false;
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+		return false;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) != 0)
+		return false;
+	return tracefs_mounted();
 }
 
 /*
@@ -310,13 +332,18 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	}
 	/* Only the syscalls data path has classic tracepoints; the rest attaches through BTF. */
 	if (c->mode == CAPTURE_SYSCALLS && !tracefs_mounted()) {
-		snprintf(
-			err, errlen,
-			"--capture-mode syscalls attaches syscall tracepoints, which need tracefs, "
-			"and it is not mounted: mount it (mount -t tracefs nodev "
-			"/sys/kernel/tracing), or use --capture-mode sock (Linux >= 6.3), which "
-			"needs none");
-		goto out_free;
+		if (!tracefs_mount_private()) {
+			snprintf(err, errlen,
+				 "--capture-mode syscalls attaches syscall tracepoints, which need "
+				 "tracefs, and it is not mounted, nor could the agent mount it for "
+				 "itself (%s; it needs CAP_SYS_ADMIN): mount it (mount -t tracefs "
+				 "nodev /sys/kernel/tracing), or use --capture-mode sock (Linux >= "
+				 "6.3), which needs none",
+				 strerror(errno));
+			goto out_free;
+		}
+		mt_info("tracefs was not mounted: mounted it at /sys/kernel/tracing in the "
+			"agent's own mount namespace (the host's mounts are unchanged)");
 	}
 
 	c->skel = capture_bpf__open();

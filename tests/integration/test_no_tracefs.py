@@ -42,13 +42,17 @@ def needs_unshare():
         pytest.skip("needs unshare and mountpoint (util-linux)")
 
 
-def test_sock_mode_attaches_without_tracefs(tmp_path, receiver, make_nginx, make_backend):
+@pytest.mark.parametrize("mode", ["sock", "syscalls"])
+def test_attaches_without_tracefs(tmp_path, receiver, make_nginx, make_backend, mode):
+    """sock mode needs no tracefs; syscalls mode mounts it in the agent's own mount namespace
+    (the host's mounts stay as they were) and says so in one line."""
     backend_port = free_port()
     nginx = make_nginx(backend_port)
     backend = make_backend(backend_port)
     jsonl_path = tmp_path / "spans.jsonl"
     env = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
-    ag = mt_agent.Agent(["--jsonl", str(jsonl_path), "--listen", "off"], env, str(tmp_path))
+    ag = mt_agent.Agent(["--jsonl", str(jsonl_path), "--listen", "off", "--capture-mode", mode],
+                        env, str(tmp_path))
     ag.args = without_tracefs(ag.args)
     host_has_tracefs = os.path.ismount("/sys/kernel/tracing")
     ag.start()
@@ -59,8 +63,12 @@ def test_sock_mode_attaches_without_tracefs(tmp_path, receiver, make_nginx, make
         stats = ag.stop()
     assert os.path.ismount("/sys/kernel/tracing") == host_has_tracefs, \
         "the host's tracefs mount changed: the namespace leaked"
-    assert "tracefs" not in ag.stderr_text(), ag.stderr_text()
-    assert stat(stats, "capture_mode") == "sock", stats
+    said = [l for l in ag.stderr_text().splitlines() if "tracefs" in l]
+    if mode == "sock":
+        assert not said, said
+    else:
+        assert len(said) == 1 and "own mount namespace" in said[0], said
+    assert stat(stats, "capture_mode") == mode, stats
 
     spans = receiver.spans()
     busy = busy_note(stats)
@@ -78,10 +86,17 @@ def test_sock_mode_attaches_without_tracefs(tmp_path, receiver, make_nginx, make
     assert stat(stats, "identity", "proc_kernel_events", default=0) > 0, stats
 
 
-def test_syscalls_mode_without_tracefs_says_so():
-    argv = without_tracefs([mt_agent.BINARY, "--capture-mode", "syscalls", "--listen", "off"])
+def test_syscalls_mode_without_tracefs_nor_cap_sys_admin_says_so():
+    """Without CAP_SYS_ADMIN (a container granted only CAP_BPF and CAP_PERFMON, say) the agent
+    cannot mount tracefs for itself: one line says what to do."""
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux)")
+    argv = without_tracefs([shutil.which("setpriv"), "--bounding-set", "-sys_admin",
+                            "--inh-caps", "-sys_admin", mt_agent.BINARY,
+                            "--capture-mode", "syscalls", "--listen", "off"])
     res = run_cli(argv[1:], binary=argv[0])
     lines = [l for l in res.stderr.splitlines() if l.strip()]
     assert res.returncode == 2, f"exit {res.returncode}, stderr {res.stderr!r}"
     assert len(lines) == 1, f"expected one line on stderr, got {lines}"
     assert "tracefs" in lines[0] and "mount -t tracefs" in lines[0], lines[0]
+    assert "CAP_SYS_ADMIN" in lines[0], lines[0]
