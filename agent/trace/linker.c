@@ -62,6 +62,7 @@ struct req {
 	uint8_t peer_resolved; /* client: its server request on this node took its context */
 	uint8_t pending;       /* client: trace and parent still to be taken from @parent */
 	uint8_t sdk;	       /* server: its process's SDK reports it (see learn_sdk()) */
+	uint8_t unsequenced;   /* server: TLS plaintext read without ciphertext: seq unknown */
 	uint16_t children;     /* server: client requests still to take its context */
 	uint32_t parent;       /* client: index of its server request, valid while pending */
 	uint64_t parent_sock;  /* ... and that request's key, to know it is still the same */
@@ -527,6 +528,32 @@ static struct req *find_translated(struct linker *l, const struct req *r, bool c
 	return found;
 }
 
+/*
+ * The client request on the other side of @r, a TLS server request whose
+ * plaintext was read without moving ciphertext (the library had already
+ * decrypted it: Go's handshake reads the client's first request along with its
+ * Finished record), so no TCP sequence number names its position. On one
+ * connection, HTTP/1.1 requests are sent one at a time: the only client request
+ * of the same flow not yet taken by a server is this one. None, or several
+ * (pipelined): not guessed. A scan of the table, at most once per connection.
+ */
+static struct req *find_client_unsequenced(struct linker *l, const struct req *r)
+{
+	struct req *found = NULL;
+
+	for (uint32_t i = 0; i < LINK_REQS_MAX; i++) {
+		struct req *q = &l->reqs[i];
+
+		if (!q->in_use || q->role != CONN_ROLE_CLIENT || q->peer_resolved ||
+		    memcmp(&q->flow, &r->flow, sizeof(r->flow)) != 0)
+			continue;
+		if (found)
+			return NULL;
+		found = q;
+	}
+	return found;
+}
+
 static void req_free(struct linker *l, uint32_t i)
 {
 	struct req *r = &l->reqs[i];
@@ -725,6 +752,11 @@ static void resolve_server(struct linker *l, struct req *r)
 	r->resolved = 1;
 	r->ids.emit = true;
 	c = find_client_flow(l, &r->flow, r->seq);
+	if (!c && r->unsequenced) {
+		c = find_client_unsequenced(l, r);
+		if (c)
+			l->stats.linked_tls_unsequenced++;
+	}
 	if (!c) {
 		c = find_translated(l, r, true);
 		if (c) {
@@ -926,6 +958,8 @@ static struct req *request_begin(struct linker *l, const struct conn_info *ci,
 	xctx_take(l, r->sock, r->seq, ci->role == CONN_ROLE_SERVER ? MT_DIR_INGRESS : MT_DIR_EGRESS,
 		  &r->x);
 	if (ci->role == CONN_ROLE_SERVER) {
+		/* TLS plaintext the library had decrypted before the call: no sequence number. */
+		r->unsequenced = ci->tls && x->req_seq == 0;
 		mt_strlcpy(r->traceparent, x->traceparent, sizeof(r->traceparent));
 		r->sdk = sdk_known(l, ci->pid);
 		owner_add(owner_get(l, l->threads, ci->tid, true), i);

@@ -84,6 +84,7 @@ struct link_stats {
 	uint64_t linked_dnat;	 /* of linked_peer: the client dialled a translated address (VIP) */
 	uint64_t dnat_ambiguous; /* several requests matched a translated call: not paired */
 	uint64_t dnat_snat_unpaired;	 /* same seq, another source (SNAT): not paired */
+	uint64_t linked_tls_unsequenced; /* of linked_peer: TLS read with no ciphertext, by flow */
 	uint64_t option_derived;	 /* requests given ids derived from their burst's option */
 	uint64_t option_past_bound;	 /* server requests after a burst's bound: not derived */
 	uint64_t option_anchors_evicted; /* a socket's last option forgotten for another's */

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from mt_agent import read_jsonl
+from mt_agent import read_jsonl, stat
 from mt_otlp import REPO, free_port
 from mt_peers import wait_port
 from mt_report import figure
@@ -182,6 +182,8 @@ def run_go_case(request, tmp_path, agent, go_bins, cert, srv):
             f"{len(clients)} (expected {N} + {N}); stripped client: {len(stripped_clients)} "
             f"spans, go_stripped {tls['go_stripped']}; uprobe hits {hits / N:.1f} per request "
             f"(client + server; {st_mid['go_calls']} entries, {st_mid['go_rets']} RETs); "
+            f"paired by flow (first request decrypted in the handshake) "
+            f"{stat(stats, 'user', 'link', 'linked_tls_unsequenced', default=0)}; "
             f"tls stats {tls}")
     print(note)
     assert len(log) == N + 3, note

@@ -619,6 +619,72 @@ static void test_dnat_call_paired(void **state)
 }
 
 /*
+ * TLS: the server's first request was decrypted inside the handshake (Go reads
+ * it with the Finished record), so its plaintext came with no sequence number
+ * (0): paired with the one client request of its flow not yet taken. With two
+ * in flight on the flow (pipelined), not guessed. A plaintext request at seq 0
+ * is not taken for one.
+ */
+static void test_tls_unsequenced_read_paired_by_flow(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info c = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8443);
+	struct conn_info s = conn(0x2000, 20, 20, CONN_ROLE_SERVER, 8443, 40000);
+	struct mt_exchange cx = exchange(777000, 0, MT_STAGE_REQUEST);
+	struct mt_exchange sx = exchange(0, 0, MT_STAGE_REQUEST);
+	struct link_ids cli, srv;
+	struct link_stats st;
+
+	(void)state;
+	assert_non_null(l);
+	c.tls = s.tls = 1;
+	linker_on_request(l, &c, &cx);
+	linker_on_request(l, &s, &sx);
+	sx = exchange(0, 0, MT_STAGE_DONE);
+	linker_on_done(l, &s, &sx, &srv);
+	cx = exchange(777000, 0, MT_STAGE_DONE);
+	linker_on_done(l, &c, &cx, &cli);
+	assert_memory_equal(srv.trace_id, cli.trace_id, 16);
+	assert_memory_equal(srv.parent_span_id, cli.span_id, 8);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_tls_unsequenced, 1);
+	assert_int_equal(st.linked_peer, 1);
+	assert_int_equal(held(l), 0);
+
+	/* Two client requests in flight on the flow: which one is unknown. */
+	c.sock = 0x3000;
+	s.sock = 0x4000;
+	c.tuple.lport = s.tuple.rport = 40001;
+	cx = exchange(888000, MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &c, &cx);
+	cx = exchange(888100, MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &c, &cx);
+	sx = exchange(0, MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &s, &sx);
+	sx = exchange(0, MS, MT_STAGE_DONE);
+	linker_on_done(l, &s, &sx, &srv);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_tls_unsequenced, 1);
+	assert_int_equal(st.linked_peer, 1);
+
+	/* Plaintext at seq 0 is a position like any other: no pairing by flow. */
+	c.sock = 0x5000;
+	s.sock = 0x6000;
+	c.tls = s.tls = 0;
+	c.tuple.lport = s.tuple.rport = 40002;
+	cx = exchange(999000, 2 * MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &c, &cx);
+	sx = exchange(0, 2 * MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &s, &sx);
+	sx = exchange(0, 2 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &s, &sx, &srv);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_tls_unsequenced, 1);
+	assert_int_equal(st.linked_peer, 1);
+	linker__free(l);
+}
+
+/*
  * Two calls from one client address and port at one sequence number toward
  * two VIPs (connect() reuses a port toward other destinations): the server
  * cannot tell which was its own; counted, not paired. And a server whose
@@ -815,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_option_context_adopted),
 		cmocka_unit_test(test_dnat_call_paired),
 		cmocka_unit_test(test_dnat_ambiguous_and_snat),
+		cmocka_unit_test(test_tls_unsequenced_read_paired_by_flow),
 		cmocka_unit_test(test_dnat_cost),
 		cmocka_unit_test(test_pipelined_burst_derived),
 	};
