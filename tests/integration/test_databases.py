@@ -143,7 +143,8 @@ class Postgres(Server):
             self.proc = subprocess.Popen(
                 [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
                  "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                 "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
+                 "-c", "full_page_writes=off", "-c", "synchronous_commit=off"] +
+                self.server_args(),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, **as_pg)
         self.wait_ready()
         for _ in range(50):  # listening is not accepting: wait for the first login to work
@@ -154,6 +155,9 @@ class Postgres(Server):
         self.psql("shop", "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);"
                           "INSERT INTO items VALUES (1, 'apple', 1.50), (2, 'pear', 2.00)")
         return self
+
+    def server_args(self):
+        return []
 
     def tool(self, name):
         return os.path.join(self.bin, name)
