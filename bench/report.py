@@ -663,6 +663,12 @@ def main():
     lines.append("8 kernel programs (bpf_stats, fixed rate)        ns/run   runs/req   ns/req")
     for p in progs["programs"]:
         lines.append(f"  {str(p['name']):<44} {fmt(p['ns_per_run'], '8.0f')} {fmt(p['runs_per_request'], '10.2f')} {fmt(p['ns_per_request'], '8.0f')}")
+    xnode = os.path.join(raw, "xnode.txt")
+    if os.path.exists(xnode):
+        with open(xnode) as f:
+            text = f.read().strip()
+        lines.append("10 cross-node propagation (tests/integration/test_xnode.py, MESHTRACE_BENCH=1):")
+        lines.append("  " + (text.split(": ", 1)[-1] if text else "not measured: see raw/xnode.log"))
     print("\n".join(lines))
     print(f"(details: {os.path.join(out_dir, 'results.json')})")
 

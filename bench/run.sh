@@ -674,6 +674,21 @@ phase_export() {
 	done
 }
 
+# ---- figure 10: cost of --propagate across two "nodes" ------------------------------
+# The chain A -> B -> C across a veth between two network namespaces, each side with its own
+# agent scoped to its cgroup (tests/integration/test_xnode.py's layout, run by pytest so that it
+# is the same code as the correctness tests): CPU and wall time per request without agents,
+# scoped, and scoped + --propagate, in rotated rounds.
+phase_xnode() {
+	log "figure 10: --propagate cost, chain A -> B -> C across a veth (test_xnode.py)"
+	if ! MESHTRACE_BENCH=1 JUNIT_XML="$RAW/xnode-junit.xml" \
+		"$ROOT/tests/run_integration.sh" "$ROOT/tests/integration/test_xnode.py" -q \
+		>"$RAW/xnode.log" 2>&1; then
+		log "figure 10 failed: see $RAW/xnode.log"
+	fi
+	grep '^test_cost_per_request:' "$RAW/xnode.log" >"$RAW/xnode.txt" || true
+}
+
 # ---- optional: where the agent's time goes ------------------------------------------
 
 phase_profile() {
@@ -737,6 +752,7 @@ if [ "$LOW_RATE" != 0 ]; then phase_replay; fi
 phase_memory
 phase_encode
 phase_export
+phase_xnode
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then phase_profile; fi
 
 cat >"$RAW/run.json" <<EOF

@@ -17,6 +17,18 @@ ROOT_SKIP = "needs root and BPF: run as root"
 
 def pytest_configure(config):
     mt_otlp.generate_proto()  # once per session; fails the run loudly if the schema is missing
+    config.addinivalue_line("markers", "bench: a cost figure for `make bench` (MESHTRACE_BENCH=1), "
+                                       "not a check: left out of `make test`")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Figures of cost are measured by `make bench` on a quiet machine, not by `make test`:
+    without MESHTRACE_BENCH=1 the tests marked bench are deselected (not skipped)."""
+    bench = os.environ.get("MESHTRACE_BENCH") == "1"
+    keep = [i for i in items if (i.get_closest_marker("bench") is not None) == bench]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
 
 
 def pytest_terminal_summary(terminalreporter):

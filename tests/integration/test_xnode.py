@@ -357,6 +357,7 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+@pytest.mark.bench
 def test_cost_per_request(request, nodes, agent, receiver):
     """Cost of propagation: the chain A -> B -> C, COST_N keep-alive requests, without agents,
     with both agents scoped, and scoped + --propagate; alternated rounds in one run (the order
