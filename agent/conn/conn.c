@@ -15,8 +15,9 @@ struct conn {
 	uint8_t in_use;
 	uint8_t proto; /* enum mt_protocol; MT_PROTO_UNKNOWN while detecting */
 	uint8_t detect_tries;
-	uint8_t gave_up;		/* left at TCP level */
-	uint8_t tls;			/* enum conn_tls */
+	uint8_t gave_up;    /* left at TCP level */
+	uint8_t tls;	    /* enum conn_tls */
+	uint8_t tls_hooked; /* a TLS library's probe moved ciphertext on it: it is covered */
 	const struct l7_parser *parser; /* NULL until detected */
 	void *l7;			/* the parser's state, allocated at detection */
 	/* Skip hints given to the kernel, per enum mt_dir (struct mt_skip). */
@@ -169,7 +170,7 @@ static void end_conn(struct conn_table *t, uint32_t i, uint64_t now_ns)
 		c->parser->close(c->l7, now_ns, on_exchange, &e, &t->stats.l7[c->proto]);
 		free_parser_state(t, c);
 	}
-	if (c->tls == CONN_TLS_WIRE)
+	if (c->tls == CONN_TLS_WIRE && !c->tls_hooked)
 		t->stats.tls_uncovered++;
 	hashtab_unlink(&t->by_sock, hash_sock(c->sock), i);
 	lrulist_unlink(&t->lru, i);
@@ -445,6 +446,11 @@ static bool tls_parse_this(struct conn_table *t, struct conn *c, const struct mt
 		return true;
 	}
 	if (ev->flags & MT_DATA_F_TLS_WIRE) {
+		/*
+		 * Inside a probed library call: covered, even with no plaintext to come (a
+		 * close_notify sent after the TCP close event, on a record of its own).
+		 */
+		c->tls_hooked = 1;
 		if (c->tls == CONN_TLS_NONE)
 			c->tls = CONN_TLS_WIRE;
 		return false;

@@ -769,6 +769,32 @@ static void test_tls_uncovered_counted(void **state)
 	fixture_free(f);
 }
 
+/*
+ * A library call's ciphertext after the TCP close event (redis-server's close_notify, sent
+ * inside SSL_read once the client has gone) lands on a record of its own: the connection was
+ * covered by the hook, not uncovered. Ciphertext only ever seen raw still counts.
+ */
+static void test_tls_wire_after_close_not_uncovered(void **state)
+{
+	struct fixture *f = fixture_new(16, 0);
+	struct conn_stats st;
+
+	(void)state;
+	conn_ev(f, 3, MT_CONN_ACCEPTED, 1 * MS);
+	data_bytes(f, 3, MT_DIR_INGRESS, 2 * MS, client_hello, sizeof(client_hello), 0);
+	data(f, 3, MT_DIR_INGRESS, 3 * MS, get_req, MT_DATA_F_TLS);
+	data(f, 3, MT_DIR_EGRESS, 4 * MS, ok_resp, MT_DATA_F_TLS);
+	conn_ev(f, 3, MT_CONN_CLOSED, 5 * MS);
+	data_bytes(f, 3, MT_DIR_EGRESS, 6 * MS, app_record, sizeof(app_record), MT_DATA_F_TLS_WIRE);
+	conn_ev(f, 3, MT_CONN_CONNECT, 7 * MS); /* the socket's next life ends that record */
+	conn_ev(f, 3, MT_CONN_CLOSED, 8 * MS);
+	st = stats(f);
+	assert_int_equal(f->seen.done, 1);
+	assert_int_equal(st.tls_plaintext, 1);
+	assert_int_equal(st.tls_uncovered, 0);
+	fixture_free(f);
+}
+
 static void test_tls_after_plaintext_preamble(void **state)
 {
 	struct fixture *f = fixture_new(16, 0);
@@ -809,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_many_sockets_one_table),
 		cmocka_unit_test(test_tls_plaintext_parsed_ciphertext_not),
 		cmocka_unit_test(test_tls_uncovered_counted),
+		cmocka_unit_test(test_tls_wire_after_close_not_uncovered),
 		cmocka_unit_test(test_tls_after_plaintext_preamble),
 	};
 

@@ -186,6 +186,7 @@ def test_redis_cli_tls(request, receiver, agent, tls_servers, tmp_path):
                     f"uncovered_conns {tls.get('uncovered_conns')}; parser "
                     f"{parser_stats(stats, 'redis')}")
     assert tls.get("plaintext_conns", 0) >= 2 * len(commands), tls
+    assert tls.get("uncovered_conns") == 0, tls  # every TLS connection here had its plaintext
 
 
 def certs_ca(srv):
@@ -238,3 +239,4 @@ def test_psql_sslmode_require(request, receiver, agent, tls_servers, tmp_path):
                     f"uncovered_conns {tls.get('uncovered_conns')}; parser "
                     f"{parser_stats(stats, 'postgresql')}")
     assert tls.get("plaintext_conns", 0) >= 2 * len(statements), tls
+    assert tls.get("uncovered_conns") == 0, tls  # every TLS connection here had its plaintext
