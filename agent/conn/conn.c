@@ -468,6 +468,13 @@ void conn_table_on_data(struct conn_table *t, const struct mt_data_event *ev)
 	struct conn *c;
 	bool c2s;
 
+	/*
+	 * Bytes sent on a socket after its close was reported (a TLS library's close_notify
+	 * from SSL_shutdown once the peer has gone: the socket has no local port any more)
+	 * start no connection: nothing can follow them.
+	 */
+	if (i == NIL && ev->tuple.lport == 0)
+		return;
 	if (i == NIL) {
 		i = insert(t, ev->head.sock, ev->head.ts_ns);
 		t->conns[i].info.tuple = ev->tuple;

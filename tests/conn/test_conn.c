@@ -774,6 +774,27 @@ static void test_tls_uncovered_counted(void **state)
  * inside SSL_read once the client has gone) lands on a record of its own: the connection was
  * covered by the hook, not uncovered. Ciphertext only ever seen raw still counts.
  */
+/* A TLS alert record sent on socket @n after its close: the tuple has no local port any more. */
+static void data_closed(struct fixture *f, unsigned n, uint64_t ts)
+{
+	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x13, 0x2f, 0x61, 0x07};
+	struct mt_data_event *ev = calloc(1, sizeof(*ev) + sizeof(alert));
+
+	assert_non_null(ev);
+	ev->head.kind = MT_EV_DATA;
+	ev->head.ts_ns = ts;
+	ev->head.sock = sock_of(n);
+	ev->pid = 100 + n;
+	ev->fd = 5;
+	ev->bytes = ev->captured = sizeof(alert);
+	ev->dir = MT_DIR_EGRESS;
+	ev->tuple.family = 2;
+	ev->tuple.rport = (uint16_t)(40000 + n);
+	memcpy(ev->data, alert, sizeof(alert));
+	conn_table_on_data(f->t, ev);
+	free(ev);
+}
+
 static void test_tls_wire_after_close_not_uncovered(void **state)
 {
 	struct fixture *f = fixture_new(16, 0);
@@ -792,6 +813,10 @@ static void test_tls_wire_after_close_not_uncovered(void **state)
 	assert_int_equal(f->seen.done, 1);
 	assert_int_equal(st.tls_plaintext, 1);
 	assert_int_equal(st.tls_uncovered, 0);
+	/* Raw ciphertext (SSL_shutdown's alert) on the closed socket: no local port, no record. */
+	data_closed(f, 3, 9 * MS);
+	assert_int_equal(stats(f).active, 0);
+	assert_int_equal(stats(f).tls_uncovered, 0);
 	fixture_free(f);
 }
 
