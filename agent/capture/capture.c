@@ -128,7 +128,11 @@ static bool tracefs_mount_private(void)
 	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  NULL) != 0)
 		return false;
-	return tracefs_mounted();
+	if (!tracefs_mounted()) {
+		errno = ENOENT; /* mounted, but this kernel has no syscall tracepoints */
+		return false;
+	}
+	return true;
 }
 
 /*

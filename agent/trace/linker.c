@@ -535,16 +535,22 @@ static struct req *find_translated(struct linker *l, const struct req *r, bool c
  * Finished record), so no TCP sequence number names its position. On one
  * connection, HTTP/1.1 requests are sent one at a time: the only client request
  * of the same flow not yet taken by a server is this one. None, or several
- * (pipelined): not guessed. A scan of the table, at most once per connection.
+ * (pipelined): not guessed. A scan of the requests held now (a few, but for
+ * a burst), only for such requests: rare, a connection's first request.
  */
 static struct req *find_client_unsequenced(struct linker *l, const struct req *r)
 {
 	struct req *found = NULL;
+	uint32_t seen = 0;
 
-	for (uint32_t i = 0; i < LINK_REQS_MAX; i++) {
+	/* Slots past the table's high-water mark were never used; stop once every live one is seen. */
+	for (uint32_t i = 0; i < l->by_sock.used && seen < l->live; i++) {
 		struct req *q = &l->reqs[i];
 
-		if (!q->in_use || q->role != CONN_ROLE_CLIENT || q->peer_resolved ||
+		if (!q->in_use)
+			continue;
+		seen++;
+		if (q->role != CONN_ROLE_CLIENT || q->peer_resolved ||
 		    memcmp(&q->flow, &r->flow, sizeof(r->flow)) != 0)
 			continue;
 		if (found)

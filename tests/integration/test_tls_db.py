@@ -70,8 +70,9 @@ class TlsPostgres(Postgres):
         self.certs = certs
 
     def start(self):
-        pw = pwd.getpwnam("postgres") if self._has_pg_user() else None
-        if pw is None:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
             pytest.skip("no postgres user: run 'sudo make deps' (postgresql)")
         self.crt = os.path.join(self.dir, "server.crt")
         self.key = os.path.join(self.dir, "server.key")
@@ -81,14 +82,6 @@ class TlsPostgres(Postgres):
             os.chown(p, pw.pw_uid, pw.pw_gid)
         os.chmod(self.key, 0o600)
         return super().start()
-
-    @staticmethod
-    def _has_pg_user():
-        try:
-            pwd.getpwnam("postgres")
-            return True
-        except KeyError:
-            return False
 
     def server_args(self):
         return ["-c", "ssl=on", "-c", f"ssl_cert_file={self.crt}", "-c",
@@ -134,8 +127,13 @@ def comparable(s):
                          if k not in IGNORED and not k.endswith(".port"))))
 
 
-def tls_stats(stats):
-    return stat(stats, "tls", default={}) or {}
+def tls_covered(stats, conns):
+    """The agent's TLS counters, checked: every one of the conns TLS connection ends (client
+    and server) gave plaintext, none was left uncovered."""
+    tls = stat(stats, "tls", default={}) or {}
+    assert tls.get("plaintext_conns", 0) >= conns, tls
+    assert tls.get("uncovered_conns") == 0, tls
+    return tls
 
 
 def test_redis_cli_tls(request, receiver, agent, tls_servers, tmp_path):
@@ -149,7 +147,7 @@ def test_redis_cli_tls(request, receiver, agent, tls_servers, tmp_path):
     for mode in ("tls", "plain"):
         for args, reply, code in commands:
             argv = [cli, "-h", "127.0.0.1"]
-            argv += (["--tls", "--cacert", certs_ca(srv), "-p", str(srv.tls_port)]
+            argv += (["--tls", "--cacert", srv.certs.ca, "-p", str(srv.tls_port)]
                      if mode == "tls" else ["-p", str(srv.port)])
             out, pid = popen_pid(argv + list(args))
             assert reply in out, (mode, args, out)
@@ -177,7 +175,7 @@ def test_redis_cli_tls(request, receiver, agent, tls_servers, tmp_path):
                 f"{mode} pid {pid}:{dump(mine)}"
     for i in (0, 1):
         assert [comparable(s) for s in got["tls"][i]] == [comparable(s) for s in got["plain"][i]]
-    tls = tls_stats(stats)
+    tls = tls_covered(stats, 2 * len(commands))
     figure(request, f"redis-cli --tls: {len(commands)} commands, CLIENT spans "
                     f"{len(got['tls'][0])}, SERVER spans {len(got['tls'][1])}, paired "
                     f"{len(got['tls'][2])}; plaintext control {len(got['plain'][0])}/"
@@ -185,12 +183,6 @@ def test_redis_cli_tls(request, receiver, agent, tls_servers, tmp_path):
                     f"plaintext_conns {tls.get('plaintext_conns')}, calls {tls.get('calls')}, "
                     f"uncovered_conns {tls.get('uncovered_conns')}; parser "
                     f"{parser_stats(stats, 'redis')}")
-    assert tls.get("plaintext_conns", 0) >= 2 * len(commands), tls
-    assert tls.get("uncovered_conns") == 0, tls  # every TLS connection here had its plaintext
-
-
-def certs_ca(srv):
-    return srv.certs.ca
 
 
 def test_psql_sslmode_require(request, receiver, agent, tls_servers, tmp_path):
@@ -231,12 +223,10 @@ def test_psql_sslmode_require(request, receiver, agent, tls_servers, tmp_path):
     for i in (0, 1):
         assert [comparable(s) for s in got["require"][i]] == \
             [comparable(s) for s in got["disable"][i]]
-    tls = tls_stats(stats)
+    tls = tls_covered(stats, 2 * len(statements))
     figure(request, f"psql sslmode=require: {len(statements)} statements, CLIENT spans "
                     f"{len(got['require'][0])}, SERVER spans paired {len(got['require'][1])}; "
                     f"sslmode=disable control {len(got['disable'][0])}/{len(got['disable'][1])}, "
                     f"same attributes; tls plaintext_conns {tls.get('plaintext_conns')}, "
                     f"uncovered_conns {tls.get('uncovered_conns')}; parser "
                     f"{parser_stats(stats, 'postgresql')}")
-    assert tls.get("plaintext_conns", 0) >= 2 * len(statements), tls
-    assert tls.get("uncovered_conns") == 0, tls  # every TLS connection here had its plaintext
