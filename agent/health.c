@@ -242,6 +242,7 @@ static const struct health_row rows[] = {
 	JSON("user.link", "option_evicted", ss.link.option_evicted),
 	JSON("user.link", "linked_dnat", ss.link.linked_dnat), /* of linked_peer: through a VIP */
 	JSON("user.link", "linked_tls_unsequenced", ss.link.linked_tls_unsequenced),
+	JSON("user.link", "linked_port_remapped", ss.link.linked_port_remapped),
 	JSON("user.link", "dnat_ambiguous", ss.link.dnat_ambiguous),
 	JSON("user.link", "dnat_snat_unpaired", ss.link.dnat_snat_unpaired),
 	JSON("user.link", "option_derived", ss.link.option_derived),

@@ -483,17 +483,20 @@ static struct req *find_client_flow(const struct linker *l, const struct flow *f
 }
 
 /*
- * The request on the other side of @r's call when the client dialled an
- * address translated to the server's (DNAT without SNAT): the server sees the
- * client's own address and port, and the TCP sequence numbers are untouched,
- * so the flows differ only in the server's address or port. Candidates are
- * requests of the other role at the same position from the same client
- * address and port, toward another server address or port, not yet paired
- * (a client) or resolved (a server). NULL when there is none, or several
- * (counted: not guessed). With @count_snat, a server request that finds none
- * counts a client request at its position from another source address or
- * port (the call was translated at the source too, SNAT or masquerade: the
- * server never sees the client's address, so nothing pairs it).
+ * The request on the other side of @r's call when the flows of its two ends
+ * differ on the way, which the TCP sequence numbers survive (no NAT helper
+ * rewrites them): the client dialled an address translated to the server's
+ * (DNAT without SNAT: the server sees the client's own address), or conntrack
+ * gave the call another source port, as it does when the client's port is
+ * still taken in its table by an earlier translated call to the same server
+ * (a port reused toward the VIP and then directly, or the reverse). Candidates
+ * are requests of the other role at the same position from the same client
+ * address, with another flow, not yet paired (a client) or resolved (a
+ * server). NULL when there is none, or several (counted: not guessed). With
+ * @count_snat, a server request that finds none counts a client request at
+ * its position from another source address (the call was translated at the
+ * source, SNAT or masquerade: the server never sees the client's address, so
+ * nothing pairs it).
  */
 static struct req *find_translated(struct linker *l, const struct req *r, bool count_snat)
 {
@@ -507,15 +510,17 @@ static struct req *find_translated(struct linker *l, const struct req *r, bool c
 
 		if (q == r || q->seq != r->seq || q->role == r->role)
 			continue;
-		if (q->flow.sport == r->flow.sport && !memcmp(q->flow.saddr, r->flow.saddr, 16))
+		if (!memcmp(&q->flow, &r->flow, sizeof(r->flow)))
 			continue; /* not translated: by_flow pairs it, or it is another call */
 		if (q->role == CONN_ROLE_CLIENT ? q->peer_resolved || q->ids.nat.paired
 						: q->resolved)
 			continue;
-		if (q->flow.cport != r->flow.cport || memcmp(q->flow.caddr, r->flow.caddr, 16)) {
+		if (memcmp(q->flow.caddr, r->flow.caddr, 16)) {
 			snat = true;
 			continue;
 		}
+		if (!r->seq && q->flow.cport != r->flow.cport)
+			continue; /* no position known: only the client's port names the call */
 		found = q;
 		n++;
 	}
@@ -619,6 +624,12 @@ static void flow_of(const struct conn_info *ci, struct flow *f)
 }
 
 static void settle(struct linker *l, struct req *c);
+
+/* True when @a and @b name different servers: one of them dialled a translated address. */
+static bool flow_server_differs(const struct flow *a, const struct flow *b)
+{
+	return a->sport != b->sport || memcmp(a->saddr, b->saddr, 16) != 0;
+}
 
 /* True when the client end of @f is this node as far as addresses tell (loopback, same address). */
 static bool local_flow(const struct flow *f)
@@ -765,7 +776,9 @@ static void resolve_server(struct linker *l, struct req *r)
 	}
 	if (!c) {
 		c = find_translated(l, r, true);
-		if (c) {
+		if (c && c->flow.cport != r->flow.cport)
+			l->stats.linked_port_remapped++;
+		if (c && flow_server_differs(&c->flow, &r->flow)) {
 			struct link_nat *nat = &r->ids.nat;
 
 			memcpy(nat->vip, c->flow.saddr, 16);

@@ -250,3 +250,68 @@ def test_vip_with_masquerade_stays_unpaired_and_counted(request, node, agent, re
     assert link["linked_dnat"] == 0, link
     # The client's edge names what it dialled: nothing told the real server.
     assert [e for e in edges if e[0] == node.client_svc and node.vip in e[1]], edges
+
+
+REMAP_CLIENT = r"""
+import socket, sys
+vip, server, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(int(sys.argv[4])):
+    # One source port toward the VIP, then straight to the server it was translated to.
+    for name, dst in (("v", (vip, 80)), ("d", (server, int(sys.argv[5])))):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", first + i))
+        s.connect(dst)
+        s.sendall(f"GET /remap/{name}{i} HTTP/1.1\r\nHost: {dst[0]}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"), data[:80]
+        print(name, i, s.getsockname()[1], flush=True)
+        s.close()
+"""
+
+
+def test_port_remapped_by_conntrack_pairs(request, node, agent, receiver):
+    """A source port reused toward the VIP and then straight to the server: conntrack still
+    holds the first call's translated entry, so it gives the second another source port (a
+    clash remap, as on any node that translates). The server sees a port the client's socket
+    never had; the TCP sequence number still names the call, and it is paired."""
+    if not shutil.which("iptables"):
+        pytest.skip("iptables missing: run 'sudo make deps'")
+    node.iptables_output()
+    n = 5
+    first = 45000 + os.getpid() % 1000 * 10
+    port = free_port()
+    ag = agent(["--listen", f"127.0.0.1:{port}"], receiver=receiver)
+    node.server()
+    r = subprocess.run(["ip", "netns", "exec", node.node, "env",
+                        f"OTEL_SERVICE_NAME={node.client_svc}", sys.executable, "-c",
+                        REMAP_CLIENT, node.vip, node.addr[1], str(first), str(n), str(PORT)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    paths = [f"/remap/{k}{i}" for i in range(n) for k in "vd"]
+    by = wait_spans(receiver, node, paths)
+    stats = ag.stop()
+    link = stat(stats, "user", "link", default={})
+    note = f"; link {link}" + busy_note(stats)
+    paired = check_pairs(by, paths, note)
+    remapped = [by[f"/remap/d{i}"]["SERVER"][0]["attributes"].get("network.peer.port")
+                for i in range(n)]
+    figure(request, f"conntrack source-port remap (port reused VIP then direct, {n} times): "
+                    f"{paired}/{2 * n} paired; server saw ports {remapped} for client ports "
+                    f"{list(range(first, first + n))}; linked_port_remapped "
+                    f"{link.get('linked_port_remapped')}, linked_dnat {link.get('linked_dnat')}")
+    assert all(p != first + i for i, p in enumerate(remapped)), \
+        f"conntrack did not remap: {remapped}"
+    assert paired == 2 * n, f"{paired}/{2 * n} paired{note}"
+    assert link["linked_port_remapped"] >= n, link
+    for i in range(n):
+        cli = by[f"/remap/d{i}"]["CLIENT"][0]
+        assert "meshtrace.vip.address" not in cli["attributes"], cli
+        assert by[f"/remap/v{i}"]["CLIENT"][0]["attributes"].get("meshtrace.vip.address") \
+            == node.vip

@@ -732,6 +732,70 @@ static void test_dnat_ambiguous_and_snat(void **state)
 	linker__free(l);
 }
 
+/*
+ * conntrack gives a call another source port when its own is still taken in
+ * its table by an earlier translated call (port 40000 dialled the VIP, then
+ * the server directly): the server sees 39445, the client's socket keeps
+ * 40000. The sequence number pairs them, directly (no VIP told) or through the
+ * VIP, in either completion order; a request of the server at another position
+ * is not taken for it.
+ */
+static void test_port_remapped_call_paired(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct conn_info direct =
+		conn4(0x1000, 10, CONN_ROLE_CLIENT, CLIENT_IP, 40000, SERVER_IP, 8080);
+	struct conn_info vip = conn4(0x1001, 10, CONN_ROLE_CLIENT, CLIENT_IP, 40002, VIP, 80);
+	struct conn_info s = conn4(0x2000, 20, CONN_ROLE_SERVER, SERVER_IP, 8080, CLIENT_IP, 39445);
+	struct mt_exchange x;
+	struct link_ids cli, srv;
+	struct link_stats st;
+
+	(void)state;
+	assert_non_null(l);
+	for (uint32_t i = 0; i < 4; i++) {
+		const struct conn_info *c = i < 2 ? &direct : &vip;
+		bool server_first = i % 2;
+
+		x = exchange(9000 + 100 * i, i * MS, MT_STAGE_REQUEST);
+		linker_on_request(l, c, &x);
+		linker_on_request(l, &s, &x);
+		x = exchange(9000 + 100 * i, i * MS, MT_STAGE_DONE);
+		if (server_first) {
+			linker_on_done(l, &s, &x, &srv);
+			linker_on_done(l, c, &x, &cli);
+		} else {
+			linker_on_done(l, c, &x, &cli);
+			linker_on_done(l, &s, &x, &srv);
+		}
+		assert_memory_equal(srv.trace_id, cli.trace_id, 16);
+		assert_memory_equal(srv.parent_span_id, cli.span_id, 8);
+		assert_int_equal(srv.nat.paired, i >= 2);
+		assert_int_equal(cli.nat.paired, i >= 2);
+		if (i >= 2)
+			assert_int_equal(cli.nat.server_port, 8080);
+		assert_int_equal(held(l), 0);
+	}
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_port_remapped, 4);
+	assert_int_equal(st.linked_dnat, 2);
+	assert_int_equal(st.linked_peer, 4);
+
+	/* Another position: unpaired, the client kept for a server that may still come. */
+	x = exchange(20000, 10 * MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &direct, &x);
+	x = exchange(20100, 10 * MS, MT_STAGE_REQUEST);
+	linker_on_request(l, &s, &x);
+	x = exchange(20100, 10 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &s, &x, &srv);
+	x = exchange(20000, 10 * MS, MT_STAGE_DONE);
+	linker_on_done(l, &direct, &x, &cli);
+	assert_memory_not_equal(srv.trace_id, cli.trace_id, 16);
+	linker_stats(l, &st);
+	assert_int_equal(st.linked_port_remapped, 4);
+	linker__free(l);
+}
+
 static double now_ns(void)
 {
 	struct timespec t;
@@ -881,6 +945,7 @@ int main(void)
 		cmocka_unit_test(test_option_context_adopted),
 		cmocka_unit_test(test_dnat_call_paired),
 		cmocka_unit_test(test_dnat_ambiguous_and_snat),
+		cmocka_unit_test(test_port_remapped_call_paired),
 		cmocka_unit_test(test_tls_unsequenced_read_paired_by_flow),
 		cmocka_unit_test(test_dnat_cost),
 		cmocka_unit_test(test_pipelined_burst_derived),
