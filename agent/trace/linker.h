@@ -81,10 +81,10 @@ struct link_stats {
 	uint64_t linked_option;	       /* server spans given their parent by a TCP option */
 	uint64_t option_mismatch;      /* client spans whose sent option named another trace */
 	uint64_t option_evicted;       /* kernel contexts overwritten before their request came */
-	uint64_t linked_dnat;	 /* of linked_peer: the client dialled a translated address (VIP) */
+	uint64_t linked_dnat; /* of linked_peer: the client dialled a translated address (VIP) */
 	uint64_t linked_port_remapped; /* of linked_peer: conntrack gave the call another port */
-	uint64_t dnat_ambiguous; /* several requests matched a translated call: not paired */
-	uint64_t dnat_snat_unpaired;	 /* same seq, another source (SNAT): not paired */
+	uint64_t dnat_ambiguous;       /* several requests matched a translated call: not paired */
+	uint64_t dnat_snat_unpaired;   /* same seq, another source (SNAT): not paired */
 	uint64_t linked_tls_unsequenced; /* of linked_peer: TLS read with no ciphertext, by flow */
 	uint64_t option_derived;	 /* requests given ids derived from their burst's option */
 	uint64_t option_past_bound;	 /* server requests after a burst's bound: not derived */
