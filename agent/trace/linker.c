@@ -282,14 +282,33 @@ static void sdk_remember(struct linker *l, uint32_t pid)
 	p->used = ++l->clock;
 }
 
+static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id, bool create);
+
 void linker_forget_process(struct linker *l, uint32_t pid)
 {
 	bool found;
 	struct sdk_proc *p = pid ? sdk_slot(l, pid, &found) : NULL;
+	struct owner *o;
 
 	if (p && found) {
 		p->pid = 0;
 		l->sdk_live--;
+	}
+	/*
+	 * Its entry and its main thread's go too (a short-lived client's only
+	 * thread), or they would wait for the LRU to take them back. Requests it
+	 * left in flight keep their slots until they complete or expire; they
+	 * never point back at an entry.
+	 */
+	o = owner_get(l, l->procs, pid, false);
+	if (o) {
+		memset(o, 0, sizeof(*o));
+		l->stats.processes--;
+	}
+	o = owner_get(l, l->threads, pid, false);
+	if (o) {
+		memset(o, 0, sizeof(*o));
+		l->stats.threads--;
 	}
 }
 
@@ -340,15 +359,12 @@ static struct owner *owner_get(struct linker *l, struct owner *tab, uint32_t id,
 			o->used = ++l->clock;
 			return o;
 		}
-		/*
-		 * Entries are replaced, never removed: @id was put in the first empty
-		 * slot of its window if it ever was, so an empty slot ends the search.
-		 */
 		if (!o->id) {
-			victim = o;
-			break;
+			if (!victim || victim->id)
+				victim = o;
+			continue; /* a gone process's entry leaves a hole: look on */
 		}
-		if (!victim || o->used < victim->used)
+		if (!victim || (victim->id && o->used < victim->used))
 			victim = o;
 	}
 	if (!create)

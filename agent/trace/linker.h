@@ -91,9 +91,9 @@ struct link_stats {
 	uint64_t option_anchors_evicted; /* a socket's last option forgotten for another's */
 	uint64_t unlinked[LINK__MAX];
 	uint64_t requests; /* requests held now (in flight, or done clients awaiting a server) */
-	uint64_t requests_evicted;   /* slots taken back because the table was full */
-	uint64_t threads;	     /* thread entries in use (entries are replaced, never freed) */
-	uint64_t processes;	     /* process entries in use */
+	uint64_t requests_evicted; /* slots taken back because the table was full */
+	uint64_t threads;   /* thread entries in use (a process's main thread freed at its exit) */
+	uint64_t processes; /* process entries in use */
 	uint64_t owners_evicted;     /* thread or process entries replaced: their window was full */
 	uint64_t ties;		     /* connect() ties held now */
 	uint64_t ties_replaced;	     /* ties overwritten before they were used */
@@ -153,7 +153,10 @@ void linker_on_request(struct linker *l, const struct conn_info *ci, const struc
 void linker_on_done(struct linker *l, const struct conn_info *ci, const struct mt_exchange *x,
 		    struct link_ids *out);
 
-/* @pid exited or exec'd: whatever was learned about its instrumentation goes. */
+/*
+ * @pid exited or exec'd: whatever was learned about its instrumentation goes, and its
+ * process entry and its main thread's with it.
+ */
 void linker_forget_process(struct linker *l, uint32_t pid);
 /*
  * --propagate: the context the kernel decided for the request that starts at

@@ -365,6 +365,50 @@ static void test_thread_table_fill_and_evictions(void **state)
 }
 
 /*
+ * Short-lived processes (a client per request, as in the soak) leave no entries behind: a
+ * process's entry and its main thread's go at its exit, and a later process whose id lands
+ * in the same window finds its own, not a gone one's. Another thread of the process stays
+ * (the exit event names the process only) until the LRU takes it.
+ */
+static void test_process_exit_frees_its_entries(void **state)
+{
+	struct linker *l = linker__new(seed);
+	struct link_stats st;
+
+	(void)state;
+	assert_non_null(l);
+	for (uint32_t pid = 100; pid < 100 + 3 * LINK_THREADS_MAX; pid++) {
+		struct conn_info s = conn(0x9000 + pid, pid, pid, CONN_ROLE_SERVER, 80, 40000);
+		struct mt_exchange x = exchange(pid * 16, pid, MT_STAGE_REQUEST);
+		struct link_ids ids;
+
+		linker_on_io(l, pid, s.sock);
+		linker_on_request(l, &s, &x);
+		x = exchange(pid * 16, pid, MT_STAGE_DONE);
+		linker_on_done(l, &s, &x, &ids);
+		linker_forget_process(l, pid);
+	}
+	linker_stats(l, &st);
+	assert_int_equal(st.threads, 0);
+	assert_int_equal(st.processes, 0);
+	assert_int_equal(st.owners_evicted, 0);
+	assert_int_equal(st.requests, 0);
+
+	/* Two threads of process 7: the main thread's entry goes at exit, the other stays. */
+	linker_on_io(l, 7, 0x7000);
+	linker_on_io(l, 8, 0x7001);
+	linker_forget_process(l, 7);
+	linker_forget_process(l, 7); /* a second exit event: nothing left to free */
+	linker_stats(l, &st);
+	assert_int_equal(st.threads, 1);
+	/* The entry left is still found: no duplicate made for thread 8. */
+	linker_on_io(l, 8, 0x7002);
+	linker_stats(l, &st);
+	assert_int_equal(st.threads, 1);
+	linker__free(l);
+}
+
+/*
  * An SDK-instrumented server (process 20) called by nginx (process 10) on
  * this node: its call out carries a traceparent it did not receive, so its
  * SDK reports both its sides; the agent reports neither, learns the process,
@@ -941,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_overflowed_thread_is_ambiguous),
 		cmocka_unit_test(test_traceparent_flags_travel),
 		cmocka_unit_test(test_thread_table_fill_and_evictions),
+		cmocka_unit_test(test_process_exit_frees_its_entries),
 		cmocka_unit_test(test_instrumented_server_is_learned),
 		cmocka_unit_test(test_option_context_adopted),
 		cmocka_unit_test(test_dnat_call_paired),
