@@ -144,8 +144,9 @@ static uint64_t sock_of(unsigned n)
 }
 
 /* @len bytes of @payload moved on socket @n in direction @dir at @ts. */
-static void data_bytes(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const void *payload,
-		       size_t len, uint8_t flags)
+/* @payload, all captured, on socket @n's local port @lport (0: reported after its close). */
+static void data_on_port(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts,
+			 const void *payload, size_t len, uint8_t flags, uint16_t lport)
 {
 	struct mt_data_event *ev = calloc(1, sizeof(*ev) + len);
 
@@ -165,11 +166,17 @@ static void data_bytes(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, 
 	f->seq[n][dir] += (uint32_t)len;
 	memcpy(ev->comm, "worker", 7);
 	ev->tuple.family = 2;
-	ev->tuple.lport = 8080;
+	ev->tuple.lport = lport;
 	ev->tuple.rport = (uint16_t)(40000 + n);
 	memcpy(ev->data, payload, len);
 	conn_table_on_data(f->t, ev);
 	free(ev);
+}
+
+static void data_bytes(struct fixture *f, unsigned n, uint8_t dir, uint64_t ts, const void *payload,
+		       size_t len, uint8_t flags)
+{
+	data_on_port(f, n, dir, ts, payload, len, flags, 8080);
 }
 
 /* A call that moved @bytes, of which @payload (possibly "") was captured. */
@@ -778,21 +785,8 @@ static void test_tls_uncovered_counted(void **state)
 static void data_closed(struct fixture *f, unsigned n, uint64_t ts)
 {
 	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x13, 0x2f, 0x61, 0x07};
-	struct mt_data_event *ev = calloc(1, sizeof(*ev) + sizeof(alert));
 
-	assert_non_null(ev);
-	ev->head.kind = MT_EV_DATA;
-	ev->head.ts_ns = ts;
-	ev->head.sock = sock_of(n);
-	ev->pid = 100 + n;
-	ev->fd = 5;
-	ev->bytes = ev->captured = sizeof(alert);
-	ev->dir = MT_DIR_EGRESS;
-	ev->tuple.family = 2;
-	ev->tuple.rport = (uint16_t)(40000 + n);
-	memcpy(ev->data, alert, sizeof(alert));
-	conn_table_on_data(f->t, ev);
-	free(ev);
+	data_on_port(f, n, MT_DIR_EGRESS, ts, alert, sizeof(alert), 0, 0);
 }
 
 static void test_tls_wire_after_close_not_uncovered(void **state)
