@@ -69,24 +69,38 @@ static uint64_t held(struct linker *l)
 	return st.requests;
 }
 
+/*
+ * One request of client @c answered by server @s at sequence number @seq: both
+ * sides' requests (the client's first when @client_first; the server's read
+ * may reach the ring before the client's send), then both done (the server's
+ * first when @server_first). Their ids in @cli and @srv.
+ */
+static void pair_one(struct linker *l, const struct conn_info *c, const struct conn_info *s,
+		     uint32_t seq, uint64_t start, bool client_first, bool server_first,
+		     struct link_ids *cli, struct link_ids *srv)
+{
+	struct mt_exchange x = exchange(seq, start, MT_STAGE_REQUEST);
+
+	linker_on_request(l, client_first ? c : s, &x);
+	linker_on_request(l, client_first ? s : c, &x);
+	x = exchange(seq, start, MT_STAGE_DONE);
+	if (server_first) {
+		linker_on_done(l, s, &x, srv);
+		linker_on_done(l, c, &x, cli);
+	} else {
+		linker_on_done(l, c, &x, cli);
+		linker_on_done(l, s, &x, srv);
+	}
+}
+
 /* One call from a client process to a server process on this node; @server_first: done order. */
 static void one_call(struct linker *l, uint32_t seq, uint64_t t, bool server_first,
 		     struct link_ids *cli, struct link_ids *srv)
 {
 	struct conn_info c = conn(0x1000, 10, 10, CONN_ROLE_CLIENT, 40000, 8080);
 	struct conn_info s = conn(0x2000, 20, 20, CONN_ROLE_SERVER, 8080, 40000);
-	struct mt_exchange x = exchange(seq, t, MT_STAGE_REQUEST);
 
-	linker_on_request(l, &c, &x);
-	linker_on_request(l, &s, &x);
-	x = exchange(seq, t, MT_STAGE_DONE);
-	if (server_first) {
-		linker_on_done(l, &s, &x, srv);
-		linker_on_done(l, &c, &x, cli);
-	} else {
-		linker_on_done(l, &c, &x, cli);
-		linker_on_done(l, &s, &x, srv);
-	}
+	pair_one(l, &c, &s, seq, t, true, server_first, cli, srv);
 }
 
 static void test_peer_call_either_order(void **state)
@@ -617,25 +631,7 @@ static void test_dnat_call_paired(void **state)
 	(void)state;
 	assert_non_null(l);
 	for (uint32_t i = 0; i < 8; i++) {
-		struct mt_exchange x = exchange(5000 + 100 * i, i * MS, MT_STAGE_REQUEST);
-		bool server_first = i % 2;
-
-		/* The server's read may reach the ring before the client's send. */
-		if (i % 4 < 2) {
-			linker_on_request(l, &c, &x);
-			linker_on_request(l, &s, &x);
-		} else {
-			linker_on_request(l, &s, &x);
-			linker_on_request(l, &c, &x);
-		}
-		x = exchange(5000 + 100 * i, i * MS, MT_STAGE_DONE);
-		if (server_first) {
-			linker_on_done(l, &s, &x, &srv);
-			linker_on_done(l, &c, &x, &cli);
-		} else {
-			linker_on_done(l, &c, &x, &cli);
-			linker_on_done(l, &s, &x, &srv);
-		}
+		pair_one(l, &c, &s, 5000 + 100 * i, i * MS, i % 4 < 2, i % 2, &cli, &srv);
 		assert_memory_equal(srv.trace_id, cli.trace_id, 16);
 		assert_memory_equal(srv.parent_span_id, cli.span_id, 8);
 		for (int k = 0; k < 2; k++) {
@@ -798,20 +794,8 @@ static void test_port_remapped_call_paired(void **state)
 	(void)state;
 	assert_non_null(l);
 	for (uint32_t i = 0; i < 4; i++) {
-		const struct conn_info *c = i < 2 ? &direct : &vip;
-		bool server_first = i % 2;
-
-		x = exchange(9000 + 100 * i, i * MS, MT_STAGE_REQUEST);
-		linker_on_request(l, c, &x);
-		linker_on_request(l, &s, &x);
-		x = exchange(9000 + 100 * i, i * MS, MT_STAGE_DONE);
-		if (server_first) {
-			linker_on_done(l, &s, &x, &srv);
-			linker_on_done(l, c, &x, &cli);
-		} else {
-			linker_on_done(l, c, &x, &cli);
-			linker_on_done(l, &s, &x, &srv);
-		}
+		pair_one(l, i < 2 ? &direct : &vip, &s, 9000 + 100 * i, i * MS, true, i % 2, &cli,
+			 &srv);
 		assert_memory_equal(srv.trace_id, cli.trace_id, 16);
 		assert_memory_equal(srv.parent_span_id, cli.span_id, 8);
 		assert_int_equal(srv.nat.paired, i >= 2);
