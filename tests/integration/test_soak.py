@@ -98,3 +98,9 @@ def test_soak_every_table_reports_fill_and_evictions(request, report):
         assert t["capacity"] > 0 and 0 <= t["usage"] <= t["capacity"], (name, t)
     for name, m in report["kernel_maps"].items():
         assert m["entries"] <= m["capacity"], (name, m)
+    # The linker frees a process's entries at its exit: the short-lived clients leave none
+    # behind (before that fix they filled the thread table until its LRU took entries back).
+    clients = report["pids"]["client_processes"]
+    threads = tables["link_threads"]["usage"]
+    assert threads is not None and threads <= max(64, clients // 4), \
+        f"link threads {threads} after {clients} short-lived clients: entries kept past exit"
