@@ -397,7 +397,51 @@ def fixed(raw, phase="fixed", rate_key="rate"):
     out["agent_cpu_us_per_request"] = median([w.get("agent_cpu_us_per_request") for w in rs])
     out["completeness"] = median([w.get("completeness") for w in rs])
     out["completeness_min"] = min([w["completeness"] for w in rs if w.get("completeness") is not None], default=None)
+    out["modes"] = fixed_modes(raw, phase, rs)
     return out
+
+
+def fixed_modes(raw, phase, rs):
+    """The agent's other scheduling modes (BENCH_LOW_MODES) beside "off" in the same rounds."""
+    modes = {}
+    for w in rs:
+        r = w["round"]
+        for path in sorted(glob.glob(os.path.join(raw, f"{phase}-r{r}-*.loadgen.json"))):
+            mode = os.path.basename(path)[len(f"{phase}-r{r}-"):-len(".loadgen.json")]
+            if mode in ("off", "on"):
+                continue
+            d = load(path, {})
+            m = window(raw, f"{phase}-r{r}-{mode}", "loadgen", d.get("completed"))
+            for k in ("p50_us", "p99_us"):
+                if d.get(k) is not None and w.get(k + "_off") is not None:
+                    m["added_" + k] = d[k] - w[k + "_off"]
+            modes.setdefault(mode, []).append(m)
+    return {mode: {"rounds": len(ws),
+                   "added_p50_us": median([m.get("added_p50_us") for m in ws]),
+                   "added_p99_us": median([m.get("added_p99_us") for m in ws]),
+                   "agent_cpu_us_per_request": median([m.get("agent_cpu_us_per_request") for m in ws]),
+                   "completeness": median([m.get("completeness") for m in ws])}
+            for mode, ws in modes.items()}
+
+
+def mode_text(mode, m):
+    """A mode's added p50 / p99 (and for the agent's modes its CPU and completeness)."""
+    text = f"{fmt(m['added_p50_us'], '+.1f')} / {fmt(m['added_p99_us'], '+.1f')} us"
+    if mode == "offs":
+        return text
+    return (text + f", {fmt(m['agent_cpu_us_per_request'], '.2f')} us CPU/req, "
+            f"completeness {fmt(m['completeness'], '.4f')}")
+
+
+def mode_flags(mode):
+    """The agent flags a mode of bench/run.sh's sched_mode_args() stands for."""
+    if mode == "idle":
+        return "--cpu-priority idle"
+    if mode.startswith("batch"):
+        return "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=" + mode[len("batch"):]
+    if mode == "offs":
+        return "no agent, the RSS sampler alone"
+    return mode
 
 
 def writeloop(raw):
@@ -420,14 +464,14 @@ def writeloop(raw):
     return out
 
 
-def bpf_programs(raw):
-    meta = load(os.path.join(raw, "bpfstats.meta.json"), {})
+def bpf_programs(raw, tag="bpfstats"):
+    meta = load(os.path.join(raw, f"{tag}.meta.json"), {})
     requests = None
     if meta.get("nginx_after") is not None:
         requests = meta["nginx_after"] - meta["nginx_before"] - 1
     progs = []
     try:
-        lines = open(os.path.join(raw, "bpfstats.progs.json")).read().split("\n")
+        lines = open(os.path.join(raw, f"{tag}.progs.json")).read().split("\n")
     except OSError:
         lines = []
     for line in lines:
@@ -483,6 +527,31 @@ def main():
         if not sat["rps_off"]:
             sys.exit(1)
         print(int(sat["rps_off"] * float(sys.argv[3])))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--bpf":
+        # BENCH_ONLY=bpf: per-program cost of each variant of the agent's flags, medians of rounds.
+        variants = sys.argv[3].split(";")
+        print(f"{'variant':<32} {'program':<20} {'ns/run':>8} {'runs/req':>9} {'ns/req':>8}  rounds")
+        for i, v in enumerate(variants):
+            runs = [bpf_programs(sys.argv[2], os.path.basename(m)[:-len(".meta.json")])
+                    for m in sorted(glob.glob(os.path.join(sys.argv[2], f"bpf-r*-v{i}.meta.json")))]
+            names = sorted({p["name"] for r in runs for p in r["programs"] if p["run_cnt"]})
+            for n in names:
+                ps = [p for r in runs for p in r["programs"] if p["name"] == n]
+                print(f"{v or 'defaults':<32} {n:<20} {fmt(median([p['ns_per_run'] for p in ps]), '.0f'):>8} "
+                      f"{fmt(median([p['runs_per_request'] for p in ps]), '.2f'):>9} "
+                      f"{fmt(median([p['ns_per_request'] for p in ps]), '.0f'):>8}  {len(ps)}")
+            print(f"{v or 'defaults':<32} {'total':<20} {'':>8} {'':>9} "
+                  f"{fmt(median([r['total_ns_per_request'] for r in runs]), '.0f'):>8}  {len(runs)}")
+        return
+    if len(sys.argv) == 3 and sys.argv[1] == "--latency":
+        low = fixed(sys.argv[2], "fixedlow")
+        print(f"rounds used: {len(low['rounds'])} (left out {low['rounds_left_out']})")
+        print(f"added p50 / p99, agent on:  {fmt(low['added_p50_us'], '+.1f')} / {fmt(low['added_p99_us'], '+.1f')} us  "
+              f"(off {fmt(low['p50_us_off'], '.1f')} / {fmt(low['p99_us_off'], '.1f')}), "
+              f"{fmt(low['agent_cpu_us_per_request'], '.2f')} us CPU/req, completeness {fmt(low['completeness'], '.4f')}")
+        for mode, m in sorted(low["modes"].items()):
+            print(f"  {mode_flags(mode)}: {mode_text(mode, m)}")
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--tls":
         sat, tls = saturated(sys.argv[2]), tls_saturated(sys.argv[2])
@@ -624,6 +693,8 @@ def main():
         row("  (with the agent the machine fell behind:", f"{100 * fix['late_fraction_on']:.0f}% of sends >1 ms late)")
     if low["rounds"]:
         row(f"  at {low.get('rate')} req/s: added p50 / p99", f"{fmt(low['added_p50_us'], '+.1f')} / {fmt(low['added_p99_us'], '+.1f')} us  (off {fmt(low['p50_us_off'], '.1f')} / {fmt(low['p99_us_off'], '.1f')})")
+        for mode, m in sorted(low.get("modes", {}).items()):
+            row(f"    {mode_flags(mode)}" if mode == "offs" else f"    with {mode_flags(mode)}", mode_text(mode, m))
     row("3 agent CPU per request (user space)", f"{fmt(fix['agent_cpu_us_per_request'], '.2f')} us", "agent_cpu_us_per_request", "<= 3 us")
     if rep["runs"]:
         row(f"  same work replayed (--replay, 3 runs)", f"{fmt(rep['us_per_request'], '.2f')} us  "

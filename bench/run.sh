@@ -25,6 +25,15 @@
 #   BENCH_NOISE_PCT=10       a round in which other processes used more than this % of the
 #                            machine's CPU is repeated (up to 2x BENCH_ROUNDS, within the budget)
 #   BENCH_BUDGET_S=300       no more repeats once the run has taken this long
+#   BENCH_LOW_MODES="offs idle"  more runs beside off/on at the low rate, each against the same
+#                            round's off run: idle (--cpu-priority idle), batchN
+#                            (OTEL_BSP_MAX_EXPORT_BATCH_SIZE=N), offs (no agent, only the RSS
+#                            sampler that agent-on runs have: it must add nothing)
+#   BENCH_ONLY=latency       only figure 2 at the low rate (BENCH_RATE, or 25 % of a saturated run)
+#   BENCH_ONLY=bpf           only figure 8 at BENCH_RATE, for each of BENCH_BPF_VARIANTS (agent
+#                            flags, ';' between variants; default ";--capture-bytes 64";
+#                            "@/path/to/meshtrace flags": another build of the agent)
+#   BENCH_ONLY=profile       only the perf profile (BENCH_PROFILE's run) at BENCH_RATE
 #   BENCH_ONLY=tls           only figures 1 and 9 (saturated HTTP and HTTPS), for a quick TLS figure
 #   MESHTRACE=build/meshtrace  the agent binary; MESHTRACE_ARGS: extra flags for it
 set -euo pipefail
@@ -41,6 +50,8 @@ SAT_S=${BENCH_SAT_S:-6}
 FIXED_S=${BENCH_FIXED_S:-6}
 RATE_FRACTION=${BENCH_RATE_FRACTION:-0.5}
 LOW_FRACTION=${BENCH_LOW_FRACTION:-0.25}
+LOW_MODES=${BENCH_LOW_MODES:-offs idle}
+BPF_VARIANTS=${BENCH_BPF_VARIANTS:-;--capture-bytes 64}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 NOISE_PCT=${BENCH_NOISE_PCT:-10}
 BUDGET_S=${BENCH_BUDGET_S:-300}
@@ -339,25 +350,26 @@ EOF
 
 AGENT_PID='' SINK_PID='' SINK_PORT='' SAMPLER_PID='' AGENT_TAG=''
 
-mem_kib() { # pid -> "Rss Pss Pss_Anon" in kB (smaps_rollup)
-	local k v _ rss=0 pss=0 anon=0
-	while read -r k v _; do
-		case $k in
-		Rss:) rss=$v ;;
-		Pss:) pss=$v ;;
-		Pss_Anon:) anon=$v ;;
-		esac
-	done </proc/"$1"/smaps_rollup 2>/dev/null
-	echo "$rss $pss $anon"
-}
-
+# Bash builtins only: a fork or an exec every 0.5 s (date, sleep, $(...)) costs milliseconds
+# of CPU on this VM, and figure 2 measured them as the agent's added p99 (+3.9 ms at 25 % load
+# with this sampler alone and no agent, when it still forked).
 rss_sampler() { # pid file: "time rss pss pss_anon" every 0.5 s while the agent lives (bounded: 20 min)
-	local i
+	local i k v _ rss pss anon tick
+	exec {tick}<> <(:) # a pipe we also write to: read -t on it is a sleep without a fork
 	for ((i = 0; i < 2400; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		echo "$(date +%s.%N) $(mem_kib "$1")" >>"$2"
-		sleep 0.5
+		kill -0 "$1" 2>/dev/null || break
+		rss=0 pss=0 anon=0
+		while read -r k v _; do
+			case $k in
+			Rss:) rss=$v ;;
+			Pss:) pss=$v ;;
+			Pss_Anon:) anon=$v ;;
+			esac
+		done </proc/"$1"/smaps_rollup 2>/dev/null
+		echo "$EPOCHREALTIME $rss $pss $anon" >>"$2"
+		read -r -t 0.5 -u "$tick" _ || :
 	done
+	exec {tick}<&-
 }
 
 # kB of the agent's address space that maps BPF maps (the ring buffer's data pages are
@@ -548,19 +560,32 @@ fixed_run() { # tag rate seconds [loadgen args...]
 	echo "{\"nginx_before\":$b,\"nginx_after\":$a,\"agent_cpu_ticks\":$((c1 - c0)),\"clk_tck\":$CLK_TCK,\"rate\":$rate,\"nginx_pid\":$NGX_WORKER,\"client_pid\":$LOAD_PID}" >"$RAW/$tag.meta.json"
 }
 
-phase_fixed() { # phase rate rounds
-	local phase=$1 rate=$2 mode tag
-	log "figures 2-4: fixed rate $rate req/s (loadgen, $CONNS conns, ${FIXED_S}s), agent off/on, $3 rounds"
+phase_fixed() { # phase rate rounds [more modes: idle, batchN, offs]
+	local phase=$1 rate=$2 extra=${4:-} mode tag
+	local -a tags
+	log "figures 2-4: fixed rate $rate req/s (loadgen, $CONNS conns, ${FIXED_S}s), agent off/on${extra:+ and $extra}, $3 rounds"
 	rounds_init "$3"
 	while rounds_more; do
 		ROUND=$((ROUND + 1))
-		for mode in $(round_order); do
+		tags=()
+		for mode in $(round_order) $extra; do
 			tag=$phase-r$ROUND-$mode
-			if [ "$mode" = on ]; then agent_start "$tag"; fi
+			tags+=("$tag")
+			if [ "$mode" = offs ]; then
+				bg rss_sampler $$ "$RAW/$tag.rss"
+				SAMPLER_PID=$BG_PID
+			elif [ "${mode#batch}" != "$mode" ]; then
+				agent_start "$tag" "" OTEL_BSP_MAX_EXPORT_BATCH_SIZE="${mode#batch}"
+			elif [ "$mode" = idle ]; then
+				agent_start "$tag" "--cpu-priority idle"
+			elif [ "$mode" != off ]; then agent_start "$tag"; fi
 			fixed_run "$tag" "$rate" "$FIXED_S"
-			if [ "$mode" = on ]; then agent_stop; fi
+			if [ "$mode" = offs ]; then
+				stop_pid "$SAMPLER_PID" 2 || true
+				forget "$SAMPLER_PID"
+			elif [ "$mode" != off ]; then agent_stop; fi
 		done
-		round_done "$phase" "$phase-r$ROUND-off" "$phase-r$ROUND-on"
+		round_done "$phase" "${tags[@]}"
 	done
 }
 
@@ -598,19 +623,45 @@ print("{\"rc\":%d,\"cpu_s\":%.3f}" % (rc, r.ru_utime + r.ru_stime))
 
 # ---- figure 8: per-program kernel cost -----------------------------------------
 
-phase_bpf_stats() {
-	local id
-	log "figure 8: per-program kernel cost (kernel.bpf_stats_enabled=1), fixed rate $RATE req/s"
+bpf_stats_run() { # tag [agent flags; "@BINARY flags": another build of the agent]
+	local tag=$1 flags=${2:-} id bin=$AGENT_BIN
+	if [ "${flags:0:1}" = @ ]; then
+		AGENT_BIN=${flags%% *}
+		AGENT_BIN=${AGENT_BIN#@}
+		flags=${flags#*@"$AGENT_BIN"}
+	fi
 	echo 1 >/proc/sys/kernel/bpf_stats_enabled
-	agent_start bpfstats
-	fixed_run bpfstats "$RATE" "$FIXED_S"
-	: >"$RAW/bpfstats.progs.json"
+	agent_start "$tag" "$flags"
+	AGENT_BIN=$bin
+	fixed_run "$tag" "$RATE" "$FIXED_S"
+	: >"$RAW/$tag.progs.json"
 	for id in $(agent_prog_ids "$AGENT_PID"); do
-		bpftool prog show id "$id" -j >>"$RAW/bpfstats.progs.json" 2>/dev/null || true
-		echo >>"$RAW/bpfstats.progs.json"
+		bpftool prog show id "$id" -j >>"$RAW/$tag.progs.json" 2>/dev/null || true
+		echo >>"$RAW/$tag.progs.json"
 	done
 	agent_stop
 	echo "$BPF_STATS_ORIG" >/proc/sys/kernel/bpf_stats_enabled
+}
+
+phase_bpf_stats() {
+	log "figure 8: per-program kernel cost (kernel.bpf_stats_enabled=1), fixed rate $RATE req/s"
+	bpf_stats_run bpfstats
+}
+
+# BENCH_ONLY=bpf: figure 8 for each of BENCH_BPF_VARIANTS (agent flags, ';' between
+# variants, '' the defaults), in a rotating order for BENCH_ROUNDS rounds.
+phase_bpf_variants() {
+	local -a vs
+	local r i k n
+	IFS=';' read -r -a vs <<<"$BPF_VARIANTS"
+	n=${#vs[@]}
+	log "figure 8 for $n variants of the agent's flags, fixed rate $RATE req/s, $ROUNDS rounds"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((k = 0; k < n; k++)); do
+			i=$(((k + r) % n))
+			bpf_stats_run "bpf-r$r-v$i" "${vs[$i]}"
+		done
+	done
 }
 
 # ---- figure 6: 1,000 idle connections and 10,000 distinct paths -------------------
@@ -726,6 +777,27 @@ wait_quiet
 start_nginx
 log "nginx on 127.0.0.1:$NGX_PORT (HTTPS :$NGX_TLS_PORT) (CPU$CPU_SERVER), load generators on CPU$CPU_LOAD, results in $OUT"
 
+if [ "${BENCH_ONLY:-}" = profile ]; then
+	RATE=${BENCH_RATE:?BENCH_ONLY=profile needs BENCH_RATE}
+	phase_profile
+	exit 0
+fi
+if [ "${BENCH_ONLY:-}" = bpf ]; then
+	RATE=${BENCH_RATE:?BENCH_ONLY=bpf needs BENCH_RATE}
+	phase_bpf_variants
+	python3 "$ROOT/bench/report.py" --bpf "$RAW" "$BPF_VARIANTS" | tee "$OUT/bpf_variants.txt"
+	exit 0
+fi
+if [ "${BENCH_ONLY:-}" = latency ]; then
+	# Figure 2 at the low rate only, with the scheduling modes side by side.
+	if [ -z "${BENCH_RATE:-}" ]; then
+		phase_saturated
+		BENCH_RATE=$(python3 "$ROOT/bench/report.py" --rate "$RAW" "$LOW_FRACTION")
+	fi
+	phase_fixed fixedlow "$BENCH_RATE" "$ROUNDS" "$LOW_MODES"
+	python3 "$ROOT/bench/report.py" --latency "$RAW" | tee "$OUT/latency_modes.txt"
+	exit 0
+fi
 if [ "${BENCH_ONLY:-}" = tls ]; then
 	phase_saturated
 	phase_tls
@@ -745,7 +817,7 @@ phase_fixed fixed "$RATE" "$ROUNDS"
 LOW_RATE=0
 if [ "$LOW_FRACTION" != 0 ]; then
 	LOW_RATE=$(python3 "$ROOT/bench/report.py" --rate "$RAW" "$LOW_FRACTION")
-	phase_fixed fixedlow "$LOW_RATE" 3
+	phase_fixed fixedlow "$LOW_RATE" 3 "$LOW_MODES"
 fi
 phase_bpf_stats
 if [ "$LOW_RATE" != 0 ]; then phase_replay; fi
