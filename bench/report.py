@@ -434,7 +434,7 @@ def mode_text(mode, m):
 
 
 def mode_flags(mode):
-    """The agent flags a mode of bench/run.sh's sched_mode_args() stands for."""
+    """What a BENCH_LOW_MODES mode of bench/run.sh stands for (flags, environment, or no agent)."""
     if mode == "idle":
         return "--cpu-priority idle"
     if mode.startswith("batch"):

@@ -772,6 +772,19 @@ phase_profile() {
 
 # ---- run ------------------------------------------------------------------------------
 
+# Bad knobs stop the run at once, with the values a knob takes (not a run mislabelled).
+case ${BENCH_ONLY:-} in
+'' | tls | latency | bpf | profile) ;;
+*) die "BENCH_ONLY='$BENCH_ONLY': use tls, latency, bpf or profile (or leave it unset)" ;;
+esac
+for m in $LOW_MODES; do
+	case $m in
+	offs | idle) ;;
+	batch*) [[ ${m#batch} =~ ^[1-9][0-9]*$ ]] || die "BENCH_LOW_MODES: '$m': batchN takes a number of spans" ;;
+	*) die "BENCH_LOW_MODES: unknown mode '$m' (offs, idle, batchN)" ;;
+	esac
+done
+
 ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 wait_quiet
 start_nginx
