@@ -52,6 +52,8 @@ struct gsock {
 	uint8_t peer_local; /* for spans: the far end is on this node */
 	uint8_t nat;	    /* its spans said the call went through a translated address */
 	uint8_t tls;	    /* its bytes are TLS records */
+	uint8_t closed;	    /* closed, kept GRAPH_LINGER_NS to name its peer's late spans */
+	uint8_t by_addr;    /* in the address hash (a closed one leaves it at its reuse) */
 	uint16_t nat_port;
 	char comm[16];
 	struct mt_tuple tuple;
@@ -66,6 +68,7 @@ struct gsock {
 	uint64_t connect_ns;
 	uint32_t retransmits;
 	uint32_t _pad2;
+	uint64_t closed_ns;
 };
 
 struct graph {
@@ -87,6 +90,9 @@ struct graph {
 	struct gsock *socks;
 	struct hashtab sock_by_addr;  /* by struct sock address; owns the free slots */
 	struct hashtab sock_by_tuple; /* by 4-tuple, once both ports are known */
+	/* Closed sockets still in the tuple hash, oldest first (a ring of GRAPH_SOCKS_MAX). */
+	uint32_t *linger;
+	uint32_t linger_head, linger_n;
 
 	struct graph_stats stats;
 };
@@ -120,7 +126,8 @@ struct graph *graph__new(struct identity *id, struct peers *peers)
 	g->nodes = calloc(GRAPH_NODES_MAX, sizeof(*g->nodes));
 	g->edges = calloc(GRAPH_EDGES_MAX, sizeof(*g->edges));
 	g->socks = calloc(GRAPH_SOCKS_MAX, sizeof(*g->socks));
-	if (!g->nodes || !g->edges || !g->socks ||
+	g->linger = calloc(GRAPH_SOCKS_MAX, sizeof(*g->linger));
+	if (!g->nodes || !g->edges || !g->socks || !g->linger ||
 	    hashtab_init(&g->node_by_name, GRAPH_NODES_MAX, 0) ||
 	    hashtab_init(&g->edge_by_key, GRAPH_EDGES_MAX, 0) ||
 	    hashtab_init(&g->sock_by_addr, GRAPH_SOCKS_MAX, 0) ||
@@ -143,6 +150,7 @@ void graph__free(struct graph *g)
 	hashtab_fini(&g->sock_by_addr);
 	hashtab_fini(&g->sock_by_tuple);
 	free(g->socks);
+	free(g->linger);
 	free(g);
 }
 
@@ -391,6 +399,7 @@ static uint32_t hash_conn(const uint8_t a[16], uint16_t ap, const uint8_t b[16],
 	return hashtab_hash_bytes(b, 16, hashtab_hash_bytes(a, 16, (uint32_t)ap << 16 | bp));
 }
 
+/* The socket at kernel address @sock, a closed one still kept included. */
 static uint32_t sock_find(const struct graph *g, uint64_t sock)
 {
 	uint32_t i;
@@ -399,6 +408,22 @@ static uint32_t sock_find(const struct graph *g, uint64_t sock)
 	     i = hashtab_next(&g->sock_by_addr, i))
 		if (g->socks[i].sock == sock)
 			return i;
+	return NIL;
+}
+
+/*
+ * The open socket at @sock, for kernel events: a closed one found there is an
+ * earlier life of a reused address, which leaves the address hash (it stays in
+ * the tuple hash for its peer's late spans until its linger ends).
+ */
+static uint32_t sock_find_open(struct graph *g, uint64_t sock)
+{
+	uint32_t i = sock_find(g, sock);
+
+	if (i == NIL || !g->socks[i].closed)
+		return i;
+	hashtab_unlink(&g->sock_by_addr, hash_sock(sock), i);
+	g->socks[i].by_addr = 0;
 	return NIL;
 }
 
@@ -446,6 +471,7 @@ static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 {
 	const uint8_t *far = s->tuple.raddr, *near = s->tuple.laddr;
 	uint16_t far_port = s->tuple.rport, near_port = s->tuple.lport;
+	struct gsock *closed = NULL;
 	uint32_t i;
 
 	if (s->nat && s->role == ROLE_CLIENT) {
@@ -459,24 +485,60 @@ static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 	for (; i != NIL; i = hashtab_next(&g->sock_by_tuple, i)) {
 		const struct gsock *p = &g->socks[i];
 
-		if (p->tuple.lport == far_port && p->tuple.rport == near_port &&
-		    !memcmp(p->tuple.laddr, far, 16) && !memcmp(p->tuple.raddr, near, 16) && p != s)
+		if (p->tuple.lport != far_port || p->tuple.rport != near_port ||
+		    memcmp(p->tuple.laddr, far, 16) || memcmp(p->tuple.raddr, near, 16) || p == s)
+			continue;
+		if (!p->closed)
 			return &g->socks[i];
+		if (!closed) /* the same 4-tuple's open socket, if any, is the peer */
+			closed = &g->socks[i];
 	}
-	return NULL;
+	return closed;
+}
+
+/* Gives socket @i's slot back: out of both hashes. */
+static void sock_release(struct graph *g, uint32_t i)
+{
+	struct gsock *s = &g->socks[i];
+
+	tuple_unhash(g, i);
+	if (s->by_addr)
+		hashtab_unlink(&g->sock_by_addr, hash_sock(s->sock), i);
+	s->in_use = 0;
+	hashtab_slot_free(&g->sock_by_addr, i);
+}
+
+static void decide(struct graph *g, uint32_t i, uint64_t now_ns);
+
+/* Releases the socket closed longest ago, decided first if no span came. */
+static void linger_pop(struct graph *g)
+{
+	uint32_t i = g->linger[g->linger_head];
+
+	g->linger_head = (g->linger_head + 1) % GRAPH_SOCKS_MAX;
+	g->linger_n--;
+	decide(g, i, g->socks[i].closed_ns);
+	sock_release(g, i);
 }
 
 static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
 {
-	uint32_t i = slot_take(&g->sock_by_addr, &g->stats.sockets_full);
+	uint32_t i = hashtab_slot_alloc(&g->sock_by_addr);
 	struct gsock *s;
 
-	if (i == NIL)
+	if (i == NIL && g->linger_n) { /* a closed socket's moment is cut short */
+		linger_pop(g);
+		i = hashtab_slot_alloc(&g->sock_by_addr);
+	}
+	if (i == NIL) {
+		g->stats.sockets_full++;
 		return NIL;
+	}
 	s = &g->socks[i];
 	memset(s, 0, sizeof(*s));
 	s->sock = sock;
 	s->in_use = 1;
+	s->by_addr = 1;
 	s->first_ns = s->last_ns = now_ns;
 	s->edge = s->span_edge = NIL;
 	hashtab_link(&g->sock_by_addr, hash_sock(sock), i);
@@ -484,15 +546,38 @@ static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
 	return i;
 }
 
+/* An open socket is gone at once (a failed connect, idleness: no span will name it). */
 static void sock_free(struct graph *g, uint32_t i)
+{
+	sock_release(g, i);
+	g->stats.sockets--;
+}
+
+/* A closed socket is kept if its tuple can find it and its process can name a peer. */
+static bool sock_lingers(const struct gsock *s)
+{
+	return s->hashed && s->pid;
+}
+
+/*
+ * An open socket closed: kept GRAPH_LINGER_NS in the tuple hash, where its
+ * peer's spans still find it (the ring buffer orders events by the end of
+ * their syscalls: a server's send can come after its client read the answer
+ * and closed). Not counted in stats.sockets any more.
+ */
+static void sock_close(struct graph *g, uint32_t i, uint64_t now_ns)
 {
 	struct gsock *s = &g->socks[i];
 
-	tuple_unhash(g, i);
-	hashtab_unlink(&g->sock_by_addr, hash_sock(s->sock), i);
-	s->in_use = 0;
-	hashtab_slot_free(&g->sock_by_addr, i);
 	g->stats.sockets--;
+	if (!sock_lingers(s)) {
+		sock_release(g, i);
+		return;
+	}
+	s->closed = 1;
+	s->closed_ns = now_ns;
+	g->linger[(g->linger_head + g->linger_n) % GRAPH_SOCKS_MAX] = i;
+	g->linger_n++;
 }
 
 static bool in_ephemeral(const struct graph *g, uint16_t port)
@@ -713,17 +798,38 @@ static void decide(struct graph *g, uint32_t i, uint64_t now_ns)
 	e->last_ns = now_ns;
 }
 
-/* A socket's life ended (close, failure, new life, idleness). */
+/* Its far end is a socket or a listener on this node: no span can name it otherwise. */
+static bool far_end_known(const struct graph *g, const struct gsock *s)
+{
+	uint32_t pid;
+	char comm[16];
+
+	if (s->role == ROLE_UNKNOWN || peer_sock(g, s))
+		return true;
+	return s->role == ROLE_CLIENT &&
+	       peers_find_listener(g->peers, s->tuple.raddr, s->tuple.rport, &pid, comm);
+}
+
+/*
+ * A socket's life ended (close, or a new life at its address): kept a moment.
+ * Decided now if a span came or its far end is known here; else when a span
+ * comes or its moment ends: a span can come after its close (its own, or its
+ * peer's), and only a span tells that a VIP its client dialled took the call
+ * to a server on this node.
+ */
 static void finish(struct graph *g, uint32_t i, uint64_t now_ns)
 {
-	decide(g, i, now_ns);
-	sock_free(g, i);
+	const struct gsock *s = &g->socks[i];
+
+	if (s->proto || !sock_lingers(s) || far_end_known(g, s))
+		decide(g, i, now_ns);
+	sock_close(g, i, now_ns);
 }
 
 void graph_on_data(struct graph *g, const struct mt_data_event *ev)
 {
 	uint64_t now = ev->head.ts_ns;
-	uint32_t i = sock_find(g, ev->head.sock);
+	uint32_t i = sock_find_open(g, ev->head.sock);
 	struct gsock *s;
 
 	if (i == NIL) {
@@ -767,7 +873,7 @@ void graph_on_data(struct graph *g, const struct mt_data_event *ev)
 void graph_on_conn(struct graph *g, const struct mt_conn_event *ev)
 {
 	uint64_t now = ev->head.ts_ns;
-	uint32_t i = sock_find(g, ev->head.sock);
+	uint32_t i = sock_find_open(g, ev->head.sock);
 	struct gsock *s;
 
 	switch (ev->op) {
@@ -998,14 +1104,18 @@ out:
 
 void graph_tick(struct graph *g, uint64_t now_ns)
 {
+	while (g->linger_n &&
+	       g->socks[g->linger[g->linger_head]].closed_ns + GRAPH_LINGER_NS < now_ns)
+		linger_pop(g);
 	for (uint32_t i = 0; i < g->sock_by_addr.used; i++) {
 		struct gsock *s = &g->socks[i];
 
-		if (!s->in_use)
+		if (!s->in_use || s->closed)
 			continue;
 		if (s->last_ns + GRAPH_SOCK_IDLE_NS < now_ns) {
 			g->stats.sockets_idle++;
-			finish(g, i, now_ns);
+			decide(g, i, now_ns);
+			sock_free(g, i);
 		} else if (!s->decided && s->first_ns + GRAPH_DECIDE_NS < now_ns) {
 			decide(g, i, now_ns);
 		}

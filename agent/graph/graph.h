@@ -19,7 +19,8 @@
  * TCP counts of a socket join the edge of the protocol its spans carry; a
  * socket with no span by its close (or GRAPH_DECIDE_NS after it was first
  * seen) joins the pair's existing edge of a parsed protocol if there is one,
- * else a "tcp" edge.
+ * else a "tcp" edge. A closed socket whose far end nothing here names waits
+ * GRAPH_LINGER_NS for a late span first (only a span tells a VIP's real server).
  *
  * Naming: a service is its process's service.name (identity). The server of
  * a connection is the local process at its far end (the socket of the other
@@ -58,6 +59,13 @@
 #define GRAPH_WINDOW_SLOTS   6			     /* ... the last 5 and the current one */
 #define GRAPH_LATENCY_BOUNDS 16
 #define GRAPH_CONNECT_BOUNDS 12
+
+/*
+ * A closed socket still names its peer's late spans this long: a server's
+ * span can come after its client closed (graph_on_conn). Its slot is taken
+ * back sooner when a new socket needs it.
+ */
+#define GRAPH_LINGER_NS (1ull * 1000000000ull)
 
 /* The servicegraph connector's default latency buckets, seconds. */
 extern const double graph_latency_bounds[GRAPH_LATENCY_BOUNDS];
@@ -167,7 +175,7 @@ struct graph_stats {
 	uint64_t spans;		/* spans seen */
 	uint64_t nodes;		/* nodes in the table */
 	uint64_t edges;		/* edges in the table */
-	uint64_t sockets;	/* sockets tracked now */
+	uint64_t sockets;	/* sockets tracked now (open; closed ones kept a moment are not) */
 	uint64_t nodes_full;	/* updates dropped: node table full */
 	uint64_t edges_full;	/* updates dropped: edge table full */
 	uint64_t sockets_full;	/* sockets not tracked: socket table full */

@@ -323,6 +323,114 @@ static void test_vip_call_names_the_server(void **state)
 	fixture_free(f);
 }
 
+/*
+ * The server's span can reach the graph after its client closed: the server's
+ * send event is written at its syscall's exit, and over a veth the client may
+ * read the answer and close before that. Kept a moment after its close, the
+ * client's socket still names the server span's client: every call counted
+ * once, on the one edge, VIP or direct, whatever the order of the client's
+ * span. The closed sockets are freed a moment later.
+ */
+static void test_late_span_after_peer_close(void **state)
+{
+	uint8_t cli[16], srv[16], vip[16];
+	struct graph_stats gst;
+
+	(void)state;
+	addr(cli, 10, 200, 0, 1);
+	addr(srv, 10, 200, 0, 2);
+	addr(vip, 10, 96, 0, 10);
+	for (int nat = 0; nat < 2; nat++) {
+		struct fixture *f = fixture_new();
+		const struct graph_edge *e;
+
+		if (nat) {
+			f->nat.nat_paired = 1;
+			memcpy(f->nat.vip_addr, vip, 16);
+			f->nat.vip_port = 80;
+			memcpy(f->nat.nat_server_addr, srv, 16);
+			f->nat.nat_server_port = 8080;
+		}
+		for (int i = 0; i < 6; i++) {
+			uint16_t cport = f->next_port++;
+			uint64_t cs = f->next_sock, ss = f->next_sock + 64;
+			struct mt_tuple ct = tuple(cli, 0, nat ? vip : srv, nat ? 80 : 8080);
+			struct mt_tuple st = tuple(srv, 8080, cli, cport);
+
+			f->next_sock += 128;
+			conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
+			ct.lport = cport;
+			conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
+			conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
+			data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
+			data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+			f->now += 1 * MS;
+			data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
+			if (i % 3 == 0) /* the client's span first, then its close */
+				span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			conn_ev(f, cs, MT_CONN_CLOSED, 0, "", ct, 0);
+			/* Only now the server's send, and its span (with the client's, paired). */
+			data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
+			if (i % 3 == 1)
+				span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			span(f, ss, MT_SPAN_SERVER, 200, "nginx", "nginx", st, 200, 1 * MS);
+			if (i % 3 == 2)
+				span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			conn_ev(f, ss, MT_CONN_CLOSED, 0, "", st, 0);
+			f->now += 1 * MS;
+		}
+		e = find_edge(f->g, "curl", "nginx", MT_PROTO_HTTP1);
+		assert_non_null(e);
+		assert_int_equal(graph_edge_count(f->g), 1);
+		assert_int_equal(e->requests, 6);
+		assert_int_equal(e->client_latency.count, 6);
+		assert_int_equal(e->server_latency.count, 6);
+		assert_int_equal(e->connects, 6);
+		assert_int_equal(e->bytes_sent, 600);
+		assert_int_equal(e->bytes_received, 3000);
+		/* A socket address the kernel reuses at once starts a new life. */
+		{
+			struct mt_tuple ct = tuple(cli, 50000, srv, 8080);
+
+			conn_ev(f, f->next_sock - 128, MT_CONN_CONNECT, 101, "wget", ct, 0);
+			conn_ev(f, f->next_sock - 128, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
+			data_ev(f, f->next_sock - 128, 101, "wget", ct, MT_DIR_EGRESS, 7);
+			conn_ev(f, f->next_sock - 128, MT_CONN_CLOSED, 0, "", ct, 0);
+			assert_non_null(find_edge(f->g, "wget", "nginx", MT_PROTO_UNKNOWN));
+		}
+		/* Bytes to a far end nothing here names wait for a span until the moment ends. */
+		{
+			uint8_t far[16];
+			struct mt_tuple ct;
+
+			addr(far, 192, 0, 2, 7);
+			ct = tuple(cli, 50001, far, 5432);
+			conn_ev(f, 0x7000, MT_CONN_CONNECT, 101, "wget", ct, 0);
+			conn_ev(f, 0x7000, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
+			data_ev(f, 0x7000, 101, "wget", ct, MT_DIR_EGRESS, 9);
+			conn_ev(f, 0x7000, MT_CONN_CLOSED, 0, "", ct, 0);
+			assert_null(find_edge(f->g, "wget", "192.0.2.7:5432", MT_PROTO_UNKNOWN));
+		}
+		graph_stats(f->g, &gst);
+		assert_int_equal(gst.sockets, 0);
+		/* Closed sockets are let go a moment later: every slot free again. */
+		graph_tick(f->g, f->now + GRAPH_LINGER_NS + 1);
+		e = find_edge(f->g, "wget", "192.0.2.7:5432", MT_PROTO_UNKNOWN);
+		assert_non_null(e);
+		assert_int_equal(e->bytes_sent, 9);
+		assert_int_equal(e->connects, 1);
+		for (uint32_t k = 0; k < GRAPH_SOCKS_MAX; k++) {
+			struct mt_tuple t = tuple(cli, 1, srv, 8080);
+
+			conn_ev(f, 0x40000000ull + k * 64, MT_CONN_CONNECT, 100, "curl", t, 0);
+		}
+		graph_stats(f->g, &gst);
+		assert_int_equal(gst.sockets, GRAPH_SOCKS_MAX);
+		assert_int_equal(gst.sockets_full, 0);
+		fixture_free(f);
+	}
+}
+
 static void test_tcp_edge_and_names(void **state)
 {
 	struct fixture *f = fixture_new();
@@ -864,6 +972,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local_calls_count_once),
 		cmocka_unit_test(test_vip_call_names_the_server),
+		cmocka_unit_test(test_late_span_after_peer_close),
 		cmocka_unit_test(test_tcp_edge_and_names),
 		cmocka_unit_test(test_uncovered_tls_edge),
 		cmocka_unit_test(test_outside_peers),
