@@ -351,6 +351,9 @@ static const struct health_row rows[] = {
 	BOTH("graph", "role_unknown", MH_DROPS, "stage", "graph_role_unknown", gs.role_unknown),
 	JSON("graph", "unattributed", gs.unattributed),
 	JSON("graph", "sockets_idle", gs.sockets_idle),
+	JSON("graph", "sockets_closed", gs.sockets_closed),
+	JSON("graph", "linger_cut", gs.linger_cut),
+	JSON("graph", "late_peer_spans", gs.late_peer_spans),
 	BOTH_F64("graph", "span_cost_ns", MH_SPAN_UPDATE_NS, NULL, NULL, span_update_ns),
 
 	/* peers: address -> name (DNS, listeners) */

@@ -517,6 +517,7 @@ static void linger_pop(struct graph *g)
 
 	g->linger_head = (g->linger_head + 1) % GRAPH_SOCKS_MAX;
 	g->linger_n--;
+	g->stats.sockets_closed--;
 	decide(g, i, g->socks[i].closed_ns);
 	sock_release(g, i);
 }
@@ -527,6 +528,7 @@ static uint32_t sock_new(struct graph *g, uint64_t sock, uint64_t now_ns)
 	struct gsock *s;
 
 	if (i == NIL && g->linger_n) { /* a closed socket's moment is cut short */
+		g->stats.linger_cut++;
 		linger_pop(g);
 		i = hashtab_slot_alloc(&g->sock_by_addr);
 	}
@@ -578,6 +580,7 @@ static void sock_close(struct graph *g, uint32_t i, uint64_t now_ns)
 	s->closed_ns = now_ns;
 	g->linger[(g->linger_head + g->linger_n) % GRAPH_SOCKS_MAX] = i;
 	g->linger_n++;
+	g->stats.sockets_closed++;
 }
 
 static bool in_ephemeral(const struct graph *g, uint16_t port)
@@ -1044,8 +1047,12 @@ void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemp
 			edge = edge_get(g, self, server_node(g, ref, now, &peer_local),
 					s->protocol);
 		if (gs) {
+			const struct gsock *p = peer_sock(g, gs);
+
 			gs->span_edge = edge;
 			gs->peer_local = peer_local;
+			if (p && p->closed)
+				g->stats.late_peer_spans++;
 		}
 		if (edge == NIL)
 			goto out;

@@ -172,17 +172,20 @@ struct graph_edge {
 };
 
 struct graph_stats {
-	uint64_t spans;		/* spans seen */
-	uint64_t nodes;		/* nodes in the table */
-	uint64_t edges;		/* edges in the table */
-	uint64_t sockets;	/* sockets tracked now (open; closed ones kept a moment are not) */
-	uint64_t nodes_full;	/* updates dropped: node table full */
-	uint64_t edges_full;	/* updates dropped: edge table full */
-	uint64_t sockets_full;	/* sockets not tracked: socket table full */
-	uint64_t role_unknown;	/* sockets whose side could not be told: not counted */
-	uint64_t unattributed;	/* TCP events for sockets never seen (retransmits of old ones) */
-	uint64_t sockets_idle;	/* sockets dropped after GRAPH_SOCK_IDLE_NS without activity */
-	uint64_t update_ns_sum; /* time spent in graph_on_span, for the cost figure */
+	uint64_t spans;		 /* spans seen */
+	uint64_t nodes;		 /* nodes in the table */
+	uint64_t edges;		 /* edges in the table */
+	uint64_t sockets;	 /* sockets tracked now (open; closed ones kept a moment are not) */
+	uint64_t nodes_full;	 /* updates dropped: node table full */
+	uint64_t edges_full;	 /* updates dropped: edge table full */
+	uint64_t sockets_full;	 /* sockets not tracked: socket table full */
+	uint64_t role_unknown;	 /* sockets whose side could not be told: not counted */
+	uint64_t unattributed;	 /* TCP events for sockets never seen (retransmits of old ones) */
+	uint64_t sockets_idle;	 /* sockets dropped after GRAPH_SOCK_IDLE_NS without activity */
+	uint64_t sockets_closed; /* closed sockets kept GRAPH_LINGER_NS for late spans, now */
+	uint64_t linger_cut;	 /* closed sockets let go early: a new socket needed the slot */
+	uint64_t late_peer_spans; /* spans whose peer's socket had closed (named all the same) */
+	uint64_t update_ns_sum;	  /* time spent in graph_on_span, for the cost figure */
 	uint64_t update_ns_count;
 };
 

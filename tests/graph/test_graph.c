@@ -413,6 +413,9 @@ static void test_late_span_after_peer_close(void **state)
 		}
 		graph_stats(f->g, &gst);
 		assert_int_equal(gst.sockets, 0);
+		assert_int_equal(gst.sockets_closed, 6 * 2 + 2);
+		/* The 6 server spans came after their client closed. */
+		assert_int_equal(gst.late_peer_spans, 6);
 		/* Closed sockets are let go a moment later: every slot free again. */
 		graph_tick(f->g, f->now + GRAPH_LINGER_NS + 1);
 		e = find_edge(f->g, "wget", "192.0.2.7:5432", MT_PROTO_UNKNOWN);
@@ -426,6 +429,19 @@ static void test_late_span_after_peer_close(void **state)
 		}
 		graph_stats(f->g, &gst);
 		assert_int_equal(gst.sockets, GRAPH_SOCKS_MAX);
+		assert_int_equal(gst.sockets_full, 0);
+		assert_int_equal(gst.sockets_closed, 0);
+		assert_int_equal(gst.linger_cut, 0);
+		/* A full table takes a closed socket's slot before it counts a drop. */
+		conn_ev(f, 0x40000000ull, MT_CONN_CLOSED, 0, "", tuple(cli, 1, srv, 8080), 0);
+		graph_stats(f->g, &gst);
+		assert_int_equal(gst.sockets_closed, 1);
+		conn_ev(f, 0x3f000000ull, MT_CONN_CONNECT, 100, "curl", tuple(cli, 2, srv, 8080),
+			0);
+		graph_stats(f->g, &gst);
+		assert_int_equal(gst.sockets, GRAPH_SOCKS_MAX);
+		assert_int_equal(gst.sockets_closed, 0);
+		assert_int_equal(gst.linger_cut, 1);
 		assert_int_equal(gst.sockets_full, 0);
 		fixture_free(f);
 	}

@@ -210,7 +210,9 @@ def test_vip_calls_pair_with_the_real_server(request, node, agent, receiver, via
     figure(request, f"DNAT VIP -> server (3 netns, {via}, curl): {paired}/{2 * N} "
                     f"VIP calls paired ({N} keep-alive, {N} new connections), direct control "
                     f"{direct}/{2 * N}; linked_dnat {link.get('linked_dnat')}, dnat_ambiguous "
-                    f"{link.get('dnat_ambiguous')}; edges {[(e['server'], e['requests'], e.get('vip')) for e in edges]}")
+                    f"{link.get('dnat_ambiguous')}; spans after their peer closed "
+                    f"{stat(stats, 'graph', 'late_peer_spans', default=None)}; edges "
+                    f"{[(e['server'], e['requests'], e.get('vip')) for e in edges]}")
     assert paired == 2 * N, f"{paired}/{2 * N} VIP calls paired{note}"
     assert direct == 2 * N, f"{direct}/{2 * N} direct calls paired{note}"
     assert link["linked_dnat"] >= 2 * N and link["dnat_ambiguous"] == 0, link
