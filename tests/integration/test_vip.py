@@ -218,7 +218,11 @@ def test_vip_calls_pair_with_the_real_server(request, node, agent, receiver, via
     assert link["linked_dnat"] >= 2 * N and link["dnat_ambiguous"] == 0, link
     # One edge, to the real server, counting every call once; none to the VIP.
     assert [e["server"] for e in edges] == [node.server_svc], f"edges: {edges}"
-    assert edges[0]["requests"] == 4 * N, f"edges: {edges}"
+    # On failure, every edge of the server and the graph's own counts say where a call went.
+    server_edges = [(e["client"], e["protocol"], e["requests"], e.get("connects"))
+                    for e in graph["edges"] if e["server"] == node.server_svc]
+    assert edges[0]["requests"] == 4 * N, f"edges: {edges}; all edges to the server " \
+                                          f"{server_edges}; graph {stat(stats, 'graph')}"
     assert edges[0].get("vip") == f"{node.vip}:80", f"edges: {edges}"
     assert not [e for e in graph["edges"] if node.vip in e["server"]], graph["edges"]
 
