@@ -162,6 +162,7 @@ static const struct health_row rows[] = {
 	     kc.stats[MT_STAT_BYTES_CAPTURED]),
 	JSON("kernel", "self_filtered", kc.stats[MT_STAT_SELF_FILTERED]),
 	JSON("kernel", "mutes_stale", kc.stats[MT_STAT_MUTES_STALE]),
+	JSON("kernel", "events_late", kc.events_late),
 	JSON("kernel", "skipped_calls", kc.stats[MT_STAT_SKIPPED_CALLS]),
 	JSON("kernel", "skipped_bytes", kc.stats[MT_STAT_SKIPPED_BYTES]),
 	EACH("kernel.drops", MH_KERNEL_DROPS, "reason", HE_DROP_REASON, kc.drops),

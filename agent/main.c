@@ -496,7 +496,7 @@ int main(int argc, char **argv)
 	/* Detach first so nothing new arrives, then flush what was captured. */
 	a.attached = false;
 	capture_detach(a.capture);
-	capture_drain(a.capture);
+	capture_drain_all(a.capture);
 	graph_flush(a.graph, mt_now_mono_ns());
 	if (a.tailkeep)
 		tailkeep_flush(a.tailkeep); /* traces still held: decided on what they hold */

@@ -16,14 +16,17 @@
 #define MT_CAPTURE_MAX	   4096 /* power of two: the verifier bound is a mask */
 /* iovec entries walked per readv/writev/sendmsg/recvmsg. */
 #define MT_IOV_MAX 32
-/* Ring buffer size (power of two, multiple of the page size). */
+/*
+ * The largest ring buffer of one CPU (power of two, multiple of the page size); user space
+ * sizes them (agent/capture/rings.c): 4 MiB in all on machines with up to 16 CPUs.
+ */
 #define MT_RINGBUF_BYTES (4u << 20)
 /*
- * Data events are shed, before any copy, once this little room is left:
- * the rest is kept for connection and process events, so the service graph
- * stays whole while user space is behind.
+ * Data events are shed, before any copy, once only this share of a ring is
+ * left (1/16: 128 KiB of a 2 MiB ring): the rest is kept for connection and
+ * process events, so the service graph stays whole while user space is behind.
  */
-#define MT_RINGBUF_LIFECYCLE_RESERVE (256u << 10)
+#define MT_RINGBUF_LIFECYCLE_SHARE 16
 /* Default: wake the consumer when this much data is waiting. */
 #define MT_WAKEUP_BYTES_DEFAULT (256u << 10)
 /* Connections being opened (SYN_SENT) tracked for connect latency. */

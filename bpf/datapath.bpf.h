@@ -50,6 +50,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	__u8 flags = 0;
 	int got, sent;
 	__u64 avail;
+	void *ring;
 	__u32 seq;
 
 	if (!sc)
@@ -84,11 +85,16 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	}
 	/*
 	 * Shed before copying anything when user space is this far behind: the
-	 * copy would be wasted, and the last MT_RINGBUF_LIFECYCLE_RESERVE bytes
-	 * belong to connection and process events.
+	 * copy would be wasted, and the ring's last 1/MT_RINGBUF_LIFECYCLE_SHARE
+	 * belongs to connection and process events.
 	 */
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (avail > MT_RINGBUF_BYTES - MT_RINGBUF_LIFECYCLE_RESERVE) {
+	ring = cpu_ring();
+	if (!ring) {
+		lost_event(sk);
+		return;
+	}
+	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	if (avail > ring_shed_at()) {
 		lost_event(sk);
 		return;
 	}
@@ -132,7 +138,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		}
 	}
 
-	sent = data_event_submit(sc, got, avail);
+	sent = data_event_submit(ring, sc, got, avail);
 	if (sent < 0) {
 		lost_event(sk);
 		return;

@@ -26,6 +26,7 @@ static __always_inline int on_udp_msg(const struct msg_args *m, __u8 dir)
 	__u64 pid_tgid;
 	__u16 lport, rport;
 	__u8 flags = 0;
+	void *ring;
 	int got, sent;
 
 	if (m->protocol != IPPROTO_UDP || !msg_moved_bytes(m, dir))
@@ -54,7 +55,9 @@ static __always_inline int on_udp_msg(const struct msg_args *m, __u8 dir)
 	data_event_fill(sc, MT_EV_DNS, sk, pid_tgid, (__s32)MT_SYSCALL_ARG1(regs), m->ret, got, dir,
 			flags, 0);
 	read_tuple_btf(sk, &sc->ev.tuple);
-	sent = data_event_submit(sc, got, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
+	ring = cpu_ring();
+	sent = ring ? data_event_submit(ring, sc, got, bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA))
+		    : -1;
 	if (sent < 0)
 		count(&drops, MT_DROP_RINGBUF_FULL, 1);
 	else if (sent > 0)

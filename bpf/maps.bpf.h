@@ -12,10 +12,39 @@ const volatile __u32 agent_tgid = 0;
 const volatile __u32 capture_bytes = MT_CAPTURE_DEFAULT;
 const volatile __u64 wakeup_bytes = MT_WAKEUP_BYTES_DEFAULT;
 
-struct {
+/* The size of each CPU's ring (user space: agent/capture/rings.c). */
+const volatile __u32 ring_bytes = MT_RINGBUF_BYTES;
+
+/*
+ * One ring buffer per CPU (agent/capture/rings.h): a program reserves in its own CPU's ring,
+ * so no lock or cache line of a ring is shared between CPUs. User space sizes the array to
+ * the possible CPUs and puts a ring of ring_bytes in each slot before attaching.
+ */
+struct ring_of_cpu {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, MT_RINGBUF_BYTES);
-} events SEC(".maps");
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct ring_of_cpu);
+} rings SEC(".maps");
+
+/* This CPU's ring; NULL never (every possible CPU has one), checked for the verifier. */
+static __always_inline void *cpu_ring(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&rings, &cpu);
+}
+
+/* Data events are shed when less than this is left in the ring (see MT_RINGBUF_LIFECYCLE_SHARE). */
+static __always_inline __u64 ring_shed_at(void)
+{
+	return ring_bytes - ring_bytes / MT_RINGBUF_LIFECYCLE_SHARE;
+}
 
 /* Why events never reached user space (index = enum mt_drop_reason). */
 struct {
@@ -200,9 +229,13 @@ static __always_inline __u64 wake_flags_at(__u64 avail, __u32 size)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* The wake-up flag for an event reserved in this CPU's ring (reserve_event()). */
 static __always_inline __u64 wake_flags(__u32 size)
 {
-	return wake_flags_at(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size);
+	void *ring = cpu_ring();
+
+	return ring ? wake_flags_at(bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA), size)
+		    : BPF_RB_NO_WAKEUP;
 }
 
 /*
@@ -211,7 +244,8 @@ static __always_inline __u64 wake_flags(__u32 size)
  */
 static __always_inline void *reserve_event(__u32 size, __u8 kind, __u64 ts_ns, __u64 sock)
 {
-	struct mt_event_head *head = bpf_ringbuf_reserve(&events, size, 0);
+	void *ring = cpu_ring();
+	struct mt_event_head *head = ring ? bpf_ringbuf_reserve(ring, size, 0) : NULL;
 
 	if (!head) {
 		count(&drops, MT_DROP_RINGBUF_FULL, 1);

@@ -241,18 +241,18 @@ static __always_inline void data_event_fill(struct scratch *sc, __u8 kind, const
 }
 
 /*
- * Copies the scratch's event and its @got payload bytes to the ring buffer; @avail is the
+ * Copies the scratch's event and its @got payload bytes to @ring (this CPU's); @avail is the
  * data waiting there (for the wake-up). Returns 1 when sent, -1 when the ring buffer is full,
  * 0 when @got is out of bounds (never: the callers clamp it; the verifier needs the check).
  */
-static __always_inline int data_event_submit(struct scratch *sc, int got, __u64 avail)
+static __always_inline int data_event_submit(void *ring, struct scratch *sc, int got, __u64 avail)
 {
 	__u32 size = sizeof(struct mt_data_event) + (__u32)got;
 
 	if (size > sizeof(*sc))
 		return 0;
 	bound_var(size);
-	if (bpf_ringbuf_output(&events, sc, size, wake_flags_at(avail, size)) < 0)
+	if (bpf_ringbuf_output(ring, sc, size, wake_flags_at(avail, size)) < 0)
 		return -1;
 	return 1;
 }

@@ -149,7 +149,9 @@ static __always_inline void xctx_emit(__u64 sock, __u32 tid, __u32 seq, __u8 dir
 	ev.flags = flags;
 	__builtin_memcpy(ev.trace_id, trace_id, 16);
 	__builtin_memcpy(ev.span_id, span_id, 8);
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wake_flags(sizeof(ev))) < 0)
+	void *ring = cpu_ring();
+
+	if (!ring || bpf_ringbuf_output(ring, &ev, sizeof(ev), wake_flags(sizeof(ev))) < 0)
 		count(&xstats, MT_XS_EVENT_LOST, 1);
 }
 

@@ -159,12 +159,18 @@ static __always_inline void tls_emit(struct sock *sk, __u64 pid_tgid, __u8 dir, 
 	struct scratch *sc = bpf_map_lookup_elem(&scratch_map, &zero);
 	__u8 flags = MT_DATA_F_TLS;
 	__u64 avail, key = (__u64)sk;
+	void *ring;
 	int got, sent;
 
 	if (!sc)
 		return;
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (avail > MT_RINGBUF_BYTES - MT_RINGBUF_LIFECYCLE_RESERVE) {
+	ring = cpu_ring();
+	if (!ring) {
+		lost_event(sk);
+		return;
+	}
+	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	if (avail > ring_shed_at()) {
 		count(&tls_stats, MT_TLS_STAT_RINGBUF_FULL, 1);
 		lost_event(sk);
 		return;
@@ -185,7 +191,7 @@ static __always_inline void tls_emit(struct sock *sk, __u64 pid_tgid, __u8 dir, 
 		sc->ev.flags |= MT_DATA_F_LOST_BEFORE;
 		bpf_map_delete_elem(&lost_socks, &key);
 	}
-	sent = data_event_submit(sc, got, avail);
+	sent = data_event_submit(ring, sc, got, avail);
 	if (sent < 0) {
 		count(&tls_stats, MT_TLS_STAT_RINGBUF_FULL, 1);
 		lost_event(sk);

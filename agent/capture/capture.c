@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent/capture/capture.h"
+#include "agent/capture/rings.h"
 #include "agent/capture/tls.h"
 #include "agent/capture/xnode.h"
 #include "capture.skel.h"
@@ -42,12 +43,13 @@ struct replay {
 
 struct capture {
 	struct capture_bpf *skel; /* NULL when replaying */
-	struct ring_buffer *rb;
+	struct rings *rings;	  /* one ring buffer per CPU */
 	capture_event_fn fn;
 	void *ctx;
 	enum capture_mode mode;
 	int ncpus;
-	FILE *record; /* --record: every event is also written here */
+	uint64_t ring_size; /* bytes in each CPU's ring */
+	FILE *record;	    /* --record: every event is also written here */
 	uint64_t record_errors;
 	struct replay *replay;
 	struct tls_attach *tls;	  /* NULL: --no-tls, or replaying */
@@ -291,6 +293,52 @@ static int on_ring_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/*
+ * One ring buffer per possible CPU, put in the programs' array (rings.h) and mapped, before
+ * the programs are attached.
+ */
+static int make_rings(struct capture *c, char *err, size_t errlen)
+{
+	int outer = bpf_map__fd(c->skel->maps.rings), rc = -1;
+	int *fds = calloc((size_t)c->ncpus, sizeof(*fds));
+	int made = 0;
+
+	if (!fds) {
+		snprintf(err, errlen, "cannot make the ring buffers: %s", strerror(ENOMEM));
+		return -1;
+	}
+	for (; made < c->ncpus; made++) {
+		uint32_t cpu = (uint32_t)made;
+
+		fds[made] = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "mt_ring", 0, 0,
+					   (uint32_t)c->ring_size, NULL);
+		if (fds[made] < 0) {
+			snprintf(err, errlen,
+				 "cannot make a %" PRIu64 " KiB ring buffer for CPU %d: %s",
+				 c->ring_size >> 10, made, strerror(errno));
+			goto out;
+		}
+		if (bpf_map_update_elem(outer, &cpu, &fds[made], BPF_ANY)) {
+			snprintf(err, errlen, "cannot give CPU %d its ring buffer: %s", made,
+				 strerror(errno));
+			made++;
+			goto out;
+		}
+	}
+	c->rings = rings__new(fds, (unsigned)c->ncpus, c->ring_size);
+	if (!c->rings)
+		snprintf(err, errlen, "cannot map the ring buffers: %s", strerror(errno));
+	else
+		rc = 0;
+out:
+	/* The array and the mappings hold the rings now. */
+	while (made-- > 0)
+		if (fds[made] >= 0)
+			close(fds[made]);
+	free(fds);
+	return rc;
+}
+
 struct capture *capture__open(const struct capture_opts *opts, capture_event_fn fn, void *ctx,
 			      char *err, size_t errlen)
 {
@@ -357,8 +405,18 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 	}
 	c->skel->rodata->agent_tgid = (uint32_t)getpid();
 	c->skel->rodata->capture_bytes = opts->capture_bytes;
+	c->ring_size = rings_size_per_cpu((unsigned)c->ncpus);
+	c->skel->rodata->ring_bytes = (uint32_t)c->ring_size;
+	/* Woken early at an eighth of a ring at most: far below where data is shed. */
 	c->skel->rodata->wakeup_bytes =
 		opts->wakeup_bytes ? opts->wakeup_bytes : MT_WAKEUP_BYTES_DEFAULT;
+	if (c->skel->rodata->wakeup_bytes > c->ring_size / 8)
+		c->skel->rodata->wakeup_bytes = c->ring_size / 8;
+	/* The rings' own size is theirs to have: the kernel does not compare it to the template. */
+	if (bpf_map__set_max_entries(c->skel->maps.rings, (uint32_t)c->ncpus)) {
+		snprintf(err, errlen, "cannot size the ring buffer array: %s", strerror(errno));
+		goto out_destroy;
+	}
 	set_syscall_autoload(c->skel, c->mode == CAPTURE_SYSCALLS);
 	set_exec_autoload(c->skel);
 	set_tls_autoload(c->skel, !opts->no_tls);
@@ -378,6 +436,8 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 				 strerror(-rc));
 		goto out_destroy;
 	}
+	if (make_rings(c, err, errlen))
+		goto out_destroy;
 	rc = capture_bpf__attach(c->skel);
 	if (rc) {
 		if (c->mode == CAPTURE_SYSCALLS)
@@ -406,11 +466,6 @@ struct capture *capture__open(const struct capture_opts *opts, capture_event_fn 
 		c->sockops = xnode_attach_sockops(c->skel, dir, err, errlen);
 		if (!c->sockops)
 			goto out_destroy;
-	}
-	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.events), on_ring_event, c, NULL);
-	if (!c->rb) {
-		snprintf(err, errlen, "cannot map the ring buffer: %s", strerror(errno));
-		goto out_destroy;
 	}
 	if (!opts->no_tls)
 		tls_open(c);
@@ -442,7 +497,7 @@ void capture__free(struct capture *c)
 		free(c->replay);
 	}
 	tls_attach__free(c->tls);
-	ring_buffer__free(c->rb);
+	rings__free(c->rings);
 	bpf_link__destroy(c->sockops);
 	capture_bpf__destroy(c->skel);
 	free(c);
@@ -599,7 +654,7 @@ void capture_detach(struct capture *c)
 
 int capture_fd(const struct capture *c)
 {
-	return c->replay ? c->replay->efd : ring_buffer__epoll_fd(c->rb);
+	return c->replay ? c->replay->efd : rings_epoll_fd(c->rings);
 }
 
 int capture_drain(struct capture *c)
@@ -608,7 +663,14 @@ int capture_drain(struct capture *c)
 		return replay_drain(c);
 	if (c->tls)
 		tls_tick(c->tls, mt_now_mono_ns());
-	return ring_buffer__consume(c->rb);
+	return rings_drain(c->rings, false, on_ring_event, c);
+}
+
+int capture_drain_all(struct capture *c)
+{
+	if (c->replay)
+		return replay_drain(c);
+	return rings_drain(c->rings, true, on_ring_event, c);
 }
 
 /* Sums one per-CPU array of u64 counters into @out[0..n). */
@@ -638,6 +700,12 @@ void capture_read_counters(const struct capture *c, struct capture_counters *out
 	sum_percpu(bpf_map__fd(c->skel->maps.drops), c->ncpus, out->drops, MT_DROP__MAX,
 		   out->drops_cpu);
 	sum_percpu(bpf_map__fd(c->skel->maps.stats), c->ncpus, out->stats, MT_STAT__MAX, NULL);
+	if (c->rings) {
+		struct rings_stats rs;
+
+		rings_get_stats(c->rings, &rs);
+		out->events_late = rs.late;
+	}
 }
 
 const char *capture_mode_name(const struct capture *c)

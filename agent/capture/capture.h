@@ -38,6 +38,7 @@ struct capture_counters {
 	uint64_t stats[MT_STAT__MAX];
 	int ncpus; /* entries of drops_cpu that are meaningful */
 	uint64_t drops_cpu[MT_DROP__MAX][CAPTURE_CPUS_REPORTED];
+	uint64_t events_late; /* read after a younger event of another CPU (rings.h) */
 };
 
 /* Called for each event in the ring buffer, in order. @data is a mt_*_event. */
@@ -105,8 +106,14 @@ void capture_detach(struct capture *c);
 /* An fd that becomes readable when the kernel forces a wake-up. */
 int capture_fd(const struct capture *c);
 
-/* Hands every waiting event to the callback. Returns events consumed or -errno. */
+/*
+ * Hands the waiting events to the callback, in time order: those of the last
+ * RINGS_HOLD_NS wait for the next call (an older one may still be on its way
+ * on another CPU). Returns events consumed or -errno.
+ */
 int capture_drain(struct capture *c);
+/* Hands every waiting event to the callback: after capture_detach(). */
+int capture_drain_all(struct capture *c);
 
 void capture_read_counters(const struct capture *c, struct capture_counters *out);
 
