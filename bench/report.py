@@ -4,6 +4,7 @@
 
     report.py RAW_DIR OUT_DIR        writes OUT_DIR/results.json (+ one file per figure),
                                      prints the table
+    report.py --replay RAW BINS      BENCH_ONLY=replay: CPU of each build replaying one recording
     report.py --tls RAW_DIR OUT_DIR  figures 1 and 9 only (BENCH_ONLY=tls): OUT_DIR/tls.json, rows
     report.py --rate RAW_DIR FRAC    prints the fixed rate: FRAC x median saturated rps, agent off
     report.py --snapshot FILE        writes every process's CPU ticks (before/after a measured run)
@@ -548,6 +549,25 @@ def main():
                       f"{fmt(median([p['ns_per_request'] for p in ps]), '.0f'):>8}  {len(ps)}")
             print(f"{v or 'defaults':<32} {'total':<20} {'':>8} {'':>9} "
                   f"{fmt(median([r['total_ns_per_request'] for r in runs]), '.0f'):>8}  {len(runs)}")
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--replay":
+        # BENCH_ONLY=replay: CPU of each build replaying the same recording, medians of rounds.
+        print(f"{'build':<40} {'cpu s':>7} {'us/span':>8} {'spans':>9} {'exported':>9}  rounds (cpu s)")
+        for i, b in enumerate(sys.argv[3].split(";")):
+            cpu, spans, exported = [], [], []
+            for m in sorted(glob.glob(os.path.join(sys.argv[2], f"replayab-r*-v{i}.meta.json"))):
+                meta = load(m, {}) or {}
+                st = load(m[:-len(".meta.json")] + ".agent.json", {}) or {}
+                if meta.get("rc") != 0 or not dig(st, "user", "spans", default=0):
+                    print(f"{b or 'default build':<40} failed: {m} rc {meta.get('rc')}")
+                    continue
+                cpu.append(meta["cpu_s"])
+                spans.append(dig(st, "user", "spans"))
+                exported.append(dig(st, "otlp", "spans_exported", default=0))
+            us = median([c * 1e6 / n for c, n in zip(cpu, spans)])
+            print(f"{b or 'default build':<40} {fmt(median(cpu), '.3f'):>7} {fmt(us, '.3f'):>8} "
+                  f"{fmt(median(spans), '.0f'):>9} {fmt(median(exported), '.0f'):>9}  "
+                  f"{', '.join(format(c, '.3f') for c in cpu)}")
         return
     if len(sys.argv) == 3 and sys.argv[1] == "--latency":
         low = fixed(sys.argv[2], "fixedlow")

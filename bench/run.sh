@@ -34,6 +34,8 @@
 #                            flags, ';' between variants; default ";--capture-bytes 64";
 #                            "@/path/to/meshtrace flags": another build of the agent)
 #   BENCH_ONLY=profile       only the perf profile (BENCH_PROFILE's run) at BENCH_RATE
+#   BENCH_ONLY=replay        user space A/B: one run at BENCH_RATE recorded, replayed by each of
+#                            BENCH_REPLAY_BINS (';' between agent binaries, '' this build) per round
 #   BENCH_ONLY=tls           only figures 1 and 9 (saturated HTTP and HTTPS), for a quick TLS figure
 #   MESHTRACE=build/meshtrace  the agent binary; MESHTRACE_ARGS: extra flags for it
 set -euo pipefail
@@ -52,6 +54,7 @@ RATE_FRACTION=${BENCH_RATE_FRACTION:-0.5}
 LOW_FRACTION=${BENCH_LOW_FRACTION:-0.25}
 LOW_MODES=${BENCH_LOW_MODES:-offs idle}
 BPF_VARIANTS=${BENCH_BPF_VARIANTS:-;--capture-bytes 64}
+REPLAY_BINS=${BENCH_REPLAY_BINS:-}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
 NOISE_PCT=${BENCH_NOISE_PCT:-10}
 BUDGET_S=${BENCH_BUDGET_S:-300}
@@ -595,29 +598,61 @@ phase_fixed() { # phase rate rounds [more modes: idle, batchN, offs]
 # (--replay: same pipeline, same export to a sink, no BPF, paced as recorded) 3 times,
 # and the agent's CPU time is divided by the requests nginx served while recording.
 
-phase_replay() {
-	local i rec=$TMP/replay.rec port
-	log "figure 3, replayed: record a ${FIXED_S}s run at $LOW_RATE req/s, replay it 3 times"
-	agent_start replay-rec "--record $rec"
-	fixed_run replay-rec "$LOW_RATE" "$FIXED_S"
-	agent_stop
-	for i in 1 2 3; do
-		sink_start "replay-$i"
-		port=$SINK_PORT
-		# The agent's whole life, start to exit, in CPU seconds (getrusage of the child).
-		OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" python3 -c '
+# Replays recording @rec with agent binary @bin, exporting to a fresh sink; RAW/@tag.*:
+# the agent's log and final stats, and {rc, cpu_s}, its whole life in CPU seconds.
+replay_one() { # tag bin rec
+	local port
+	sink_start "$1"
+	port=$SINK_PORT
+	# The agent's whole life, start to exit, in CPU seconds (getrusage of the child).
+	OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$port" python3 -c '
 import resource, subprocess, sys
 with open(sys.argv[1], "w") as log:
     rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=log).returncode
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("{\"rc\":%d,\"cpu_s\":%.3f}" % (rc, r.ru_utime + r.ru_stime))
-' "$RAW/replay-$i.agent.log" "$AGENT_BIN" --listen off --replay "$rec" >"$RAW/replay-$i.meta.json"
-		sed -n 's/^meshtrace: final stats //p' "$RAW/replay-$i.agent.log" | tail -1 >"$RAW/replay-$i.agent.json"
-		stop_pid "$SINK_PID" 120 || true
-		forget "$SINK_PID"
-		SINK_PID=''
+' "$RAW/$1.agent.log" "$2" --listen off --replay "$3" >"$RAW/$1.meta.json"
+	sed -n 's/^meshtrace: final stats //p' "$RAW/$1.agent.log" | tail -1 >"$RAW/$1.agent.json"
+	stop_pid "$SINK_PID" 120 || true
+	forget "$SINK_PID"
+	SINK_PID=''
+}
+
+phase_replay() {
+	local i rec=$TMP/replay.rec
+	log "figure 3, replayed: record a ${FIXED_S}s run at $LOW_RATE req/s, replay it 3 times"
+	agent_start replay-rec "--record $rec"
+	fixed_run replay-rec "$LOW_RATE" "$FIXED_S"
+	agent_stop
+	for i in 1 2 3; do
+		replay_one "replay-$i" "$AGENT_BIN" "$rec"
 	done
 	echo "{\"rec_bytes\":$(stat -c %s "$rec")}" >"$RAW/replay.rec.json"
+	rm -f "$rec"
+}
+
+# BENCH_ONLY=replay: user space alone, A/B. One run at BENCH_RATE is recorded with the
+# default build, then replayed by each of BENCH_REPLAY_BINS (';' between paths, '' the
+# default build) in a rotating order for BENCH_ROUNDS rounds: the same events, no kernel
+# noise, CPU seconds of each replay.
+phase_replay_variants() {
+	local -a bins
+	local r i k n rec=$TMP/replay.rec
+	IFS=';' read -r -a bins <<<"$REPLAY_BINS"
+	n=${#bins[@]}
+	for ((i = 0; i < n; i++)); do
+		[ -z "${bins[$i]}" ] || [ -x "${bins[$i]}" ] || die "BENCH_REPLAY_BINS: '${bins[$i]}' is not an executable"
+	done
+	log "user space A/B: record ${FIXED_S}s at $RATE req/s, replay it with $n builds, $ROUNDS rounds"
+	agent_start replay-rec "--record $rec"
+	fixed_run replay-rec "$RATE" "$FIXED_S"
+	agent_stop
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((k = 0; k < n; k++)); do
+			i=$(((k + r) % n))
+			replay_one "replayab-r$r-v$i" "${bins[$i]:-$AGENT_BIN}" "$rec"
+		done
+	done
 	rm -f "$rec"
 }
 
@@ -774,8 +809,8 @@ phase_profile() {
 
 # Bad knobs stop the run at once, with the values a knob takes (not a run mislabelled).
 case ${BENCH_ONLY:-} in
-'' | tls | latency | bpf | profile) ;;
-*) die "BENCH_ONLY='$BENCH_ONLY': use tls, latency, bpf or profile (or leave it unset)" ;;
+'' | tls | latency | bpf | profile | replay) ;;
+*) die "BENCH_ONLY='$BENCH_ONLY': use tls, latency, bpf, profile or replay (or leave it unset)" ;;
 esac
 for m in $LOW_MODES; do
 	case $m in
@@ -799,6 +834,12 @@ if [ "${BENCH_ONLY:-}" = bpf ]; then
 	RATE=${BENCH_RATE:?BENCH_ONLY=bpf needs BENCH_RATE}
 	phase_bpf_variants
 	python3 "$ROOT/bench/report.py" --bpf "$RAW" "$BPF_VARIANTS" | tee "$OUT/bpf_variants.txt"
+	exit 0
+fi
+if [ "${BENCH_ONLY:-}" = replay ]; then
+	RATE=${BENCH_RATE:?BENCH_ONLY=replay needs BENCH_RATE}
+	phase_replay_variants
+	python3 "$ROOT/bench/report.py" --replay "$RAW" "$REPLAY_BINS" | tee "$OUT/replay_variants.txt"
 	exit 0
 fi
 if [ "${BENCH_ONLY:-}" = latency ]; then
