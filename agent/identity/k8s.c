@@ -75,6 +75,13 @@ struct k8s {
 	uint32_t buckets[K8S_BUCKETS];
 	uint32_t free_head;
 	uint64_t now_ns;
+	/*
+	 * The tables are walked when a lookup or an image is due (scan_due), else
+	 * once per K8S_SCAN_NS for retries and expiries: not at every 10 ms tick
+	 * (1,536 entries each time, 2.6 % of the agent's CPU in a bench profile).
+	 */
+	bool scan_due;
+	uint64_t next_scan_ns;
 	struct k8s_stats stats;
 };
 
@@ -220,6 +227,7 @@ uint32_t k8s_acquire(struct k8s *k, const char *container_id, uint64_t now_ns, u
 		e->state = ENTRY_QUEUED;
 		e->refs = 0;
 		e->retry_ns = 0;
+		k->scan_due = true;
 		memset(&e->meta, 0, sizeof(e->meta));
 		mt_strlcpy(e->meta.container_id, container_id, sizeof(e->meta.container_id));
 		k->stats.entries++;
@@ -273,7 +281,7 @@ static void lookup_failed(struct k8s *k, struct k8s_entry *e)
 {
 	k->stats.failed++;
 	e->state = ENTRY_QUEUED;
-	e->retry_ns = k->now_ns + K8S_RETRY_NS;
+	e->retry_ns = k->now_ns + K8S_RETRY_NS; /* the periodic scan takes it up */
 }
 
 /* Starts a call for entry @slot; false (the lookup failed, counted) when it could not. */
@@ -469,6 +477,7 @@ static void warm_one(struct k8s *k, const Runtime__V1__Container *c,
 	k8s_meta_build(&e->meta, &in);
 	e->state = ENTRY_READY;
 	e->need_image = true;
+	k->scan_due = true;
 	k->stats.warmed++;
 }
 
@@ -627,7 +636,7 @@ static void on_image_only(struct k8s *k, uint32_t slot, uint32_t gen, int status
 	if (e->gen != gen || e->state != ENTRY_READY)
 		return;
 	if (status != 0 || !on_image(e, msg, len))
-		e->need_image = true; /* asked again at a next poll */
+		e->need_image = true; /* asked again at the next periodic scan */
 }
 
 static void on_version(struct k8s *k, int status, const uint8_t *msg, size_t len)
@@ -726,6 +735,10 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 		ask_pods(k);
 		cri_client_poll(k->cri, now_ns);
 	}
+	if (!k->scan_due && now_ns < k->next_scan_ns)
+		return;
+	k->scan_due = false;
+	k->next_scan_ns = now_ns + K8S_SCAN_NS;
 	k8s_pods_expire(k->pods, now_ns);
 	for (uint32_t i = 0; i < K8S_MAX; i++) {
 		struct k8s_entry *e = &k->entries[i];
@@ -747,6 +760,8 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 					      tag_of(i, e->gen, STEP_IMAGE_ONLY));
 			continue;
 		}
+		if (e->state == ENTRY_READY && e->need_image && k->cri)
+			k->scan_due = true; /* no room for the call now: the next tick */
 		if (e->state != ENTRY_QUEUED || now_ns < e->retry_ns)
 			continue;
 		if (!k->cri) { /* no socket: the lookup fails, counted, tried again later */
@@ -754,8 +769,10 @@ void k8s_poll(struct k8s *k, uint64_t now_ns)
 			lookup_failed(k, e);
 			continue;
 		}
-		if (cri_client_inflight(k->cri) + 2 >= CRI_CALLS_MAX)
+		if (cri_client_inflight(k->cri) + 2 >= CRI_CALLS_MAX) {
+			k->scan_due = true; /* the rest at the next tick */
 			break;
+		}
 		start_lookup(k, i);
 	}
 }

@@ -38,6 +38,7 @@
 
 #define K8S_MAX		  1024
 #define K8S_RETRY_NS	  (2ull * 1000000000ull)
+#define K8S_SCAN_NS	  (1ull * 1000000000ull) /* retries and expiries, at the latest */
 #define K8S_DROP_GRACE_NS (10ull * 1000000000ull)
 #define K8S_SEARCH_NS	  (10ull * 1000000000ull) /* looking for a socket again, when none */
 #define K8S_WARM_KEEP_NS  (60ull * 1000000000ull) /* a warmed entry no process holds: kept */

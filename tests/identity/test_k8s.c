@@ -199,13 +199,48 @@ static void test_cache_without_runtime(void **state)
 	k8s_poll(k, 20 + K8S_DROP_GRACE_NS / 2);
 	k8s_stats(k, &st);
 	assert_int_equal(st.entries, 1);
-	k8s_poll(k, 20 + K8S_DROP_GRACE_NS + 1);
+	/* Expiries wait for the tables' periodic walk: at most K8S_SCAN_NS later. */
+	k8s_poll(k, 20 + K8S_DROP_GRACE_NS + K8S_SCAN_NS + 1);
 	k8s_stats(k, &st);
 	assert_int_equal(st.entries, 0);
 	assert_int_equal(st.dropped, 1);
 	/* The stale handle names nothing, and releasing it again is harmless. */
 	assert_null(k8s_get(k, h, gen));
 	k8s_release(k, h, gen, 30);
+	k8s__free(k);
+}
+
+/*
+ * The tables are walked when work is due, else once per K8S_SCAN_NS: a new
+ * container's lookup starts at the next tick; a tick with nothing due does
+ * nothing, and a failed lookup is retried at a walk after K8S_RETRY_NS.
+ */
+static void test_poll_walks_when_due(void **state)
+{
+	struct k8s *k = k8s__new("/nonexistent/cri.sock");
+	static const char a[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char b[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+	struct k8s_stats st;
+	uint32_t gen;
+
+	(void)state;
+	assert_non_null(k);
+	k8s_poll(k, 1);
+	assert_int_not_equal(k8s_acquire(k, a, 1, &gen), 0);
+	k8s_poll(k, 2);
+	k8s_stats(k, &st);
+	assert_int_equal(st.failed, 1);
+	assert_int_not_equal(k8s_acquire(k, b, 3, &gen), 0);
+	k8s_poll(k, 4); /* within the walk period, but a lookup is due */
+	k8s_stats(k, &st);
+	assert_int_equal(st.failed, 2);
+	k8s_poll(k, 5);
+	k8s_poll(k, K8S_RETRY_NS); /* nothing due yet */
+	k8s_stats(k, &st);
+	assert_int_equal(st.failed, 2);
+	k8s_poll(k, K8S_RETRY_NS + K8S_SCAN_NS + 10); /* both retried */
+	k8s_stats(k, &st);
+	assert_int_equal(st.failed, 4);
 	k8s__free(k);
 }
 
@@ -238,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_service_name_rules),
 		cmocka_unit_test(test_image_name),
 		cmocka_unit_test(test_cache_without_runtime),
+		cmocka_unit_test(test_poll_walks_when_due),
 		cmocka_unit_test(test_cache_bounded),
 	};
 
