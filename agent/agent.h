@@ -71,6 +71,15 @@ struct agent {
 	uint64_t proc_events;
 	uint64_t events;
 	uint64_t bad_events;
+	/*
+	 * The ring buffer drains: each is a burst of work an application on the
+	 * same CPU waits behind (figure 2's added p99, docs/performance.md).
+	 */
+	uint64_t drains;
+	uint64_t drain_ns_total;
+	uint64_t drain_ns_max;
+	uint64_t drains_over_1ms;
+	uint64_t drains_over_5ms;
 	uint64_t mute_failed;
 	struct mt_sampler sampler;  /* OTEL_TRACES_SAMPLER: which spans the exporters get */
 	uint64_t spans_sampled;	    /* the sampler's: handed to the exporters */

@@ -48,6 +48,7 @@ struct health_snap {
 	uint64_t events;      /* events the loop received */
 	uint64_t bad_events;  /* of which malformed */
 	uint64_t mute_failed; /* sockets the kernel could not be told to stop copying (map full) */
+	uint64_t drains, drain_ms_total, drain_us_max, drains_over_1ms, drains_over_5ms;
 	uint64_t spans_sampled;	    /* exported by the sampler's decision */
 	uint64_t spans_sampled_out; /* not exported: OTEL_TRACES_SAMPLER (and not kept by tail) */
 	struct tailkeep_stats tk;   /* --keep-error-traces, --keep-slow-traces */
@@ -182,6 +183,11 @@ static const struct health_row rows[] = {
 	/* user: the demultiplexer, the connection table, the span builder */
 	BOTH("user", "events", MH_EVENTS, NULL, NULL, events),
 	BOTH("user", "bad_events", MH_DROPS, "stage", "event_malformed", bad_events),
+	JSON("user.drain", "count", drains),
+	JSON("user.drain", "total_ms", drain_ms_total),
+	JSON("user.drain", "max_us", drain_us_max),
+	JSON("user.drain", "over_1ms", drains_over_1ms),
+	JSON("user.drain", "over_5ms", drains_over_5ms),
 	JSON("user", "spans", ss.spans),
 	BOTH("user", "spans_server", MH_SPANS, "kind", "server", ss.server),
 	BOTH("user", "spans_client", MH_SPANS, "kind", "client", ss.client),
@@ -530,6 +536,11 @@ static void snapshot(struct agent *a, struct health_snap *s, bool process)
 	s->events = a->events;
 	s->bad_events = a->bad_events;
 	s->mute_failed = a->mute_failed;
+	s->drains = a->drains;
+	s->drain_ms_total = a->drain_ns_total / 1000000;
+	s->drain_us_max = a->drain_ns_max / 1000;
+	s->drains_over_1ms = a->drains_over_1ms;
+	s->drains_over_5ms = a->drains_over_5ms;
 	if (a->tailkeep)
 		tailkeep_stats(a->tailkeep, &s->tk);
 	s->spans_sampled = a->spans_sampled;

@@ -119,6 +119,21 @@ void loop_export_metrics(struct agent *a)
 	free(pb);
 }
 
+/* One drain of the rings, timed: how long the applications' CPU is taken at a time. */
+static void drain(struct agent *a)
+{
+	uint64_t t0 = mt_now_mono_ns(), ns;
+
+	capture_drain(a->capture);
+	ns = mt_now_mono_ns() - t0;
+	a->drains++;
+	a->drain_ns_total += ns;
+	if (ns > a->drain_ns_max)
+		a->drain_ns_max = ns;
+	a->drains_over_1ms += ns > 1000000;
+	a->drains_over_5ms += ns > 5000000;
+}
+
 int loop_setup(struct agent *a)
 {
 	struct itimerspec its = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
@@ -219,7 +234,7 @@ int loop_run(struct agent *a)
 
 				if (read(a->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 					return -errno;
-				capture_drain(a->capture);
+				drain(a);
 				if (a->k8s) /* the runtime's answers: off the hot path, each tick */
 					k8s_poll(a->k8s, mt_now_mono_ns());
 				if (capture_replay_done(a->capture)) {
@@ -227,7 +242,7 @@ int loop_run(struct agent *a)
 					return 0;
 				}
 			} else if (fd == capture_fd(a->capture)) {
-				capture_drain(a->capture);
+				drain(a);
 			} else if (a->httpd && fd == httpd_fd(a->httpd)) {
 				httpd_poll(a->httpd);
 			}
