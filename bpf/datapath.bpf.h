@@ -49,7 +49,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 	__u32 data_off = 0;
 	__u8 flags = 0;
 	int got, sent;
-	__u64 avail;
+	__u64 avail = 0;
 	void *ring;
 	__u32 seq;
 
@@ -83,18 +83,9 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		data_off = (__u32)at;
 		want = clamp_capture(bytes - data_off);
 	}
-	/*
-	 * Shed before copying anything when user space is this far behind: the
-	 * copy would be wasted, and the ring's last 1/MT_RINGBUF_LIFECYCLE_SHARE
-	 * belongs to connection and process events.
-	 */
-	ring = cpu_ring();
+	/* Shed before copying anything when user space is far behind: the copy would be wasted. */
+	ring = data_ring(&avail);
 	if (!ring) {
-		lost_event(sk);
-		return;
-	}
-	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	if (avail > ring_shed_at()) {
 		lost_event(sk);
 		return;
 	}

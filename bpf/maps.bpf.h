@@ -46,6 +46,21 @@ static __always_inline __u64 ring_shed_at(void)
 	return ring_bytes - ring_bytes / MT_RINGBUF_LIFECYCLE_SHARE;
 }
 
+/*
+ * This CPU's ring for a data event, with the data waiting there in *@avail (for the
+ * wake-up); NULL when the event is to be shed before any copy: user space is so far behind
+ * that the ring's last 1/MT_RINGBUF_LIFECYCLE_SHARE belongs to connection and process events.
+ */
+static __always_inline void *data_ring(__u64 *avail)
+{
+	void *ring = cpu_ring();
+
+	if (!ring)
+		return NULL;
+	*avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	return *avail > ring_shed_at() ? NULL : ring;
+}
+
 /* Why events never reached user space (index = enum mt_drop_reason). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -158,19 +158,14 @@ static __always_inline void tls_emit(struct sock *sk, __u64 pid_tgid, __u8 dir, 
 	__u32 zero = 0;
 	struct scratch *sc = bpf_map_lookup_elem(&scratch_map, &zero);
 	__u8 flags = MT_DATA_F_TLS;
-	__u64 avail, key = (__u64)sk;
+	__u64 avail = 0, key = (__u64)sk;
 	void *ring;
 	int got, sent;
 
 	if (!sc)
 		return;
-	ring = cpu_ring();
+	ring = data_ring(&avail);
 	if (!ring) {
-		lost_event(sk);
-		return;
-	}
-	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	if (avail > ring_shed_at()) {
 		count(&tls_stats, MT_TLS_STAT_RINGBUF_FULL, 1);
 		lost_event(sk);
 		return;

@@ -62,6 +62,15 @@ static void fake_put_n(struct fake_ring *f, uint64_t ts, uint64_t id, uint32_t f
 	f->producer = pos + 8 + ((sizeof(h) + extra + 7) & ~7u);
 }
 
+/* @n empty rings and their views (the views point into the rings: fill them after). */
+static void fake_rings(struct fake_ring *r, struct ring_view *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		fake_init(&r[i]);
+		v[i] = r[i].view;
+	}
+}
+
 static void fake_put(struct fake_ring *f, uint64_t ts, uint64_t id, uint32_t flags)
 {
 	fake_put_n(f, ts, id, flags, 0);
@@ -103,13 +112,10 @@ static void test_merged_by_time_each_ring_in_order(void **state)
 	const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
 
 	(void)state;
-	for (int i = 0; i < 3; i++)
-		fake_init(&r[i]);
+	fake_rings(r, v, 3);
 	/* CPU 0: 1 (t10), 4 (t40), 7 (t70); CPU 1: 2, 5, 8; CPU 2: 3, 6. */
 	for (uint64_t id = 1; id <= 8; id++)
 		fake_put(&r[(id - 1) % 3], id * 10, id, 0);
-	for (int i = 0; i < 3; i++)
-		v[i] = r[i].view;
 	assert_int_equal(rings_consume(v, 3, UINT64_MAX, on_event, &s, NULL), 8);
 	assert_int_equal(s.n, 8);
 	assert_memory_equal(s.ids, want, sizeof(want));
@@ -153,16 +159,13 @@ static void test_discarded_skipped_busy_holds_its_ring(void **state)
 	uint64_t busy_at;
 
 	(void)state;
-	fake_init(&r[0]);
-	fake_init(&r[1]);
+	fake_rings(r, v, 2);
 	fake_put(&r[0], 10, 1, 0);
 	fake_put(&r[0], 20, 99, BPF_RINGBUF_DISCARD_BIT);
 	fake_put(&r[0], 30, 3, 0);
 	busy_at = r[1].producer;
 	fake_put(&r[1], 5, 2, BPF_RINGBUF_BUSY_BIT); /* reserved, not committed yet */
 	fake_put(&r[1], 40, 4, 0);
-	v[0] = r[0].view;
-	v[1] = r[1].view;
 	assert_int_equal(rings_consume(v, 2, UINT64_MAX, on_event, &s, NULL), 2);
 	assert_int_equal(s.ids[0], 1);
 	assert_int_equal(s.ids[1], 3);
@@ -211,13 +214,10 @@ static void test_younger_events_wait_for_the_next_drain(void **state)
 	const uint64_t want[] = {1, 2, 3, 4};
 
 	(void)state;
-	fake_init(&r[0]);
-	fake_init(&r[1]);
+	fake_rings(r, v, 2);
 	fake_put(&r[0], 100, 1, 0);
 	fake_put(&r[0], 300, 3, 0);
 	fake_put(&r[0], 400, 4, 0);
-	v[0] = r[0].view;
-	v[1] = r[1].view;
 	assert_int_equal(rings_consume(v, 2, 250, on_event, &s, &st), 1);
 	/* CPU 1's event of t200 is reserved only now. */
 	fake_put(&r[1], 200, 2, 0);

@@ -220,6 +220,40 @@ static void local_call(struct fixture *f, uint32_t cpid, const char *cexe, const
 	conn_ev(f, ss, MT_CONN_CLOSED, 0, "", st, 0);
 }
 
+/* The spans' translated call: @vip:80 that DNAT took to @srv:8080, as the linker pairs it. */
+static void fixture_vip(struct fixture *f, const uint8_t vip[16], const uint8_t srv[16])
+{
+	f->nat.nat_paired = 1;
+	memcpy(f->nat.vip_addr, vip, 16);
+	f->nat.vip_port = 80;
+	memcpy(f->nat.nat_server_addr, srv, 16);
+	f->nat.nat_server_port = 8080;
+}
+
+/*
+ * A new connection of curl (pid 100) at @cli dialling @dst:@dport, accepted by nginx (pid
+ * 200) at @srv:8080, and its 100-byte request at both ends: the client's socket and tuple
+ * in *@cs, *@ct, the server's in *@ss, *@st.
+ */
+static void open_call(struct fixture *f, const uint8_t cli[16], const uint8_t dst[16],
+		      uint16_t dport, const uint8_t srv[16], uint64_t *cs, struct mt_tuple *ct,
+		      uint64_t *ss, struct mt_tuple *st)
+{
+	uint16_t cport = f->next_port++;
+
+	*cs = f->next_sock;
+	*ss = f->next_sock + 64;
+	f->next_sock += 128;
+	*ct = tuple(cli, 0, dst, dport);
+	*st = tuple(srv, 8080, cli, cport);
+	conn_ev(f, *cs, MT_CONN_CONNECT, 100, "curl", *ct, 0);
+	ct->lport = cport;
+	conn_ev(f, *cs, MT_CONN_ESTABLISHED, 0, "", *ct, 40000);
+	conn_ev(f, *ss, MT_CONN_ACCEPTED, 0, "", *st, 0);
+	data_ev(f, *cs, 100, "curl", *ct, MT_DIR_EGRESS, 100);
+	data_ev(f, *ss, 200, "nginx", *st, MT_DIR_INGRESS, 100);
+}
+
 static const struct graph_edge *find_edge(const struct graph *g, const char *client,
 					  const char *server, uint8_t proto)
 {
@@ -278,23 +312,12 @@ static void test_vip_call_names_the_server(void **state)
 	addr(cli, 10, 200, 0, 1);
 	addr(srv, 10, 200, 0, 2);
 	addr(vip, 10, 96, 0, 10);
-	f->nat.nat_paired = 1;
-	memcpy(f->nat.vip_addr, vip, 16);
-	f->nat.vip_port = 80;
-	memcpy(f->nat.nat_server_addr, srv, 16);
-	f->nat.nat_server_port = 8080;
+	fixture_vip(f, vip, srv);
 	for (int i = 0; i < 6; i++) {
-		uint16_t cport = f->next_port++;
-		uint64_t cs = f->next_sock, ss = f->next_sock + 64;
-		struct mt_tuple ct = tuple(cli, 0, vip, 80), st = tuple(srv, 8080, cli, cport);
+		uint64_t cs, ss;
+		struct mt_tuple ct, st;
 
-		f->next_sock += 128;
-		conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
-		ct.lport = cport;
-		conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
-		conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
-		data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
-		data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+		open_call(f, cli, vip, 80, srv, &cs, &ct, &ss, &st);
 		f->now += 1 * MS;
 		data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
 		data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
@@ -344,26 +367,14 @@ static void test_late_span_after_peer_close(void **state)
 		struct fixture *f = fixture_new();
 		const struct graph_edge *e;
 
-		if (nat) {
-			f->nat.nat_paired = 1;
-			memcpy(f->nat.vip_addr, vip, 16);
-			f->nat.vip_port = 80;
-			memcpy(f->nat.nat_server_addr, srv, 16);
-			f->nat.nat_server_port = 8080;
-		}
+		if (nat)
+			fixture_vip(f, vip, srv);
 		for (int i = 0; i < 6; i++) {
-			uint16_t cport = f->next_port++;
-			uint64_t cs = f->next_sock, ss = f->next_sock + 64;
-			struct mt_tuple ct = tuple(cli, 0, nat ? vip : srv, nat ? 80 : 8080);
-			struct mt_tuple st = tuple(srv, 8080, cli, cport);
+			uint64_t cs, ss;
+			struct mt_tuple ct, st;
 
-			f->next_sock += 128;
-			conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
-			ct.lport = cport;
-			conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
-			conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
-			data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
-			data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+			open_call(f, cli, nat ? vip : srv, nat ? 80 : 8080, srv, &cs, &ct, &ss,
+				  &st);
 			f->now += 1 * MS;
 			data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
 			if (i % 3 == 0) /* the client's span first, then its close */
