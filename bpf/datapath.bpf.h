@@ -94,7 +94,7 @@ static __always_inline void emit_data(struct sock *sk, __u8 dir, __u32 bytes, lo
 		read_tuple_btf(sk, &sc->ev.tuple);
 	else
 		read_tuple(sk, &sc->ev.tuple);
-	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple)) {
+	if (is_agent_peer(&sc->ev.tuple)) {
 		count(&stats, MT_STAT_SELF_FILTERED, 1);
 		return;
 	}

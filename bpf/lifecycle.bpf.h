@@ -76,10 +76,10 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, const int oldstate, con
 			__builtin_memcpy(own->peer_addr, t.raddr, sizeof(own->peer_addr));
 			own->peer_port = t.rport;
 			if (bpf_map_update_elem(&agent_endpoints, own, &one, BPF_NOEXIST) == 0)
-				__sync_fetch_and_add(&agent_endpoint_count, 1);
+				agent_port_ref(own->port, 1);
 		} else if (newstate == TCP_CLOSE) {
 			if (own->port && bpf_map_delete_elem(&agent_endpoints, own) == 0)
-				__sync_fetch_and_add(&agent_endpoint_count, -1);
+				agent_port_ref(own->port, -1);
 			bpf_map_delete_elem(&agent_socks, &key);
 		}
 		return 0;

@@ -204,6 +204,22 @@ volatile __u64 lost_socks_used = 0;
 volatile __u64 agent_endpoint_count = 0;
 
 /*
+ * Live entries of agent_endpoints by the agent's local port, folded (port & AGENT_PORT_MASK):
+ * a data event whose far port has a zero here is not the agent's without a lookup. Every
+ * event of a node whose agent exports over TCP would otherwise hash a 40-byte key.
+ */
+#define AGENT_PORT_SLOTS 1024
+#define AGENT_PORT_MASK	 (AGENT_PORT_SLOTS - 1)
+__u32 agent_port_refs[AGENT_PORT_SLOTS] = {};
+
+/* One more (@delta 1) or one fewer (-1) live endpoint of the agent with local port @port. */
+static __always_inline void agent_port_ref(__u16 port, int delta)
+{
+	__sync_fetch_and_add(&agent_port_refs[port & AGENT_PORT_MASK], delta);
+	__sync_fetch_and_add(&agent_endpoint_count, delta);
+}
+
+/*
  * Fallback mode: a data syscall's arguments between enter and exit, by thread
  * (not named syscall_args: Linux 6.19 has a struct of that name).
  */
@@ -310,6 +326,8 @@ static __always_inline bool is_agent_peer(const struct mt_tuple *t)
 {
 	struct endpoint ep = {};
 
+	if (!agent_endpoint_count || !agent_port_refs[t->rport & AGENT_PORT_MASK])
+		return false;
 	/* The whole 4-tuple: connect() gives one ephemeral port to connections to different peers. */
 	__builtin_memcpy(ep.addr, t->raddr, sizeof(ep.addr));
 	ep.port = t->rport;

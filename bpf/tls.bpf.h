@@ -180,7 +180,7 @@ static __always_inline void tls_emit(struct sock *sk, __u64 pid_tgid, __u8 dir, 
 		got = MT_CAPTURE_MAX;
 	data_event_fill(sc, MT_EV_DATA, sk, pid_tgid, -1, n, got, dir, flags, seq);
 	read_tuple(sk, &sc->ev.tuple);
-	if (agent_endpoint_count && is_agent_peer(&sc->ev.tuple))
+	if (is_agent_peer(&sc->ev.tuple))
 		return;
 	if (lost_socks_used && bpf_map_lookup_elem(&lost_socks, &key)) {
 		sc->ev.flags |= MT_DATA_F_LOST_BEFORE;
