@@ -293,6 +293,8 @@ static const struct health_row rows[] = {
 	     tls.kernel[MT_TLS_STAT_EVENTS]),
 	JSON("tls", "calls", tls.kernel[MT_TLS_STAT_CALLS]),
 	JSON("tls", "calls_empty", tls.kernel[MT_TLS_STAT_EMPTY]),
+	JSON("tls", "calls_live", tls.calls_live),
+	JSON("tls", "calls_swept", tls.calls_swept),
 	JSON("tls", "wire_events", tls.kernel[MT_TLS_STAT_WIRE]),
 	JSON("tls", "writes_early", tls.kernel[MT_TLS_STAT_WRITES_EARLY]),
 	JSON("tls", "writes_retried", tls.kernel[MT_TLS_STAT_WRITES_RETRIED]),

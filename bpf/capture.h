@@ -243,6 +243,16 @@ enum mt_ext_stat {
 
 /* Threads inside an SSL_read/SSL_write call (entry to return). */
 #define MT_TLS_CALLS_MAX 16384
+
+/*
+ * The key of a Go crypto/tls call in flight (tls_go_calls): a goroutine of one process, as
+ * g addresses repeat across processes. tls_calls is keyed by the thread's pid_tgid.
+ */
+struct mt_tls_go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 _pad;
+};
 /* (process, SSL *) -> its socket and the plaintext reported ahead of its writes. */
 #define MT_TLS_SSL_MAX 16384
 

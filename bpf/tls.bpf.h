@@ -52,6 +52,32 @@ struct {
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
+/*
+ * Entries in tls_calls and tls_go_calls: TLS calls in flight on the node. While there are
+ * none, the data path looks up neither (a hash miss per event, on a node whose processes map
+ * a TLS library but send plaintext). An entry whose return never comes (a thread that dies
+ * inside a call) keeps it above zero, which only costs the lookups again.
+ */
+volatile __u64 tls_calls_live = 0;
+
+/* Puts a call in @map (tls_calls or tls_go_calls) with @flags BPF_ANY or BPF_NOEXIST. */
+static __always_inline long tls_call_put(void *map, const void *key, const void *call, __u64 flags)
+{
+	long err = bpf_map_update_elem(map, key, call, BPF_NOEXIST);
+
+	if (err == 0)
+		__sync_fetch_and_add(&tls_calls_live, 1);
+	else if (flags == BPF_ANY)
+		err = bpf_map_update_elem(map, key, call, BPF_EXIST);
+	return err;
+}
+
+static __always_inline void tls_call_del(void *map, const void *key)
+{
+	if (bpf_map_delete_elem(map, key) == 0)
+		__sync_fetch_and_add(&tls_calls_live, -1);
+}
+
 /* An SSL object of one process: SSL * addresses repeat across processes. */
 struct tls_ssl_key {
 	__u64 ssl;
@@ -110,7 +136,7 @@ static __always_inline int tls_call_begin(__u64 ssl, __u64 buf, __u64 len, __u64
 		}
 	}
 	/* Overwrites a call whose return never came (a thread that longjmp'd out of it). */
-	if (bpf_map_update_elem(&tls_calls, &pid_tgid, &c, BPF_ANY) < 0)
+	if (tls_call_put(&tls_calls, &pid_tgid, &c, BPF_ANY) < 0)
 		count(&tls_stats, MT_TLS_STAT_CALLS_FULL, 1);
 	return 0;
 }
@@ -209,7 +235,7 @@ static __always_inline bool tls_note_sock(__u64 pid_tgid, struct sock *sk, __u32
 {
 	struct tls_call *c;
 
-	if (!tls_used)
+	if (!tls_used || !tls_calls_live)
 		return false;
 	c = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
 	if (!c)
@@ -277,7 +303,7 @@ static __always_inline int tls_call_end(struct pt_regs *ctx)
 	if (!kept)
 		return 0;
 	c = *kept;
-	bpf_map_delete_elem(&tls_calls, &pid_tgid);
+	tls_call_del(&tls_calls, &pid_tgid);
 	n = tls_call_moved(&c, PT_REGS_RC(ctx));
 	if (tls_is_write(c.fn)) {
 		tls_write_end(&c, pid_tgid, n);

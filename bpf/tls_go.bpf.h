@@ -48,13 +48,6 @@
 /* Set by user space once a Go binary is probed: until then the data path skips the lookup. */
 volatile __u64 tls_go_used = 0;
 
-/* A goroutine of one process: g addresses repeat across processes. */
-struct tls_go_key {
-	__u64 g;
-	__u32 tgid;
-	__u32 _pad;
-};
-
 /* A Write or Read in flight on one goroutine, from its entry to its RET. */
 struct tls_go_call {
 	__u64 conn; /* the *tls.Conn */
@@ -70,7 +63,7 @@ struct tls_go_call {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MT_TLS_CALLS_MAX);
-	__type(key, struct tls_go_key);
+	__type(key, struct mt_tls_go_key);
 	__type(value, struct tls_go_call);
 } tls_go_calls SEC(".maps");
 
@@ -101,10 +94,10 @@ static __always_inline bool tls_go_note_sock(__u64 pid_tgid, struct sock *sk, __
 {
 	struct task_struct *task;
 	struct pt_regs *regs;
-	struct tls_go_key key = {.tgid = pid_tgid >> 32};
+	struct mt_tls_go_key key = {.tgid = pid_tgid >> 32};
 	struct tls_go_call *c;
 
-	if (!tls_go_used)
+	if (!tls_go_used || !tls_calls_live)
 		return false;
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -137,7 +130,7 @@ static __always_inline bool tls_go_note_sock(__u64 pid_tgid, struct sock *sk, __
 static __always_inline int tls_go_begin(struct pt_regs *ctx, __u8 fn)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct mt_tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
 	struct tls_go_call c = {
 		.conn = MT_GO_ARG1(ctx),
 		.buf = MT_GO_ARG2(ctx),
@@ -149,7 +142,7 @@ static __always_inline int tls_go_begin(struct pt_regs *ctx, __u8 fn)
 		return 0;
 	count(&tls_stats, MT_TLS_STAT_GO_CALLS, 1);
 	/* Overwrites a call whose RET never came (a panic), or the same call restarted by morestack. */
-	if (bpf_map_update_elem(&tls_go_calls, &key, &c, BPF_ANY) < 0)
+	if (tls_call_put(&tls_go_calls, &key, &c, BPF_ANY) < 0)
 		count(&tls_stats, MT_TLS_STAT_CALLS_FULL, 1);
 	return 0;
 }
@@ -158,13 +151,13 @@ SEC("uprobe")
 int go_tls_handshake_entry(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct mt_tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
 	struct tls_go_call c = {.conn = MT_GO_ARG1(ctx), .fn = TLS_GO_FN_HANDSHAKE};
 
 	if (is_agent(key.tgid))
 		return 0;
 	/* Inside a Write or Read (a handshake it started): that call learns the socket. */
-	bpf_map_update_elem(&tls_go_calls, &key, &c, BPF_NOEXIST);
+	tls_call_put(&tls_go_calls, &key, &c, BPF_NOEXIST);
 	return 0;
 }
 
@@ -173,11 +166,11 @@ SEC("uprobe")
 int go_tls_handshake_ret(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct mt_tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
 	struct tls_go_call *c = bpf_map_lookup_elem(&tls_go_calls, &key);
 
 	if (c && c->fn == TLS_GO_FN_HANDSHAKE)
-		bpf_map_delete_elem(&tls_go_calls, &key);
+		tls_call_del(&tls_go_calls, &key);
 	return 0;
 }
 
@@ -198,7 +191,7 @@ SEC("uprobe")
 int go_tls_ret(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
+	struct mt_tls_go_key key = {.g = MT_GO_G(ctx), .tgid = pid_tgid >> 32};
 	struct tls_go_call *kept = bpf_map_lookup_elem(&tls_go_calls, &key);
 	struct tls_ssl_key ckey = {.tgid = key.tgid};
 	__s64 rc = (__s64)MT_GO_ARG1(ctx);
@@ -213,7 +206,7 @@ int go_tls_ret(struct pt_regs *ctx)
 	c = *kept;
 	if (c.fn == TLS_GO_FN_HANDSHAKE)
 		return 0; /* a RET of Write/Read inside a handshake: cannot be; not ours */
-	bpf_map_delete_elem(&tls_go_calls, &key);
+	tls_call_del(&tls_go_calls, &key);
 	if (c.fn == MT_TLS_FN_WRITE && c.sent)
 		return 0;
 	if (rc <= 0) {

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -69,7 +71,8 @@ struct tls_attach {
 	uint32_t stripped[TLS_RECENT_MAX]; /* pids whose executable had no symbol table at exec */
 	uint32_t stripped_next;
 	struct tls_stats stats;
-	bool detached; /* no more probes: looks at processes are pointless */
+	bool detached;	       /* no more probes: looks at processes are pointless */
+	uint64_t sweep_due_ns; /* the next look for calls of dead threads */
 	/* Go executables; NULL when out of memory */
 	struct tls_go *go;
 };
@@ -453,8 +456,64 @@ void tls_on_exec(struct tls_attach *t, uint32_t pid, uint64_t now_ns)
 			t->recent[i] = 0;
 }
 
+/* True when thread @tid of process @tgid (@tid 0: the process) is gone. */
+static bool thread_gone(uint32_t tgid, uint32_t tid)
+{
+	long rc = tid ? syscall(SYS_tgkill, (pid_t)tgid, (pid_t)tid, 0) : kill((pid_t)tgid, 0);
+
+	/* EPERM: it exists, and the agent may not signal it. */
+	return rc != 0 && errno == ESRCH;
+}
+
+/*
+ * Takes out of @fd (tls_calls when @go is false, else tls_go_calls) the calls whose thread
+ * (goroutine: process) is gone: an entry whose return never came would keep the data path
+ * looking calls up for good (tls_calls_live). Only a delete that finds the entry counts it
+ * down, as the return probe does, so the two cannot both count one call.
+ */
+static void sweep_map(struct tls_attach *t, int fd, bool go)
+{
+	union {
+		uint64_t pid_tgid;
+		struct mt_tls_go_key go;
+	} key, next, gone[TLS_SWEEP_MAX];
+	uint32_t n = 0;
+	void *prev = NULL;
+
+	if (fd < 0)
+		return;
+	memset(&key, 0, sizeof(key));
+	while (n < TLS_SWEEP_MAX && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		bool dead =
+			go ? thread_gone(next.go.tgid, 0)
+			   : thread_gone((uint32_t)(next.pid_tgid >> 32), (uint32_t)next.pid_tgid);
+
+		if (dead)
+			gone[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, &gone[i]) == 0) {
+			__atomic_fetch_sub(t->p.calls_live, 1, __ATOMIC_RELAXED);
+			t->stats.calls_swept++;
+		}
+}
+
+void tls_sweep(struct tls_attach *t)
+{
+	if (!t->p.calls_live || !*t->p.calls_live)
+		return;
+	sweep_map(t, t->p.calls_fd, false);
+	sweep_map(t, t->p.go_calls_fd, true);
+}
+
 void tls_tick(struct tls_attach *t, uint64_t now_ns)
 {
+	if (now_ns >= t->sweep_due_ns) {
+		t->sweep_due_ns = now_ns + TLS_SWEEP_NS;
+		tls_sweep(t);
+	}
 	for (int k = 0; k < TLS_SCANS_PER_TICK; k++) {
 		struct scan_result res;
 		uint32_t pid = ring_pop_due(&t->soon, now_ns);
@@ -478,6 +537,7 @@ void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out
 	*out = t->stats;
 	if (t->go)
 		tls_go_read_stats(t->go, &out->go);
+	out->calls_live = t->p.calls_live ? *t->p.calls_live : 0;
 	for (uint32_t i = 0; i < MT_TLS_STAT__MAX; i++) {
 		out->kernel[i] = 0;
 		if (t->p.stats_fd < 0 || bpf_map_lookup_elem(t->p.stats_fd, &i, vals) != 0)

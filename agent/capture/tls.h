@@ -29,6 +29,10 @@
 #define TLS_EXEC_DELAY_NS      (50ull * 1000000ull)
 #define TLS_EXEC_LATE_DELAY_NS (1000ull * 1000000ull)
 #define TLS_SCANS_PER_TICK     8
+/* How often the calls of threads that died inside a TLS call are looked for. */
+#define TLS_SWEEP_NS (1000ull * 1000000ull)
+/* At most this many such calls taken out per look. */
+#define TLS_SWEEP_MAX 256
 
 struct tls_stats {
 	uint64_t libraries_attached; /* files with probes attached */
@@ -39,6 +43,8 @@ struct tls_stats {
 	uint64_t exec_queue_full;    /* exec'd processes not looked at: queue full */
 	uint64_t files_full;	     /* files not remembered: TLS_FILES_MAX reached */
 	uint64_t kernel[MT_TLS_STAT__MAX]; /* the probes' own counters (enum mt_tls_stat) */
+	uint64_t calls_live;  /* SSL and Go TLS calls in flight (entry seen, return not yet) */
+	uint64_t calls_swept; /* calls of threads that died inside them, taken out by tls_tick() */
 	/* Go executables (tls_go.h) */
 	struct tls_go_stats go;
 };
@@ -48,7 +54,14 @@ struct tls_programs {
 	struct bpf_program *entry[MT_TLS_FN__MAX]; /* indexed by enum mt_tls_fn */
 	struct bpf_program *ret;
 	__u64 *tls_used; /* the object's switch: set once a library is attached */
-	int stats_fd;	 /* the tls_stats per-CPU array */
+	/*
+	 * TLS calls in flight (the object's tls_calls_live) and the maps they are in, by thread
+	 * (tls_calls) and by goroutine (tls_go_calls); NULL and -1 when absent.
+	 */
+	volatile __u64 *calls_live;
+	int calls_fd;
+	int go_calls_fd;
+	int stats_fd; /* the tls_stats per-CPU array */
 	/* Go crypto/tls (tls_go.h) */
 	struct tls_go_programs go;
 };
@@ -79,6 +92,11 @@ void tls_on_exec(struct tls_attach *t, uint32_t pid, uint64_t now_ns);
 /* Looks at the exec'd processes that are due (at most TLS_SCANS_PER_TICK). */
 void tls_tick(struct tls_attach *t, uint64_t now_ns);
 
+/*
+ * Takes the calls of threads that died inside a TLS call out of the kernel's tables (tls_tick()
+ * does, once per TLS_SWEEP_NS).
+ */
+void tls_sweep(struct tls_attach *t);
 void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out);
 
 /*

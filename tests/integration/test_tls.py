@@ -691,3 +691,40 @@ def test_static_openssl_executable(tmp_path, agent, world, certs, strip):
         # Same-node pairing: every nginx span that found a parent found it among these.
         ids = {s["span_id"] for s in mine}
         assert all(s["parent_span_id"] in ids for s in nginx_side if s["parent_span_id"])
+
+
+BLOCKED_READER = r'''
+import socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+print("handshaken", flush=True)
+s.recv(1)  # nginx waits for a request: SSL_read blocks until this process is killed
+'''
+
+
+def test_thread_killed_inside_ssl_read_is_swept(tmp_path, agent, world, certs):
+    """A TLS call whose return never comes (its process killed inside SSL_read) is taken out
+    of the kernel's table of calls in flight, so the data path goes back to skipping the
+    lookup for every send and receive (tls.calls_live, tls.calls_swept)."""
+    ng, _, _ = world
+    listen = free_port()
+    agent(["--listen", f"127.0.0.1:{listen}"])
+    base = api_stats(listen)["tls"]
+    script = tmp_path / "blocked.py"
+    script.write_text(BLOCKED_READER)
+    p = subprocess.Popen([sys.executable, str(script), str(ng.tls_port), certs.ca],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.strip() == "handshaken", f"client: {line!r} {p.stderr.read()}"
+        live = wait_for(lambda: (lambda t: t if t["calls_live"] > base["calls_live"] else None)(
+            api_stats(listen)["tls"]), "the blocked SSL_read counted in flight")
+    finally:
+        p.kill()
+        p.wait(10)
+    after = wait_for(lambda: (lambda t: t if t["calls_live"] == base["calls_live"] else None)(
+        api_stats(listen)["tls"]), "the dead thread's call swept", timeout=10)
+    print(f"calls_live {base['calls_live']} -> {live['calls_live']} (blocked in SSL_read) -> "
+          f"{after['calls_live']} after the kill; calls_swept {after['calls_swept']}")
+    assert after["calls_swept"] >= 1, after
