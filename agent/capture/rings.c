@@ -41,10 +41,20 @@ static uint32_t head_header(const struct ring_view *r, uint64_t pos)
 	return __atomic_load_n((const uint32_t *)(r->data + (pos & r->mask)), __ATOMIC_ACQUIRE);
 }
 
-static void advance(struct ring_view *r, uint64_t pos, uint32_t len)
+/* Gives the kernel back the space of the records read so far. */
+static void publish(struct ring_view *r)
 {
-	pos += (len + BPF_RINGBUF_HDR_SZ + 7) & ~7u;
-	__atomic_store_n(r->consumer, pos, __ATOMIC_RELEASE);
+	if (r->published == r->pos)
+		return;
+	__atomic_store_n(r->consumer, r->pos, __ATOMIC_RELEASE);
+	r->published = r->pos;
+}
+
+static void advance(struct ring_view *r, uint32_t len)
+{
+	r->pos += (len + BPF_RINGBUF_HDR_SZ + 7) & ~7u;
+	if (r->pos - r->published >= (r->mask + 1) / RINGS_PUBLISH_PARTS)
+		publish(r);
 }
 
 /*
@@ -54,18 +64,21 @@ static void advance(struct ring_view *r, uint64_t pos, uint32_t len)
 static int read_head(struct ring_view *r)
 {
 	for (;;) {
-		uint64_t pos = *r->consumer;
+		uint64_t pos = r->pos;
 		uint32_t hdr, len;
 		const uint8_t *sample;
 
-		if (pos >= __atomic_load_n(r->producer, __ATOMIC_ACQUIRE))
-			return 0;
+		if (pos >= r->prod_seen) {
+			r->prod_seen = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+			if (pos >= r->prod_seen)
+				return 0;
+		}
 		hdr = head_header(r, pos);
 		if (hdr & BPF_RINGBUF_BUSY_BIT)
 			return 0; /* being written: its CPU's later records wait behind it */
 		len = hdr & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
 		if (hdr & BPF_RINGBUF_DISCARD_BIT) {
-			advance(r, pos, len);
+			advance(r, len);
 			continue;
 		}
 		sample = r->data + ((pos + BPF_RINGBUF_HDR_SZ) & r->mask);
@@ -87,6 +100,8 @@ long rings_consume(struct ring_view *rings, unsigned n, uint64_t until_ns, rings
 	for (unsigned i = 0; i < n; i++) {
 		rings[i].ended = 0;
 		rings[i].have_head = 0;
+		rings[i].pos = rings[i].published = *rings[i].consumer;
+		rings[i].prod_seen = 0;
 	}
 	for (;;) {
 		struct ring_view *best = NULL;
@@ -105,18 +120,21 @@ long rings_consume(struct ring_view *rings, unsigned n, uint64_t until_ns, rings
 			if (!best || r->head_ts < best->head_ts)
 				best = r;
 		}
-		if (!best)
+		if (!best) {
+			for (unsigned i = 0; i < n; i++)
+				publish(&rings[i]);
 			return delivered;
+		}
 		if (st) {
 			if (best->head_ts < st->last_ts)
 				st->late++;
 			else
 				st->last_ts = best->head_ts;
 		}
-		pos = *best->consumer;
+		pos = best->pos;
 		len = best->head_len;
 		fn(ctx, (void *)(best->data + ((pos + BPF_RINGBUF_HDR_SZ) & best->mask)), len);
-		advance(best, pos, len);
+		advance(best, len);
 		best->have_head = 0;
 		delivered++;
 	}

@@ -34,6 +34,16 @@ struct ring_view {
 	const uint64_t *producer; /* the producer position: the kernel's */
 	const uint8_t *data;	  /* the data pages, mapped twice: no record wraps */
 	uint64_t mask;		  /* the data size - 1 (a power of two) */
+	/*
+	 * Positions kept here during a drain: the consumer position is published (written where
+	 * the kernel reads it at every reservation) once per 1/RINGS_PUBLISH_PARTS of the ring
+	 * and at the drain's end, and the producer position is read again only when the records
+	 * known to be committed are used up. Read and written per record, both cache lines went
+	 * back and forth between the agent's CPU and the CPU writing the ring at every event.
+	 */
+	uint64_t pos;	    /* the next record to read */
+	uint64_t prod_seen; /* the producer position last read */
+	uint64_t published; /* the consumer position last published */
 	/* Merge state: the head record, read once per record. */
 	uint64_t head_ts;
 	uint32_t head_len; /* its sample size */
@@ -42,6 +52,9 @@ struct ring_view {
 };
 
 typedef int (*rings_event_fn)(void *ctx, void *data, size_t size);
+
+/* The consumer position is published each time this fraction of a ring has been read. */
+#define RINGS_PUBLISH_PARTS 16
 
 /* Time from an event's timestamp to its reservation that a drain allows for. */
 #define RINGS_HOLD_NS (1000000ull)

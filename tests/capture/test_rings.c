@@ -125,6 +125,51 @@ static void test_merged_by_time_each_ring_in_order(void **state)
 	assert_int_equal(rings_consume(v, 3, UINT64_MAX, on_event, &s, NULL), 0);
 }
 
+/* Records the consumer position the kernel would see at each record delivered. */
+struct published {
+	const uint64_t *consumer;
+	uint64_t seen[64];
+	unsigned n;
+};
+
+static int on_event_published(void *ctx, void *data, size_t size)
+{
+	struct published *p = ctx;
+
+	(void)data;
+	(void)size;
+	assert_true(p->n < 64);
+	p->seen[p->n++] = *p->consumer;
+	return 0;
+}
+
+/*
+ * The consumer position is written where the kernel reads it once per 1/RINGS_PUBLISH_PARTS
+ * of the ring, not per record (each write took a cache line from the CPU writing the ring),
+ * and wholly at the drain's end: space is given back in steps, never lost.
+ */
+static void test_consumer_published_in_steps(void **state)
+{
+	static struct fake_ring r;
+	struct ring_view v;
+	struct published p = {.consumer = &r.consumer};
+	const uint64_t rec = 8 + sizeof(struct mt_event_head), step = DATA / RINGS_PUBLISH_PARTS;
+	unsigned changes = 0;
+
+	(void)state;
+	fake_rings(&r, &v, 1);
+	for (uint64_t id = 1; id <= 40; id++)
+		fake_put(&r, id, id, 0);
+	assert_int_equal(rings_consume(&v, 1, UINT64_MAX, on_event_published, &p, NULL), 40);
+	for (unsigned i = 1; i < p.n; i++) {
+		assert_true(p.seen[i] >= p.seen[i - 1]);
+		assert_true(i * rec - p.seen[i] < step); /* never more than a step behind */
+		changes += p.seen[i] != p.seen[i - 1];
+	}
+	assert_int_equal(changes, (40 * rec - rec) / step);
+	assert_int_equal(r.consumer, r.producer);
+}
+
 /*
  * A thread's event made on CPU 1 after one on CPU 0 comes after it, though CPU 1's ring is
  * read first; within a ring a later timestamp never overtakes (a ring's order is its own
@@ -357,6 +402,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merged_by_time_each_ring_in_order),
 		cmocka_unit_test(test_ring_order_kept_over_timestamps),
+		cmocka_unit_test(test_consumer_published_in_steps),
 		cmocka_unit_test(test_discarded_skipped_busy_holds_its_ring),
 		cmocka_unit_test(test_records_across_the_end),
 		cmocka_unit_test(test_younger_events_wait_for_the_next_drain),
