@@ -538,9 +538,13 @@ def main():
         # BENCH_ONLY=bpf: per-program cost of each variant of the agent's flags, medians of rounds.
         variants = sys.argv[3].split(";")
         print(f"{'variant':<32} {'program':<20} {'ns/run':>8} {'runs/req':>9} {'ns/req':>8}  rounds")
+        totals = []  # per variant: {round: total ns per request}
         for i, v in enumerate(variants):
+            metas = sorted(glob.glob(os.path.join(sys.argv[2], f"bpf-r*-v{i}.meta.json")))
             runs = [bpf_programs(sys.argv[2], os.path.basename(m)[:-len(".meta.json")])
-                    for m in sorted(glob.glob(os.path.join(sys.argv[2], f"bpf-r*-v{i}.meta.json")))]
+                    for m in metas]
+            totals.append({re.search(r"bpf-r(\d+)-v", m).group(1): r["total_ns_per_request"]
+                           for m, r in zip(metas, runs)})
             names = sorted({p["name"] for r in runs for p in r["programs"] if p["run_cnt"]})
             for n in names:
                 ps = [p for r in runs for p in r["programs"] if p["name"] == n]
@@ -549,6 +553,18 @@ def main():
                       f"{fmt(median([p['ns_per_request'] for p in ps]), '.0f'):>8}  {len(ps)}")
             print(f"{v or 'defaults':<32} {'total':<20} {'':>8} {'':>9} "
                   f"{fmt(median([r['total_ns_per_request'] for r in runs]), '.0f'):>8}  {len(runs)}")
+        # This VM's speed drifts more between rounds than the builds differ: each variant
+        # against the first one in the same round (minutes apart, not the whole run).
+        for i, v in enumerate(variants[1:], 1):
+            pairs = [(totals[i][r], totals[0][r]) for r in totals[i]
+                     if r in totals[0] and totals[i][r] and totals[0][r]]
+            if not pairs:
+                continue
+            ratios = [a / b for a, b in pairs]
+            print(f"{v or 'defaults':<32} vs {variants[0] or 'defaults'}: total ns/req "
+                  f"{median(ratios):.3f} x (median of {len(ratios)} rounds' ratios, "
+                  f"{min(ratios):.3f}-{max(ratios):.3f}), lower in {sum(r < 1 for r in ratios)} "
+                  f"of {len(ratios)} rounds")
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--replay":
         # BENCH_ONLY=replay: CPU of each build replaying the same recording, medians of rounds.
