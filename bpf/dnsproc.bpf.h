@@ -274,6 +274,7 @@ static __always_inline int on_exec(struct linux_binprm *bprm, bool read_env)
 	struct task_struct *task;
 	struct mt_exec_event *ev;
 
+	__sync_fetch_and_add(&exec_gen, 1); /* every exec: names kept by the data path go stale */
 	if (is_agent(pid_tgid >> 32) || !current_in_scope())
 		return 0;
 	ev = reserve_event(sizeof(*ev), MT_EV_PROC, bpf_ktime_get_ns(), 0);

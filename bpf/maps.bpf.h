@@ -85,11 +85,21 @@ struct {
 	__type(value, __u64);
 } ext_stats SEC(".maps");
 
-/* Event under construction: header, then room for a capture at any iovec offset. */
+/*
+ * Event under construction: header, then room for a capture at any iovec offset. The header's
+ * comm is left from this CPU's last event: data_event_fill() reads the thread's name again
+ * only when that event was another thread's, or an exec happened since (exec_gen).
+ */
 struct scratch {
 	struct mt_data_event ev;
 	__u8 data[2 * MT_CAPTURE_MAX];
+	__u64 comm_gen; /* exec_gen when ev.comm was read */
+	__u32 comm_tid; /* the thread it was read for; 0: none */
+	__u32 _pad;
 };
+
+/* Execs on the node so far: a thread's name changes with its program. */
+volatile __u64 exec_gen = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
