@@ -210,9 +210,6 @@ volatile __u64 muted_used = 0;
 /* Entries ever put in lost_socks: skips the lookup while nothing was ever lost. */
 volatile __u64 lost_socks_used = 0;
 
-/* Live entries in agent_endpoints: skips the lookup when the agent has none. */
-volatile __u64 agent_endpoint_count = 0;
-
 /*
  * Live entries of agent_endpoints by the agent's local port, folded (port & AGENT_PORT_MASK):
  * a data event whose far port has a zero here is not the agent's without a lookup. Every
@@ -226,7 +223,6 @@ __u32 agent_port_refs[AGENT_PORT_SLOTS] = {};
 static __always_inline void agent_port_ref(__u16 port, int delta)
 {
 	__sync_fetch_and_add(&agent_port_refs[port & AGENT_PORT_MASK], delta);
-	__sync_fetch_and_add(&agent_endpoint_count, delta);
 }
 
 /*
@@ -336,7 +332,7 @@ static __always_inline bool is_agent_peer(const struct mt_tuple *t)
 {
 	struct endpoint ep = {};
 
-	if (!agent_endpoint_count || !agent_port_refs[t->rport & AGENT_PORT_MASK])
+	if (!agent_port_refs[t->rport & AGENT_PORT_MASK])
 		return false;
 	/* The whole 4-tuple: connect() gives one ephemeral port to connections to different peers. */
 	__builtin_memcpy(ep.addr, t->raddr, sizeof(ep.addr));

@@ -73,6 +73,12 @@ struct tls_attach {
 	struct tls_stats stats;
 	bool detached;	       /* no more probes: looks at processes are pointless */
 	uint64_t sweep_due_ns; /* the next look for calls of dead threads */
+	/* Where each table's look stopped (tls_calls, tls_go_calls): the next one goes on there. */
+	union tls_call_key {
+		uint64_t pid_tgid;
+		struct mt_tls_go_key go;
+	} sweep_at[2];
+	bool sweep_from[2]; /* sweep_at[i] is set; else the next look starts at the first key */
 	/* Go executables; NULL when out of memory */
 	struct tls_go *go;
 };
@@ -469,30 +475,31 @@ static bool thread_gone(uint32_t tgid, uint32_t tid)
  * Takes out of @fd (tls_calls when @go is false, else tls_go_calls) the calls whose thread
  * (goroutine: process) is gone: an entry whose return never came would keep the data path
  * looking calls up for good (tls_calls_live). Only a delete that finds the entry counts it
- * down, as the return probe does, so the two cannot both count one call.
+ * down, as the return probe does, so the two cannot both count one call. A look covers at
+ * most TLS_SWEEP_SCAN entries, a syscall each, and the next goes on from where it stopped
+ * (from the first key again once the end is reached or that key is gone).
  */
 static void sweep_map(struct tls_attach *t, int fd, bool go)
 {
-	union {
-		uint64_t pid_tgid;
-		struct mt_tls_go_key go;
-	} key, next, gone[TLS_SWEEP_MAX];
-	uint32_t n = 0;
-	void *prev = NULL;
+	union tls_call_key next, gone[TLS_SWEEP_MAX], *at = &t->sweep_at[go];
+	uint32_t n = 0, seen = 0;
 
 	if (fd < 0)
 		return;
-	memset(&key, 0, sizeof(key));
-	while (n < TLS_SWEEP_MAX && bpf_map_get_next_key(fd, prev, &next) == 0) {
+	while (seen < TLS_SWEEP_SCAN && n < TLS_SWEEP_MAX &&
+	       bpf_map_get_next_key(fd, t->sweep_from[go] ? at : NULL, &next) == 0) {
 		bool dead =
 			go ? thread_gone(next.go.tgid, 0)
 			   : thread_gone((uint32_t)(next.pid_tgid >> 32), (uint32_t)next.pid_tgid);
 
 		if (dead)
 			gone[n++] = next;
-		key = next;
-		prev = &key;
+		*at = next;
+		t->sweep_from[go] = true;
+		seen++;
 	}
+	if (seen < TLS_SWEEP_SCAN && n < TLS_SWEEP_MAX)
+		t->sweep_from[go] = false; /* the end: the next look starts over */
 	for (uint32_t i = 0; i < n; i++)
 		if (bpf_map_delete_elem(fd, &gone[i]) == 0) {
 			__atomic_fetch_sub(t->p.calls_live, 1, __ATOMIC_RELAXED);
@@ -500,7 +507,7 @@ static void sweep_map(struct tls_attach *t, int fd, bool go)
 		}
 }
 
-void tls_sweep(struct tls_attach *t)
+static void tls_sweep(struct tls_attach *t)
 {
 	if (!t->p.calls_live || !*t->p.calls_live)
 		return;

@@ -31,8 +31,9 @@
 #define TLS_SCANS_PER_TICK     8
 /* How often the calls of threads that died inside a TLS call are looked for. */
 #define TLS_SWEEP_NS (1000ull * 1000000ull)
-/* At most this many such calls taken out per look. */
-#define TLS_SWEEP_MAX 256
+/* Per look and table: calls looked at (the next look goes on from there), calls taken out. */
+#define TLS_SWEEP_SCAN 1024
+#define TLS_SWEEP_MAX  256
 
 struct tls_stats {
 	uint64_t libraries_attached; /* files with probes attached */
@@ -89,14 +90,13 @@ void tls_on_handshake(struct tls_attach *t, uint32_t pid);
 /* A process exec'd at @now_ns: it is looked at a little later, and once more later still. */
 void tls_on_exec(struct tls_attach *t, uint32_t pid, uint64_t now_ns);
 
-/* Looks at the exec'd processes that are due (at most TLS_SCANS_PER_TICK). */
+/*
+ * Looks at the exec'd processes that are due (at most TLS_SCANS_PER_TICK), and once per
+ * TLS_SWEEP_NS takes the calls of threads that died inside a TLS call out of the kernel's
+ * tables (at most TLS_SWEEP_SCAN looked at per table).
+ */
 void tls_tick(struct tls_attach *t, uint64_t now_ns);
 
-/*
- * Takes the calls of threads that died inside a TLS call out of the kernel's tables (tls_tick()
- * does, once per TLS_SWEEP_NS).
- */
-void tls_sweep(struct tls_attach *t);
 void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out);
 
 /*
