@@ -294,6 +294,7 @@ static const struct health_row rows[] = {
 	JSON("tls", "calls", tls.kernel[MT_TLS_STAT_CALLS]),
 	JSON("tls", "calls_empty", tls.kernel[MT_TLS_STAT_EMPTY]),
 	JSON("tls", "calls_live", tls.calls_live),
+	JSON("tls", "procs_live", tls.procs_live),
 	JSON("tls", "calls_swept", tls.calls_swept),
 	JSON("tls", "wire_events", tls.kernel[MT_TLS_STAT_WIRE]),
 	JSON("tls", "writes_early", tls.kernel[MT_TLS_STAT_WRITES_EARLY]),

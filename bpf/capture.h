@@ -253,6 +253,13 @@ struct mt_tls_go_key {
 	__u32 tgid;
 	__u32 _pad;
 };
+/*
+ * TLS calls in flight by process, folded by tgid & MT_TLS_PROC_MASK (tls_calls_by_proc in
+ * bpf/tls.bpf.h): the data path looks calls up only for a process whose slot is not zero.
+ */
+#define MT_TLS_PROC_SLOTS 1024
+#define MT_TLS_PROC_MASK  (MT_TLS_PROC_SLOTS - 1)
+
 /* (process, SSL *) -> its socket and the plaintext reported ahead of its writes. */
 #define MT_TLS_SSL_MAX 16384
 

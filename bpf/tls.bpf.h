@@ -53,29 +53,49 @@ struct {
 } tls_calls SEC(".maps");
 
 /*
- * Entries in tls_calls and tls_go_calls: TLS calls in flight on the node. While there are
- * none, the data path looks up neither (a hash miss per event, on a node whose processes map
- * a TLS library but send plaintext). An entry whose return never comes (a thread that dies
- * inside a call) keeps it above zero, which only costs the lookups again.
+ * Entries in tls_calls and tls_go_calls: TLS calls in flight on the node (a statistic), and the
+ * same by process, folded (tgid & MT_TLS_PROC_MASK). While a process's slot is zero, its data
+ * events look up neither map (a hash miss per event, for processes that map a TLS library but
+ * send plaintext), whatever other processes do: a thread blocked in SSL_read (an idle
+ * keep-alive client, a thread-per-connection server) costs the lookups only to its own
+ * process and the few that share its slot. An entry whose return never comes (a thread that
+ * dies inside a call) keeps its slot above zero until user space sweeps it (tls_tick()).
  */
 volatile __u64 tls_calls_live = 0;
+__u32 tls_calls_by_proc[MT_TLS_PROC_SLOTS] = {};
 
-/* Puts a call in @map (tls_calls or tls_go_calls) with @flags BPF_ANY or BPF_NOEXIST. */
-static __always_inline long tls_call_put(void *map, const void *key, const void *call, __u64 flags)
+/* Whether process @tgid (or one sharing its slot) has a TLS call in flight. */
+static __always_inline bool tls_proc_live(__u32 tgid)
+{
+	return tls_calls_by_proc[tgid & MT_TLS_PROC_MASK] != 0;
+}
+
+static __always_inline void tls_live_add(__u32 tgid, int delta)
+{
+	__sync_fetch_and_add(&tls_calls_live, delta);
+	__sync_fetch_and_add(&tls_calls_by_proc[tgid & MT_TLS_PROC_MASK], delta);
+}
+
+/*
+ * Puts a call of process @tgid in @map (tls_calls or tls_go_calls) with @flags BPF_ANY or
+ * BPF_NOEXIST.
+ */
+static __always_inline long tls_call_put(void *map, const void *key, __u32 tgid, const void *call,
+					 __u64 flags)
 {
 	long err = bpf_map_update_elem(map, key, call, BPF_NOEXIST);
 
 	if (err == 0)
-		__sync_fetch_and_add(&tls_calls_live, 1);
+		tls_live_add(tgid, 1);
 	else if (flags == BPF_ANY)
 		err = bpf_map_update_elem(map, key, call, BPF_EXIST);
 	return err;
 }
 
-static __always_inline void tls_call_del(void *map, const void *key)
+static __always_inline void tls_call_del(void *map, const void *key, __u32 tgid)
 {
 	if (bpf_map_delete_elem(map, key) == 0)
-		__sync_fetch_and_add(&tls_calls_live, -1);
+		tls_live_add(tgid, -1);
 }
 
 /* An SSL object of one process: SSL * addresses repeat across processes. */
@@ -136,7 +156,7 @@ static __always_inline int tls_call_begin(__u64 ssl, __u64 buf, __u64 len, __u64
 		}
 	}
 	/* Overwrites a call whose return never came (a thread that longjmp'd out of it). */
-	if (tls_call_put(&tls_calls, &pid_tgid, &c, BPF_ANY) < 0)
+	if (tls_call_put(&tls_calls, &pid_tgid, pid_tgid >> 32, &c, BPF_ANY) < 0)
 		count(&tls_stats, MT_TLS_STAT_CALLS_FULL, 1);
 	return 0;
 }
@@ -235,7 +255,7 @@ static __always_inline bool tls_note_sock(__u64 pid_tgid, struct sock *sk, __u32
 {
 	struct tls_call *c;
 
-	if (!tls_used || !tls_calls_live)
+	if (!tls_used || !tls_proc_live(pid_tgid >> 32))
 		return false;
 	c = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
 	if (!c)
@@ -303,7 +323,7 @@ static __always_inline int tls_call_end(struct pt_regs *ctx)
 	if (!kept)
 		return 0;
 	c = *kept;
-	tls_call_del(&tls_calls, &pid_tgid);
+	tls_call_del(&tls_calls, &pid_tgid, pid_tgid >> 32);
 	n = tls_call_moved(&c, PT_REGS_RC(ctx));
 	if (tls_is_write(c.fn)) {
 		tls_write_end(&c, pid_tgid, n);

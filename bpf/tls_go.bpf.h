@@ -97,7 +97,7 @@ static __always_inline bool tls_go_note_sock(__u64 pid_tgid, struct sock *sk, __
 	struct mt_tls_go_key key = {.tgid = pid_tgid >> 32};
 	struct tls_go_call *c;
 
-	if (!tls_go_used || !tls_calls_live)
+	if (!tls_go_used || !tls_proc_live(pid_tgid >> 32))
 		return false;
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -142,7 +142,7 @@ static __always_inline int tls_go_begin(struct pt_regs *ctx, __u8 fn)
 		return 0;
 	count(&tls_stats, MT_TLS_STAT_GO_CALLS, 1);
 	/* Overwrites a call whose RET never came (a panic), or the same call restarted by morestack. */
-	if (tls_call_put(&tls_go_calls, &key, &c, BPF_ANY) < 0)
+	if (tls_call_put(&tls_go_calls, &key, key.tgid, &c, BPF_ANY) < 0)
 		count(&tls_stats, MT_TLS_STAT_CALLS_FULL, 1);
 	return 0;
 }
@@ -157,7 +157,7 @@ int go_tls_handshake_entry(struct pt_regs *ctx)
 	if (is_agent(key.tgid))
 		return 0;
 	/* Inside a Write or Read (a handshake it started): that call learns the socket. */
-	tls_call_put(&tls_go_calls, &key, &c, BPF_NOEXIST);
+	tls_call_put(&tls_go_calls, &key, key.tgid, &c, BPF_NOEXIST);
 	return 0;
 }
 
@@ -170,7 +170,7 @@ int go_tls_handshake_ret(struct pt_regs *ctx)
 	struct tls_go_call *c = bpf_map_lookup_elem(&tls_go_calls, &key);
 
 	if (c && c->fn == TLS_GO_FN_HANDSHAKE)
-		tls_call_del(&tls_go_calls, &key);
+		tls_call_del(&tls_go_calls, &key, key.tgid);
 	return 0;
 }
 
@@ -206,7 +206,7 @@ int go_tls_ret(struct pt_regs *ctx)
 	c = *kept;
 	if (c.fn == TLS_GO_FN_HANDSHAKE)
 		return 0; /* a RET of Write/Read inside a handshake: cannot be; not ours */
-	tls_call_del(&tls_go_calls, &key);
+	tls_call_del(&tls_go_calls, &key, key.tgid);
 	if (c.fn == MT_TLS_FN_WRITE && c.sent)
 		return 0;
 	if (rc <= 0) {

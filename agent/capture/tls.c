@@ -474,10 +474,10 @@ static bool thread_gone(uint32_t tgid, uint32_t tid)
 /*
  * Takes out of @fd (tls_calls when @go is false, else tls_go_calls) the calls whose thread
  * (goroutine: process) is gone: an entry whose return never came would keep the data path
- * looking calls up for good (tls_calls_live). Only a delete that finds the entry counts it
- * down, as the return probe does, so the two cannot both count one call. A look covers at
- * most TLS_SWEEP_SCAN entries, a syscall each, and the next goes on from where it stopped
- * (from the first key again once the end is reached or that key is gone).
+ * looking calls up for good for its process (tls_calls_by_proc). Only a delete that finds the
+ * entry counts it down, as the return probe does, so the two cannot both count one call. A
+ * look covers at most TLS_SWEEP_SCAN entries, a syscall each, and the next goes on from where
+ * it stopped (from the first key again once the end is reached or that key is gone).
  */
 static void sweep_map(struct tls_attach *t, int fd, bool go)
 {
@@ -502,7 +502,12 @@ static void sweep_map(struct tls_attach *t, int fd, bool go)
 		t->sweep_from[go] = false; /* the end: the next look starts over */
 	for (uint32_t i = 0; i < n; i++)
 		if (bpf_map_delete_elem(fd, &gone[i]) == 0) {
+			uint32_t tgid = go ? gone[i].go.tgid : (uint32_t)(gone[i].pid_tgid >> 32);
+
 			__atomic_fetch_sub(t->p.calls_live, 1, __ATOMIC_RELAXED);
+			if (t->p.calls_by_proc)
+				__atomic_fetch_sub(&t->p.calls_by_proc[tgid & MT_TLS_PROC_MASK], 1,
+						   __ATOMIC_RELAXED);
 			t->stats.calls_swept++;
 		}
 }
@@ -545,6 +550,9 @@ void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out
 	if (t->go)
 		tls_go_read_stats(t->go, &out->go);
 	out->calls_live = t->p.calls_live ? *t->p.calls_live : 0;
+	out->procs_live = 0;
+	for (uint32_t i = 0; t->p.calls_by_proc && i < MT_TLS_PROC_SLOTS; i++)
+		out->procs_live += __atomic_load_n(&t->p.calls_by_proc[i], __ATOMIC_RELAXED) != 0;
 	for (uint32_t i = 0; i < MT_TLS_STAT__MAX; i++) {
 		out->kernel[i] = 0;
 		if (t->p.stats_fd < 0 || bpf_map_lookup_elem(t->p.stats_fd, &i, vals) != 0)

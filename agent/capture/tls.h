@@ -45,6 +45,7 @@ struct tls_stats {
 	uint64_t files_full;	     /* files not remembered: TLS_FILES_MAX reached */
 	uint64_t kernel[MT_TLS_STAT__MAX]; /* the probes' own counters (enum mt_tls_stat) */
 	uint64_t calls_live;  /* SSL and Go TLS calls in flight (entry seen, return not yet) */
+	uint64_t procs_live;  /* slots of tls_calls_by_proc not zero: ~processes with one */
 	uint64_t calls_swept; /* calls of threads that died inside them, taken out by tls_tick() */
 	/* Go executables (tls_go.h) */
 	struct tls_go_stats go;
@@ -56,10 +57,11 @@ struct tls_programs {
 	struct bpf_program *ret;
 	__u64 *tls_used; /* the object's switch: set once a library is attached */
 	/*
-	 * TLS calls in flight (the object's tls_calls_live) and the maps they are in, by thread
+	 * TLS calls in flight (the object's tls_calls_live, tls_calls_by_proc) and the maps they are in, by thread
 	 * (tls_calls) and by goroutine (tls_go_calls); NULL and -1 when absent.
 	 */
 	volatile __u64 *calls_live;
+	__u32 *calls_by_proc; /* MT_TLS_PROC_SLOTS: the same by process (tgid folded) */
 	int calls_fd;
 	int go_calls_fd;
 	int stats_fd; /* the tls_stats per-CPU array */

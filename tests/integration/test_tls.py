@@ -706,7 +706,8 @@ s.recv(1)  # nginx waits for a request: SSL_read blocks until this process is ki
 def test_thread_killed_inside_ssl_read_is_swept(tmp_path, agent, world, certs):
     """A TLS call whose return never comes (its process killed inside SSL_read) is taken out
     of the kernel's table of calls in flight, so the data path goes back to skipping the
-    lookup for every send and receive (tls.calls_live, tls.calls_swept)."""
+    lookup for every send and receive (tls.calls_live, tls.calls_swept). The count by process
+    (tls.procs_live: the slots that gate each process's lookups) goes up and down with it."""
     ng, _, _ = world
     listen = free_port()
     agent(["--listen", f"127.0.0.1:{listen}"])
@@ -720,11 +721,14 @@ def test_thread_killed_inside_ssl_read_is_swept(tmp_path, agent, world, certs):
         assert line.strip() == "handshaken", f"client: {line!r} {p.stderr.read()}"
         live = wait_for(lambda: (lambda t: t if t["calls_live"] > base["calls_live"] else None)(
             api_stats(listen)["tls"]), "the blocked SSL_read counted in flight")
+        assert live["procs_live"] > base["procs_live"], (base, live)
     finally:
         p.kill()
         p.wait(10)
     after = wait_for(lambda: (lambda t: t if t["calls_live"] == base["calls_live"] else None)(
         api_stats(listen)["tls"]), "the dead thread's call swept", timeout=10)
     print(f"calls_live {base['calls_live']} -> {live['calls_live']} (blocked in SSL_read) -> "
-          f"{after['calls_live']} after the kill; calls_swept {after['calls_swept']}")
+          f"{after['calls_live']} after the kill; calls_swept {after['calls_swept']}; "
+          f"procs_live {base['procs_live']} -> {live['procs_live']} -> {after['procs_live']}")
     assert after["calls_swept"] >= 1, after
+    assert after["procs_live"] == base["procs_live"], (base, live, after)
