@@ -732,3 +732,100 @@ def test_thread_killed_inside_ssl_read_is_swept(tmp_path, agent, world, certs):
           f"procs_live {base['procs_live']} -> {live['procs_live']} -> {after['procs_live']}")
     assert after["calls_swept"] >= 1, after
     assert after["procs_live"] == base["procs_live"], (base, live, after)
+
+
+BLOCKED_MANY = r'''
+import resource, socket, ssl, sys, threading
+threading.stack_size(256 * 1024)
+resource.setrlimit(resource.RLIMIT_NOFILE, (8192, max(8192, resource.getrlimit(
+    resource.RLIMIT_NOFILE)[1])))
+cert, key, cafile, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+if not port:  # the server: every connection's server side blocks in SSL_read
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(cert, key)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4096)
+    port = srv.getsockname()[1]
+
+    def serve(c):
+        try:
+            sctx.wrap_socket(c, server_side=True).recv(1)
+        except OSError:
+            pass
+
+    def accept():
+        while True:
+            c, _ = srv.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+cctx = ssl.create_default_context(cafile=cafile)
+held, ready = [], threading.Semaphore(0)
+
+def client():
+    s = cctx.wrap_socket(socket.create_connection(("127.0.0.1", port)),
+                         server_hostname="localhost")
+    held.append(s)
+    ready.release()
+    s.recv(1)  # blocks in SSL_read until the process ends
+
+for _ in range(n):
+    threading.Thread(target=client, daemon=True).start()
+for _ in range(n):
+    ready.acquire()
+print(port, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_sweep_resumes_past_live_calls(tmp_path, agent, world, certs):
+    """The sweep looks at no more than 1,024 calls a second and goes on from where it
+    stopped: calls of a dead process are all taken out even behind more than 1,024 calls
+    that stay live (a sweep that started over each second would see the same first 1,024
+    again and again)."""
+    listen = free_port()
+    agent(["--listen", f"127.0.0.1:{listen}"])
+    # nginx's libssl, the one Python's ssl module maps too: attached before the first call.
+    base = wait_for(lambda: (lambda t: t if t["libraries_attached"] >= 1 else None)(
+        api_stats(listen)["tls"]), "libssl attached")
+    script = tmp_path / "many.py"
+    script.write_text(BLOCKED_MANY)
+    live_n, dead_n = 600, 150  # 1,200 live calls (both ends), 150 that die
+
+    def start(n, *port):
+        p = subprocess.Popen([sys.executable, str(script), certs.cert, certs.key, certs.ca,
+                              str(n), *port], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        assert line.strip().isdigit(), f"blocked clients: {line!r} {p.stderr.read()}"
+        return p, line.strip()
+
+    keeper, port = start(live_n)
+    victim = None
+    try:
+        victim, _ = start(dead_n, port)
+        want = base["calls_live"] + 2 * live_n + 2 * dead_n
+        live = wait_for(lambda: (lambda t: t if t["calls_live"] >= want else None)(
+            api_stats(listen)["tls"]), f"{want} calls in flight", timeout=30)
+        victim.kill()
+        victim.wait(10)
+        # The victim's clients die inside SSL_read (swept); the keeper's server ends of
+        # those connections see the close and return.
+        want = base["calls_live"] + 2 * live_n
+        after = wait_for(lambda: (lambda t: t if t["calls_live"] == want else None)(
+            api_stats(listen)["tls"]), f"calls back to {want}", timeout=20)
+        print(f"calls_live {base['calls_live']} -> {live['calls_live']} -> {after['calls_live']}"
+              f" after killing {dead_n} blocked clients; calls_swept "
+              f"{base['calls_swept']} -> {after['calls_swept']}")
+        assert after["calls_swept"] - base["calls_swept"] == dead_n, (base, after)
+        assert after["procs_live"] >= 1, after
+    finally:
+        for p in (victim, keeper):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+    end = wait_for(lambda: (lambda t: t if t["calls_live"] == base["calls_live"] else None)(
+        api_stats(listen)["tls"]), "every call swept", timeout=20)
+    assert end["procs_live"] == base["procs_live"], (base, end)
