@@ -25,10 +25,12 @@
 #   BENCH_NOISE_PCT=10       a round in which other processes used more than this % of the
 #                            machine's CPU is repeated (up to 2x BENCH_ROUNDS, within the budget)
 #   BENCH_BUDGET_S=300       no more repeats once the run has taken this long
-#   BENCH_LOW_MODES="offs idle"  more runs beside off/on at the low rate, each against the same
-#                            round's off run: idle (--cpu-priority idle), batchN
-#                            (OTEL_BSP_MAX_EXPORT_BATCH_SIZE=N), offs (no agent, only the RSS
-#                            sampler that agent-on runs have: it must add nothing)
+#   BENCH_LOW_MODES="offs idle samp"  more runs beside off/on at the low rate, each against the
+#                            same round's off run: idle (--cpu-priority idle), batchN
+#                            (OTEL_BSP_MAX_EXPORT_BATCH_SIZE=N), samp (OTEL_TRACES_SAMPLER=
+#                            traceidratio, ARG 0.1: figure 3 when a tenth of the spans is
+#                            exported), offs (no agent, only the RSS sampler that agent-on runs
+#                            have: it must add nothing)
 #   BENCH_ONLY=latency       only figure 2 at the low rate (BENCH_RATE, or 25 % of a saturated run)
 #   BENCH_ONLY=bpf           only figure 8 at BENCH_RATE, for each of BENCH_BPF_VARIANTS (agent
 #                            flags, ';' between variants; default ";--capture-bytes 64";
@@ -52,7 +54,7 @@ SAT_S=${BENCH_SAT_S:-6}
 FIXED_S=${BENCH_FIXED_S:-6}
 RATE_FRACTION=${BENCH_RATE_FRACTION:-0.5}
 LOW_FRACTION=${BENCH_LOW_FRACTION:-0.25}
-LOW_MODES=${BENCH_LOW_MODES:-offs idle}
+LOW_MODES=${BENCH_LOW_MODES:-offs idle samp}
 BPF_VARIANTS=${BENCH_BPF_VARIANTS:-;--capture-bytes 64}
 REPLAY_BINS=${BENCH_REPLAY_BINS:-}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-60}
@@ -581,6 +583,8 @@ phase_fixed() { # phase rate rounds [more modes: idle, batchN, offs]
 				agent_start "$tag" "" OTEL_BSP_MAX_EXPORT_BATCH_SIZE="${mode#batch}"
 			elif [ "$mode" = idle ]; then
 				agent_start "$tag" "--cpu-priority idle"
+			elif [ "$mode" = samp ]; then
+				agent_start "$tag" "" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
 			elif [ "$mode" != off ]; then agent_start "$tag"; fi
 			fixed_run "$tag" "$rate" "$FIXED_S"
 			if [ "$mode" = offs ]; then
@@ -814,9 +818,9 @@ case ${BENCH_ONLY:-} in
 esac
 for m in $LOW_MODES; do
 	case $m in
-	offs | idle) ;;
+	offs | idle | samp) ;;
 	batch*) [[ ${m#batch} =~ ^[1-9][0-9]*$ ]] || die "BENCH_LOW_MODES: '$m': batchN takes a number of spans" ;;
-	*) die "BENCH_LOW_MODES: unknown mode '$m' (offs, idle, batchN)" ;;
+	*) die "BENCH_LOW_MODES: unknown mode '$m' (offs, idle, samp, batchN)" ;;
 	esac
 done
 
