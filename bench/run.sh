@@ -823,6 +823,15 @@ for m in $LOW_MODES; do
 	*) die "BENCH_LOW_MODES: unknown mode '$m' (offs, idle, samp, batchN)" ;;
 	esac
 done
+if [ "${BENCH_ONLY:-}" = bpf ]; then
+	IFS=';' read -r -a vs <<<"$BPF_VARIANTS"
+	for v in "${vs[@]}"; do
+		[ "${v:0:1}" = @ ] || continue
+		v=${v%% *}
+		v=${v#@}
+		[ -x "$v" ] || die "BENCH_BPF_VARIANTS: '@$v': not an executable (\"@/path/to/meshtrace flags\")"
+	done
+fi
 
 ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 wait_quiet
