@@ -53,15 +53,14 @@ struct {
 } tls_calls SEC(".maps");
 
 /*
- * Entries in tls_calls and tls_go_calls: TLS calls in flight on the node (a statistic), and the
- * same by process, folded (tgid & MT_TLS_PROC_MASK). While a process's slot is zero, its data
+ * Entries in tls_calls and tls_go_calls by process, folded (tgid & MT_TLS_PROC_MASK); their
+ * sum is the TLS calls in flight on the node (tls.calls_live). While a process's slot is zero, its data
  * events look up neither map (a hash miss per event, for processes that map a TLS library but
  * send plaintext), whatever other processes do: a thread blocked in SSL_read (an idle
  * keep-alive client, a thread-per-connection server) costs the lookups only to its own
  * process and the few that share its slot. An entry whose return never comes (a thread that
  * dies inside a call) keeps its slot above zero until user space sweeps it (tls_tick()).
  */
-volatile __u64 tls_calls_live = 0;
 __u32 tls_calls_by_proc[MT_TLS_PROC_SLOTS] = {};
 
 /* Whether process @tgid (or one sharing its slot) has a TLS call in flight. */
@@ -72,7 +71,6 @@ static __always_inline bool tls_proc_live(__u32 tgid)
 
 static __always_inline void tls_live_add(__u32 tgid, int delta)
 {
-	__sync_fetch_and_add(&tls_calls_live, delta);
 	__sync_fetch_and_add(&tls_calls_by_proc[tgid & MT_TLS_PROC_MASK], delta);
 }
 

@@ -203,7 +203,6 @@ static void tls_open(struct capture *c)
 			},
 		.ret = c->skel->progs.tls_ret,
 		.tls_used = &c->skel->bss->tls_used,
-		.calls_live = &c->skel->bss->tls_calls_live,
 		.calls_by_proc = c->skel->bss->tls_calls_by_proc,
 		.calls_fd = bpf_map__fd(c->skel->maps.tls_calls),
 		.go_calls_fd = bpf_map__fd(c->skel->maps.tls_go_calls),

@@ -471,6 +471,22 @@ static bool thread_gone(uint32_t tgid, uint32_t tid)
 	return rc != 0 && errno == ESRCH;
 }
 
+/* TLS calls in flight on the node; @procs (optional): the slots with one (~processes). */
+static uint64_t calls_live(const struct tls_attach *t, uint64_t *procs)
+{
+	uint64_t sum = 0, n = 0;
+
+	for (uint32_t i = 0; t->p.calls_by_proc && i < MT_TLS_PROC_SLOTS; i++) {
+		uint32_t v = __atomic_load_n(&t->p.calls_by_proc[i], __ATOMIC_RELAXED);
+
+		sum += v;
+		n += v != 0;
+	}
+	if (procs)
+		*procs = n;
+	return sum;
+}
+
 /*
  * Takes out of @fd (tls_calls when @go is false, else tls_go_calls) the calls whose thread
  * (goroutine: process) is gone: an entry whose return never came would keep the data path
@@ -504,17 +520,15 @@ static void sweep_map(struct tls_attach *t, int fd, bool go)
 		if (bpf_map_delete_elem(fd, &gone[i]) == 0) {
 			uint32_t tgid = go ? gone[i].go.tgid : (uint32_t)(gone[i].pid_tgid >> 32);
 
-			__atomic_fetch_sub(t->p.calls_live, 1, __ATOMIC_RELAXED);
-			if (t->p.calls_by_proc)
-				__atomic_fetch_sub(&t->p.calls_by_proc[tgid & MT_TLS_PROC_MASK], 1,
-						   __ATOMIC_RELAXED);
+			__atomic_fetch_sub(&t->p.calls_by_proc[tgid & MT_TLS_PROC_MASK], 1,
+					   __ATOMIC_RELAXED);
 			t->stats.calls_swept++;
 		}
 }
 
 static void tls_sweep(struct tls_attach *t)
 {
-	if (!t->p.calls_live || !*t->p.calls_live)
+	if (!calls_live(t, NULL))
 		return;
 	sweep_map(t, t->p.calls_fd, false);
 	sweep_map(t, t->p.go_calls_fd, true);
@@ -549,10 +563,7 @@ void tls_read_stats(const struct tls_attach *t, int ncpus, struct tls_stats *out
 	*out = t->stats;
 	if (t->go)
 		tls_go_read_stats(t->go, &out->go);
-	out->calls_live = t->p.calls_live ? *t->p.calls_live : 0;
-	out->procs_live = 0;
-	for (uint32_t i = 0; t->p.calls_by_proc && i < MT_TLS_PROC_SLOTS; i++)
-		out->procs_live += __atomic_load_n(&t->p.calls_by_proc[i], __ATOMIC_RELAXED) != 0;
+	out->calls_live = calls_live(t, &out->procs_live);
 	for (uint32_t i = 0; i < MT_TLS_STAT__MAX; i++) {
 		out->kernel[i] = 0;
 		if (t->p.stats_fd < 0 || bpf_map_lookup_elem(t->p.stats_fd, &i, vals) != 0)

@@ -57,11 +57,11 @@ struct tls_programs {
 	struct bpf_program *ret;
 	__u64 *tls_used; /* the object's switch: set once a library is attached */
 	/*
-	 * TLS calls in flight (the object's tls_calls_live, tls_calls_by_proc) and the maps they
-	 * are in, by thread (tls_calls) and by goroutine (tls_go_calls); NULL and -1 when absent.
+	 * TLS calls in flight by process (the object's tls_calls_by_proc: MT_TLS_PROC_SLOTS, tgid
+	 * folded) and the maps they are in, by thread (tls_calls) and by goroutine (tls_go_calls);
+	 * NULL and -1 when absent.
 	 */
-	volatile __u64 *calls_live;
-	__u32 *calls_by_proc; /* MT_TLS_PROC_SLOTS: the same by process (tgid folded) */
+	__u32 *calls_by_proc;
 	int calls_fd;
 	int go_calls_fd;
 	int stats_fd; /* the tls_stats per-CPU array */

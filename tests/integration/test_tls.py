@@ -813,9 +813,12 @@ def test_sweep_resumes_past_live_calls(tmp_path, agent, world, certs):
         victim.wait(10)
         # The victim's clients die inside SSL_read (swept); the keeper's server ends of
         # those connections see the close and return.
+        # (<=, not ==: a call the base counted may end meanwhile.)
         want = base["calls_live"] + 2 * live_n
-        after = wait_for(lambda: (lambda t: t if t["calls_live"] == want else None)(
-            api_stats(listen)["tls"]), f"calls back to {want}", timeout=20)
+        after = wait_for(lambda: (lambda t: t if t["calls_live"] <= want and t["calls_swept"]
+                                  >= base["calls_swept"] + dead_n else None)(
+            api_stats(listen)["tls"]), f"calls back to {want}, {dead_n} swept", timeout=20)
+        assert after["calls_live"] >= 2 * live_n, (base, after)
         print(f"calls_live {base['calls_live']} -> {live['calls_live']} -> {after['calls_live']}"
               f" after killing {dead_n} blocked clients; calls_swept "
               f"{base['calls_swept']} -> {after['calls_swept']}")
@@ -826,6 +829,6 @@ def test_sweep_resumes_past_live_calls(tmp_path, agent, world, certs):
             if p and p.poll() is None:
                 p.kill()
                 p.wait(10)
-    end = wait_for(lambda: (lambda t: t if t["calls_live"] == base["calls_live"] else None)(
+    end = wait_for(lambda: (lambda t: t if t["calls_live"] <= base["calls_live"] else None)(
         api_stats(listen)["tls"]), "every call swept", timeout=20)
-    assert end["procs_live"] == base["procs_live"], (base, end)
+    assert end["procs_live"] <= base["procs_live"], (base, end)
