@@ -492,26 +492,33 @@ static uint64_t calls_live(const struct tls_attach *t, uint64_t *procs)
  * (goroutine: process) is gone: an entry whose return never came would keep the data path
  * looking calls up for good for its process (tls_calls_by_proc). Only a delete that finds the
  * entry counts it down, as the return probe does, so the two cannot both count one call. A
- * look covers at most TLS_SWEEP_SCAN entries, a syscall each, and the next goes on from where
- * it stopped (from the first key again once the end is reached or that key is gone).
+ * look covers at most TLS_SWEEP_SCAN entries, a syscall each, and the next goes on after the
+ * last live one it saw (from the first key again once the end is reached, or when that call
+ * has ended since).
  */
 static void sweep_map(struct tls_attach *t, int fd, bool go)
 {
-	union tls_call_key next, gone[TLS_SWEEP_MAX], *at = &t->sweep_at[go];
+	union tls_call_key prev = t->sweep_at[go], next, gone[TLS_SWEEP_MAX];
+	bool have_prev = t->sweep_from[go];
 	uint32_t n = 0, seen = 0;
 
 	if (fd < 0)
 		return;
 	while (seen < TLS_SWEEP_SCAN && n < TLS_SWEEP_MAX &&
-	       bpf_map_get_next_key(fd, t->sweep_from[go] ? at : NULL, &next) == 0) {
+	       bpf_map_get_next_key(fd, have_prev ? &prev : NULL, &next) == 0) {
 		bool dead =
 			go ? thread_gone(next.go.tgid, 0)
 			   : thread_gone((uint32_t)(next.pid_tgid >> 32), (uint32_t)next.pid_tgid);
 
-		if (dead)
+		if (dead) {
 			gone[n++] = next;
-		*at = next;
-		t->sweep_from[go] = true;
+		} else {
+			/* The next look resumes after a key that stays: one deleted would restart it. */
+			t->sweep_at[go] = next;
+			t->sweep_from[go] = true;
+		}
+		prev = next;
+		have_prev = true;
 		seen++;
 	}
 	if (seen < TLS_SWEEP_SCAN && n < TLS_SWEEP_MAX)
