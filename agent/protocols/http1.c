@@ -407,6 +407,13 @@ static void upgrade(struct http1_conn *c)
 	c->resp.state = ST_UPGRADED;
 }
 
+/* Response bytes at @ts went by unread (framing lost): what they may have answered. */
+static void resp_unseen(struct http1_conn *c, uint64_t ts)
+{
+	c->resp_unseen_ns = ts;
+	c->resp_unseen_pending = c->count;
+}
+
 /*
  * The framing of the open message is lost: flag it and wait for a chunk
  * that starts a new message. The message stays open; its end is guessed.
@@ -422,6 +429,8 @@ static void lost(struct feed *f, bool head_cut)
 	d->line_len = 0;
 	d->tail_len = 0;
 	d->state = ST_RESYNC;
+	if (!f->l7.is_req)
+		resp_unseen(f->c, f->l7.ts);
 }
 
 /* Not a message start: skip to the next chunk that begins with one. */
@@ -430,6 +439,8 @@ static void not_http(struct feed *f, uint64_t skipped)
 	l7_garbage(&f->l7, skipped);
 	dir_reset(f->d);
 	f->d->state = ST_RESYNC;
+	if (!f->l7.is_req)
+		resp_unseen(f->c, f->l7.ts);
 }
 
 static void request_begin(struct feed *f, const struct req_line *rl)
@@ -1071,6 +1082,8 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 	if (f.d->state == ST_UPGRADED)
 		return;
 	if (f.d->state == ST_RESYNC && !resync(&f, data, cap)) {
+		if (!client_to_server)
+			resp_unseen(c, f.l7.ts);
 		if (f.d->bits & B_OPEN)
 			f.d->end_ns = f.l7.ts; /* the open message may reach this far */
 		else
@@ -1103,6 +1116,8 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 			pos = len;
 			break;
 		case ST_RESYNC:
+			if (!client_to_server)
+				resp_unseen(c, f.l7.ts);
 			if (d->bits & B_OPEN)
 				d->end_ns = f.l7.ts;
 			else
@@ -1130,15 +1145,18 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 		 struct http1_stats *stats)
 {
 	struct http1_dir *r;
+	unsigned unseen, before;
 	struct feed f;
 
 	if (!c)
 		return;
 	l7_feed_close(&f.l7, ts_ns, emit, ctx, stats);
 	r = &c->resp;
+	unseen = r->state == ST_RESYNC ? c->resp_unseen_pending : 0;
 	f.c = c;
 	f.d = r;
 	req_sync(c);
+	before = c->count;
 	if ((r->bits & B_OPEN) && (r->status >= 200 || r->status == 101)) {
 		if (r->state == ST_UNTIL_CLOSE) {
 			/* Framed by the close: it ends here. */
@@ -1153,8 +1171,25 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	if (c->req_open && c->req.state == ST_HEADERS)
 		c->pending[(c->head + c->count - 1) % HTTP1_PIPELINE_MAX].flags |=
 			MT_X_REQ_TRUNCATED;
+	/* The open response, finished above, answered the oldest of them. */
+	unseen -= unseen < before - c->count ? unseen : before - c->count;
 	while (c->count > 0) {
-		c->pending[c->head].flags |= MT_X_NO_RESPONSE;
+		struct mt_exchange *x = &c->pending[c->head];
+
+		if (unseen > 0) {
+			unseen--;
+			/*
+			 * Sent before response bytes that went by unread (a pipelining client
+			 * that read the end of one response and the next whole, past the
+			 * capture): answered there or not, nobody can tell. Not an error; it
+			 * ended by then at the latest.
+			 */
+			x->flags |= MT_X_END_GUESSED;
+			x->resp_end_ns = c->resp_unseen_ns;
+			f.l7.stats->unseen_at_close++;
+		} else {
+			x->flags |= MT_X_NO_RESPONSE;
+		}
 		emit_oldest(c, &f.l7);
 	}
 	http1_init(c);

@@ -66,6 +66,14 @@ struct http1_conn {
 	uint16_t dropped_before[HTTP1_PIPELINE_MAX];
 	uint16_t dropped_after;
 	uint16_t _pad2;
+	/*
+	 * While the response framing is lost (ST_RESYNC): when the latest response bytes went
+	 * by, unread, and how many requests were pending then (the oldest ones): a response to
+	 * any of them may have been among those bytes.
+	 */
+	uint64_t resp_unseen_ns;
+	uint8_t resp_unseen_pending;
+	uint8_t _pad3[7];
 	struct mt_exchange pending[HTTP1_PIPELINE_MAX];
 };
 

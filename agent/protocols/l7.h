@@ -136,6 +136,11 @@ struct l7_stats {
 	uint64_t orphan_responses; /* responses with no request to pair with */
 	uint64_t state_lost;	   /* connections whose parser state could not be recovered */
 	uint64_t resync_dropped;   /* requests whose response went by unseen in lost framing */
+	/*
+	 * Requests still open at close after the response framing was lost: their responses
+	 * may have gone by unseen (span: end guessed, no status, not an error).
+	 */
+	uint64_t unseen_at_close;
 };
 
 typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);

@@ -1128,6 +1128,57 @@ static void test_chunk_crlf_uncaptured(void **state)
 }
 
 /*
+ * Recorded (test_skip.py): three requests pipelined; the client's last receive holds the
+ * last chunk's size line and data, its CRLF, the final chunk and the next whole response,
+ * 3,493 bytes of which the first 512 are captured. That response went by unseen: at close
+ * its request is not an error (no NO_RESPONSE); it ends when those bytes went by, counted.
+ * A request sent after the last response bytes had no answer: that one is.
+ */
+static void test_response_unseen_in_gap(void **state)
+{
+	struct harness *h = harness_new();
+	static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char last[] = "d40\r\nyyyy";
+	char wire[128];
+
+	(void)state;
+	feed_str(h, C2S,
+		 "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /cl/50 HTTP/1.1\r\nHost: a\r\n\r\n",
+		 1);
+	assert_int_equal(h->announced, 2);
+	memcpy(wire, head, strlen(head));
+	memcpy(wire + strlen(head), "10000\r\n", 7);
+	feed_gap(h, S2C, wire, strlen(head) + 7, strlen(head) + 7 + 0x10000 + 2, 2);
+	feed_gap(h, S2C, last, strlen(last), 5 + 0xd40 + 2 + 5 + 39 + 50, 3);
+	assert_int_equal(h->n, 0);
+	feed_str(h, C2S, "GET /late HTTP/1.1\r\nHost: a\r\n\r\n", 4);
+	close_conn(h, 5);
+	assert_int_equal(h->n, 3);
+	assert_string_equal(h->x[0].target, "/chunked");
+	assert_int_equal(h->x[0].status, 200);
+	assert_int_equal(h->x[0].flags, MT_X_END_GUESSED);
+	assert_string_equal(h->x[1].target, "/cl/50");
+	assert_int_equal(h->x[1].flags, MT_X_END_GUESSED);
+	assert_int_equal(h->x[1].status, 0);
+	assert_int_equal(h->x[1].resp_end_ns, 3);
+	assert_string_equal(h->x[2].target, "/late");
+	assert_int_equal(h->x[2].flags, MT_X_NO_RESPONSE);
+	assert_int_equal(h->st.unseen_at_close, 1);
+	/* Framing found again before the close: nothing is guessed at close. */
+	harness_reset(h);
+	feed_str(h, C2S, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 1);
+	feed_gap(h, S2C, wire, strlen(head) + 7, strlen(head) + 7 + 0x10000 + 9, 2);
+	feed_str(h, S2C, "HTTP/1.1 204 No Content\r\n\r\n", 3);
+	feed_str(h, C2S, "GET /c HTTP/1.1\r\n\r\n", 4);
+	close_conn(h, 5);
+	assert_int_equal(h->n, 3);
+	assert_int_equal(h->x[1].status, 204);
+	assert_int_equal(h->x[2].flags, MT_X_NO_RESPONSE);
+	assert_int_equal(h->st.unseen_at_close, 0);
+	test_free(h);
+}
+
+/*
  * A server that lies: Content-Length 20000, 10 bytes sent, then it answers the next requests
  * of the connection (keep-alive, one at a time). Their responses are body bytes to the parser
  * until 20000 bytes went by; then framing is lost (mid-message) and found again (counted),
@@ -1462,6 +1513,7 @@ int main(void)
 		cmocka_unit_test(test_long_request_line),
 		cmocka_unit_test(test_chunked_gap),
 		cmocka_unit_test(test_chunk_crlf_uncaptured),
+		cmocka_unit_test(test_response_unseen_in_gap),
 		cmocka_unit_test(test_lying_content_length),
 		cmocka_unit_test(test_gap_between_messages),
 		cmocka_unit_test(test_methods),
