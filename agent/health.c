@@ -762,8 +762,7 @@ static void json_l7(struct mt_json *j, const struct health_snap *s)
 		mt_json_key_u64(j, "pipeline_drops", l->pipeline_drops);
 		mt_json_key_u64(j, "orphan_responses", l->orphan_responses);
 		mt_json_key_u64(j, "state_lost", l->state_lost);
-		mt_json_key_u64(j, "resync_dropped", l->resync_dropped);
-		mt_json_key_u64(j, "unseen_at_close", l->unseen_at_close);
+		mt_json_key_u64(j, "responses_unseen", l->responses_unseen);
 		mt_json_obj_close(j);
 	}
 	mt_json_obj_close(j);

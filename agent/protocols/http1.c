@@ -1010,12 +1010,20 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
 	return pos;
 }
 
-/* Pops the oldest pending request, whose response went by unseen: no span, counted. */
-static void drop_oldest(struct http1_conn *c, struct feed *f)
+/*
+ * Ends the oldest pending request, whose response may have gone by unread while the framing
+ * was lost: answered there or not, nobody can tell. Not an error: it ended by the time those
+ * bytes went by, at the latest (end guessed, no status). Its span keeps the call in the graph
+ * and its server span's parent in the trace.
+ */
+static void unseen_oldest(struct http1_conn *c, struct l7_feed *f)
 {
-	c->pending[c->head].flags |= MT_X_ABORTED | MT_X_NO_RESPONSE;
-	f->l7.stats->resync_dropped++;
-	emit_oldest(c, &f->l7);
+	struct mt_exchange *x = &c->pending[c->head];
+
+	x->flags |= MT_X_END_GUESSED;
+	x->resp_end_ns = c->resp_unseen_ns;
+	f->stats->responses_unseen++;
+	emit_oldest(c, f);
 }
 
 /*
@@ -1031,13 +1039,13 @@ static void resync_pairing(struct feed *f)
 	if (c->dropped_after > 0) {
 		/* The newest requests were dropped: this response answers one of them. */
 		while (c->count > 0)
-			drop_oldest(c, f);
+			unseen_oldest(c, &f->l7);
 		c->dropped_after = 1; /* response_begin() leaves it unpaired */
 		return;
 	}
 	while (c->count > 1 &&
 	       c->pending[(c->head + 1) % HTTP1_PIPELINE_MAX].req_start_ns <= f->l7.ts)
-		drop_oldest(c, f);
+		unseen_oldest(c, &f->l7);
 	if (c->count > 0)
 		c->dropped_before[c->head] = 0;
 }
@@ -1174,22 +1182,12 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	/* The open response, finished above, answered the oldest of them. */
 	unseen -= unseen < before - c->count ? unseen : before - c->count;
 	while (c->count > 0) {
-		struct mt_exchange *x = &c->pending[c->head];
-
 		if (unseen > 0) {
 			unseen--;
-			/*
-			 * Sent before response bytes that went by unread (a pipelining client
-			 * that read the end of one response and the next whole, past the
-			 * capture): answered there or not, nobody can tell. Not an error; it
-			 * ended by then at the latest.
-			 */
-			x->flags |= MT_X_END_GUESSED;
-			x->resp_end_ns = c->resp_unseen_ns;
-			f.l7.stats->unseen_at_close++;
-		} else {
-			x->flags |= MT_X_NO_RESPONSE;
+			unseen_oldest(c, &f.l7);
+			continue;
 		}
+		c->pending[c->head].flags |= MT_X_NO_RESPONSE;
 		emit_oldest(c, &f.l7);
 	}
 	http1_init(c);

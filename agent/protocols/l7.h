@@ -135,12 +135,12 @@ struct l7_stats {
 	uint64_t pipeline_drops;   /* requests dropped: too many in flight */
 	uint64_t orphan_responses; /* responses with no request to pair with */
 	uint64_t state_lost;	   /* connections whose parser state could not be recovered */
-	uint64_t resync_dropped;   /* requests whose response went by unseen in lost framing */
 	/*
-	 * Requests still open at close after the response framing was lost: their responses
-	 * may have gone by unseen (span: end guessed, no status, not an error).
+	 * Requests whose response may have gone by unread while the framing was lost (found
+	 * again at a later response, or the connection closed first): span ends at those
+	 * bytes, end guessed, no status, not an error.
 	 */
-	uint64_t unseen_at_close;
+	uint64_t responses_unseen;
 };
 
 typedef void (*mt_exchange_fn)(void *ctx, const struct mt_exchange *x);

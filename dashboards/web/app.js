@@ -662,7 +662,6 @@
     for (const [proto, l] of Object.entries(u.l7 || {})) {
       if (num(l.pipeline_drops)) userDrops.push([`${proto} pipelined requests dropped`, l.pipeline_drops]);
       if (num(l.state_lost)) userDrops.push([`${proto} parser state lost`, l.state_lost]);
-      if (num(l.resync_dropped)) userDrops.push([`${proto} responses unseen (framing lost)`, l.resync_dropped]);
     }
     if (o.enabled) {
       userDrops.push(['spans dropped: export queue full', o.spans_dropped_queue_full]);

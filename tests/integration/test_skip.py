@@ -133,17 +133,17 @@ def test_responses_past_the_capture_are_unseen_not_errors(request, tmp_path, mak
                                                           agent):
     """A pipelining client that reads all three responses in one receive: the second and third
     heads lie past the capture. Their CLIENT spans end unanswered (no status) but not in error
-    (counted: unseen_at_close); the first is exact, and so is every SERVER span."""
+    (counted: responses_unseen); the first is exact, and so is every SERVER span."""
     done, spans, stats, _, _, port = run(agent, make_receiver, tmp_path, "greedy", {},
                                          ["greedy"])
     assert [(r["path"].split("?")[0], r["status"]) for r in done] == \
         [("/cl/20000", 200), ("/chunked/20000", 200), ("/cl/50", 200)]
     server = {span_path(s): s for s in select(spans, "SERVER", port)}
     client = {span_path(s): s for s in select(spans, "CLIENT", port)}
-    unseen = stat(stats, "user", "l7", "http", "unseen_at_close", default=None)
+    unseen = stat(stats, "user", "l7", "http", "responses_unseen", default=None)
     figure(request, f"3 pipelined responses read in one receive: CLIENT "
                     f"{[(p, a(s, 'http.response.status_code'), s['status']) for p, s in client.items()]}"
-                    f"; http unseen_at_close {unseen}")
+                    f"; http responses_unseen {unseen}")
     assert sorted(server) == sorted(client) == ["/chunked/20000", "/cl/20000", "/cl/50"], \
         dump(spans)
     for path, body in (("/cl/20000", 20000), ("/chunked/20000", 20000), ("/cl/50", 50)):
@@ -167,10 +167,15 @@ def test_lying_content_length_resyncs(request, tmp_path, make_receiver, agent):
                     f"on the connection: SERVER {len(server)}, CLIENT {len(client)} spans, "
                     f"{events} data events; http stats {stat(stats, 'user', 'l7', 'http')}; "
                     f"kernel skipped_calls {stat(stats, 'kernel', 'skipped_calls')}")
-    # The requests whose responses the lie swallowed get no span; every request after the
-    # resync does, paired with its own response, on both sides.
+    # The requests whose responses the lie swallowed end unanswered but not in error (their
+    # responses went by as the lie's body), counted; every request after the resync is
+    # paired with its own response, on both sides.
+    unseen = stat(stats, "user", "l7", "http", "responses_unseen", default=None)
+    assert unseen >= 1, stat(stats, "user", "l7")
     for side, got in (("SERVER", server), ("CLIENT", client)):
         assert len(got) >= 60, f"{side}: {len(got)} spans:{dump(got[-20:])}"
+        errors = [s for s in got if s["status"] == "ERROR"]
+        assert not errors, f"{side}: {len(errors)} spans in error:{dump(errors[:10])}"
         bad = [s for s in got[-60:] if (a(s, "http.response.status_code"),
                                          a(s, "http.response.body.size")) != (200, 100)]
         assert not bad, f"{side}: wrong pairing after the resync:{dump(bad[:10])}"
