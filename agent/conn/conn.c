@@ -402,9 +402,18 @@ void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
 /* The first plaintext of a TLS connection: what was parsed before (a STARTTLS preamble) ends. */
 static void tls_begin_plaintext(struct conn_table *t, struct conn *c)
 {
+	struct mt_skip none = {0};
+
 	c->tls = CONN_TLS_PLAIN;
 	c->info.tls = 1;
-	c->skip_on[0] = c->skip_on[1] = 0; /* a plaintext preamble's hint ends with it */
+	/*
+	 * A plaintext preamble's hint ends with it, in the kernel too: left there, it would
+	 * keep skipping the calls of its range (the handshake, ciphertext no library call
+	 * covers), whose bytes nobody would then count.
+	 */
+	if ((c->skip_on[0] || c->skip_on[1]) && t->skip_fn && t->skip_fn(t->ctx, c->sock, &none))
+		t->stats.skip_hint_failed++;
+	c->skip_on[0] = c->skip_on[1] = 0;
 	t->stats.tls_plaintext++;
 	if (c->parser)
 		free_parser_state(t, c);

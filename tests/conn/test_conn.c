@@ -817,6 +817,7 @@ static void test_tls_wire_after_close_not_uncovered(void **state)
 static void test_tls_after_plaintext_preamble(void **state)
 {
 	struct fixture *f = fixture_new(16, 0);
+	unsigned done;
 
 	(void)state;
 	/* A plaintext start (STARTTLS-like: PostgreSQL's SSLRequest) got a parser... */
@@ -830,6 +831,29 @@ static void test_tls_after_plaintext_preamble(void **state)
 	assert_int_equal(f->seen.ci.role, CONN_ROLE_CLIENT);
 	assert_int_equal(stats(f).parser_bytes, http1_state_size());
 	assert_int_equal(stats(f).tls_plaintext, 1);
+	assert_int_equal(f->seen.skips, 0);
+	fixture_free(f);
+
+	/*
+	 * A preamble that left a skip hint in the kernel (a long body before the upgrade): the
+	 * hint is taken back when the library's plaintext begins, not left to skip its calls.
+	 */
+	f = fixture_new(16, 0);
+	conn_ev(f, 4, MT_CONN_CONNECT, 1 * MS);
+	data(f, 4, MT_DIR_EGRESS, 2 * MS, get_req, 0);
+	data(f, 4, MT_DIR_INGRESS, 3 * MS, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", 0);
+	assert_int_equal(f->seen.skips, 1);
+	assert_true(f->seen.skip.end[MT_DIR_INGRESS] != f->seen.skip.start[MT_DIR_INGRESS]);
+	data(f, 4, MT_DIR_EGRESS, 4 * MS, get_req, MT_DATA_F_TLS);
+	assert_int_equal(f->seen.skips, 2);
+	assert_int_equal(f->seen.skip_sock, sock_of(4));
+	for (int d = 0; d < 2; d++)
+		assert_int_equal(f->seen.skip.end[d], f->seen.skip.start[d]);
+	done = f->seen.done;
+	data(f, 4, MT_DIR_INGRESS, 5 * MS, ok_resp, MT_DATA_F_TLS);
+	assert_int_equal(f->seen.done, done + 1);
+	assert_int_equal(f->seen.x.status, 200);
+	assert_int_equal(f->seen.skips, 2);
 	fixture_free(f);
 }
 
