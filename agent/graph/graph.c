@@ -55,6 +55,8 @@ struct gsock {
 	uint8_t closed;	    /* closed, kept GRAPH_LINGER_NS to name its peer's late spans */
 	uint8_t by_addr;    /* in the address hash (a closed one leaves it at its reuse) */
 	uint16_t nat_port;
+	/* A server's: its client's own source port, which conntrack changed on the way (0: not). */
+	uint16_t remap_port;
 	char comm[16];
 	struct mt_tuple tuple;
 	/*
@@ -481,6 +483,8 @@ static struct gsock *peer_sock(const struct graph *g, const struct gsock *s)
 		near = s->nat_addr;
 		near_port = s->nat_port;
 	}
+	if (s->remap_port && s->role == ROLE_SERVER)
+		far_port = s->remap_port;
 	i = hashtab_first(&g->sock_by_tuple, hash_conn(far, far_port, near, near_port));
 	for (; i != NIL; i = hashtab_next(&g->sock_by_tuple, i)) {
 		const struct gsock *p = &g->socks[i];
@@ -1013,6 +1017,11 @@ void graph_on_span_exemplar(struct graph *g, const struct mt_span *s, bool exemp
 			gs->nat = 1;
 			memcpy(gs->nat_addr, server ? s->vip_addr : s->nat_server_addr, 16);
 			gs->nat_port = server ? s->vip_port : s->nat_server_port;
+			gs->span_edge = NIL;
+		}
+		if (server && s->nat_client_port && gs->remap_port != s->nat_client_port) {
+			/* Its client's socket has another port than it sees: named again. */
+			gs->remap_port = s->nat_client_port;
 			gs->span_edge = NIL;
 		}
 		if (!gs->proto)

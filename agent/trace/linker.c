@@ -792,8 +792,10 @@ static void resolve_server(struct linker *l, struct req *r)
 	}
 	if (!c) {
 		c = find_translated(l, r, true);
-		if (c && c->flow.cport != r->flow.cport)
+		if (c && c->flow.cport != r->flow.cport) {
 			l->stats.linked_port_remapped++;
+			r->ids.nat.client_port = c->flow.cport;
+		}
 		if (c && flow_server_differs(&c->flow, &r->flow)) {
 			struct link_nat *nat = &r->ids.nat;
 
@@ -803,6 +805,7 @@ static void resolve_server(struct linker *l, struct req *r)
 			nat->server_port = r->flow.sport;
 			nat->paired = true;
 			c->ids.nat = *nat;
+			c->ids.nat.client_port = 0;
 			l->stats.linked_dnat++;
 		}
 	}

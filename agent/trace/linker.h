@@ -109,7 +109,13 @@ struct link_nat {
 	uint8_t server[16]; /* the server's address it reached */
 	uint16_t vip_port;
 	uint16_t server_port;
-	bool paired; /* false: no translation seen, the rest is zero */
+	/*
+	 * Server side: the client's own source port when conntrack gave the call another one
+	 * (a port still held in its table by an earlier translated call), 0 when not: where
+	 * the client's socket is found. Set with or without @paired.
+	 */
+	uint16_t client_port;
+	bool paired; /* false: no address translation seen, the fields above are zero */
 };
 
 /* The trace context of one side of one call. */

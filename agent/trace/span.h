@@ -90,6 +90,11 @@ struct mt_span {
 	uint8_t nat_paired;
 	uint16_t vip_port;
 	uint16_t nat_server_port;
+	/*
+	 * A server span whose client's source port conntrack changed (the linker paired them
+	 * by sequence): the client's own port, where the graph finds its socket; 0 when not.
+	 */
+	uint16_t nat_client_port;
 	uint8_t vip_addr[16];		   /* v4-mapped */
 	uint8_t nat_server_addr[16];	   /* v4-mapped */
 	char vip_address[MT_ADDR_STR_MAX]; /* meshtrace.vip.address */

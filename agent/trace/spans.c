@@ -286,6 +286,8 @@ void span_builder_on_exchange(struct span_builder *b, const struct conn_info *ci
 		s->nat_server_port = ids.nat.server_port;
 		mt_format_addr(ids.nat.vip, s->vip_address, sizeof(s->vip_address));
 	}
+	if (server)
+		s->nat_client_port = ids.nat.client_port;
 	if (x->host[0])
 		split_host(x->host, s->server_address, sizeof(s->server_address), &s->server_port);
 	if (server) {

@@ -180,6 +180,8 @@ static void span(struct fixture *f, uint64_t sock, uint8_t kind, uint32_t pid, c
 		memcpy(s.nat_server_addr, f->nat.nat_server_addr, 16);
 		s.nat_server_port = f->nat.nat_server_port;
 	}
+	if (kind == MT_SPAN_SERVER)
+		s.nat_client_port = f->nat.nat_client_port;
 	if (f->exemplar || f->trace)
 		graph_on_span_exemplar(f->g, &s, f->exemplar);
 	else
@@ -343,6 +345,65 @@ static void test_vip_call_names_the_server(void **state)
 	assert_string_equal(e->vip, "10.96.0.10:80");
 	for (uint32_t n = 0; n < graph_node_count(f->g); n++)
 		assert_int_not_equal(graph_node_at(f->g, n)->kind, GRAPH_NODE_EXTERNAL);
+	fixture_free(f);
+}
+
+/*
+ * conntrack gave a direct call another source port (the client's own was still held in its
+ * table by an earlier translated call, test_vip.py): the server sees its client at a port
+ * the client's socket does not have. The linker pairs them by sequence and tells the server
+ * span the client's own port: one edge curl -> nginx, each call and connect counted once,
+ * no "user" node, whether the client closed before the server's span came or not.
+ */
+static void test_port_remapped_call_names_the_client(void **state)
+{
+	struct fixture *f = fixture_new();
+	uint8_t cli[16], srv[16];
+	const struct graph_edge *e;
+
+	(void)state;
+	addr(cli, 10, 200, 0, 1);
+	addr(srv, 10, 200, 0, 2);
+	for (uint16_t i = 0; i < 4; i++) {
+		uint16_t cport = f->next_port++;
+		uint64_t cs = f->next_sock, ss = f->next_sock + 64;
+		struct mt_tuple ct = tuple(cli, 0, srv, 8080);
+		struct mt_tuple st = tuple(srv, 8080, cli, (uint16_t)(30000 + i));
+
+		f->next_sock += 128;
+		conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
+		ct.lport = cport;
+		conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
+		conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
+		data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
+		data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+		f->now += 1 * MS;
+		data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
+		data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
+		f->now += 1 * MS;
+		f->nat.nat_client_port = cport;
+		if (i % 2) {
+			span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			conn_ev(f, cs, MT_CONN_CLOSED, 0, "", ct, 0);
+			span(f, ss, MT_SPAN_SERVER, 200, "nginx", "nginx", st, 200, 1 * MS);
+		} else {
+			span(f, ss, MT_SPAN_SERVER, 200, "nginx", "nginx", st, 200, 1 * MS);
+			span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
+			conn_ev(f, cs, MT_CONN_CLOSED, 0, "", ct, 0);
+		}
+		conn_ev(f, ss, MT_CONN_CLOSED, 0, "", st, 0);
+	}
+	assert_int_equal(graph_edge_count(f->g), 1);
+	e = find_edge(f->g, "curl", "nginx", MT_PROTO_HTTP1);
+	assert_non_null(e);
+	assert_int_equal(e->requests, 4);
+	assert_int_equal(e->client_latency.count, 4);
+	assert_int_equal(e->server_latency.count, 4);
+	assert_int_equal(e->connects, 4);
+	assert_int_equal(e->bytes_sent, 400);
+	assert_int_equal(e->bytes_received, 2000);
+	for (uint32_t n = 0; n < graph_node_count(f->g); n++)
+		assert_int_not_equal(graph_node_at(f->g, n)->kind, GRAPH_NODE_USER);
 	fixture_free(f);
 }
 
@@ -999,6 +1060,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local_calls_count_once),
 		cmocka_unit_test(test_vip_call_names_the_server),
+		cmocka_unit_test(test_port_remapped_call_names_the_client),
 		cmocka_unit_test(test_late_span_after_peer_close),
 		cmocka_unit_test(test_tcp_edge_and_names),
 		cmocka_unit_test(test_uncovered_tls_edge),

@@ -302,6 +302,8 @@ def test_port_remapped_by_conntrack_pairs(request, node, agent, receiver):
     assert r.returncode == 0, r.stderr
     paths = [f"/remap/{k}{i}" for i in range(n) for k in "vd"]
     by = wait_spans(receiver, node, paths)
+    graph = wait_graph(port, lambda g: sum(e["requests"] for e in g["edges"]
+                                           if e["server"] == node.server_svc) >= 2 * n)
     stats = ag.stop()
     link = stat(stats, "user", "link", default={})
     note = f"; link {link}" + busy_note(stats)
@@ -316,6 +318,12 @@ def test_port_remapped_by_conntrack_pairs(request, node, agent, receiver):
         f"conntrack did not remap: {remapped}"
     assert paired == 2 * n, f"{paired}/{2 * n} paired{note}"
     assert link["linked_port_remapped"] >= n, link
+    # The server span learns the client's own port: the graph names the client by its socket
+    # (not "user" for a caller it cannot see), every call and connect counted once.
+    server_edges = [(e["client"], e["requests"], e.get("connects"), e.get("vip"))
+                    for e in graph["edges"] if e["server"] == node.server_svc]
+    assert [(c, r, k) for c, r, k, _ in server_edges] == [(node.client_svc, 2 * n, 2 * n)], \
+        f"edges to the server: {server_edges}"
     for i in range(n):
         cli = by[f"/remap/d{i}"]["CLIENT"][0]
         assert "meshtrace.vip.address" not in cli["attributes"], cli

@@ -802,6 +802,9 @@ static void test_port_remapped_call_paired(void **state)
 		assert_int_equal(cli.nat.paired, i >= 2);
 		if (i >= 2)
 			assert_int_equal(cli.nat.server_port, 8080);
+		/* The server span learns the client's own port; the client's is its own. */
+		assert_int_equal(srv.nat.client_port, i < 2 ? 40000 : 40002);
+		assert_int_equal(cli.nat.client_port, 0);
 		assert_int_equal(held(l), 0);
 	}
 	linker_stats(l, &st);
