@@ -146,18 +146,37 @@ static void free_parser_state(struct conn_table *t, struct conn *c)
 	c->detect_tries = 0;
 }
 
+/*
+ * The parser's skip hints end, in the kernel too: left there, a hint would keep skipping
+ * the calls of its range, whose bytes nobody would then count.
+ */
+static void skip_clear(struct conn_table *t, struct conn *c)
+{
+	struct mt_skip none = {0};
+
+	if ((c->skip_on[0] || c->skip_on[1]) && t->skip_fn && t->skip_fn(t->ctx, c->sock, &none))
+		t->stats.skip_hint_failed++;
+	c->skip_on[0] = c->skip_on[1] = 0;
+}
+
 static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns)
 {
 	struct emit_ctx e = {t, c};
+	struct l7_stats *st;
+	uint64_t unseen;
 
 	t->stats.lost_restarts++;
 	if (!c->parser)
 		return;
-	t->stats.l7[c->proto].state_lost++;
-	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
+	st = &t->stats.l7[c->proto];
+	st->state_lost++;
+	/* Aborted, they get no span: not counted as ended unanswered. */
+	unseen = st->responses_unseen;
+	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, st);
+	st->responses_unseen = unseen;
 	free_parser_state(t, c);
 	c->gave_up = 0;
-	c->skip_on[0] = c->skip_on[1] = 0;
+	skip_clear(t, c);
 }
 
 /* Ends a record: flushes what the parser holds, unhashes it, frees it. */
@@ -402,18 +421,9 @@ void conn_table_set_io_fn(struct conn_table *t, conn_io_fn fn)
 /* The first plaintext of a TLS connection: what was parsed before (a STARTTLS preamble) ends. */
 static void tls_begin_plaintext(struct conn_table *t, struct conn *c)
 {
-	struct mt_skip none = {0};
-
 	c->tls = CONN_TLS_PLAIN;
 	c->info.tls = 1;
-	/*
-	 * A plaintext preamble's hint ends with it, in the kernel too: left there, it would
-	 * keep skipping the calls of its range (the handshake, ciphertext no library call
-	 * covers), whose bytes nobody would then count.
-	 */
-	if ((c->skip_on[0] || c->skip_on[1]) && t->skip_fn && t->skip_fn(t->ctx, c->sock, &none))
-		t->stats.skip_hint_failed++;
-	c->skip_on[0] = c->skip_on[1] = 0;
+	skip_clear(t, c); /* a plaintext preamble's hint ends with it (the handshake follows) */
 	t->stats.tls_plaintext++;
 	if (c->parser)
 		free_parser_state(t, c);

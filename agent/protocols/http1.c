@@ -414,6 +414,12 @@ static void resp_unseen(struct http1_conn *c, uint64_t ts)
 	c->resp_unseen_pending = c->count;
 }
 
+/* The chunk being fed has bytes past its capture: their content is unknown. */
+static bool chunk_cut(const struct feed *f)
+{
+	return f->l7.len > f->l7.cap;
+}
+
 /*
  * The framing of the open message is lost: flag it and wait for a chunk
  * that starts a new message. The message stays open; its end is guessed.
@@ -439,8 +445,14 @@ static void not_http(struct feed *f, uint64_t skipped)
 	l7_garbage(&f->l7, skipped);
 	dir_reset(f->d);
 	f->d->state = ST_RESYNC;
-	if (!f->l7.is_req)
+	/*
+	 * Bytes seen whole and not HTTP (a TLS alert from a TLS port) answered nothing: the
+	 * requests stay unanswered. Uncaptured ones may have held a response.
+	 */
+	if (!f->l7.is_req && chunk_cut(f))
 		resp_unseen(f->c, f->l7.ts);
+	else if (!f->l7.is_req)
+		f->c->resp_unseen_pending = 0;
 }
 
 static void request_begin(struct feed *f, const struct req_line *rl)
@@ -1016,36 +1028,48 @@ static size_t feed_lines(struct feed *f, const uint8_t *data, size_t pos, size_t
  * bytes went by, at the latest (end guessed, no status). Its span keeps the call in the graph
  * and its server span's parent in the trace.
  */
-static void unseen_oldest(struct http1_conn *c, struct l7_feed *f)
+static void unseen_oldest(struct http1_conn *c, struct l7_feed *f, uint64_t end)
 {
 	struct mt_exchange *x = &c->pending[c->head];
 
+	/* Not before the request itself (a guess: the pipeline overflowed, below). */
+	if (end < x->req_end_ns)
+		end = x->req_end_ns;
+	if (end < x->req_start_ns)
+		end = x->req_start_ns;
 	x->flags |= MT_X_END_GUESSED;
-	x->resp_end_ns = c->resp_unseen_ns;
+	x->resp_end_ns = end;
 	f->stats->responses_unseen++;
 	emit_oldest(c, f);
 }
 
 /*
- * A response found again after lost framing answers the newest request sent before it: the
- * responses of older pending ones (and of requests dropped from a full pipeline) went by
- * unseen, inside the bytes skipped. Without this, every later response of the connection
- * would pair with a request one or more places too old.
+ * A response found again after lost framing: the responses of the requests sent before the
+ * response bytes that came before it may be among those bytes, all but the newest pending
+ * one's; or, when requests were dropped from a full pipeline after the newest pending one,
+ * this answers one of those.
+ * Without this, every later response of the connection would pair with a request one or
+ * more places too old.
  */
 static void resync_pairing(struct feed *f)
 {
 	struct http1_conn *c = f->c;
 
+	c->resp_unseen_pending = 0;
 	if (c->dropped_after > 0) {
 		/* The newest requests were dropped: this response answers one of them. */
 		while (c->count > 0)
-			unseen_oldest(c, &f->l7);
+			unseen_oldest(c, &f->l7, c->resp_prev_ns);
 		c->dropped_after = 1; /* response_begin() leaves it unpaired */
 		return;
 	}
-	while (c->count > 1 &&
-	       c->pending[(c->head + 1) % HTTP1_PIPELINE_MAX].req_start_ns <= f->l7.ts)
-		unseen_oldest(c, &f->l7);
+	/*
+	 * A request sent after the last response bytes before this one was answered by none of
+	 * them: this response is the oldest such one's. Those sent before may have been
+	 * answered there (unread, or read as something else: a body whose length lied).
+	 */
+	while (c->count > 1 && c->pending[c->head].req_start_ns <= c->resp_prev_ns)
+		unseen_oldest(c, &f->l7, c->resp_prev_ns);
 	if (c->count > 0)
 		c->dropped_before[c->head] = 0;
 }
@@ -1090,7 +1114,7 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 	if (f.d->state == ST_UPGRADED)
 		return;
 	if (f.d->state == ST_RESYNC && !resync(&f, data, cap)) {
-		if (!client_to_server)
+		if (!client_to_server && ((f.d->bits & B_OPEN) || chunk_cut(&f)))
 			resp_unseen(c, f.l7.ts);
 		if (f.d->bits & B_OPEN)
 			f.d->end_ns = f.l7.ts; /* the open message may reach this far */
@@ -1124,7 +1148,7 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 			pos = len;
 			break;
 		case ST_RESYNC:
-			if (!client_to_server)
+			if (!client_to_server && ((d->bits & B_OPEN) || chunk_cut(&f)))
 				resp_unseen(c, f.l7.ts);
 			if (d->bits & B_OPEN)
 				d->end_ns = f.l7.ts;
@@ -1145,6 +1169,8 @@ void http1_feed(struct http1_conn *c, bool client_to_server, const struct mt_chu
 			break;
 		}
 	}
+	if (!client_to_server)
+		c->resp_prev_ns = f.l7.ts;
 	if (client_to_server)
 		req_sync(c);
 }
@@ -1184,7 +1210,7 @@ void http1_close(struct http1_conn *c, uint64_t ts_ns, mt_exchange_fn emit, void
 	while (c->count > 0) {
 		if (unseen > 0) {
 			unseen--;
-			unseen_oldest(c, &f.l7);
+			unseen_oldest(c, &f.l7, c->resp_unseen_ns);
 			continue;
 		}
 		c->pending[c->head].flags |= MT_X_NO_RESPONSE;

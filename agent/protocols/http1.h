@@ -72,6 +72,7 @@ struct http1_conn {
 	 * any of them may have been among those bytes.
 	 */
 	uint64_t resp_unseen_ns;
+	uint64_t resp_prev_ns; /* when the latest response-direction bytes came (any) */
 	uint8_t resp_unseen_pending;
 	uint8_t _pad3[7];
 	struct mt_exchange pending[HTTP1_PIPELINE_MAX];

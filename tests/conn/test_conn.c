@@ -620,6 +620,16 @@ static void test_skip_hints(void **state)
 	data_n(f, 1, MT_DIR_EGRESS, 14 * MS, "", 1000);
 	assert_int_equal(stats(f).skip_mismatch, 1);
 	assert_int_equal(stats(f).skipped_bytes, 65536 + 10000);
+
+	/* Events lost: the parser starts over, and the kernel's hint is taken back with it. */
+	data(f, 1, MT_DIR_INGRESS, 15 * MS, get_req, 0);
+	data(f, 1, MT_DIR_EGRESS, 16 * MS, big_head, 0);
+	assert_int_equal(f->seen.skips, 3);
+	data(f, 1, MT_DIR_INGRESS, 17 * MS, get_req, MT_DATA_F_LOST_BEFORE);
+	assert_int_equal(f->seen.skips, 4);
+	for (int d = 0; d < 2; d++)
+		assert_int_equal(f->seen.skip.end[d], f->seen.skip.start[d]);
+	assert_int_equal(stats(f).l7[MT_PROTO_HTTP1].responses_unseen, 0);
 	fixture_free(f);
 }
 

@@ -62,9 +62,8 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 	tp = strlen(x->traceparent);
 	if ((tp != 0 && tp != MT_TRACEPARENT_LEN) || x->method[0] == '\0' || x->target[0] == '\0')
 		abort();
-	/* MT_X_ABORTED: a pending request whose response went by unseen in a resync (no span). */
 	if (x->flags & ~(uint32_t)(MT_X_NO_RESPONSE | MT_X_REQ_TRUNCATED | MT_X_RESP_TRUNCATED |
-				   MT_X_END_GUESSED | MT_X_ABORTED))
+				   MT_X_END_GUESSED))
 		abort();
 	/*
 	 * Unanswered: the connection ended first, or the response may have gone by unseen in
@@ -74,7 +73,7 @@ static void on_exchange(void *ctx, const struct mt_exchange *x)
 		     ((x->flags & MT_X_END_GUESSED) && x->resp_start_ns == 0);
 	if (unanswered ? x->status != 0 : (x->status < 100 || x->status > 999))
 		abort();
-	if (unanswered && !(x->flags & MT_X_NO_RESPONSE) && x->resp_end_ns == 0)
+	if (unanswered && !(x->flags & MT_X_NO_RESPONSE) && x->resp_end_ns < x->req_start_ns)
 		abort();
 	if (x->protocol != MT_PROTO_HTTP1)
 		abort();

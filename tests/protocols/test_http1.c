@@ -1175,6 +1175,47 @@ static void test_response_unseen_in_gap(void **state)
 	assert_int_equal(h->x[1].status, 204);
 	assert_int_equal(h->x[2].flags, MT_X_NO_RESPONSE);
 	assert_int_equal(h->st.responses_unseen, 0);
+
+	/*
+	 * Found again at a later response: only requests pending when the bytes went by unread
+	 * may have been answered there. /a's open response ends guessed; /b and /c came after
+	 * the gap, so the response found is /b's, and /c stays pending.
+	 */
+	harness_reset(h);
+	feed_str(h, C2S, "GET /a HTTP/1.1\r\n\r\n", 10);
+	feed_gap(h, S2C, wire, strlen(head) + 7, strlen(head) + 7 + 0x10000 + 9, 20);
+	feed_str(h, C2S, "GET /b HTTP/1.1\r\n\r\n", 30);
+	feed_str(h, C2S, "GET /c HTTP/1.1\r\n\r\n", 40);
+	feed_str(h, S2C, "HTTP/1.1 204 No Content\r\n\r\n", 50);
+	assert_int_equal(h->n, 2);
+	assert_string_equal(h->x[0].target, "/a");
+	assert_int_equal(h->x[0].flags, MT_X_END_GUESSED);
+	assert_string_equal(h->x[1].target, "/b");
+	assert_int_equal(h->x[1].status, 204);
+	assert_int_equal(h->x[1].flags, 0);
+	assert_int_equal(h->st.responses_unseen, 0);
+	/* Two pipelined, both pending at the gap, a third after: the second's went by unseen. */
+	harness_reset(h);
+	feed_str(h, C2S, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 10);
+	feed_gap(h, S2C, wire, strlen(head) + 7, strlen(head) + 7 + 0x10000 + 9, 20);
+	feed_str(h, C2S, "GET /c HTTP/1.1\r\n\r\n", 30);
+	feed_str(h, S2C, "HTTP/1.1 204 No Content\r\n\r\n", 50);
+	assert_int_equal(h->n, 3);
+	assert_string_equal(h->x[1].target, "/b");
+	assert_int_equal(h->x[1].flags, MT_X_END_GUESSED);
+	assert_int_equal(h->x[1].status, 0);
+	assert_int_equal(h->x[1].resp_end_ns, 20);
+	assert_string_equal(h->x[2].target, "/c");
+	assert_int_equal(h->x[2].status, 204);
+	assert_int_equal(h->st.responses_unseen, 1);
+	/* A reply seen whole that is not HTTP (a TLS alert) answered nothing: an error. */
+	harness_reset(h);
+	feed_str(h, C2S, "GET /tls-port HTTP/1.1\r\n\r\n", 1);
+	feed(h, S2C, "\x15\x03\x01\x00\x02\x02\x46", 7, 2);
+	close_conn(h, 3);
+	assert_int_equal(h->n, 1);
+	assert_int_equal(h->x[0].flags, MT_X_NO_RESPONSE);
+	assert_int_equal(h->st.responses_unseen, 0);
 	test_free(h);
 }
 
