@@ -162,18 +162,12 @@ static void skip_clear(struct conn_table *t, struct conn *c)
 static void restart_parser(struct conn_table *t, struct conn *c, uint64_t now_ns)
 {
 	struct emit_ctx e = {t, c};
-	struct l7_stats *st;
-	uint64_t unseen;
 
 	t->stats.lost_restarts++;
 	if (!c->parser)
 		return;
-	st = &t->stats.l7[c->proto];
-	st->state_lost++;
-	/* Aborted, they get no span: not counted as ended unanswered. */
-	unseen = st->responses_unseen;
-	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, st);
-	st->responses_unseen = unseen;
+	t->stats.l7[c->proto].state_lost++;
+	c->parser->close(c->l7, now_ns, on_exchange_aborted, &e, &t->stats.l7[c->proto]);
 	free_parser_state(t, c);
 	c->gave_up = 0;
 	skip_clear(t, c);

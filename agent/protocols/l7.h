@@ -138,7 +138,8 @@ struct l7_stats {
 	/*
 	 * Requests whose response may have gone by unread while the framing was lost (found
 	 * again at a later response, or the connection closed first): span ends at those
-	 * bytes, end guessed, no status, not an error.
+	 * bytes, end guessed, no status, not an error. Like @exchanges, it includes those a
+	 * restart after lost events then aborts (no span; the restart counts in @state_lost).
 	 */
 	uint64_t responses_unseen;
 };

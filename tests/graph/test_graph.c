@@ -234,12 +234,13 @@ static void fixture_vip(struct fixture *f, const uint8_t vip[16], const uint8_t 
 
 /*
  * A new connection of curl (pid 100) at @cli dialling @dst:@dport, accepted by nginx (pid
- * 200) at @srv:8080, and its 100-byte request at both ends: the client's socket and tuple
- * in *@cs, *@ct, the server's in *@ss, *@st.
+ * 200) at @srv:8080 from @seen_port (0: the client's own; else conntrack remapped it), and
+ * its 100-byte request at both ends: the client's socket and tuple in *@cs, *@ct, the
+ * server's in *@ss, *@st.
  */
 static void open_call(struct fixture *f, const uint8_t cli[16], const uint8_t dst[16],
-		      uint16_t dport, const uint8_t srv[16], uint64_t *cs, struct mt_tuple *ct,
-		      uint64_t *ss, struct mt_tuple *st)
+		      uint16_t dport, const uint8_t srv[16], uint16_t seen_port, uint64_t *cs,
+		      struct mt_tuple *ct, uint64_t *ss, struct mt_tuple *st)
 {
 	uint16_t cport = f->next_port++;
 
@@ -247,7 +248,7 @@ static void open_call(struct fixture *f, const uint8_t cli[16], const uint8_t ds
 	*ss = f->next_sock + 64;
 	f->next_sock += 128;
 	*ct = tuple(cli, 0, dst, dport);
-	*st = tuple(srv, 8080, cli, cport);
+	*st = tuple(srv, 8080, cli, seen_port ? seen_port : cport);
 	conn_ev(f, *cs, MT_CONN_CONNECT, 100, "curl", *ct, 0);
 	ct->lport = cport;
 	conn_ev(f, *cs, MT_CONN_ESTABLISHED, 0, "", *ct, 40000);
@@ -319,7 +320,7 @@ static void test_vip_call_names_the_server(void **state)
 		uint64_t cs, ss;
 		struct mt_tuple ct, st;
 
-		open_call(f, cli, vip, 80, srv, &cs, &ct, &ss, &st);
+		open_call(f, cli, vip, 80, srv, 0, &cs, &ct, &ss, &st);
 		f->now += 1 * MS;
 		data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
 		data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
@@ -365,23 +366,15 @@ static void test_port_remapped_call_names_the_client(void **state)
 	addr(cli, 10, 200, 0, 1);
 	addr(srv, 10, 200, 0, 2);
 	for (uint16_t i = 0; i < 4; i++) {
-		uint16_t cport = f->next_port++;
-		uint64_t cs = f->next_sock, ss = f->next_sock + 64;
-		struct mt_tuple ct = tuple(cli, 0, srv, 8080);
-		struct mt_tuple st = tuple(srv, 8080, cli, (uint16_t)(30000 + i));
+		uint64_t cs, ss;
+		struct mt_tuple ct, st;
 
-		f->next_sock += 128;
-		conn_ev(f, cs, MT_CONN_CONNECT, 100, "curl", ct, 0);
-		ct.lport = cport;
-		conn_ev(f, cs, MT_CONN_ESTABLISHED, 0, "", ct, 40000);
-		conn_ev(f, ss, MT_CONN_ACCEPTED, 0, "", st, 0);
-		data_ev(f, cs, 100, "curl", ct, MT_DIR_EGRESS, 100);
-		data_ev(f, ss, 200, "nginx", st, MT_DIR_INGRESS, 100);
+		open_call(f, cli, srv, 8080, srv, (uint16_t)(30000 + i), &cs, &ct, &ss, &st);
 		f->now += 1 * MS;
 		data_ev(f, ss, 200, "nginx", st, MT_DIR_EGRESS, 500);
 		data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
 		f->now += 1 * MS;
-		f->nat.nat_client_port = cport;
+		f->nat.nat_client_port = ct.lport; /* what the linker tells the server span */
 		if (i % 2) {
 			span(f, cs, MT_SPAN_CLIENT, 100, "curl", "curl", ct, 200, 3 * MS);
 			conn_ev(f, cs, MT_CONN_CLOSED, 0, "", ct, 0);
@@ -434,7 +427,7 @@ static void test_late_span_after_peer_close(void **state)
 			uint64_t cs, ss;
 			struct mt_tuple ct, st;
 
-			open_call(f, cli, nat ? vip : srv, nat ? 80 : 8080, srv, &cs, &ct, &ss,
+			open_call(f, cli, nat ? vip : srv, nat ? 80 : 8080, srv, 0, &cs, &ct, &ss,
 				  &st);
 			f->now += 1 * MS;
 			data_ev(f, cs, 100, "curl", ct, MT_DIR_INGRESS, 500);
